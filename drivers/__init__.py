@@ -1,0 +1,1 @@
+"""Device drivers (import as ``tmsctl.drivers``)."""

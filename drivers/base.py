@@ -1,0 +1,66 @@
+"""What every driver offers and what every device model's limits look like.
+
+``DeviceLimits`` is the contract between device specs (data under ``drivers/*/specs``) and the
+protocol checker (``tmsctl.protocols``): a protocol is expanded and checked against whatever the
+connected model says here, so the checker never hard-codes a device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class Capability(StrEnum):
+    SINGLE_PULSE = "single_pulse"
+    PAIRED_PULSE = "paired_pulse"  # two outputs with a settable inter-pulse interval (BiStim²)
+    INTERNAL_TRAIN = "internal_train"  # the device times the pulses of a train itself
+    THETA_BURST = "theta_burst"  # the device times bursts inside a train itself
+    EXTERNAL_TRIGGER = "external_trigger"  # a TTL input fires the armed device
+    RTS_TRIGGER = "rts_trigger"  # the serial RTS line wired to the trigger input
+    ENHANCED_POWER = "enhanced_power"  # up to 110 % output, single pulses only
+    CONFIRMED_REPLIES = "confirmed_replies"  # the device answers every command (DuoMAG does not)
+    COIL_TEMPERATURE = "coil_temperature"
+
+
+@runtime_checkable
+class DeviceLimits(Protocol):
+    """A device model's limits, as data the protocol checker can query.
+
+    Intensities are % of maximum stimulator output (%MSO); times in seconds; frequencies in Hz.
+    """
+
+    model: str  # driver name, e.g. "magstim-rapid2"
+    display_name: str  # e.g. "Magstim Rapid²"
+    capabilities: frozenset[Capability]
+    max_intensity_pct_mso: int  # highest output usable for repetitive stimulation
+    max_pulses_per_train: int
+    max_train_duration_s: float
+    frequency_step_hz: float  # the device's frequency resolution (0.1 Hz on a Rapid²)
+
+    def max_frequency_hz(self, intensity_pct_mso: float) -> float:
+        """Highest train frequency the device allows at this output."""
+
+    def max_train_on_time_s(self, intensity_pct_mso: float, frequency_hz: float) -> float:
+        """Longest train the device's energy/duty limit allows (``inf`` if unlimited)."""
+
+    def min_inter_train_interval_s(
+        self, intensity_pct_mso: float, frequency_hz: float, pulses_per_train: int
+    ) -> float:
+        """Shortest wait after a train before the next may start (device protection)."""
+
+    def min_single_pulse_interval_s(self, intensity_pct_mso: float) -> float:
+        """Shortest interval between host-triggered single pulses (recharge time)."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What a driver learned at connect."""
+
+    model: str
+    display_name: str
+    version: tuple[int, ...] | None
+    capabilities: frozenset[Capability]
+    simulated: bool = False
+    details: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Magstim 200², BiStim² and Rapid²: codec, drivers and model specs."""

@@ -1,0 +1,1 @@
+"""Stimulation protocols: models, expansion and safety rules (import as ``tmsctl.protocols``)."""

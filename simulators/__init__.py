@@ -1,0 +1,1 @@
+"""Wire-faithful simulated stimulators (import as ``tmsctl.simulators``)."""
