@@ -64,3 +64,39 @@ class DeviceInfo:
     capabilities: frozenset[Capability]
     simulated: bool = False
     details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """What a device reported, in vendor-neutral terms. ``raw`` keeps the vendor's own words."""
+
+    remote_control: bool
+    armed: bool  # armed or charged: pulses can follow
+    ready: bool  # charged and able to fire now
+    coil_present: bool
+    error: bool = False
+    fatal_error: bool = False
+    train_running: bool = False
+    post_train_wait: bool = False
+    confirmed: bool = True  # False when the device cannot report (DuoMAG): these are our assumptions
+    raw: str = ""
+
+
+@runtime_checkable
+class StimulatorDriver(Protocol):
+    """Every driver's surface. Drivers hold no timers and no threads; each call is one exchange
+    (or a short poll with a deadline) that returns a confirmation or raises."""
+
+    name: str
+    display_name: str
+    limits: DeviceLimits
+
+    def connect(self) -> DeviceInfo: ...
+    def keepalive(self) -> DeviceStatus: ...
+    def status(self) -> DeviceStatus: ...
+    def set_intensity(self, intensity_pct_mso: int) -> None: ...
+    def arm(self) -> DeviceStatus: ...
+    def wait_ready(self, timeout_s: float) -> DeviceStatus: ...
+    def fire(self) -> DeviceStatus: ...
+    def disarm(self) -> DeviceStatus: ...
+    def close(self) -> None: ...

@@ -1,0 +1,282 @@
+"""The generic simulated stimulator: byte timing on the wire, timers, a coil, and faults — sans-I/O.
+
+A device model never reads a clock. Its owner (the ``sim://`` handler, the pty or TCP server)
+tells it what time it is:
+
+* ``feed(data, now)`` — host bytes start arriving at ``now`` (each takes one byte-time on the line);
+* ``read(now)`` — reply bytes whose last bit has left the device by ``now``;
+* ``next_event_time()`` — when something will next happen, so the owner knows how long to wait.
+
+Everything happens in time order inside ``advance(now)``: host bytes are processed at their
+arrival instant and internal timers (arming, recharge, train pulses, keep-alive expiry) fire at
+their own instants, so replies carry the real latency and wire time and a 37-minute session on a
+virtual clock is exactly as timed as one in real time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tmsctl.errors import InvalidArgument
+
+
+class FaultKind(StrEnum):
+    NO_REPLY = "no_reply"  # the reply to the next command is never sent
+    GARBLED_BYTE = "garbled_byte"  # one byte of the next reply is corrupted
+    BAD_CHECKSUM = "bad_checksum"  # the next reply's checksum is wrong
+    COIL_UNPLUGGED = "coil_unplugged"  # the coil disconnects (stays disconnected)
+    OVER_TEMPERATURE = "over_temperature"  # the coil jumps above its temperature limit
+    DEVICE_ERROR = "device_error"  # the device raises an internal error and disarms
+    STALL = "stall"  # the device stops answering (for a while, or for good)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One planned fault. Triggered at a time (``at_s`` after start) or at the n-th host command."""
+
+    kind: FaultKind
+    at_s: float | None = None
+    at_command: int | None = None
+    duration_s: float | None = None  # for STALL; None = until the simulator is reset
+
+    def describe(self) -> str:
+        when = f"@{self.at_s:g}s" if self.at_s is not None else f"@cmd{self.at_command}"
+        dur = f"+{self.duration_s:g}s" if self.duration_s is not None else ""
+        return f"{self.kind.value}{when}{dur}"
+
+
+_FAULT = re.compile(r"^(?P<kind>[a-z_]+)@(?:(?P<s>\d+(?:\.\d+)?)s|cmd(?P<n>\d+))(?:\+(?P<d>\d+(?:\.\d+)?)s)?$")
+
+
+def parse_fault_plan(text: str) -> tuple[Fault, ...]:
+    """``"coil_unplugged@30s,no_reply@cmd5,stall@10s+5s"`` → faults. Errors name the bad item."""
+    faults = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        m = _FAULT.match(item)
+        if not m or m.group("kind") not in FaultKind.__members__.values():
+            kinds = ", ".join(k.value for k in FaultKind)
+            raise InvalidArgument(
+                f"cannot read fault {item!r}",
+                hint=f"write KIND@SECONDSs or KIND@cmdN (stall may add +SECONDSs); kinds: {kinds}",
+            )
+        faults.append(
+            Fault(
+                FaultKind(m.group("kind")),
+                at_s=float(m.group("s")) if m.group("s") else None,
+                at_command=int(m.group("n")) if m.group("n") else None,
+                duration_s=float(m.group("d")) if m.group("d") else None,
+            )
+        )
+    return tuple(faults)
+
+
+@dataclass
+class CoilModel:
+    """A lumped thermal model: each pulse adds heat, the coil cools exponentially to ambient."""
+
+    ambient_c: float = 24.0
+    heating_c_per_joule: float = 1.1e-4
+    cooling_time_constant_s: float = 600.0
+    temperature_c: float = 24.0
+    updated_at: float = 0.0
+    present: bool = True
+
+    def at(self, now: float) -> float:
+        dt = max(0.0, now - self.updated_at)
+        excess = self.temperature_c - self.ambient_c
+        return self.ambient_c + excess * math.exp(-dt / self.cooling_time_constant_s)
+
+    def settle(self, now: float) -> None:
+        self.temperature_c = self.at(now)
+        self.updated_at = max(self.updated_at, now)
+
+    def pulse(self, now: float, energy_j: float) -> None:
+        self.settle(now)
+        self.temperature_c += energy_j * self.heating_c_per_joule
+
+    def force(self, now: float, temperature_c: float) -> None:
+        self.settle(now)
+        self.temperature_c = temperature_c
+
+
+@dataclass(frozen=True)
+class PulseRecord:
+    t: float
+    intensity_pct: int
+    source: str  # "serial", "rts", "train"
+
+
+@dataclass(order=True)
+class _Timer:
+    t: float
+    seq: int
+    action: Callable[[float], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+class SimulatedDevice:
+    """Wire timing, timers and faults shared by every simulated model.
+
+    Subclasses implement ``_on_bytes(now)`` (consume ``self._inbuf`` and answer through
+    ``self._reply``) and use ``self._schedule(t, action)`` for anything that happens later.
+    """
+
+    baudrate = 9600
+    bits_per_byte = 10
+    reply_latency_s = 0.002  # processing time before the first reply byte
+
+    def __init__(self, *, start: float = 0.0, faults: tuple[Fault, ...] = ()) -> None:
+        self.started_at = start
+        self.now = start
+        self.byte_time_s = self.bits_per_byte / self.baudrate
+        self._rx: deque[tuple[float, int]] = deque()
+        self._tx: deque[tuple[float, int]] = deque()
+        self._rx_line_free = start
+        self._tx_line_free = start
+        self._inbuf = bytearray()
+        self._timers: list[_Timer] = []
+        self._seq = 0
+        self.commands_seen = 0
+        self.coil = CoilModel(updated_at=start)
+        self.pulses: list[PulseRecord] = []
+        self.fault_log: list[tuple[float, str]] = []
+        self._pending_reply_faults: list[FaultKind] = []
+        self._stalled_until: float | None = None
+        self._command_faults = [f for f in faults if f.at_command is not None]
+        for fault in faults:
+            if fault.at_s is not None:
+                self._schedule(start + fault.at_s, lambda t, f=fault: self._trigger_fault(f, t))
+
+    # -- the owner's interface ---------------------------------------------------------------------
+    def feed(self, data: bytes, now: float) -> None:
+        self.advance(now)
+        for byte in data:
+            arrival = max(now, self._rx_line_free) + self.byte_time_s
+            self._rx_line_free = arrival
+            self._rx.append((arrival, byte))
+
+    def read(self, now: float, limit: int | None = None) -> bytes:
+        self.advance(now)
+        out = bytearray()
+        while self._tx and self._tx[0][0] <= now and (limit is None or len(out) < limit):
+            out.append(self._tx.popleft()[1])
+        return bytes(out)
+
+    def next_event_time(self) -> float | None:
+        candidates = []
+        if self._tx:
+            candidates.append(self._tx[0][0])
+        if self._rx:
+            candidates.append(self._rx[0][0])
+        timer = self._next_timer()
+        if timer is not None:
+            candidates.append(timer)
+        return min(candidates) if candidates else None
+
+    def next_reply_byte_time(self) -> float | None:
+        """When the next reply byte will be readable, if one is already on its way."""
+        return self._tx[0][0] if self._tx else None
+
+    def advance(self, now: float) -> None:
+        while True:
+            t_rx = self._rx[0][0] if self._rx else math.inf
+            t_timer = self._next_timer()
+            t_timer = math.inf if t_timer is None else t_timer
+            t = min(t_rx, t_timer)
+            if t > now:
+                break
+            self.now = t
+            if t_timer <= t_rx:
+                timer = heapq.heappop(self._timers)
+                timer.action(timer.t)
+            else:
+                _, byte = self._rx.popleft()
+                if self._stalled_until is not None and t < self._stalled_until:
+                    continue  # a stalled device drops what it hears
+                self._inbuf.append(byte)
+                self._on_bytes(t)
+        self.now = max(self.now, now)
+
+    def set_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
+        """RTS/DTR changed (only in-process attachments can model this)."""
+        self.advance(now)
+        self._on_modem_lines(rts, dtr, now)
+
+    @property
+    def pulse_count(self) -> int:
+        return len(self.pulses)
+
+    # -- for subclasses ------------------------------------------------------------------------------
+    def _on_bytes(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
+        """Models without a trigger wired to RTS ignore modem lines."""
+
+    def _on_fault(self, fault: Fault, now: float) -> None:
+        """Model-specific consequences of coil/temperature/device faults."""
+
+    def _schedule(self, t: float, action: Callable[[float], None]) -> _Timer:
+        self._seq += 1
+        timer = _Timer(t, self._seq, action)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    @staticmethod
+    def _cancel(timer: _Timer | None) -> None:
+        if timer is not None:
+            timer.cancelled = True
+
+    def _next_timer(self) -> float | None:
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0].t if self._timers else None
+
+    def _count_command(self, now: float) -> None:
+        self.commands_seen += 1
+        for fault in list(self._command_faults):
+            if fault.at_command == self.commands_seen:
+                self._command_faults.remove(fault)
+                self._trigger_fault(fault, now)
+
+    def _trigger_fault(self, fault: Fault, now: float) -> None:
+        self.fault_log.append((now, fault.describe()))
+        if fault.kind in (FaultKind.NO_REPLY, FaultKind.GARBLED_BYTE, FaultKind.BAD_CHECKSUM):
+            self._pending_reply_faults.append(fault.kind)
+        elif fault.kind is FaultKind.STALL:
+            self._stalled_until = math.inf if fault.duration_s is None else now + fault.duration_s
+        elif fault.kind is FaultKind.COIL_UNPLUGGED:
+            self.coil.present = False
+        self._on_fault(fault, now)
+
+    @property
+    def stalled(self) -> bool:
+        return self._stalled_until is not None and self.now < self._stalled_until
+
+    def _reply(self, data: bytes, now: float) -> None:
+        if self.stalled:
+            return
+        if self._pending_reply_faults:
+            kind = self._pending_reply_faults.pop(0)
+            if kind is FaultKind.NO_REPLY:
+                return
+            if kind is FaultKind.GARBLED_BYTE and data:
+                index = min(1, len(data) - 1)
+                data = data[:index] + bytes([data[index] ^ 0x5A]) + data[index + 1 :]
+            elif kind is FaultKind.BAD_CHECKSUM and data:
+                data = data[:-1] + bytes([(data[-1] + 1) & 0xFF])
+        start = max(now + self.reply_latency_s, self._tx_line_free)
+        for i, byte in enumerate(data):
+            self._tx.append((start + (i + 1) * self.byte_time_s, byte))
+        if data:
+            self._tx_line_free = start + len(data) * self.byte_time_s
+
+    def _record_pulse(self, now: float, intensity_pct: int, energy_j: float, source: str) -> None:
+        self.pulses.append(PulseRecord(now, intensity_pct, source))
+        self.coil.pulse(now, energy_j)

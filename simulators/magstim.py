@@ -1,0 +1,512 @@
+"""Simulated Magstim 200², BiStim² and Rapid², speaking the real bytes with the real timing.
+
+The device side of ``tmsctl.drivers.magstim.codec`` on top of ``SimulatedDevice``. Its interlocks
+are implemented here independently of the controller's and the protocol checker's, the way the
+real unit protects itself: it refuses to arm or fire without a coil, above the coil temperature
+limit, before it is charged, inside the post-train lock-out, or when a Rapid² train would
+overload its energy budget; it disarms and drops remote control when keep-alives stop.
+
+Behaviour the bulletins leave open (reference magstim.md §4, §7, §16) follows the choices below:
+replies report the status as it was *before* the command (except ``Q``/``R``); control commands
+without remote control are refused with ``S``; a missed keep-alive while armed (1 s) disarms and
+drops remote control, in standby (10 s) it drops remote control.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from tmsctl.drivers.magstim import codec as c
+from tmsctl.drivers.magstim.codec import Model
+
+from .device import Fault, FaultKind, SimulatedDevice, _Timer
+
+# The public "simulator unlock code": a real Rapid² v9+ checks a code Magstim issued for that
+# unit; the simulator accepts only this one, so drivers are exercised with the 18-byte frame.
+SIMULATOR_UNLOCK_CODE = b"SIMU-00000000-\x5a\xa5"
+
+# Energy per pulse (J) by output %, Rapid² Table 1 (TDb087 §3). Duplicated here on purpose: the
+# simulator's energy interlock must not share code with the controller's budget.
+_ENERGY_J = (
+    0.0, 0.0, 0.1, 0.2, 0.4, 0.6, 0.9, 1.2, 1.6, 2.0,
+    2.5, 3.0, 3.6, 4.3, 4.9, 5.7, 6.4, 7.3, 8.2, 9.1,
+    10.1, 11.1, 12.2, 13.3, 14.5, 15.7, 17.0, 18.4, 19.7, 21.2,
+    22.7, 24.2, 25.8, 27.4, 29.1, 30.8, 32.6, 34.5, 36.4, 38.3,
+    40.3, 42.3, 44.4, 46.6, 48.8, 51.0, 53.3, 55.6, 58.0, 60.5,
+    63.0, 65.5, 68.1, 70.7, 73.4, 76.2, 79.0, 81.8, 84.7, 87.7,
+    90.7, 93.7, 96.8, 100.0, 103.2, 106.4, 109.7, 113.0, 116.4, 119.9,
+    123.4, 126.9, 130.5, 134.2, 137.9, 141.7, 145.5, 149.3, 153.2, 157.2,
+    161.2, 165.2, 169.3, 173.5, 177.7, 181.9, 186.3, 190.6, 195.0, 199.5,
+    204.0, 208.5, 213.1, 217.8, 222.5, 227.3, 232.1, 236.9, 241.9, 246.8,
+    252.0,
+)  # fmt: skip
+
+
+def energy_j(power_pct: int) -> float:
+    # Enhanced power (101–110 %) is single-pulse only; count it as the 100 % energy plus 10 %.
+    return _ENERGY_J[power_pct] if power_pct <= 100 else _ENERGY_J[100] * power_pct / 100
+
+
+@dataclass(frozen=True)
+class MagstimProfile:
+    name: str
+    model: Model
+    driver: str
+    display_name: str
+    version_text: str | None = None  # Rapid² only
+    arm_to_ready_s: float = 0.8
+    keepalive_standby_s: float = 10.0
+    keepalive_armed_s: float = 1.0
+    armed_idle_disarm_s: float = 60.0
+    coil_limit_c: float = 40.0
+    post_train_lockout_s: float = 0.5
+    energy_budget_j: float = 63_000.0
+    energy_drain_w: float = 1050.0
+    max_frequency_dhz: int = 1000
+    driver_options: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def version(self) -> c.Version | None:
+        return c.parse_version(self.version_text) if self.version_text else None
+
+    def recharge_s(self, power_pct: int) -> float:
+        """Time from a single pulse until the unit is ready again."""
+        if self.model is Model.RAPID2:
+            return 2.0 if power_pct > 100 else 1.0  # 1 Hz serial rate, 0.5 Hz enhanced (TDb087 §5.5)
+        return 2.0 if power_pct < 50 else 3.0 if power_pct < 80 else 4.0  # U: MagPy's virtual unit
+
+
+PROFILES: dict[str, MagstimProfile] = {
+    "m200": MagstimProfile("m200", Model.M200, "magstim-200", "Magstim 200² (simulated)"),
+    "bistim": MagstimProfile("bistim", Model.BISTIM, "magstim-bistim", "Magstim BiStim² (simulated)"),
+    "rapid2": MagstimProfile(
+        "rapid2", Model.RAPID2, "magstim-rapid2", "Magstim Rapid² (simulated, software V9.0)",
+        version_text="V9.0", driver_options={"unlock": SIMULATOR_UNLOCK_CODE},
+    ),
+    "rapid2-v8": MagstimProfile(
+        "rapid2-v8", Model.RAPID2, "magstim-rapid2", "Magstim Rapid² (simulated, software V8.1)", version_text="V8.1"
+    ),
+    "rapid2-v10": MagstimProfile(
+        "rapid2-v10", Model.RAPID2, "magstim-rapid2", "Magstim Rapid² (simulated, software V10.2.1)",
+        version_text="V10.2.1", driver_options={"unlock": SIMULATOR_UNLOCK_CODE},
+    ),
+}
+PROFILES["200"] = PROFILES["m200"]
+
+# Commands obeyed only under remote control (TDb086/TDb087: "needs remote control enabled first").
+_NEEDS_REMOTE = {
+    c.SET_POWER_A, c.SET_POWER_B, c.SET_ISI, c.SET_MODE, c.HIGH_RES_ON, c.HIGH_RES_OFF, c.SET_FREQUENCY,
+    c.SET_PULSES, c.SET_DURATION, c.ENHANCED_ON, c.ENHANCED_OFF, c.IGNORE_COIL_INTERLOCK, c.SET_CHARGE_DELAY,
+}  # fmt: skip
+_V9_ONLY = {c.GET_SYSTEM_STATUS, c.SET_CHARGE_DELAY, c.GET_CHARGE_DELAY}
+
+
+class MagstimSimulator(SimulatedDevice):
+    def __init__(self, profile: MagstimProfile, *, start: float = 0.0, faults: tuple[Fault, ...] = ()) -> None:
+        super().__init__(start=start, faults=faults)
+        self.profile = profile
+        self.model = profile.model
+        self.version = profile.version
+        self.remote = False
+        self.armed = False
+        self.ready = False
+        self.power_a = 30
+        self.power_b = 30
+        self.isi_raw = 10
+        self.high_res = False
+        self.enhanced = False
+        self.frequency_dhz = 10
+        self.train_pulses = 1
+        self.duration_ds = 0  # 0 = single-pulse mode
+        self.charge_delay_ms = 0
+        self.error: c.ErrorCode | None = None
+        self.train_running = False
+        self.lockout_until = -math.inf
+        self.energy_level_j = 0.0
+        self._energy_at = start
+        self.interlocks: list[tuple[float, str]] = []  # every refusal the unit made to protect itself
+        self._keepalive: _Timer | None = None
+        self._last_valid_command_at = start
+        self._ready_timer: _Timer | None = None
+        self._idle_timer: _Timer | None = None
+        self._train_timers: list[_Timer] = []
+        self._rts = False
+
+    # -- status bytes ---------------------------------------------------------------------------
+    def instrument_status(self) -> c.InstrumentStatus:
+        return c.InstrumentStatus.build(
+            standby=not (self.armed or self.ready),
+            armed=self.armed and not self.ready,
+            ready=self.ready,
+            coil_present=self.coil.present,
+            error_present=self.error is not None,
+            fatal_error=False,
+            remote_control=self.remote,
+        )
+
+    def rapid_status(self) -> c.RapidStatus:
+        return c.RapidStatus.build(
+            enhanced_power=self.enhanced,
+            train_running=self.train_running,
+            wait=self.now < self.lockout_until,
+            single_pulse_mode=self.duration_ds == 0,
+            hv_psu_connected=True,
+            coil_ready=self.coil.present and self.ready,
+        )
+
+    # -- input ----------------------------------------------------------------------------------
+    def _on_bytes(self, now: float) -> None:
+        while self._inbuf:
+            frame, consumed = c.parse_host_frame(bytes(self._inbuf), self.model, self.version)
+            if consumed == 0:
+                return
+            del self._inbuf[:consumed]
+            if frame is None:
+                self._reply(c.UNKNOWN_COMMAND, now)  # not a command this unit knows
+                continue
+            self._count_command(now)
+            if self.stalled:
+                continue
+            self._handle(frame, now)
+
+    def _handle(self, frame: c.HostFrame, now: float) -> None:
+        cmd = frame.command
+        if not frame.checksum_ok:
+            self._reply(c.encode_refusal(cmd, "bad_data"), now)
+            return
+        if cmd in _V9_ONLY and (self.version is None or self.version[0] < 9):
+            self._reply(c.UNKNOWN_COMMAND, now)
+            return
+        if cmd == c.GET_VERSION:
+            self._reply(c.encode_version_reply(self.profile.version_text or "V1.0"), now)
+            return
+        if cmd in _NEEDS_REMOTE and not self.remote and not (cmd == c.SET_MODE and frame.data == b"A"):
+            self._refuse(cmd, now, "control command without remote control")
+            return
+        before = self.instrument_status()
+        handler = getattr(self, f"_cmd_{cmd:02x}")
+        result = handler(frame.data, now)
+        if result is None:
+            return  # the handler replied (a refusal)
+        data, status = result
+        status = status or before
+        if self.remote and cmd != c.REMOTE_OFF:
+            self._feed_keepalive(now)
+        rapid = self.rapid_status() if self.model is Model.RAPID2 and cmd in c._RAPID_STATUS_REPLIES else None
+        if cmd == c.SET_CHARGE_DELAY:
+            rapid = self.rapid_status()
+            if self.version and self.version[0] >= 10:
+                data = c.encode_extended_status(self._extended())
+        self._reply(c.encode_reply(cmd, status, data, rapid), now)
+
+    def _refuse(self, cmd: int, now: float, why: str, code: str = "state_conflict") -> None:
+        self.interlocks.append((now, f"{chr(cmd)}: {why}"))
+        self._reply(c.encode_refusal(cmd, code), now)
+
+    def _extended(self) -> c.ExtendedStatus:
+        return c.ExtendedStatus(0x0004 if self.charge_delay_ms else 0)
+
+    # -- keep-alive and timers -------------------------------------------------------------------
+    def _feed_keepalive(self, now: float) -> None:
+        self._last_valid_command_at = now
+        self._rearm_keepalive()
+
+    def _rearm_keepalive(self) -> None:
+        # The limit depends on the state (1 s armed, 10 s standby), counted from the last command.
+        self._cancel(self._keepalive)
+        limit = self.profile.keepalive_armed_s if (self.armed or self.ready) else self.profile.keepalive_standby_s
+        self._keepalive = self._schedule(self._last_valid_command_at + limit, self._keepalive_expired)
+
+    def _keepalive_expired(self, now: float) -> None:
+        self.fault_log.append((now, "keep-alive missed: disarmed, remote control dropped"))
+        self.remote = False
+        self._disarm(now)
+
+    def _disarm(self, now: float) -> None:
+        self.armed = self.ready = False
+        for timer in (self._ready_timer, self._idle_timer, *self._train_timers):
+            self._cancel(timer)
+        self._train_timers = []
+        if self.train_running:
+            self.train_running = False
+            self.lockout_until = now + self.profile.post_train_lockout_s
+        if self.remote:
+            self._rearm_keepalive()
+
+    def _become_ready(self, now: float) -> None:
+        if self.armed and self._may_arm(now) is None:
+            self.ready = True
+            self.armed = False  # a charged unit reports "ready" with the armed bit clear (CBOUL)
+
+    def _restart_idle(self, now: float) -> None:
+        self._cancel(self._idle_timer)
+        self._idle_timer = self._schedule(now + self.profile.armed_idle_disarm_s, self._idle_disarm)
+
+    def _idle_disarm(self, now: float) -> None:
+        self.fault_log.append((now, "armed for too long without firing: disarmed"))
+        self._disarm(now)
+
+    def _may_arm(self, now: float) -> str | None:
+        if not self.coil.present:
+            return "no coil connected"
+        if self.coil.at(now) >= self.profile.coil_limit_c:
+            return f"coil at {self.coil.at(now):.1f} °C, limit {self.profile.coil_limit_c:.1f} °C"
+        if self.error is not None:
+            return f"error {self.error.source}{self.error.code:02d} present"
+        return None
+
+    # -- faults -----------------------------------------------------------------------------------
+    def _on_fault(self, fault: Fault, now: float) -> None:
+        if fault.kind is FaultKind.OVER_TEMPERATURE:
+            self.coil.force(now, self.profile.coil_limit_c + 2.0)
+        if fault.kind is FaultKind.DEVICE_ERROR:
+            self.error = c.ErrorCode("E", 42)
+        if fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED, FaultKind.DEVICE_ERROR):
+            if self.armed or self.ready:
+                self._disarm(now)
+
+    # -- pulses -----------------------------------------------------------------------------------
+    def _drain(self, now: float) -> None:
+        self.energy_level_j = max(0.0, self.energy_level_j - (now - self._energy_at) * self.profile.energy_drain_w)
+        self._energy_at = now
+
+    def _pulse(self, now: float, source: str) -> None:
+        power = self.power_a
+        self._drain(now)
+        self.energy_level_j += energy_j(power)
+        self._record_pulse(now, power, energy_j(power), source)
+        if self.coil.at(now) >= self.profile.coil_limit_c:
+            self.fault_log.append((now, "coil over temperature: disarmed"))
+            self._disarm(now)
+
+    def _fire(self, now: float, source: str) -> str | None:
+        """Fire (serial EH or a trigger edge). Returns the refusal reason, or None."""
+        if not self.ready:
+            return "not ready (not armed, or still charging)"
+        if now < self.lockout_until:
+            return "inside the post-train lock-out"
+        why = self._may_arm(now)
+        if why:
+            return why
+        train = self.model is Model.RAPID2 and self.duration_ds > 0
+        if train:
+            self._drain(now)
+            n = self.train_pulses
+            if self.energy_level_j + n * energy_j(self.power_a) > self.profile.energy_budget_j:
+                return (
+                    f"train of {n} pulses at {self.power_a} % would exceed the "
+                    f"{self.profile.energy_budget_j / 1000:.0f} kJ energy budget"
+                )
+            period = 10.0 / self.frequency_dhz
+            self.train_running = True
+            self._pulse(now, source)
+            self._train_timers = [
+                self._schedule(now + k * period, lambda t: self._pulse(t, "train")) for k in range(1, n)
+            ]
+            end = now + (n - 1) * period
+            self._train_timers.append(self._schedule(end + 1e-9, self._train_finished))
+            self.ready = False
+            self.armed = True
+        else:
+            self._pulse(now, source)
+            if self.armed or self.ready:  # still armed unless the pulse tripped an interlock
+                self.ready = False
+                self.armed = True
+                self._ready_timer = self._schedule(now + self.profile.recharge_s(self.power_a), self._become_ready)
+        self._restart_idle(now)
+        return None
+
+    def _train_finished(self, now: float) -> None:
+        self.train_running = False
+        self._train_timers = []
+        self.lockout_until = now + self.profile.post_train_lockout_s
+        if self.armed:
+            self._ready_timer = self._schedule(self.lockout_until, self._become_ready)
+
+    def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
+        rising = rts and not self._rts
+        self._rts = rts
+        if rising:
+            why = self._fire(now, "rts")
+            if why:
+                self.interlocks.append((now, f"RTS trigger: {why}"))
+
+    # -- command handlers: return (data, status override) or None after replying ----------------------
+    def _cmd_51(self, data: bytes, now: float):  # Q: remote control on
+        needs_code = self.model is Model.RAPID2 and c.uses_unlock_code(self.version)
+        if needs_code and data != SIMULATOR_UNLOCK_CODE:
+            self._refuse(c.REMOTE_ON, now, "wrong unlock code", code="bad_data")
+            return None
+        self.remote = True
+        return b"", self.instrument_status()
+
+    def _cmd_52(self, data: bytes, now: float):  # R: remote control off
+        self._disarm(now)
+        self.remote = False
+        self._cancel(self._keepalive)
+        return b"", self.instrument_status()
+
+    def _cmd_40(self, data: bytes, now: float):  # @: power A
+        return self._set_power(data, now, "A")
+
+    def _cmd_41(self, data: bytes, now: float):  # A: power B
+        return self._set_power(data, now, "B")
+
+    def _set_power(self, data: bytes, now: float, output: str):
+        if not data.isdigit():
+            self._refuse(ord("@" if output == "A" else "A"), now, "non-numeric power", code="bad_data")
+            return None
+        value = int(data)
+        ceiling = 110 if (self.model is Model.RAPID2 and self.enhanced) else 100
+        if value > ceiling:
+            self._refuse(ord("@" if output == "A" else "A"), now, f"power {value} > {ceiling}", code="bad_data")
+            return None
+        if output == "A":
+            self.power_a = value
+        else:
+            self.power_b = value
+        return b"", None
+
+    def _cmd_43(self, data: bytes, now: float):  # C: ISI
+        if not data.isdigit():
+            self._refuse(c.SET_ISI, now, "non-numeric ISI", code="bad_data")
+            return None
+        self.isi_raw = int(data)
+        return b"", None
+
+    def _cmd_59(self, data: bytes, now: float):  # Y: high-res on
+        return self._set_high_res(True, now)
+
+    def _cmd_5a(self, data: bytes, now: float):  # Z: high-res off
+        return self._set_high_res(False, now)
+
+    def _set_high_res(self, on: bool, now: float):
+        if self.armed or self.ready:
+            self._refuse(c.HIGH_RES_ON if on else c.HIGH_RES_OFF, now, "resolution change while armed")
+            return None
+        self.high_res = on
+        self.isi_raw = 10  # 1.0 ms in high-res tenths, 10 ms in low-res ms (U: MagPy docstring)
+        return b"", None
+
+    def _cmd_45(self, data: bytes, now: float):  # E: mode
+        if data == b"A":
+            self._disarm(now)
+            return b"", None
+        if data == b"B":
+            if self.armed or self.ready:
+                self._refuse(c.SET_MODE, now, "arm while armed")
+                return None
+            why = self._may_arm(now)
+            if why:
+                self._refuse(c.SET_MODE, now, f"arm refused: {why}")
+                return None
+            if self.model is Model.RAPID2 and self.power_a > 100 and self.duration_ds > 0:
+                self._refuse(c.SET_MODE, now, "enhanced power in train mode")
+                return None
+            self.armed = True
+            self._ready_timer = self._schedule(now + self.profile.arm_to_ready_s, self._become_ready)
+            self._restart_idle(now)
+            self._feed_keepalive(now)
+            return b"", None
+        if data == b"H":
+            why = self._fire(now, "serial")
+            if why:
+                self._refuse(c.SET_MODE, now, f"fire refused: {why}")
+                return None
+            return b"", None
+        self._refuse(c.SET_MODE, now, f"unknown mode byte {data!r}", code="bad_data")
+        return None
+
+    def _cmd_4a(self, data: bytes, now: float):  # J: parameters
+        if self.model is Model.M200:
+            params = c.Parameters(self.power_a, 0, 0)
+        else:
+            params = c.Parameters(self.power_a, self.power_b, self.isi_raw)
+        return c.encode_parameters(params), None
+
+    def _cmd_46(self, data: bytes, now: float):  # F: coil temperature
+        t = round(self.coil.at(now) * 10) if self.coil.present else 0
+        return c.encode_coil_temperature(c.CoilTemperature(min(t, 999), min(t, 999))), None
+
+    def _cmd_58(self, data: bytes, now: float):  # X: BiStim system mode
+        return (b"4" if self.high_res else b"2"), None
+
+    def _cmd_4e(self, data: bytes, now: float):  # N: handled before dispatch
+        raise AssertionError("unreachable")
+
+    def _cmd_42(self, data: bytes, now: float):  # B: frequency
+        if not data.isdigit() or not 0 < int(data) <= self.profile.max_frequency_dhz:
+            self._refuse(c.SET_FREQUENCY, now, f"frequency {data!r} out of range", code="bad_data")
+            return None
+        self.frequency_dhz = int(data)
+        self._couple_duration()
+        return b"", None
+
+    def _cmd_44(self, data: bytes, now: float):  # D: pulses
+        if not data.isdigit() or not 1 <= int(data) <= 6000:
+            self._refuse(c.SET_PULSES, now, f"pulses {data!r} out of range", code="bad_data")
+            return None
+        if now < self.lockout_until or self.train_running:
+            self._refuse(c.SET_PULSES, now, "train parameters locked during a train and its lock-out")
+            return None
+        self.train_pulses = int(data)
+        self._couple_duration()
+        return b"", None
+
+    def _couple_duration(self) -> None:
+        # The unit keeps frequency, pulses and duration consistent (MAGIC: d = round(n/f, 1)).
+        if self.duration_ds > 0 and self.frequency_dhz > 0:
+            self.duration_ds = max(1, round(self.train_pulses * 100 / self.frequency_dhz))
+
+    def _cmd_5b(self, data: bytes, now: float):  # [: duration
+        if not data.isdigit():
+            self._refuse(c.SET_DURATION, now, "non-numeric duration", code="bad_data")
+            return None
+        if now < self.lockout_until or self.train_running:
+            self._refuse(c.SET_DURATION, now, "train parameters locked during a train and its lock-out")
+            return None
+        self.duration_ds = int(data)
+        if self.duration_ds > 0:
+            self.train_pulses = max(1, math.floor(self.duration_ds * self.frequency_dhz / 100 + 1e-9))
+        return b"", None
+
+    def _cmd_5e(self, data: bytes, now: float):  # ^: enhanced on
+        if self.duration_ds > 0:
+            self._refuse(c.ENHANCED_ON, now, "enhanced power is single-pulse only")
+            return None
+        self.enhanced = True
+        return b"", None
+
+    def _cmd_5f(self, data: bytes, now: float):  # _: enhanced off
+        self.enhanced = False
+        self.power_a = min(self.power_a, 100)
+        return b"", None
+
+    def _cmd_62(self, data: bytes, now: float):  # b: ignore coil interlock switch
+        return b"", None
+
+    def _cmd_5c(self, data: bytes, now: float):  # \: Rapid parameters
+        wait_ds = round(max(0.0, self.lockout_until - now) * 10) or 5
+        params = c.RapidParameters(
+            self.power_a, self.frequency_dhz, self.train_pulses, self.duration_ds,
+            min(wait_ds, 10 ** c.wait_digits(self.version) - 1),
+        )
+        return c.encode_rapid_parameters(params, self.version), None
+
+    def _cmd_49(self, data: bytes, now: float):  # I: error code
+        return c.encode_error_code(self.error or c.ErrorCode("E", 0)), None
+
+    def _cmd_78(self, data: bytes, now: float):  # x: system status
+        return c.encode_extended_status(self._extended()), None
+
+    def _cmd_6e(self, data: bytes, now: float):  # n: charge delay
+        limit = 10000 if self.version and self.version[0] >= 10 else 2000
+        if not data.isdigit() or int(data) > limit:
+            self._refuse(c.SET_CHARGE_DELAY, now, "charge delay out of range", code="bad_data")
+            return None
+        self.charge_delay_ms = int(data)
+        return b"", None
+
+    def _cmd_6f(self, data: bytes, now: float):  # o: get charge delay
+        return c.encode_charge_delay_value(self.charge_delay_ms, self.version), None

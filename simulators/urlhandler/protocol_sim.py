@@ -1,0 +1,138 @@
+"""pyserial handler for ``sim://NAME[?fault=...]``: an in-process simulated stimulator.
+
+Writes are fed to the device model, reads return its replies as they finish crossing the
+(simulated) wire, and read timeouts are measured on the simulator's clock — a ``VirtualClock``
+in tests, so waiting costs no real time. RTS/DTR changes reach the model (RTS quick-fire).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import serial
+from serial.serialutil import PortNotOpenError, SerialBase
+
+from tmsctl.clock import Clock, SystemClock
+
+from .. import registry
+from ..device import parse_fault_plan
+
+
+class Serial(SerialBase):
+    clock: Clock | None = None  # set by tmsctl's transport before open()
+
+    def open(self) -> None:
+        if self._port is None:
+            raise serial.SerialException("port must be configured before it can be used")
+        if self.is_open:
+            raise serial.SerialException("port already open")
+        parts = urlsplit(self._port)
+        if parts.scheme != "sim":
+            raise serial.SerialException(f'expected a URL like "sim://rapid2", got {self._port!r}')
+        name = (parts.netloc + parts.path).strip("/")
+        options = dict(parse_qsl(parts.query))
+        unknown = set(options) - {"fault"}
+        if unknown:
+            raise serial.SerialException(f"unknown sim:// option(s) {sorted(unknown)}; known: fault")
+        instance = registry.lookup(name)
+        if instance is None:
+            try:
+                faults = parse_fault_plan(options.get("fault", ""))
+                instance = registry.create(name, clock=self.clock or SystemClock(), faults=faults)
+            except Exception as exc:  # our typed errors, reported the way pyserial reports
+                raise serial.SerialException(str(exc)) from exc
+        elif options.get("fault"):
+            raise serial.SerialException(
+                f"simulator {name!r} is pre-registered: give its fault plan when creating it, not in the URL"
+            )
+        if self.clock is not None and self.clock is not instance.clock:
+            raise serial.SerialException(f"simulator {name!r} runs on a different clock than this port")
+        self.instance = instance
+        self.clock = instance.clock
+        self.is_open = True
+        self._update_rts_state()
+        self._update_dtr_state()
+
+    def close(self) -> None:
+        self.is_open = False
+
+    def _reconfigure_port(self) -> None:
+        """Baud rate and framing are not simulated on the in-process link."""
+
+    # -- data ----------------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if not self.is_open:
+            raise PortNotOpenError()
+
+    @property
+    def in_waiting(self) -> int:
+        self._check_open()
+        inst = self.instance
+        with inst.lock:
+            inst.device.advance(inst.clock.now())
+            return sum(1 for t, _ in inst.device._tx if t <= inst.clock.now())
+
+    def write(self, data: bytes) -> int:
+        self._check_open()
+        inst = self.instance
+        with inst.lock:
+            inst.device.feed(bytes(data), inst.clock.now())
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        self._check_open()
+        inst = self.instance
+        clock = inst.clock
+        deadline = None if self._timeout is None else clock.now() + self._timeout
+        out = bytearray()
+        while len(out) < size:
+            with inst.lock:
+                out += inst.device.read(clock.now(), size - len(out))
+                upcoming = inst.device.next_event_time()
+            if len(out) >= size:
+                break
+            if deadline is not None and clock.now() >= deadline:
+                break
+            if upcoming is None or (deadline is not None and upcoming > deadline):
+                if deadline is None:
+                    if clock.is_virtual:
+                        raise serial.SerialException("blocking read with no timeout: the simulator will never answer")
+                    upcoming = clock.now() + 0.05
+                else:
+                    upcoming = deadline
+            clock.sleep_until(upcoming)
+        return bytes(out)
+
+    def reset_input_buffer(self) -> None:
+        self._check_open()
+        inst = self.instance
+        with inst.lock:
+            inst.device.read(inst.clock.now())
+
+    def reset_output_buffer(self) -> None:
+        self._check_open()
+
+    # -- modem lines -----------------------------------------------------------------------------------
+    def _update_rts_state(self) -> None:
+        if self.is_open:
+            with self.instance.lock:
+                self.instance.device.set_modem_lines(self._rts_state, self._dtr_state, self.instance.clock.now())
+
+    def _update_dtr_state(self) -> None:
+        self._update_rts_state()
+
+    @property
+    def cts(self) -> bool:
+        return False
+
+    @property
+    def dsr(self) -> bool:
+        return True
+
+    @property
+    def ri(self) -> bool:
+        return False
+
+    @property
+    def cd(self) -> bool:
+        return True

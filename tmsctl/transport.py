@@ -1,0 +1,184 @@
+"""The one place bytes meet a port: deadline reads, framing, a traffic tap, exclusive open.
+
+Built on ``serial.serial_for_url(..., do_not_open=True)`` so real ports, ``socket://``,
+``spy://``, ``loop://`` and our in-process ``sim://`` all work the same way. pyserial returns
+partial data silently when a read times out; here every read has a deadline on the injected
+clock and a short read raises ``TransportTimeout`` carrying the partial bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import serial
+
+from tmsctl.clock import Clock
+from tmsctl.errors import ConnectionFailed, DeviceUnavailable, TransportTimeout
+
+MAGSTIM_SERIAL_SETTINGS: dict[str, Any] = {
+    "baudrate": 9600,
+    "bytesize": serial.EIGHTBITS,
+    "parity": serial.PARITY_NONE,
+    "stopbits": serial.STOPBITS_ONE,
+}
+
+
+class Tap(Protocol):
+    """Sees every byte in either direction: ``direction`` is "tx" (to device) or "rx"."""
+
+    def __call__(self, direction: str, data: bytes, t: float) -> None: ...
+
+
+def _ensure_sim_handler() -> None:
+    # Importing the package registers the sim:// URL handler with pyserial (idempotent).
+    import tmsctl.simulators  # noqa: F401
+
+
+def wire_time_s(n_bytes: int, baudrate: int = 9600, bits_per_byte: int = 10) -> float:
+    """Time the bytes take on an asynchronous serial line (start + 8 data + stop bits)."""
+    return n_bytes * bits_per_byte / baudrate
+
+
+class Transport:
+    """Owns one open port. Not thread-safe by design: one controller thread owns it."""
+
+    def __init__(self, port: serial.SerialBase, clock: Clock, *, tap: Tap | None = None, name: str = "") -> None:
+        self._port = port
+        self.clock = clock
+        self._taps: list[Tap] = [tap] if tap else []
+        self.name = name or str(port.portstr)
+        self._timeout: float | None = -1.0
+
+    # -- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        clock: Clock,
+        *,
+        settings: dict[str, Any] | None = None,
+        exclusive: bool = True,
+        tap: Tap | None = None,
+    ) -> Transport:
+        if url.startswith("sim://"):
+            _ensure_sim_handler()
+        elif clock.is_virtual and not url.startswith("loop://"):
+            raise ConnectionFailed(
+                f"a virtual clock can only drive in-process ports (sim://, loop://), not {url!r}",
+                hint="use the system clock for real ports, pseudo-terminals and sockets",
+            )
+        try:
+            port = serial.serial_for_url(url, do_not_open=True)
+        except (ValueError, serial.SerialException) as exc:
+            raise DeviceUnavailable(f"cannot use port {url!r}: {exc}") from exc
+        for key, value in (settings or MAGSTIM_SERIAL_SETTINGS).items():
+            setattr(port, key, value)
+        port.timeout = 0
+        port.write_timeout = 1.0
+        if exclusive and isinstance(port, serial.Serial) and hasattr(port, "exclusive"):
+            port.exclusive = True
+        if hasattr(port, "clock"):
+            port.clock = clock  # the sim:// handler evaluates its timeouts on our clock
+        try:
+            port.open()
+        except FileNotFoundError as exc:
+            raise DeviceUnavailable(f"no such port: {url}") from exc
+        except (OSError, serial.SerialException) as exc:
+            text = str(exc)
+            if "Resource temporarily unavailable" in text or "lock" in text.lower() or "errno 11" in text.lower():
+                raise ConnectionFailed(
+                    f"port {url} is already held by another program",
+                    hint="close the other controller (or `tmsctl sim serve`'s client) first",
+                ) from exc
+            raise ConnectionFailed(f"cannot open port {url}: {exc}") from exc
+        return cls(port, clock, tap=tap, name=url)
+
+    # -- taps ----------------------------------------------------------------------------------
+    def add_tap(self, tap: Tap) -> None:
+        self._taps.append(tap)
+
+    def _emit(self, direction: str, data: bytes) -> None:
+        if data:
+            t = self.clock.now()
+            for tap in self._taps:
+                tap(direction, data, t)
+
+    # -- I/O -----------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except (OSError, serial.SerialException) as exc:
+            raise ConnectionFailed(f"writing to {self.name} failed: {exc}", hint="check the cable") from exc
+        self._emit("tx", data)
+
+    def _read_some(self, n: int, deadline: float) -> bytes:
+        remaining = max(0.0, deadline - self.clock.now())
+        if remaining != self._timeout:
+            self._port.timeout = remaining
+            self._timeout = remaining
+        try:
+            chunk = bytes(self._port.read(n))
+        except (OSError, serial.SerialException) as exc:
+            raise ConnectionFailed(f"reading from {self.name} failed: {exc}", hint="check the cable") from exc
+        self._emit("rx", chunk)
+        return chunk
+
+    def read_exact(self, n: int, deadline: float) -> bytes:
+        """Exactly ``n`` bytes by ``deadline`` (clock time), or TransportTimeout with the partial bytes."""
+        got = bytearray()
+        while len(got) < n:
+            chunk = self._read_some(n - len(got), deadline)
+            got += chunk
+            if not chunk and self.clock.now() >= deadline:
+                raise TransportTimeout(
+                    f"{self.name}: expected {n} bytes, got {len(got)} before the deadline", partial=bytes(got)
+                )
+        return bytes(got)
+
+    def read_frame(self, bytes_needed: Callable[[bytes], int], deadline: float) -> bytes:
+        """Read one frame whose length ``bytes_needed(received_so_far)`` reveals as it arrives."""
+        got = bytearray()
+        while (need := bytes_needed(bytes(got))) > 0:
+            chunk = self._read_some(need, deadline)
+            got += chunk
+            if not chunk and self.clock.now() >= deadline:
+                raise TransportTimeout(
+                    f"{self.name}: reply incomplete at the deadline ({len(got)} bytes, {need} more expected)",
+                    partial=bytes(got),
+                )
+        return bytes(got)
+
+    def read_available(self) -> bytes:
+        """Whatever has arrived, without waiting."""
+        try:
+            waiting = self._port.in_waiting
+            chunk = bytes(self._port.read(waiting)) if waiting else b""
+        except (OSError, serial.SerialException) as exc:
+            raise ConnectionFailed(f"reading from {self.name} failed: {exc}", hint="check the cable") from exc
+        self._emit("rx", chunk)
+        return chunk
+
+    def reset_input(self) -> bytes:
+        """Discard (and return, for the trace) anything unread."""
+        return self.read_available()
+
+    def set_rts(self, level: bool) -> None:
+        try:
+            self._port.rts = level
+        except (OSError, serial.SerialException) as exc:
+            raise ConnectionFailed(
+                f"{self.name} cannot drive the RTS line: {exc}",
+                hint="RTS quick-fire needs a real serial port with a trigger cable (not a pty or socket)",
+            ) from exc
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._port.is_open)
+
+    def close(self) -> None:
+        try:
+            self._port.close()
+        except (OSError, serial.SerialException):
+            pass

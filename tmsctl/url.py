@@ -1,0 +1,102 @@
+"""Device URLs: ``<driver>[+<transport>]://<transport-specific rest>[?options]``.
+
+We parse them ourselves; pyserial only ever sees the transport part. Examples::
+
+    magstim-rapid2:///dev/ttyUSB0              driver magstim-rapid2, port /dev/ttyUSB0
+    magstim-rapid2:///dev/ttyUSB0?unlock=env:RAPID_UNLOCK
+    magstim-bistim+socket://127.0.0.1:7777     pyserial gets socket://127.0.0.1:7777
+    magstim-rapid2+spy:///dev/ttyUSB0?file=trace.txt
+    sim://rapid2                               the in-process simulator profile "rapid2"
+    magstim-rapid2+sim://rapid2?fault=coil_overtemp@30s
+
+Options the driver knows (``DRIVER_OPTIONS``) are taken out; the rest stay on the transport URL
+(``spy://…?file=``, ``sim://…?fault=``). Secret option values are referenced (``env:NAME``) and
+never printed: ``DeviceURL.redacted`` is what goes into logs and records.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode
+
+from tmsctl.errors import DeviceUnavailable, InvalidArgument
+
+DRIVER_OPTIONS = frozenset({"baud", "unlock", "variant", "mains_v", "coil"})
+SECRET_OPTIONS = frozenset({"unlock"})
+SIM_SCHEME = "sim"
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9._-]*(?:\+[A-Za-z][A-Za-z0-9_-]*)?)://(?P<rest>.*)$")
+
+
+@dataclass(frozen=True)
+class DeviceURL:
+    driver: str | None  # None for bare sim://NAME: the simulator profile names its driver
+    transport: str  # what pyserial opens
+    options: dict[str, str] = field(default_factory=dict)
+    text: str = ""
+
+    @property
+    def is_simulator(self) -> bool:
+        return self.transport.startswith(f"{SIM_SCHEME}://")
+
+    @property
+    def simulator_profile(self) -> str | None:
+        if not self.is_simulator:
+            return None
+        return self.transport[len(SIM_SCHEME) + 3 :].split("?", 1)[0].strip("/")
+
+    @property
+    def redacted(self) -> str:
+        """The URL with secret option values replaced, safe to log and record."""
+        opts = {k: ("***" if k in SECRET_OPTIONS else v) for k, v in self.options.items()}
+        suffix = f"?{urlencode(opts, safe=':/')}" if opts else ""
+        head = self.text.split("?", 1)[0]
+        tq = self.transport.split("?", 1)
+        transport_query = f"?{tq[1]}" if len(tq) == 2 else ""
+        if transport_query and suffix:
+            return f"{head}{transport_query}&{suffix[1:]}"
+        return f"{head}{transport_query or suffix}"
+
+    def secret(self, name: str) -> bytes | None:
+        """Resolve a secret option: ``env:NAME`` reads the environment; literals are refused."""
+        value = self.options.get(name)
+        if value is None:
+            return None
+        if not value.startswith("env:"):
+            raise InvalidArgument(
+                f"option {name!r} must reference a secret, not contain it",
+                hint=f"put the value in an environment variable and write {name}=env:VARIABLE",
+            )
+        var = value[4:]
+        if var not in os.environ:
+            raise InvalidArgument(f"environment variable {var!r} (for option {name!r}) is not set")
+        return os.environb[var.encode()] if hasattr(os, "environb") else os.environ[var].encode("latin-1")
+
+
+def parse(text: str) -> DeviceURL:
+    """Parse a device URL. Unknown shapes raise DeviceUnavailable with an example."""
+    m = _URL.match(text.strip())
+    if not m:
+        raise DeviceUnavailable(
+            f"not a device URL: {text!r}",
+            hint="write it like magstim-rapid2:///dev/ttyUSB0 or sim://rapid2",
+        )
+    scheme, rest = m.group("scheme").lower(), m.group("rest")
+    driver, _, transport_scheme = scheme.partition("+")
+    path, _, query = rest.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    driver_opts = {k: v for k, v in pairs if k in DRIVER_OPTIONS}
+    transport_pairs = [(k, v) for k, v in pairs if k not in DRIVER_OPTIONS]
+    transport_query = f"?{urlencode(transport_pairs, safe=':/@,')}" if transport_pairs else ""
+
+    if driver == SIM_SCHEME and not transport_scheme:
+        return DeviceURL(None, f"{SIM_SCHEME}://{path}{transport_query}", driver_opts, text)
+    if transport_scheme:
+        transport = f"{transport_scheme}://{path}{transport_query}"
+    else:
+        if not path:
+            raise DeviceUnavailable(f"{text!r} names no port", hint="e.g. magstim-rapid2:///dev/ttyUSB0")
+        transport = path + transport_query
+    return DeviceURL(driver, transport, driver_opts, text)
