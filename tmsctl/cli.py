@@ -1,0 +1,331 @@
+"""The ``tmsctl`` command line (typer + rich).
+
+Exit codes (stable, for scripts):
+  0 success · 1 internal error (a bug: please report) · 2 usage error · 3 refused by validation or
+  safety rules · 4 refused by the device · 5 device fault, timeout or lost connection ·
+  6 device or port not found · 130 operator abort (Ctrl-C / SIGTERM)
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from tmsctl import __version__
+from tmsctl.errors import (
+    ConnectionFailed,
+    DeviceRefused,
+    DeviceStateError,
+    DeviceUnavailable,
+    FaultLatched,
+    InvalidArgument,
+    ProtocolError,
+    ProtocolFileError,
+    SafetyViolation,
+    TmsError,
+    TransportTimeout,
+)
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_DEVICE_REFUSED = 4
+EXIT_FAULT = 5
+EXIT_NOT_FOUND = 6
+EXIT_ABORTED = 130
+
+app = typer.Typer(
+    name="tmsctl",
+    help="Safe, testable control of TMS stimulators (research use; not a medical device).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sim_app = typer.Typer(help="Simulated stimulators for tests and rehearsals.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_ABORTED
+    if isinstance(exc, ProtocolFileError | SafetyViolation | InvalidArgument):
+        return EXIT_REFUSED
+    if isinstance(exc, DeviceRefused):
+        return EXIT_DEVICE_REFUSED
+    if isinstance(exc, DeviceUnavailable):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, ConnectionFailed | TransportTimeout | ProtocolError | DeviceStateError | FaultLatched):
+        return EXIT_FAULT
+    if isinstance(exc, TmsError):
+        return EXIT_FAULT
+    return EXIT_INTERNAL
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print one readable line (plus the hint) and exit with the code for this kind of error."""
+    code = exit_code_for(exc)
+    if isinstance(exc, TmsError):
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err.print(f"[yellow]what to do:[/] {exc.hint}", highlight=False, soft_wrap=True)
+    elif isinstance(exc, KeyboardInterrupt):
+        err.print("[yellow]aborted by the operator[/]")
+    else:
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        err.print("this is a bug in tmsctl; the device was left disarmed where possible. Please report it.")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (TmsError, KeyboardInterrupt) as exc:
+        fail(exc)
+
+
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        "-d",
+        help="Device URL, e.g. magstim-rapid2:///dev/ttyUSB0, magstim-bistim+socket://127.0.0.1:7777 or sim://rapid2",
+        envvar="TMSCTL_DEVICE",
+    ),
+]
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        out.print(f"tmsctl {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def devices(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List serial ports and simulators. Never opens or writes to a port."""
+    from serial.tools import list_ports
+
+    from tmsctl.registry import drivers
+    from tmsctl.simulators import registry as sims
+
+    ports = [
+        {
+            "device": p.device,
+            "description": p.description,
+            "vid_pid": f"{p.vid:04X}:{p.pid:04X}" if p.vid is not None and p.pid is not None else None,
+            "serial_number": p.serial_number,
+        }
+        for p in sorted(list_ports.comports(), key=lambda p: p.device)
+    ]
+    simulators = [
+        {"url": f"sim://{name}", "driver": prof.driver, "description": prof.display_name}
+        for name, prof in sorted(sims.profiles().items())
+    ]
+    if as_json:
+        out.print_json(json.dumps({"ports": ports, "simulators": simulators, "drivers": sorted(drivers())}))
+        return
+    from rich.table import Table
+
+    table = Table(title="Serial ports (not opened)")
+    for col in ("port", "description", "VID:PID", "serial"):
+        table.add_column(col)
+    for p in ports:
+        table.add_row(p["device"], p["description"], p["vid_pid"] or "", p["serial_number"] or "")
+    if not ports:
+        table.add_row("(none found)", "", "", "")
+    out.print(table)
+    sims_table = Table(title="Simulators")
+    for col in ("URL", "driver", "description"):
+        sims_table.add_column(col)
+    for s in simulators:
+        sims_table.add_row(s["url"], s["driver"], s["description"])
+    out.print(sims_table)
+    out.print(f"drivers: {', '.join(sorted(drivers()))}")
+    out.print("Name the port in a device URL, e.g. [bold]magstim-rapid2:///dev/ttyUSB0[/]", highlight=False)
+
+
+@app.command()
+def info(device: DeviceOption) -> None:
+    """Connect, show what the device reports, and release it."""
+    from tmsctl.registry import open_driver
+
+    with reported():
+        driver = open_driver(device)
+        try:
+            details = driver.connect()
+            status = driver.status()
+        finally:
+            driver.close()
+        out.print(f"[bold]{details.display_name}[/] ({details.model})" + (" [yellow]SIMULATED[/]" if details.simulated else ""))
+        if details.version:
+            out.print(f"software: {'.'.join(map(str, details.version))}")
+        out.print(f"capabilities: {', '.join(sorted(c.value for c in details.capabilities))}")
+        out.print(f"status: {status.raw}")
+
+
+@app.command()
+def fire(
+    device: DeviceOption,
+    power: Annotated[int, typer.Option("--power", "-p", min=0, max=110, help="Output in % of maximum stimulator output.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Fire one single pulse — for a technician checking a setup.
+
+    Takes remote control, sets the power, arms, waits until charged, fires, disarms and hands
+    control back to the unit.
+    """
+    from tmsctl.registry import open_driver
+
+    with reported():
+        if not yes:
+            typer.confirm(f"Fire ONE pulse at {power} % of maximum output on {device}?", abort=True)
+        driver = open_driver(device)
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("take remote control", driver.connect),
+            (f"set power {power} %", lambda: driver.set_intensity(power)),
+            ("arm", driver.arm),
+            ("wait until charged", driver.wait_ready),
+            ("fire", driver.fire),
+            ("disarm", driver.disarm),
+        ]
+        try:
+            with _sigterm_as_interrupt():
+                for label, step in steps:
+                    step()
+                    out.print(f"  [green]✓[/] {label}")
+        except BaseException:
+            driver.close()  # disarms and releases before anything else happens
+            raise
+        driver.close()
+        out.print(f"[bold green]one pulse delivered at {power} %[/]; the unit is disarmed and released")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C, so the same disarm path runs for both."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@sim_app.command("list")
+def sim_list() -> None:
+    """The simulator profiles you can serve or open as sim://NAME."""
+    from tmsctl.simulators import registry as sims
+
+    for name, prof in sorted(sims.profiles().items()):
+        out.print(f"{name:12} {prof.driver:16} {prof.display_name}")
+
+
+@sim_app.command("serve")
+def sim_serve(
+    model: Annotated[str, typer.Argument(help="Simulator profile, e.g. rapid2, bistim, m200 (see `tmsctl sim list`).")],
+    pty: Annotated[bool, typer.Option("--pty", help="Serve on a pseudo-terminal; prints its path.")] = False,
+    tcp: Annotated[
+        str | None, typer.Option("--tcp", help="Serve on HOST:PORT (default host 127.0.0.1; port 0 picks one).")
+    ] = None,
+    link: Annotated[Path | None, typer.Option("--link", help="Keep a symlink to the pty at this path.")] = None,
+    fault: Annotated[
+        str, typer.Option("--fault", help="Fault plan, e.g. 'coil_unplugged@30s,no_reply@cmd5,stall@10s+5s'.")
+    ] = "",
+) -> None:
+    """Run a simulated stimulator that any program can open like the real device.
+
+    The first line on stdout is the device path (pty) or HOST:PORT (tcp), alone; the simulator
+    then serves until SIGINT or SIGTERM. Diagnostics go to stderr.
+    """
+    from tmsctl.clock import SystemClock
+    from tmsctl.simulators import registry as sims
+    from tmsctl.simulators.device import parse_fault_plan
+    from tmsctl.simulators.serve import serve_pty, serve_tcp
+
+    with reported():
+        if pty == (tcp is not None):
+            raise InvalidArgument("choose exactly one of --pty or --tcp HOST:PORT")
+        clock = SystemClock()
+        instance = sims.create(model, clock=clock, faults=parse_fault_plan(fault))
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: object) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+        def ready(address: str) -> None:
+            sys.stdout.write(address + "\n")
+            sys.stdout.flush()
+            err.print(f"{instance.profile.display_name} serving on {address}; Ctrl-C stops", highlight=False)
+
+        def log(line: str) -> None:
+            err.print(line, highlight=False)
+
+        if pty:
+            serve_pty(instance.device, stop=stop, ready=ready, clock=clock, link=link, log=log)
+        else:
+            assert tcp is not None
+            host, _, port_text = tcp.rpartition(":")
+            host = host or "127.0.0.1"
+            try:
+                port = int(port_text)
+            except ValueError:
+                raise InvalidArgument(f"--tcp wants HOST:PORT, got {tcp!r}") from None
+            try:
+                serve_tcp(instance.device, host=host, port=port, stop=stop, ready=ready, clock=clock, log=log)
+            except OSError as exc:
+                raise ConnectionFailed(f"cannot listen on {host}:{port}: {exc}") from exc
+        err.print(f"stopped; {instance.device.pulse_count} pulse(s) delivered", highlight=False)
+
+
+def _mount_optional_apps() -> None:
+    """Sub-apps that live in their own modules."""
+    from importlib import import_module
+
+    for module, name, help_text in (
+        ("tmsctl.cli_protocol", "protocol", "Validate, show and explain stimulation protocols."),
+        ("tmsctl.cli_target", "target", "DLPFC targeting from head measurements."),
+    ):
+        try:
+            sub = import_module(module).app
+        except ModuleNotFoundError:
+            continue
+        app.add_typer(sub, name=name, help=help_text)
+
+
+_mount_optional_apps()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[yellow]aborted by the operator[/]")
+        sys.exit(EXIT_ABORTED)

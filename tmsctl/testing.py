@@ -1,0 +1,104 @@
+"""Test helpers shipped with tmsctl, for our tests and for labs testing their own code.
+
+``expected_exchange`` scripts the bytes a driver must send and what the device answers
+(PyMeasure's idea): every write must match the next expected request exactly, every reply is
+handed out in order, and leaving the block with anything unconsumed fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from tmsctl.clock import Clock, VirtualClock
+from tmsctl.transport import Transport
+
+
+class ExchangeMismatch(AssertionError):
+    pass
+
+
+class ScriptedPort:
+    """A stand-in for a pyserial port that follows a script of (sent, answered) byte pairs."""
+
+    portstr = "scripted://"
+
+    def __init__(self, pairs: Sequence[tuple[bytes, bytes]], clock: Clock) -> None:
+        self._pairs = [(bytes(tx), bytes(rx)) for tx, rx in pairs]
+        self._index = 0
+        self._tx_pending = bytearray()
+        self._rx = bytearray()
+        self._clock = clock
+        self.timeout: float | None = 0.0
+        self.is_open = True
+        self.rts = False
+
+    def write(self, data: bytes) -> int:
+        self._tx_pending += data
+        while self._index < len(self._pairs):
+            expected, answer = self._pairs[self._index]
+            if not expected:
+                break
+            if len(self._tx_pending) < len(expected):
+                if not expected.startswith(bytes(self._tx_pending)):
+                    self._mismatch(expected)
+                return len(data)
+            if bytes(self._tx_pending[: len(expected)]) != expected:
+                self._mismatch(expected)
+            del self._tx_pending[: len(expected)]
+            self._rx += answer
+            self._index += 1
+            if not self._tx_pending:
+                break
+        if self._tx_pending:
+            raise ExchangeMismatch(f"unexpected bytes written after the script ended: {bytes(self._tx_pending)!r}")
+        return len(data)
+
+    def _mismatch(self, expected: bytes) -> None:
+        raise ExchangeMismatch(
+            f"exchange {self._index}: expected the driver to send {expected!r}, it sent {bytes(self._tx_pending)!r}"
+        )
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._rx)
+
+    def read(self, size: int = 1) -> bytes:
+        out = bytes(self._rx[:size])
+        del self._rx[:size]
+        if len(out) < size and self.timeout:
+            self._clock.sleep(self.timeout)  # a real port would wait out its timeout
+        return out
+
+    def close(self) -> None:
+        self.is_open = False
+
+    def unconsumed(self) -> list[tuple[bytes, bytes]]:
+        return self._pairs[self._index :]
+
+
+@contextmanager
+def expected_exchange(
+    pairs: Sequence[tuple[bytes, bytes]], clock: Clock | None = None
+) -> Iterator[Transport]:
+    """A transport that asserts the driver sends exactly ``pairs``' requests, in order, and all of them.
+
+    A pair with an empty request queues its answer as unsolicited bytes arriving before the next
+    request.
+    """
+    clock = clock or VirtualClock()
+    port = ScriptedPort(pairs, clock)
+    # leading unsolicited replies
+    while port._index < len(port._pairs) and not port._pairs[port._index][0]:
+        port._rx += port._pairs[port._index][1]
+        port._index += 1
+    transport = Transport(port, clock, name="scripted")  # type: ignore[arg-type]
+    yield transport
+    left = port.unconsumed()
+    if left:
+        raise ExchangeMismatch(f"{len(left)} scripted exchange(s) never happened; next: {left[0]!r}")
+    if port._rx:
+        raise ExchangeMismatch(f"the driver left {bytes(port._rx)!r} unread")
