@@ -113,7 +113,9 @@ def open_driver(
     if device.is_simulator:
         from tmsctl.simulators import registry as sims
 
-        profile = sims.profile(device.simulator_profile or "")
+        sim_name = device.simulator_profile or ""
+        instance = sims.lookup(sim_name)  # a pre-registered simulator, e.g. a test's
+        profile = instance.profile if instance is not None else sims.profile(sim_name)
         driver_name = driver_name or profile.driver
         if driver_name != profile.driver:
             raise DeviceUnavailable(

@@ -76,6 +76,8 @@ class Transport:
             setattr(port, key, value)
         port.timeout = 0
         port.write_timeout = 1.0
+        # pyserial raises RTS at open by default; with a quick-fire cable that is a trigger edge.
+        port.rts = False
         if exclusive and isinstance(port, serial.Serial) and hasattr(port, "exclusive"):
             port.exclusive = True
         if hasattr(port, "clock"):
