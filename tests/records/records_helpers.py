@@ -1,0 +1,62 @@
+"""Plan factories shared by the records tests (a uniquely named module: tests have no packages)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from tmsctl.records import (
+    DeliveryKind,
+    DeliveryPlan,
+    DeliveryResult,
+    Records,
+    SessionPlan,
+    TriggerSource,
+)
+
+PROTOCOL_HASH = "sha256:" + "3f" * 32
+OTHER_HASH = "sha256:" + "a1" * 32
+
+
+def session_plan(**changes: Any) -> SessionPlan:
+    plan = SessionPlan(
+        subject_id="S017",
+        protocol_id="itbs-600",
+        protocol_hash=PROTOCOL_HASH,
+        protocol_text="schema_version: 1\nid: itbs-600\n",
+        device_url="sim://rapid2?seed=7",
+        device_model="magstim-rapid2",
+        simulated=False,
+        planned_deliveries=4,
+        planned_pulses=40,
+        device_serial="SN-1234",
+        device_firmware="9.1",
+        coil="D70",
+    )
+    return replace(plan, **changes)
+
+
+def train_plan(session_id: str, index: int, **changes: Any) -> DeliveryPlan:
+    plan = DeliveryPlan(
+        session_id=session_id,
+        index=index,
+        kind=DeliveryKind.TRAIN,
+        planned_onset_s=10.0 * index,
+        pulses_planned=10,
+        intensity_pct_mso=55.0,
+        trigger_source=TriggerSource.SERIAL,
+    )
+    return replace(plan, **changes)
+
+
+def deliver(records: Records, session_id: str, index: int, *, pulses: int = 10) -> None:
+    """Record one complete train of ``pulses`` pulses at ``index``."""
+    records.begin_delivery(train_plan(session_id, index, pulses_planned=pulses))
+    records.finish_delivery(DeliveryResult(session_id, index, pulses, True, onset_offset_s=10.0 * index))
+
+
+def running_session(records: Records, **changes: Any) -> str:
+    records.ensure_subject(changes.get("subject_id", "S017"))
+    session = records.create_session(session_plan(**changes))
+    records.start_session(session.session_id, operator="tech1")
+    return session.session_id

@@ -1,0 +1,2376 @@
+"""Durable session records: the source of truth for what was planned, delivered and decided.
+
+One SQLite file (stdlib ``sqlite3``; WAL journal, ``synchronous=FULL``, foreign keys on) holds
+subjects, motor thresholds, protocol approvals, sessions, every train or pulse delivered,
+operator actions, overridden findings and faults. Every public write is one transaction that
+is on disk when the call returns, so a process killed at any instant loses nothing it was told
+was recorded. Callers never see SQL: frozen dataclasses go in and come out.
+
+Where the file lives
+--------------------
+``Records(path)``; without a path, ``$TMSCTL_DB``, else ``$XDG_DATA_HOME/tmsctl/tmsctl.db``, else
+``~/.local/share/tmsctl/tmsctl.db`` (see ``default_db_path``). The file is created 0600 and a
+directory we create is 0700; SQLite gives its ``-wal``/``-shm`` files the database's mode. An
+existing database readable by other users is refused (it holds research subjects' records).
+
+A session, as a runner records it
+---------------------------------
+::
+
+    rec = Records(clock=clock)                      # marks sessions of dead processes interrupted
+    rec.ensure_subject("S017")
+    session = rec.create_session(SessionPlan(subject_id="S017", protocol_id="itbs-600", ...))
+    rec.record_override(Override(session.session_id, rule_id=..., reason=..., ...))   # if any
+    rec.start_session(session.session_id, operator="tech1")
+    for index, train in enumerate(schedule):
+        rec.begin_delivery(DeliveryPlan(session.session_id, index, DeliveryKind.TRAIN, ...))
+        ...fire...                                  # intent is on disk before the first pulse
+        rec.finish_delivery(DeliveryResult(session.session_id, index, pulses_delivered=n,
+                                           completed=True, onset_offset_s=..., onset_utc=...))
+    rec.complete_session(session.session_id)
+
+``begin_delivery`` is written *before* the train fires and ``finish_delivery`` after, so a train
+cut short by a crash is on record as started (``DeliveryState.IN_PROGRESS``): its recorded
+``pulses_delivered`` (raised by optional ``record_progress`` calls for host-timed trains) is a
+lower bound and ``pulses_planned`` an upper bound. Trains and single/paired pulses share one
+index space, the position in the expanded schedule (0-based).
+
+Resuming, never repeating or skipping
+-------------------------------------
+``resume_point(session_id)`` gives ``next_index``, the first schedule position not recorded
+complete (or explicitly skipped), and ``partial``: the attempt at that position that started
+but did not complete, if any. ``begin_delivery`` accepts only ``next_index`` and refuses while a
+partial is unresolved; the runner resolves it explicitly with ``skip_partial`` or
+``retry_partial`` (both need an operator and a reason, and are recorded as operator actions). A
+partial unique index in the database also refuses a second completion of any position.
+
+Session status
+--------------
+``planned → running ⇄ paused``; ``running/paused → faulted`` (``fault_session``);
+``running/paused → interrupted`` (found at ``Records()`` open: the owning process is gone);
+``paused/faulted/interrupted → running`` (``resume_session``); ``→ completed`` only from running
+with every position delivered; ``→ aborted`` from any non-final status. ``completed`` and
+``aborted`` are final. A running session is owned by one process through a lock file
+(``<db>.owners/<session>.lock``, flock): the kernel releases it when the process dies, which is
+how the next ``Records()`` tells a dead owner (mark ``interrupted``, record the fault "process
+ended without closing the session") from a live one in another process (leave it alone).
+
+Times: ``*_utc``/``*_at`` are aware UTC datetimes (the store's clock stamps those a caller leaves
+``None``); ``*_offset_s`` are monotonic seconds since the start of the run segment (each
+``start_session``/``resume_session`` in a new process starts a segment; deliveries record theirs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import sqlite3
+import stat
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tmsctl.audit import redact_text
+from tmsctl.clock import Clock, SystemClock
+from tmsctl.errors import TmsError
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x544D5343  # "TMSC" in the SQLite header: tells our files from anyone else's
+BUSY_TIMEOUT_S = 5.0
+
+SESSION_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+class RecordsError(TmsError):
+    """The records database cannot do what was asked. ``path`` names the database file."""
+
+    hint = "check the database path (--db or TMSCTL_DB)"
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, hint: str | None = None):
+        self.path = None if path is None else str(path)
+        super().__init__(message, hint=hint)
+
+
+class InvalidRecord(RecordsError, ValueError):
+    """A value that cannot be recorded (wrong type, out of range, unsafe identifier)."""
+
+    hint = "fix the value; nothing was recorded"
+
+
+class UnknownRecord(RecordsError, LookupError):
+    """No subject, session or threshold with that id."""
+
+    hint = "`tmsctl sessions` lists the recorded sessions"
+
+
+class RecordRefused(RecordsError):
+    """The request contradicts what is recorded (would repeat or skip a train, bad status change)."""
+
+    hint = "nothing was recorded; `tmsctl session show ID` shows the session as recorded"
+
+
+class SessionOwnedElsewhere(RecordRefused):
+    """Another live process is running this session."""
+
+    hint = "wait for the other tmsctl process to finish, or stop it (it disarms on SIGTERM)"
+
+
+# -- enumerations ---------------------------------------------------------------------------------
+
+
+class SessionStatus(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    FAULTED = "faulted"
+    INTERRUPTED = "interrupted"
+
+
+# The status table, as data. Final statuses have no way out.
+ALLOWED_STATUS_CHANGES: Mapping[SessionStatus, frozenset[SessionStatus]] = {
+    SessionStatus.PLANNED: frozenset({SessionStatus.RUNNING, SessionStatus.FAULTED, SessionStatus.ABORTED}),
+    SessionStatus.RUNNING: frozenset(
+        {
+            SessionStatus.PAUSED,
+            SessionStatus.COMPLETED,
+            SessionStatus.ABORTED,
+            SessionStatus.FAULTED,
+            SessionStatus.INTERRUPTED,
+        }
+    ),
+    SessionStatus.PAUSED: frozenset(
+        {SessionStatus.RUNNING, SessionStatus.ABORTED, SessionStatus.FAULTED, SessionStatus.INTERRUPTED}
+    ),
+    SessionStatus.FAULTED: frozenset({SessionStatus.RUNNING, SessionStatus.ABORTED}),
+    SessionStatus.INTERRUPTED: frozenset({SessionStatus.RUNNING, SessionStatus.ABORTED}),
+    SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.ABORTED: frozenset(),
+}
+_RESUMABLE_STATUSES = frozenset({SessionStatus.PAUSED, SessionStatus.FAULTED, SessionStatus.INTERRUPTED})
+# Statuses in which a live process must hold the session's owner lock.
+_OWNED_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED})
+
+
+class TriggerSource(StrEnum):
+    SERIAL = "serial"
+    RTS = "rts"
+    EXTERNAL_TTL = "external_ttl"
+
+
+class DeliveryKind(StrEnum):
+    TRAIN = "train"
+    SINGLE = "single"
+    PAIRED = "paired"
+
+
+class DeliveryState(StrEnum):
+    IN_PROGRESS = "in_progress"  # begun; no result recorded (yet, or ever: crash)
+    COMPLETED = "completed"  # every planned pulse delivered
+    STOPPED = "stopped"  # ended early (abort, fault) with the delivered count known
+
+
+class Resolution(StrEnum):
+    SKIPPED = "skipped"
+    RETRIED = "retried"
+
+
+class ThresholdReference(StrEnum):
+    RMT = "rMT"
+    AMT = "aMT"
+
+
+class ActionKind(StrEnum):
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"
+    OVERRIDE = "override"
+    ACKNOWLEDGE = "acknowledge"
+    CONFIRM = "confirm"
+    SKIP_PARTIAL = "skip_partial"
+    RETRY_PARTIAL = "retry_partial"
+
+
+# Kinds written by the lifecycle methods themselves; record_action takes the others.
+_LIFECYCLE_ACTIONS = {
+    ActionKind.START: "start_session",
+    ActionKind.PAUSE: "pause_session",
+    ActionKind.RESUME: "resume_session",
+    ActionKind.ABORT: "abort_session",
+    ActionKind.OVERRIDE: "record_override",
+    ActionKind.SKIP_PARTIAL: "skip_partial",
+    ActionKind.RETRY_PARTIAL: "retry_partial",
+}
+
+# -- validation helpers ---------------------------------------------------------------------------
+
+_SUBJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+_DATE_LIKE = re.compile(r"(19|20)\d\d[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])")
+_SESSION_ID = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,39}")
+_CONTENT_HASH = re.compile(r"(?:[a-z0-9]+:)?[0-9a-f]{32,128}")
+
+
+def validate_subject_id(subject_id: str) -> str:
+    """Return ``subject_id`` if it is a safe pseudonymous code; say why not otherwise.
+
+    Allowed: 1-32 letters, digits, ``_`` or ``-``, starting with a letter or digit, with at least
+    one digit (codes such as ``S017`` or ``pilot-03``), and no date inside (a birth date is
+    identifying). This catches names, e-mail addresses and birth dates typed by mistake; it
+    cannot prove an id is pseudonymous.
+    """
+    if not isinstance(subject_id, str):
+        raise InvalidRecord(f"a subject id must be text, got {type(subject_id).__name__}")
+    if "@" in subject_id:
+        raise InvalidRecord(
+            f"subject id {subject_id!r} looks like an e-mail address",
+            hint="use the study's pseudonymous code (for example S017), never a name or e-mail",
+        )
+    if any(ch.isspace() for ch in subject_id) or "." in subject_id or "," in subject_id:
+        raise InvalidRecord(
+            f"subject id {subject_id!r} contains spaces or punctuation, like a name",
+            hint="use the study's pseudonymous code (letters, digits, _ and -), never a name",
+        )
+    if not _SUBJECT_ID.fullmatch(subject_id):
+        raise InvalidRecord(
+            f"subject id {subject_id!r} is not 1-32 letters, digits, '_' or '-' starting with a letter or digit",
+            hint="use the study's pseudonymous code, for example S017",
+        )
+    if not any(ch.isdigit() for ch in subject_id):
+        raise InvalidRecord(
+            f"subject id {subject_id!r} has no digit, so it may be a name",
+            hint="pseudonymous codes carry a number, for example S017 or pilot-03",
+        )
+    if _DATE_LIKE.search(subject_id):
+        raise InvalidRecord(
+            f"subject id {subject_id!r} contains a date (a birth date identifies a person)",
+            hint="use the study's pseudonymous code, for example S017",
+        )
+    return subject_id
+
+
+def normalize_session_id(text: str) -> str:
+    """Session ids are case-insensitive (typed by humans); stored upper-case."""
+    if not isinstance(text, str):
+        raise InvalidRecord(f"a session id must be text, got {type(text).__name__}")
+    candidate = text.strip().upper()
+    if not _SESSION_ID.fullmatch(candidate):
+        raise InvalidRecord(
+            f"session id {text!r} is not 1-40 letters, digits, '_' or '-'",
+            hint="session ids look like K7M2-9QXD; `tmsctl sessions` lists them",
+        )
+    return candidate
+
+
+def new_session_id() -> str:
+    """A short random id a human can read out and type: ``XXXX-XXXX`` in Crockford base32."""
+    chars = "".join(secrets.choice(SESSION_ID_ALPHABET) for _ in range(8))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+def _text(name: str, value: Any, *, max_len: int = 200, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidRecord(f"{name} must be text, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise InvalidRecord(f"{name} must not be empty")
+    if len(value) > max_len:
+        raise InvalidRecord(f"{name} is {len(value)} characters long; at most {max_len} are recorded")
+    if "\x00" in value:
+        raise InvalidRecord(f"{name} contains a NUL character")
+    return value
+
+
+def _optional_text(name: str, value: Any, *, max_len: int = 200) -> str | None:
+    return None if value is None else _text(name, value, max_len=max_len)
+
+
+def _number(name: str, value: Any, *, low: float, high: float, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRecord(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise InvalidRecord(f"{name} must be finite, got {value}")
+    too_low = value <= low if low_open else value < low
+    if too_low or value > high:
+        bracket = "(" if low_open else "["
+        raise InvalidRecord(f"{name} = {value} is outside {bracket}{low}, {high}]")
+    return float(value)
+
+
+def _count(name: str, value: Any, *, low: int = 0, high: int = 10_000_000) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRecord(f"{name} must be a whole number, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise InvalidRecord(f"{name} = {value} is outside [{low}, {high}]")
+    return value
+
+
+def _utc(name: str, value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidRecord(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRecord(f"{name} must carry a time zone (naive datetimes are ambiguous): {value}")
+    return value.astimezone(UTC)
+
+
+def _optional_utc(name: str, value: Any) -> datetime | None:
+    return None if value is None else _utc(name, value)
+
+
+def _enum(enum: type[StrEnum], name: str, value: Any) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise InvalidRecord(f"{name} must be one of {allowed}; got {value!r}") from None
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)  # normalising a field of a frozen dataclass
+
+
+# -- records in and out ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    subject_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MotorThreshold:
+    """A motor-threshold measurement for one subject on one stimulator (model + serial) and coil."""
+
+    subject_id: str
+    stimulator_model: str
+    stimulator_serial: str
+    coil: str
+    value_pct_mso: float
+    reference: ThresholdReference
+    method: str  # e.g. "Rossini-Rothwell 5/10", "PEST"
+    measured_at: datetime
+    operator: str
+    trial_log: tuple[Mapping[str, Any], ...] = ()
+    threshold_id: int | None = None  # set by the store
+
+    def __post_init__(self) -> None:
+        validate_subject_id(self.subject_id)
+        _text("stimulator_model", self.stimulator_model, max_len=80)
+        _text("stimulator_serial", self.stimulator_serial, max_len=80)
+        _text("coil", self.coil, max_len=80)
+        _set(self, "value_pct_mso", _number("value_pct_mso", self.value_pct_mso, low=0, high=100, low_open=True))
+        _set(self, "reference", _enum(ThresholdReference, "reference", self.reference))
+        _text("method", self.method, max_len=200)
+        _set(self, "measured_at", _utc("measured_at", self.measured_at))
+        _text("operator", self.operator, max_len=80)
+        if not isinstance(self.trial_log, Sequence) or isinstance(self.trial_log, str):
+            raise InvalidRecord("trial_log must be a sequence of trials (mappings)")
+        trials = tuple(self.trial_log)
+        for number, trial in enumerate(trials):
+            if not isinstance(trial, Mapping):
+                raise InvalidRecord(f"trial_log[{number}] must be a mapping, got {type(trial).__name__}")
+        try:
+            json.dumps(list(trials), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRecord(f"trial_log must be plain JSON data: {exc}") from exc
+        _set(self, "trial_log", trials)
+
+
+@dataclass(frozen=True)
+class ProtocolApproval:
+    protocol_id: str
+    content_hash: str
+    approved_by: str
+    approved_at: datetime
+    approval_id: int
+
+
+@dataclass(frozen=True)
+class ThresholdUsed:
+    """A motor threshold a session's intensities were resolved from.
+
+    ``threshold_id`` names the stored measurement; ``None`` means the operator entered the value
+    for this session (``--mt PCT``).
+    """
+
+    reference: ThresholdReference
+    value_pct_mso: float
+    threshold_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "reference", _enum(ThresholdReference, "reference", self.reference))
+        _set(self, "value_pct_mso", _number("value_pct_mso", self.value_pct_mso, low=0, high=100, low_open=True))
+        if self.threshold_id is not None:
+            _count("threshold_id", self.threshold_id, low=1, high=2**62)
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """What a session is about to run, recorded before anything fires."""
+
+    subject_id: str
+    protocol_id: str
+    protocol_hash: str
+    protocol_text: str  # the protocol file as run
+    device_url: str  # secrets are redacted before storing
+    device_model: str
+    simulated: bool
+    planned_deliveries: int  # positions in the expanded schedule (trains + single/paired pulses)
+    planned_pulses: int
+    device_serial: str | None = None
+    device_firmware: str | None = None
+    coil: str | None = None
+    thresholds_used: tuple[ThresholdUsed, ...] = ()
+    session_id: str | None = None  # None: the store makes a short random one
+
+    def __post_init__(self) -> None:
+        validate_subject_id(self.subject_id)
+        _text("protocol_id", self.protocol_id, max_len=120)
+        _content_hash(self.protocol_hash)
+        _text("protocol_text", self.protocol_text, max_len=2_000_000)
+        _text("device_url", self.device_url, max_len=1000)
+        _text("device_model", self.device_model, max_len=80)
+        if not isinstance(self.simulated, bool):
+            raise InvalidRecord(f"simulated must be True or False, got {self.simulated!r}")
+        _count("planned_deliveries", self.planned_deliveries)
+        _count("planned_pulses", self.planned_pulses)
+        if self.planned_pulses < self.planned_deliveries:
+            raise InvalidRecord(
+                f"planned_pulses ({self.planned_pulses}) is smaller than planned_deliveries "
+                f"({self.planned_deliveries}); every train or pulse delivers at least one pulse"
+            )
+        _optional_text("device_serial", self.device_serial, max_len=80)
+        _optional_text("device_firmware", self.device_firmware, max_len=80)
+        _optional_text("coil", self.coil, max_len=80)
+        used = tuple(self.thresholds_used)
+        for item in used:
+            if not isinstance(item, ThresholdUsed):
+                raise InvalidRecord(f"thresholds_used holds ThresholdUsed values, got {type(item).__name__}")
+        _set(self, "thresholds_used", used)
+        if self.session_id is not None:
+            _set(self, "session_id", normalize_session_id(self.session_id))
+
+
+def _content_hash(value: Any) -> str:
+    _text("content hash", value, max_len=200)
+    if not _CONTENT_HASH.fullmatch(value):
+        raise InvalidRecord(
+            f"content hash {value!r} is not lower-case hex (32-128 digits), optionally prefixed 'algo:'",
+            hint="pass the hash tmsctl computed for the protocol file, e.g. sha256:…",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    subject_id: str
+    protocol_id: str
+    protocol_hash: str
+    protocol_text: str
+    device_url: str  # as stored: secrets redacted
+    device_model: str
+    device_serial: str | None
+    device_firmware: str | None
+    coil: str | None
+    simulated: bool
+    planned_deliveries: int
+    planned_pulses: int
+    thresholds_used: tuple[ThresholdUsed, ...]
+    status: SessionStatus
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None  # for interrupted sessions: the last recorded activity
+    run_segments: int
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """A train or single/paired pulse about to be delivered (written before it fires)."""
+
+    session_id: str
+    index: int  # position in the expanded schedule, 0-based
+    kind: DeliveryKind
+    planned_onset_s: float  # from the schedule's start
+    pulses_planned: int
+    intensity_pct_mso: float
+    trigger_source: TriggerSource
+    second_intensity_pct_mso: float | None = None  # paired pulses: the second stimulus
+    ipi_ms: float | None = None  # paired pulses: inter-pulse interval
+
+    def __post_init__(self) -> None:
+        _set(self, "session_id", normalize_session_id(self.session_id))
+        _count("index", self.index)
+        _set(self, "kind", _enum(DeliveryKind, "kind", self.kind))
+        _set(self, "planned_onset_s", _number("planned_onset_s", self.planned_onset_s, low=0, high=1e7))
+        _count("pulses_planned", self.pulses_planned, low=1, high=1_000_000)
+        _set(
+            self,
+            "intensity_pct_mso",
+            _number("intensity_pct_mso", self.intensity_pct_mso, low=0, high=110, low_open=True),
+        )
+        _set(self, "trigger_source", _enum(TriggerSource, "trigger_source", self.trigger_source))
+        paired_fields = (self.second_intensity_pct_mso, self.ipi_ms)
+        if self.kind is DeliveryKind.PAIRED:
+            if None in paired_fields:
+                raise InvalidRecord("a paired pulse needs second_intensity_pct_mso and ipi_ms")
+            if self.pulses_planned != 2:
+                raise InvalidRecord(f"a paired pulse is 2 pulses, not {self.pulses_planned}")
+            _set(
+                self,
+                "second_intensity_pct_mso",
+                _number("second_intensity_pct_mso", self.second_intensity_pct_mso, low=0, high=110, low_open=True),
+            )
+            _set(self, "ipi_ms", _number("ipi_ms", self.ipi_ms, low=0, high=1e6, low_open=True))
+        else:
+            if paired_fields != (None, None):
+                raise InvalidRecord(f"second_intensity_pct_mso and ipi_ms belong to paired pulses, not {self.kind}")
+            if self.kind is DeliveryKind.SINGLE and self.pulses_planned != 1:
+                raise InvalidRecord(f"a single pulse is 1 pulse, not {self.pulses_planned}")
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How a begun delivery ended. ``completed`` requires every planned pulse delivered."""
+
+    session_id: str
+    index: int
+    pulses_delivered: int
+    completed: bool
+    onset_offset_s: float | None = None  # actual onset, monotonic, from the run segment's start
+    onset_utc: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "session_id", normalize_session_id(self.session_id))
+        _count("index", self.index)
+        _count("pulses_delivered", self.pulses_delivered, high=1_000_000)
+        if not isinstance(self.completed, bool):
+            raise InvalidRecord(f"completed must be True or False, got {self.completed!r}")
+        if self.onset_offset_s is not None:
+            _set(self, "onset_offset_s", _number("onset_offset_s", self.onset_offset_s, low=0, high=1e7))
+        _set(self, "onset_utc", _optional_utc("onset_utc", self.onset_utc))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt at one schedule position, as recorded."""
+
+    session_id: str
+    index: int
+    attempt: int  # 1, then 2... after retry_partial
+    kind: DeliveryKind
+    segment: int
+    planned_onset_s: float
+    pulses_planned: int
+    intensity_pct_mso: float
+    trigger_source: TriggerSource
+    second_intensity_pct_mso: float | None
+    ipi_ms: float | None
+    started_at: datetime
+    state: DeliveryState
+    pulses_delivered: int  # a lower bound while IN_PROGRESS
+    onset_offset_s: float | None
+    onset_utc: datetime | None
+    finished_at: datetime | None
+    resolution: Resolution | None
+
+    @property
+    def completed(self) -> bool:
+        return self.state is DeliveryState.COMPLETED
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a session stands: the next schedule position and any partial one before it."""
+
+    session_id: str
+    next_index: int  # first position neither completed nor explicitly skipped
+    planned_deliveries: int
+    completed_deliveries: int
+    skipped_deliveries: int
+    pulses_delivered: int  # recorded pulses over every attempt (partials included)
+    partial: Delivery | None  # the unresolved attempt at next_index that did not complete
+
+    @property
+    def finished(self) -> bool:
+        return self.partial is None and self.next_index >= self.planned_deliveries
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    session_id: str
+    kind: ActionKind
+    operator: str
+    reason: str = ""
+    at: datetime | None = None  # None: now, on the store's clock
+    offset_s: float | None = None
+    action_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "session_id", normalize_session_id(self.session_id))
+        _set(self, "kind", _enum(ActionKind, "kind", self.kind))
+        _text("operator", self.operator, max_len=80)
+        _text("reason", self.reason, max_len=2000, allow_empty=True)
+        _set(self, "at", _optional_utc("at", self.at))
+        if self.offset_s is not None:
+            _set(self, "offset_s", _number("offset_s", self.offset_s, low=0, high=1e7))
+
+
+@dataclass(frozen=True)
+class Override:
+    """A rulebook finding an operator overrode, bound to this session and protocol hash."""
+
+    session_id: str
+    rule_id: str
+    finding: str  # the finding's message: measured value, limit, unit, source
+    operator: str
+    reason: str
+    protocol_hash: str
+    ruleset_version: str
+    at: datetime | None = None
+    offset_s: float | None = None
+    override_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "session_id", normalize_session_id(self.session_id))
+        _text("rule_id", self.rule_id, max_len=80)
+        _text("finding", self.finding, max_len=2000)
+        _text("operator", self.operator, max_len=80)
+        _text("reason", self.reason, max_len=2000)
+        _content_hash(self.protocol_hash)
+        _text("ruleset_version", self.ruleset_version, max_len=80)
+        _set(self, "at", _optional_utc("at", self.at))
+        if self.offset_s is not None:
+            _set(self, "offset_s", _number("offset_s", self.offset_s, low=0, high=1e7))
+
+
+@dataclass(frozen=True)
+class Fault:
+    session_id: str
+    code: str  # short machine-readable reason, e.g. "keepalive_missed", "coil_overtemp"
+    detail: str
+    state: str  # the controller (or session) state when it happened
+    at: datetime | None = None
+    offset_s: float | None = None
+    fault_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "session_id", normalize_session_id(self.session_id))
+        _text("code", self.code, max_len=80)
+        _text("detail", self.detail, max_len=4000, allow_empty=True)
+        _text("state", self.state, max_len=80)
+        _set(self, "at", _optional_utc("at", self.at))
+        if self.offset_s is not None:
+            _set(self, "offset_s", _number("offset_s", self.offset_s, low=0, high=1e7))
+
+
+@dataclass(frozen=True)
+class SessionDetail:
+    session: Session
+    deliveries: tuple[Delivery, ...]
+    actions: tuple[OperatorAction, ...]
+    overrides: tuple[Override, ...]
+    faults: tuple[Fault, ...]
+    resume_point: ResumePoint
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Stimulation a subject received in a time window (simulated sessions excluded).
+
+    ``possible_pulses`` counts the planned pulses of trains that began without a recorded result
+    (a crash mid-train): use it for caps, it never under-counts.
+    """
+
+    subject_id: str
+    start_utc: datetime
+    end_utc: datetime
+    confirmed_pulses: int
+    possible_pulses: int
+    sessions_started: int
+    last_session_started_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    path: Path
+    journal_mode: str
+    synchronous: str
+    foreign_keys: bool
+    schema_version: int
+    application_id: int
+
+
+# -- where the database lives ---------------------------------------------------------------------
+
+
+def default_db_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$TMSCTL_DB``, else ``$XDG_DATA_HOME/tmsctl/tmsctl.db``, else ``~/.local/share/tmsctl/tmsctl.db``."""
+    env = os.environ if env is None else env
+    explicit = env.get("TMSCTL_DB", "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path(env.get("HOME") or Path.home()) / ".local" / "share"
+    return base / "tmsctl" / "tmsctl.db"
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+_ISO = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+_SCHEMA_V1 = """
+CREATE TABLE subjects (
+    subject_id  TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE motor_thresholds (
+    threshold_id      INTEGER PRIMARY KEY,
+    subject_id        TEXT NOT NULL REFERENCES subjects(subject_id),
+    stimulator_model  TEXT NOT NULL,
+    stimulator_serial TEXT NOT NULL,
+    coil              TEXT NOT NULL,
+    value_pct_mso     REAL NOT NULL CHECK (value_pct_mso > 0 AND value_pct_mso <= 100),
+    reference         TEXT NOT NULL CHECK (reference IN ('rMT', 'aMT')),
+    method            TEXT NOT NULL,
+    measured_at       TEXT NOT NULL,
+    trial_log_json    TEXT NOT NULL,
+    operator          TEXT NOT NULL,
+    recorded_at       TEXT NOT NULL
+);
+CREATE INDEX motor_thresholds_lookup
+    ON motor_thresholds (subject_id, stimulator_model, stimulator_serial, coil, measured_at);
+
+CREATE TABLE protocol_approvals (
+    approval_id   INTEGER PRIMARY KEY,
+    protocol_id   TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    approved_by   TEXT NOT NULL,
+    approved_at   TEXT NOT NULL
+);
+CREATE INDEX protocol_approvals_lookup ON protocol_approvals (protocol_id, content_hash);
+
+CREATE TABLE sessions (
+    session_id          TEXT PRIMARY KEY,
+    subject_id          TEXT NOT NULL REFERENCES subjects(subject_id),
+    protocol_id         TEXT NOT NULL,
+    protocol_hash       TEXT NOT NULL,
+    protocol_text       TEXT NOT NULL,
+    device_url          TEXT NOT NULL,
+    device_model        TEXT NOT NULL,
+    device_serial       TEXT,
+    device_firmware     TEXT,
+    coil                TEXT,
+    simulated           INTEGER NOT NULL CHECK (simulated IN (0, 1)),
+    planned_deliveries  INTEGER NOT NULL CHECK (planned_deliveries >= 0),
+    planned_pulses      INTEGER NOT NULL CHECK (planned_pulses >= planned_deliveries),
+    status              TEXT NOT NULL CHECK (status IN
+                          ('planned', 'running', 'paused', 'completed', 'aborted', 'faulted', 'interrupted')),
+    created_at          TEXT NOT NULL,
+    started_at          TEXT,
+    ended_at            TEXT,
+    run_segments        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_by_subject ON sessions (subject_id, started_at);
+CREATE INDEX sessions_by_status ON sessions (status);
+
+-- Whether a session is simulated is fixed at creation: nothing may relabel it.
+CREATE TRIGGER sessions_simulated_fixed BEFORE UPDATE OF simulated, subject_id ON sessions
+BEGIN SELECT RAISE(ABORT, 'a session''s subject and simulated flag never change'); END;
+CREATE TRIGGER sessions_kept BEFORE DELETE ON sessions
+BEGIN SELECT RAISE(ABORT, 'sessions are never deleted'); END;
+
+CREATE TABLE session_thresholds (
+    session_id     TEXT NOT NULL REFERENCES sessions(session_id),
+    position       INTEGER NOT NULL,
+    reference      TEXT NOT NULL CHECK (reference IN ('rMT', 'aMT')),
+    value_pct_mso  REAL NOT NULL,
+    threshold_id   INTEGER REFERENCES motor_thresholds(threshold_id),
+    PRIMARY KEY (session_id, position)
+);
+
+CREATE TABLE deliveries (
+    session_id                TEXT NOT NULL REFERENCES sessions(session_id),
+    delivery_index            INTEGER NOT NULL CHECK (delivery_index >= 0),
+    attempt                   INTEGER NOT NULL CHECK (attempt >= 1),
+    kind                      TEXT NOT NULL CHECK (kind IN ('train', 'single', 'paired')),
+    segment                   INTEGER NOT NULL,
+    planned_onset_s           REAL NOT NULL,
+    pulses_planned            INTEGER NOT NULL CHECK (pulses_planned >= 1),
+    intensity_pct_mso         REAL NOT NULL,
+    trigger_source            TEXT NOT NULL CHECK (trigger_source IN ('serial', 'rts', 'external_ttl')),
+    second_intensity_pct_mso  REAL,
+    ipi_ms                    REAL,
+    started_at                TEXT NOT NULL,
+    state                     TEXT NOT NULL CHECK (state IN ('in_progress', 'completed', 'stopped')),
+    pulses_delivered          INTEGER NOT NULL
+                                CHECK (pulses_delivered >= 0 AND pulses_delivered <= pulses_planned),
+    onset_offset_s            REAL,
+    onset_utc                 TEXT,
+    finished_at               TEXT,
+    resolution                TEXT CHECK (resolution IS NULL OR resolution IN ('skipped', 'retried')),
+    PRIMARY KEY (session_id, delivery_index, attempt),
+    CHECK (state != 'completed' OR pulses_delivered = pulses_planned),
+    CHECK (state != 'completed' OR resolution IS NULL)
+);
+-- Defence in depth for "never repeat": at most one live attempt, and one completion, per position.
+CREATE UNIQUE INDEX deliveries_one_live_attempt
+    ON deliveries (session_id, delivery_index) WHERE resolution IS NULL;
+CREATE UNIQUE INDEX deliveries_one_completion
+    ON deliveries (session_id, delivery_index) WHERE state = 'completed';
+CREATE INDEX deliveries_by_start ON deliveries (started_at);
+CREATE TRIGGER deliveries_kept BEFORE DELETE ON deliveries
+BEGIN SELECT RAISE(ABORT, 'delivery records are never deleted'); END;
+CREATE TRIGGER deliveries_final BEFORE UPDATE ON deliveries
+WHEN (OLD.state != 'in_progress' AND (NEW.state != OLD.state OR NEW.pulses_delivered != OLD.pulses_delivered))
+  OR (OLD.resolution IS NOT NULL AND NEW.resolution IS NOT OLD.resolution)
+BEGIN SELECT RAISE(ABORT, 'a finished delivery keeps its outcome'); END;
+
+CREATE TABLE operator_actions (
+    action_id   INTEGER PRIMARY KEY,
+    session_id  TEXT NOT NULL REFERENCES sessions(session_id),
+    kind        TEXT NOT NULL CHECK (kind IN ('start', 'pause', 'resume', 'abort', 'override',
+                    'acknowledge', 'confirm', 'skip_partial', 'retry_partial')),
+    operator    TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    offset_s    REAL
+);
+CREATE INDEX operator_actions_by_session ON operator_actions (session_id, action_id);
+
+CREATE TABLE overrides (
+    override_id      INTEGER PRIMARY KEY,
+    session_id       TEXT NOT NULL REFERENCES sessions(session_id),
+    rule_id          TEXT NOT NULL,
+    finding          TEXT NOT NULL,
+    operator         TEXT NOT NULL,
+    reason           TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+    protocol_hash    TEXT NOT NULL,
+    ruleset_version  TEXT NOT NULL,
+    at               TEXT NOT NULL,
+    offset_s         REAL
+);
+CREATE INDEX overrides_by_session ON overrides (session_id, override_id);
+
+CREATE TABLE faults (
+    fault_id    INTEGER PRIMARY KEY,
+    session_id  TEXT NOT NULL REFERENCES sessions(session_id),
+    code        TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    offset_s    REAL
+);
+CREATE INDEX faults_by_session ON faults (session_id, fault_id);
+""" + "".join(
+    f"""
+CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+"""
+    for table in (
+        "subjects",
+        "motor_thresholds",
+        "protocol_approvals",
+        "session_thresholds",
+        "operator_actions",
+        "overrides",
+        "faults",
+    )
+)
+
+# MIGRATIONS[n] takes a database at schema version n to n + 1. Append; never edit a shipped step.
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _create_schema_v1(conn: sqlite3.Connection) -> None:
+    for statement in _split_sql(_SCHEMA_V1):
+        conn.execute(statement)
+
+
+def _split_sql(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction first; split on statement ends instead
+    # (a trigger body's inner ';' is followed by ' END', never by a newline).
+    statements, current = [], []
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";") and sqlite3.complete_statement("\n".join(current)):
+            statements.append("\n".join(current).strip())
+            current = []
+    if "".join(current).strip():
+        statements.append("\n".join(current).strip())
+    return [s for s in statements if s]
+
+
+MIGRATIONS: tuple[Migration, ...] = (_create_schema_v1,)
+
+
+def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration], *, path: str = "") -> int:
+    """Bring the database to ``len(migrations)``, each step in its own transaction.
+
+    A failing step rolls back and leaves the database at the previous version. Returns the
+    version reached. ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    target = len(migrations)
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > target:
+                raise RecordsError(
+                    f"the records database {path} has schema version {version}; this tmsctl knows "
+                    f"versions up to {target}",
+                    path=path,
+                    hint="upgrade tmsctl; an older version must not write to a newer database",
+                )
+            if version == target:
+                conn.execute("COMMIT")
+                return version
+            migrations[version](conn)
+            if version == 0:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+# -- conversions ----------------------------------------------------------------------------------
+
+
+def _to_db_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_ISO)
+
+
+def _from_db_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.strptime(text, _ISO).replace(tzinfo=UTC)
+
+
+def _from_db_time_required(text: str) -> datetime:
+    moment = _from_db_time(text)
+    assert moment is not None
+    return moment
+
+
+# -- owner locks ----------------------------------------------------------------------------------
+
+
+class _OwnerLock:
+    """An exclusive, non-blocking lock on ``<db>.owners/<session>.lock``, freed by the kernel at exit."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def try_acquire(cls, directory: Path, session_id: str) -> _OwnerLock | None:
+        if not directory.exists():
+            directory.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)
+        path = directory / f"{session_id}.lock"
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            if not _lock_fd(fd):
+                os.close(fd)
+                return None
+            # The previous owner may have removed the file between our open and our lock: then we
+            # hold a lock on a file nobody else will ever open. Retry on the current file.
+            try:
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return cls(path, fd)
+
+    @staticmethod
+    def holder_pid(directory: Path, session_id: str) -> str:
+        try:
+            return (directory / f"{session_id}.lock").read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self, *, remove: bool) -> None:
+        if self._fd is None:
+            return
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)  # while still locked, so no one else can be using it
+        os.close(self._fd)  # closing frees the lock
+        self._fd = None
+
+
+def _lock_fd(fd: int) -> bool:
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    try:  # pragma: no cover - Windows
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True  # pragma: no cover
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+def _sqlite_error(exc: sqlite3.Error, path: Path, doing: str) -> RecordsError:
+    text = str(exc)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return RecordsError(
+            f"the records database {path} is locked by another program ({doing}: {text})",
+            path=path,
+            hint=f"another process held a write lock for more than {BUSY_TIMEOUT_S:g} s; close other "
+            "tmsctl processes or database browsers on this file and retry",
+        )
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return RecordsError(
+            f"the records database {path} is damaged or not a database ({doing}: {text})",
+            path=path,
+            hint="stop using it, keep a copy as evidence, restore from backup or try "
+            f"`sqlite3 {path} .recover`; point --db or TMSCTL_DB at another file meanwhile",
+        )
+    if "disk" in lowered or "full" in lowered or "readonly" in lowered or "unable to open" in lowered:
+        return RecordsError(
+            f"cannot write the records database {path} ({doing}: {text})",
+            path=path,
+            hint="check free disk space and that the file and its directory are writable by you",
+        )
+    return RecordsError(f"records database {path}: {doing} failed: {text}", path=path)
+
+
+class Records:
+    """The records database. Thread-safe (one lock around one connection); a context manager.
+
+    Opening it applies pending migrations and marks sessions whose owning process has died
+    ``interrupted``. ``close()`` does not end the sessions this process runs: a runner ends them
+    explicitly; otherwise the next opener finds them interrupted, exactly as after a crash.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._path = Path(path).expanduser() if path is not None else default_db_path(env)
+        self._clock = clock or SystemClock()
+        self._lock = threading.RLock()
+        self._owned: dict[str, _OwnerLock] = {}
+        self._conn: sqlite3.Connection | None = None
+        self._create_file_if_missing()
+        self._check_permissions()
+        self._conn = self._connect()
+        try:
+            self._check_identity()
+            self._configure()
+            self._check_not_damaged()
+            self._wrap("migrating the schema", lambda: apply_migrations(self._db, MIGRATIONS, path=str(self._path)))
+            self.mark_interrupted_sessions()
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def _owners_dir(self) -> Path:
+        return self._path.with_name(self._path.name + ".owners")
+
+    def _create_file_if_missing(self) -> None:
+        directory = self._path.parent
+        try:
+            if not directory.exists():
+                directory.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileExistsError):
+                    directory.mkdir(mode=0o700)
+                    os.chmod(directory, 0o700)  # mkdir's mode passes through the umask
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise RecordsError(
+                f"cannot create the records database {self._path}: {exc.strerror or exc}",
+                path=self._path,
+                hint="choose a writable location with --db or TMSCTL_DB",
+            ) from exc
+        os.fchmod(fd, 0o600)
+        os.close(fd)
+
+    def _check_permissions(self) -> None:
+        try:
+            info = os.stat(self._path)
+        except OSError as exc:
+            raise RecordsError(f"cannot open the records database {self._path}: {exc.strerror or exc}",
+                               path=self._path) from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordsError(f"{self._path} is not a regular file", path=self._path,
+                               hint="point --db or TMSCTL_DB at a database file")
+        if os.name == "posix" and info.st_mode & 0o077:
+            raise RecordsError(
+                f"the records database {self._path} is accessible to other users "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); it holds research subjects' records",
+                path=self._path,
+                hint=f"make it private with `chmod 600 {self._path}`",
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, self._path, "opening") from exc
+        return conn
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RecordsError(f"the records database {self._path} is closed", path=self._path)
+        return self._conn
+
+    def _wrap(self, doing: str, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, self._path, doing) from exc
+
+    def _check_identity(self) -> None:
+        def read() -> tuple[int, int, int]:
+            app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            return app_id, version, tables
+
+        app_id, version, tables = self._wrap("reading the header", read)
+        if app_id == APPLICATION_ID:
+            return
+        if app_id == 0 and version == 0 and tables == 0:
+            return  # a new, empty file
+        raise RecordsError(
+            f"{self._path} is an SQLite database of another program "
+            f"(application id {app_id:#x}, {tables} schema objects), not tmsctl records",
+            path=self._path,
+            hint="point --db or TMSCTL_DB at a tmsctl records file or at a new path",
+        )
+
+    def _check_not_damaged(self) -> None:
+        # A damaged file must be found before a session starts, not by a failing write mid-train.
+        problems = self._wrap(
+            "checking the file", lambda: [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+        )
+        if problems != ["ok"]:
+            raise RecordsError(
+                f"the records database {self._path} is damaged: " + "; ".join(problems),
+                path=self._path,
+                hint="stop using it, keep a copy as evidence, restore from backup or try "
+                f"`sqlite3 {self._path} .recover`; point --db or TMSCTL_DB at another file meanwhile",
+            )
+
+    def _configure(self) -> None:
+        def configure() -> str:
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            return str(mode)
+
+        mode = self._wrap("configuring", configure)
+        if mode.lower() != "wal":
+            raise RecordsError(
+                f"the records database {self._path} cannot use write-ahead logging (journal mode {mode!r})",
+                path=self._path,
+                hint="keep the database on a local disk (WAL does not work on network file systems)",
+            )
+
+    def mark_interrupted_sessions(self) -> tuple[str, ...]:
+        """Mark running/paused sessions whose owning process is gone ``interrupted``; return their ids.
+
+        Done at open; a long-lived process (a GUI) may call it again.
+        """
+        marked: list[str] = []
+        rows = self._wrap(
+            "looking for interrupted sessions",
+            lambda: self._db.execute(
+                "SELECT session_id FROM sessions WHERE status IN ('running', 'paused')"
+            ).fetchall(),
+        )
+        for (session_id,) in rows:
+            if session_id in self._owned:
+                continue  # ours, alive
+            lock = self._try_lock(session_id)
+            if lock is None:
+                continue  # a live process owns it
+            try:
+                with self._transaction("marking an interrupted session"):
+                    row = self._db.execute(
+                        "SELECT status FROM sessions WHERE session_id = ?", (session_id,)
+                    ).fetchone()
+                    if row is None or SessionStatus(row[0]) not in _OWNED_STATUSES:
+                        continue
+                    previous = SessionStatus(row[0])
+                    last_activity = self._last_activity(session_id)
+                    open_delivery = self._db.execute(
+                        "SELECT delivery_index, pulses_delivered, pulses_planned FROM deliveries "
+                        "WHERE session_id = ? AND state = 'in_progress' AND resolution IS NULL",
+                        (session_id,),
+                    ).fetchone()
+                    detail = "process ended without closing the session"
+                    if last_activity:
+                        detail += f"; last recorded activity at {last_activity}"
+                    if open_delivery:
+                        detail += (
+                            f"; delivery {open_delivery[0]} had begun ({open_delivery[1]} of "
+                            f"{open_delivery[2]} pulses recorded)"
+                        )
+                    self._db.execute(
+                        "UPDATE sessions SET status = 'interrupted', ended_at = ? WHERE session_id = ?",
+                        (last_activity, session_id),
+                    )
+                    self._insert_fault(Fault(session_id, "process_ended", detail, previous.value))
+                    marked.append(session_id)
+            finally:
+                lock.release(remove=True)
+        return tuple(marked)
+
+    def _last_activity(self, session_id: str) -> str | None:
+        row = self._db.execute(
+            """
+            SELECT max(t) FROM (
+                SELECT started_at AS t FROM sessions WHERE session_id = :s
+                UNION ALL SELECT max(started_at) FROM deliveries WHERE session_id = :s
+                UNION ALL SELECT max(finished_at) FROM deliveries WHERE session_id = :s
+                UNION ALL SELECT max(at) FROM operator_actions WHERE session_id = :s
+                UNION ALL SELECT max(at) FROM faults WHERE session_id = :s
+            )
+            """,
+            {"s": session_id},
+        ).fetchone()
+        return row[0]
+
+    def _try_lock(self, session_id: str) -> _OwnerLock | None:
+        try:
+            return _OwnerLock.try_acquire(self._owners_dir, session_id)
+        except OSError as exc:
+            raise RecordsError(
+                f"cannot use the session lock directory {self._owners_dir}: {exc.strerror or exc}",
+                path=self._path,
+                hint="the directory next to the database must be writable by you",
+            ) from exc
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed (and, with synchronous=FULL, on disk) on exit."""
+        with self._lock:
+            conn = self._db
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _sqlite_error(exc, self._path, doing) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                conn.execute("ROLLBACK")
+                raise RecordRefused(f"{doing}: the database refused it: {exc}", path=self._path) from exc
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise _sqlite_error(exc, self._path, doing) from exc
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, doing: str, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                cursor = self._db.execute(sql, params)
+                cursor.row_factory = sqlite3.Row
+                return cursor.fetchall()
+            except sqlite3.Error as exc:
+                raise _sqlite_error(exc, self._path, doing) from exc
+
+    def _now(self) -> datetime:
+        return self._clock.wall().astimezone(UTC)
+
+    def _stamp(self, moment: datetime | None) -> str:
+        return _to_db_time(moment if moment is not None else self._now())
+
+    # -- lifecycle of the store ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database and free this process's session locks (sessions keep their status)."""
+        with self._lock:
+            for lock in self._owned.values():
+                lock.release(remove=False)
+            self._owned.clear()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Records:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def storage_settings(self) -> StorageSettings:
+        """What the connection actually uses (for `tmsctl doctor` and the tests)."""
+        with self._lock:
+            def read(pragma: str) -> Any:
+                return self._db.execute(f"PRAGMA {pragma}").fetchone()[0]
+
+            synchronous = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(read("synchronous"), "?")
+            return StorageSettings(
+                path=self._path,
+                journal_mode=str(read("journal_mode")),
+                synchronous=synchronous,
+                foreign_keys=bool(read("foreign_keys")),
+                schema_version=int(read("user_version")),
+                application_id=int(read("application_id")),
+            )
+
+    def integrity_check(self) -> tuple[str, ...]:
+        """SQLite's ``integrity_check`` and ``foreign_key_check``; ``("ok",)`` when sound."""
+        problems = [row[0] for row in self._read("checking integrity", "PRAGMA integrity_check")]
+        for row in self._read("checking foreign keys", "PRAGMA foreign_key_check"):
+            problems.append(f"foreign key: {tuple(row)}")
+        if problems == ["ok"]:
+            return ("ok",)
+        return tuple(p for p in problems if p != "ok")
+
+    # -- subjects --------------------------------------------------------------------------------
+
+    def add_subject(self, subject_id: str) -> Subject:
+        validate_subject_id(subject_id)
+        with self._transaction("adding a subject") as conn:
+            if conn.execute("SELECT 1 FROM subjects WHERE subject_id = ?", (subject_id,)).fetchone():
+                raise RecordRefused(f"subject {subject_id!r} is already recorded", path=self._path,
+                                    hint="use ensure_subject to accept an existing subject")
+            created = self._stamp(None)
+            conn.execute("INSERT INTO subjects (subject_id, created_at) VALUES (?, ?)", (subject_id, created))
+        return Subject(subject_id, _from_db_time_required(created))
+
+    def ensure_subject(self, subject_id: str) -> Subject:
+        existing = self.subject(subject_id)
+        return existing if existing is not None else self.add_subject(subject_id)
+
+    def subject(self, subject_id: str) -> Subject | None:
+        validate_subject_id(subject_id)
+        rows = self._read("reading a subject", "SELECT * FROM subjects WHERE subject_id = ?", (subject_id,))
+        return Subject(rows[0]["subject_id"], _from_db_time_required(rows[0]["created_at"])) if rows else None
+
+    def subjects(self) -> tuple[Subject, ...]:
+        rows = self._read("listing subjects", "SELECT * FROM subjects ORDER BY subject_id")
+        return tuple(Subject(r["subject_id"], _from_db_time_required(r["created_at"])) for r in rows)
+
+    def _require_subject(self, conn: sqlite3.Connection, subject_id: str) -> None:
+        if not conn.execute("SELECT 1 FROM subjects WHERE subject_id = ?", (subject_id,)).fetchone():
+            raise UnknownRecord(f"subject {subject_id!r} is not recorded", path=self._path,
+                                hint="add the subject first (ensure_subject)")
+
+    # -- motor thresholds ------------------------------------------------------------------------
+
+    def record_motor_threshold(self, threshold: MotorThreshold) -> MotorThreshold:
+        if threshold.threshold_id is not None:
+            raise InvalidRecord("a new motor threshold has no threshold_id yet (the store assigns it)")
+        with self._transaction("recording a motor threshold") as conn:
+            self._require_subject(conn, threshold.subject_id)
+            cursor = conn.execute(
+                """INSERT INTO motor_thresholds (subject_id, stimulator_model, stimulator_serial, coil,
+                       value_pct_mso, reference, method, measured_at, trial_log_json, operator, recorded_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    threshold.subject_id,
+                    threshold.stimulator_model,
+                    threshold.stimulator_serial,
+                    threshold.coil,
+                    threshold.value_pct_mso,
+                    threshold.reference.value,
+                    threshold.method,
+                    _to_db_time(threshold.measured_at),
+                    json.dumps(list(threshold.trial_log), sort_keys=True),
+                    threshold.operator,
+                    self._stamp(None),
+                ),
+            )
+            new_id = cursor.lastrowid
+        return replace(threshold, threshold_id=new_id)
+
+    def motor_thresholds(self, subject_id: str) -> tuple[MotorThreshold, ...]:
+        validate_subject_id(subject_id)
+        rows = self._read(
+            "listing motor thresholds",
+            "SELECT * FROM motor_thresholds WHERE subject_id = ? ORDER BY measured_at, threshold_id",
+            (subject_id,),
+        )
+        return tuple(_threshold_from_row(r) for r in rows)
+
+    def latest_motor_threshold(
+        self, subject_id: str, *, stimulator_model: str, stimulator_serial: str, coil: str
+    ) -> MotorThreshold | None:
+        """The most recent measurement for exactly this subject, stimulator (model + serial) and coil."""
+        validate_subject_id(subject_id)
+        rows = self._read(
+            "looking up a motor threshold",
+            """SELECT * FROM motor_thresholds
+               WHERE subject_id = ? AND stimulator_model = ? AND stimulator_serial = ? AND coil = ?
+               ORDER BY measured_at DESC, threshold_id DESC LIMIT 1""",
+            (subject_id, stimulator_model, stimulator_serial, coil),
+        )
+        return _threshold_from_row(rows[0]) if rows else None
+
+    # -- protocol approvals ----------------------------------------------------------------------
+
+    def approve_protocol(
+        self, protocol_id: str, content_hash: str, *, approved_by: str, approved_at: datetime | None = None
+    ) -> ProtocolApproval:
+        _text("protocol_id", protocol_id, max_len=120)
+        _content_hash(content_hash)
+        _text("approved_by", approved_by, max_len=80)
+        at = self._stamp(_optional_utc("approved_at", approved_at))
+        with self._transaction("recording a protocol approval") as conn:
+            cursor = conn.execute(
+                "INSERT INTO protocol_approvals (protocol_id, content_hash, approved_by, approved_at) "
+                "VALUES (?, ?, ?, ?)",
+                (protocol_id, content_hash, approved_by, at),
+            )
+            new_id = cursor.lastrowid
+        assert new_id is not None
+        return ProtocolApproval(protocol_id, content_hash, approved_by, _from_db_time_required(at), new_id)
+
+    def protocol_approvals(
+        self, protocol_id: str | None = None, content_hash: str | None = None
+    ) -> tuple[ProtocolApproval, ...]:
+        rows = self._read(
+            "listing protocol approvals",
+            """SELECT * FROM protocol_approvals
+               WHERE (:p IS NULL OR protocol_id = :p) AND (:h IS NULL OR content_hash = :h)
+               ORDER BY approved_at, approval_id""",
+            {"p": protocol_id, "h": content_hash},
+        )
+        return tuple(
+            ProtocolApproval(
+                r["protocol_id"], r["content_hash"], r["approved_by"],
+                _from_db_time_required(r["approved_at"]), r["approval_id"],
+            )
+            for r in rows
+        )
+
+    def is_protocol_approved(self, protocol_id: str, content_hash: str) -> bool:
+        """True when this exact content (by hash) of this protocol id has been approved."""
+        return bool(self.protocol_approvals(protocol_id, content_hash))
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def create_session(self, plan: SessionPlan) -> Session:
+        """Record a planned session (status ``planned``); nothing has fired yet."""
+        for _ in range(20):
+            session_id = plan.session_id or new_session_id()
+            with self._transaction("creating a session") as conn:
+                self._require_subject(conn, plan.subject_id)
+                if conn.execute("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)).fetchone():
+                    if plan.session_id is not None:
+                        raise RecordRefused(f"session {session_id} already exists", path=self._path,
+                                            hint="choose another id, or let tmsctl make one")
+                    continue  # a random id collided: draw another
+                for used in plan.thresholds_used:
+                    self._check_threshold_used(conn, plan.subject_id, used)
+                conn.execute(
+                    """INSERT INTO sessions (session_id, subject_id, protocol_id, protocol_hash, protocol_text,
+                           device_url, device_model, device_serial, device_firmware, coil, simulated,
+                           planned_deliveries, planned_pulses, status, created_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)""",
+                    (
+                        session_id,
+                        plan.subject_id,
+                        plan.protocol_id,
+                        plan.protocol_hash,
+                        plan.protocol_text,
+                        redact_text(plan.device_url),
+                        plan.device_model,
+                        plan.device_serial,
+                        plan.device_firmware,
+                        plan.coil,
+                        int(plan.simulated),
+                        plan.planned_deliveries,
+                        plan.planned_pulses,
+                        self._stamp(None),
+                    ),
+                )
+                conn.executemany(
+                    "INSERT INTO session_thresholds (session_id, position, reference, value_pct_mso, threshold_id) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (session_id, position, used.reference.value, used.value_pct_mso, used.threshold_id)
+                        for position, used in enumerate(plan.thresholds_used)
+                    ],
+                )
+            return self.session(session_id)
+        raise RecordsError("could not draw an unused session id in 20 tries", path=self._path)
+
+    def _check_threshold_used(self, conn: sqlite3.Connection, subject_id: str, used: ThresholdUsed) -> None:
+        if used.threshold_id is None:
+            return
+        row = conn.execute(
+            "SELECT subject_id, reference, value_pct_mso FROM motor_thresholds WHERE threshold_id = ?",
+            (used.threshold_id,),
+        ).fetchone()
+        if row is None:
+            raise UnknownRecord(f"motor threshold {used.threshold_id} is not recorded", path=self._path)
+        if row[0] != subject_id:
+            raise RecordRefused(
+                f"motor threshold {used.threshold_id} belongs to subject {row[0]!r}, not {subject_id!r}",
+                path=self._path,
+            )
+        if (row[1], row[2]) != (used.reference.value, used.value_pct_mso):
+            raise RecordRefused(
+                f"motor threshold {used.threshold_id} is {row[2]} %MSO {row[1]}, but the session says "
+                f"{used.value_pct_mso} %MSO {used.reference.value}",
+                path=self._path,
+            )
+
+    def session(self, session_id: str) -> Session:
+        session_id = normalize_session_id(session_id)
+        rows = self._read("reading a session", "SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+        if not rows:
+            raise UnknownRecord(f"no session {session_id} in {self._path}", path=self._path)
+        thresholds = self._read(
+            "reading a session's thresholds",
+            "SELECT * FROM session_thresholds WHERE session_id = ? ORDER BY position",
+            (session_id,),
+        )
+        return _session_from_row(rows[0], thresholds)
+
+    def sessions(
+        self, *, subject_id: str | None = None, status: SessionStatus | str | None = None
+    ) -> tuple[Session, ...]:
+        """Sessions in creation order, optionally only one subject's and/or one status."""
+        if subject_id is not None:
+            validate_subject_id(subject_id)
+        status_value = None if status is None else _enum(SessionStatus, "status", status).value
+        rows = self._read(
+            "listing sessions",
+            """SELECT * FROM sessions WHERE (:subject IS NULL OR subject_id = :subject)
+               AND (:status IS NULL OR status = :status) ORDER BY created_at, rowid""",
+            {"subject": subject_id, "status": status_value},
+        )
+        thresholds = self._read(
+            "reading thresholds",
+            """SELECT t.* FROM session_thresholds t JOIN sessions s USING (session_id)
+               WHERE (:subject IS NULL OR s.subject_id = :subject) AND (:status IS NULL OR s.status = :status)
+               ORDER BY t.session_id, t.position""",
+            {"subject": subject_id, "status": status_value},
+        )
+        by_session: dict[str, list[sqlite3.Row]] = {}
+        for row in thresholds:
+            by_session.setdefault(row["session_id"], []).append(row)
+        return tuple(_session_from_row(r, by_session.get(r["session_id"], [])) for r in rows)
+
+    def _status(self, conn: sqlite3.Connection, session_id: str) -> SessionStatus:
+        row = conn.execute("SELECT status FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise UnknownRecord(f"no session {session_id} in {self._path}", path=self._path)
+        return SessionStatus(row[0])
+
+    def _change_status(
+        self,
+        conn: sqlite3.Connection,
+        session_id: str,
+        new: SessionStatus,
+        *,
+        doing: str,
+        only_from: frozenset[SessionStatus] | None = None,
+    ) -> SessionStatus:
+        old = self._status(conn, session_id)
+        if only_from is not None and old not in only_from:
+            hint = {
+                "start": "a session starts once; use resume_session to continue it",
+                "resume": "only a paused, faulted or interrupted session can be resumed",
+            }.get(doing)
+            raise RecordRefused(
+                f"cannot {doing} session {session_id}: it is {old.value}", path=self._path, hint=hint
+            )
+        if new not in ALLOWED_STATUS_CHANGES[old]:
+            allowed = ", ".join(sorted(s.value for s in ALLOWED_STATUS_CHANGES[old])) or "nothing (final)"
+            raise RecordRefused(
+                f"cannot {doing} session {session_id}: it is {old.value} (from {old.value} it can go to {allowed})",
+                path=self._path,
+            )
+        conn.execute("UPDATE sessions SET status = ? WHERE session_id = ?", (new.value, session_id))
+        return old
+
+    def _take_ownership(self, session_id: str) -> bool:
+        """Own the session's lock (True if newly taken: a new run segment begins)."""
+        if session_id in self._owned:
+            return False
+        lock = self._try_lock(session_id)
+        if lock is None:
+            pid = _OwnerLock.holder_pid(self._owners_dir, session_id)
+            raise SessionOwnedElsewhere(
+                f"session {session_id} is being run by another live process (pid {pid})", path=self._path
+            )
+        self._owned[session_id] = lock
+        return True
+
+    def _drop_ownership(self, session_id: str) -> None:
+        lock = self._owned.pop(session_id, None)
+        if lock is not None:
+            lock.release(remove=True)
+
+    def _lifecycle(
+        self,
+        session_id: str,
+        new: SessionStatus,
+        *,
+        doing: str,
+        action: OperatorAction | None,
+        fault: Fault | None = None,
+        extra: Callable[[sqlite3.Connection, SessionStatus, bool], None] | None = None,
+        only_from: frozenset[SessionStatus] | None = None,
+    ) -> Session:
+        # Every status change needs the session's owner lock: a live process running the session
+        # elsewhere keeps it, so nobody else can pause, abort or complete it behind its back.
+        session_id = normalize_session_id(session_id)
+        with self._lock:
+            newly_owned = self._take_ownership(session_id)
+            try:
+                with self._transaction(doing) as conn:
+                    old = self._change_status(conn, session_id, new, doing=doing, only_from=only_from)
+                    if extra is not None:
+                        extra(conn, old, newly_owned)
+                    if action is not None:
+                        self._insert_action(action)
+                    if fault is not None:
+                        self._insert_fault(fault)
+            except BaseException:
+                if newly_owned:
+                    self._drop_ownership(session_id)
+                raise
+            if new in (SessionStatus.COMPLETED, SessionStatus.ABORTED):
+                self._drop_ownership(session_id)
+        return self.session(session_id)
+
+    def start_session(self, session_id: str, *, operator: str, offset_s: float | None = None) -> Session:
+        """``planned → running``: this process now owns the session; records a ``start`` action."""
+        action = OperatorAction(session_id, ActionKind.START, operator, offset_s=offset_s)
+
+        def stamp(conn: sqlite3.Connection, _old: SessionStatus, _new_owner: bool) -> None:
+            conn.execute(
+                "UPDATE sessions SET started_at = ?, run_segments = run_segments + 1 WHERE session_id = ?",
+                (self._stamp(None), action.session_id),
+            )
+
+        return self._lifecycle(session_id, SessionStatus.RUNNING, doing="start", action=action, extra=stamp,
+                               only_from=frozenset({SessionStatus.PLANNED}))
+
+    def pause_session(
+        self, session_id: str, *, operator: str, reason: str = "", offset_s: float | None = None
+    ) -> Session:
+        action = OperatorAction(session_id, ActionKind.PAUSE, operator, reason, offset_s=offset_s)
+        return self._lifecycle(session_id, SessionStatus.PAUSED, doing="pause", action=action)
+
+    def resume_session(
+        self, session_id: str, *, operator: str, reason: str = "", offset_s: float | None = None
+    ) -> Session:
+        """``paused/faulted/interrupted → running``. In a new process this starts a new run segment."""
+        action = OperatorAction(session_id, ActionKind.RESUME, operator, reason, offset_s=offset_s)
+
+        def reopen(conn: sqlite3.Connection, _old: SessionStatus, new_owner: bool) -> None:
+            conn.execute(
+                "UPDATE sessions SET ended_at = NULL, run_segments = run_segments + ? WHERE session_id = ?",
+                (1 if new_owner else 0, action.session_id),
+            )
+
+        return self._lifecycle(session_id, SessionStatus.RUNNING, doing="resume", action=action, extra=reopen,
+                               only_from=_RESUMABLE_STATUSES)
+
+    def complete_session(self, session_id: str) -> Session:
+        """``running → completed``; refused unless every schedule position is delivered (or skipped)."""
+        session_id = normalize_session_id(session_id)
+
+        def check_finished(conn: sqlite3.Connection, _old: SessionStatus, _new_owner: bool) -> None:
+            point = self._resume_point(conn, session_id)
+            if not point.finished:
+                missing = point.planned_deliveries - point.next_index
+                raise RecordRefused(
+                    f"session {session_id} is not finished: {missing} of {point.planned_deliveries} "
+                    f"trains/pulses not delivered (next is {point.next_index})",
+                    path=self._path,
+                    hint="end it with abort_session and a reason instead",
+                )
+            conn.execute("UPDATE sessions SET ended_at = ? WHERE session_id = ?", (self._stamp(None), session_id))
+
+        return self._lifecycle(session_id, SessionStatus.COMPLETED, doing="complete", action=None,
+                               extra=check_finished)
+
+    def abort_session(self, session_id: str, *, operator: str, reason: str, offset_s: float | None = None) -> Session:
+        """End the session for good (any non-final status); ``reason`` must say why."""
+        _text("reason", reason, max_len=2000)
+        action = OperatorAction(session_id, ActionKind.ABORT, operator, reason, offset_s=offset_s)
+
+        def stamp(conn: sqlite3.Connection, _old: SessionStatus, _new_owner: bool) -> None:
+            conn.execute("UPDATE sessions SET ended_at = ? WHERE session_id = ?", (self._stamp(None), action.session_id))
+
+        return self._lifecycle(session_id, SessionStatus.ABORTED, doing="abort", action=action, extra=stamp)
+
+    def fault_session(self, fault: Fault) -> Session:
+        """Record ``fault`` and mark the session ``faulted`` in one transaction."""
+
+        def stamp(conn: sqlite3.Connection, _old: SessionStatus, _new_owner: bool) -> None:
+            conn.execute(
+                "UPDATE sessions SET ended_at = ? WHERE session_id = ?", (self._stamp(fault.at), fault.session_id)
+            )
+
+        return self._lifecycle(fault.session_id, SessionStatus.FAULTED, doing="fault", action=None, fault=fault,
+                               extra=stamp)
+
+    # -- deliveries ------------------------------------------------------------------------------
+
+    def begin_delivery(self, plan: DeliveryPlan) -> Delivery:
+        """Record that a train or pulse is about to fire (commit before firing).
+
+        Refused unless the session is running in this process, ``plan.index`` is the resume
+        point's ``next_index`` and no partial attempt is unresolved.
+        """
+        with self._transaction("recording the start of a delivery") as conn:
+            self._require_owned_running(conn, plan.session_id, "begin a delivery")
+            planned, segments = conn.execute(
+                "SELECT planned_deliveries, run_segments FROM sessions WHERE session_id = ?", (plan.session_id,)
+            ).fetchone()
+            if plan.index >= planned:
+                raise RecordRefused(
+                    f"session {plan.session_id} plans {planned} trains/pulses (0..{planned - 1}); "
+                    f"index {plan.index} is outside the plan",
+                    path=self._path,
+                )
+            point = self._resume_point(conn, plan.session_id)
+            self._check_next(point, plan.index)
+            attempt = conn.execute(
+                "SELECT coalesce(max(attempt), 0) + 1 FROM deliveries WHERE session_id = ? AND delivery_index = ?",
+                (plan.session_id, plan.index),
+            ).fetchone()[0]
+            conn.execute(
+                """INSERT INTO deliveries (session_id, delivery_index, attempt, kind, segment, planned_onset_s,
+                       pulses_planned, intensity_pct_mso, trigger_source, second_intensity_pct_mso, ipi_ms,
+                       started_at, state, pulses_delivered)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_progress', 0)""",
+                (
+                    plan.session_id,
+                    plan.index,
+                    attempt,
+                    plan.kind.value,
+                    segments,
+                    plan.planned_onset_s,
+                    plan.pulses_planned,
+                    plan.intensity_pct_mso,
+                    plan.trigger_source.value,
+                    plan.second_intensity_pct_mso,
+                    plan.ipi_ms,
+                    self._stamp(None),
+                ),
+            )
+            return self._live_delivery(conn, plan.session_id, plan.index)
+
+    def _check_next(self, point: ResumePoint, index: int) -> None:
+        sid = point.session_id
+        if point.partial is not None:
+            partial = point.partial
+            raise RecordRefused(
+                f"session {sid}: train/pulse {partial.index} began but did not complete "
+                f"({partial.pulses_delivered} of {partial.pulses_planned} pulses recorded); "
+                "it must be resolved before anything else is delivered",
+                path=self._path,
+                hint="decide with the operator, then call skip_partial or retry_partial with a reason",
+            )
+        if index < point.next_index:
+            raise RecordRefused(
+                f"session {sid}: train/pulse {index} is already recorded delivered (or skipped); "
+                f"repeating it is refused (next is {point.next_index})",
+                path=self._path,
+            )
+        if index > point.next_index:
+            raise RecordRefused(
+                f"session {sid}: delivering train/pulse {index} would skip {point.next_index}"
+                + (f"..{index - 1}" if index - 1 > point.next_index else "")
+                + ", which were not delivered",
+                path=self._path,
+            )
+
+    def _require_owned_running(self, conn: sqlite3.Connection, session_id: str, doing: str) -> None:
+        status = self._status(conn, session_id)
+        if status is not SessionStatus.RUNNING:
+            raise RecordRefused(
+                f"cannot {doing} in session {session_id}: it is {status.value}, not running", path=self._path
+            )
+        if session_id not in self._owned:
+            raise SessionOwnedElsewhere(
+                f"cannot {doing} in session {session_id}: it is running in another process", path=self._path
+            )
+
+    def _live_delivery(self, conn: sqlite3.Connection, session_id: str, index: int) -> Delivery:
+        cursor = conn.execute(
+            "SELECT * FROM deliveries WHERE session_id = ? AND delivery_index = ? AND resolution IS NULL",
+            (session_id, index),
+        )
+        cursor.row_factory = sqlite3.Row
+        row = cursor.fetchone()
+        if row is None:
+            raise RecordRefused(
+                f"session {session_id}: train/pulse {index} has not begun (begin_delivery first)", path=self._path
+            )
+        return _delivery_from_row(row)
+
+    def record_progress(
+        self,
+        session_id: str,
+        index: int,
+        *,
+        pulses_delivered: int,
+        onset_offset_s: float | None = None,
+        onset_utc: datetime | None = None,
+    ) -> Delivery:
+        """For host-timed trains: raise the recorded pulse count of the delivery in progress."""
+        progress = DeliveryResult(session_id, index, pulses_delivered, False, onset_offset_s, onset_utc)
+        with self._transaction("recording delivery progress") as conn:
+            current = self._live_delivery(conn, progress.session_id, progress.index)
+            self._check_open(current)
+            if progress.pulses_delivered < current.pulses_delivered:
+                raise RecordRefused(
+                    f"session {current.session_id}: train/pulse {index} already has {current.pulses_delivered} "
+                    f"pulses recorded; a count cannot go down to {progress.pulses_delivered}",
+                    path=self._path,
+                )
+            self._check_count(current, progress.pulses_delivered)
+            conn.execute(
+                """UPDATE deliveries SET pulses_delivered = ?,
+                       onset_offset_s = coalesce(onset_offset_s, ?), onset_utc = coalesce(onset_utc, ?)
+                   WHERE session_id = ? AND delivery_index = ? AND attempt = ?""",
+                (
+                    progress.pulses_delivered,
+                    progress.onset_offset_s,
+                    None if progress.onset_utc is None else _to_db_time(progress.onset_utc),
+                    current.session_id,
+                    current.index,
+                    current.attempt,
+                ),
+            )
+            return self._live_delivery(conn, current.session_id, current.index)
+
+    def finish_delivery(self, result: DeliveryResult) -> Delivery:
+        """Record how a begun train or pulse ended: one transaction, on disk when this returns."""
+        with self._transaction("recording a delivery") as conn:
+            current = self._live_delivery(conn, result.session_id, result.index)
+            self._check_open(current)
+            status = self._status(conn, result.session_id)
+            if status not in (SessionStatus.RUNNING, SessionStatus.PAUSED, SessionStatus.FAULTED):
+                raise RecordRefused(
+                    f"cannot finish a delivery of session {result.session_id}: it is {status.value}",
+                    path=self._path,
+                )
+            if result.session_id not in self._owned:
+                raise SessionOwnedElsewhere(
+                    f"session {result.session_id} is not run by this process", path=self._path
+                )
+            self._check_count(current, result.pulses_delivered)
+            if result.pulses_delivered < current.pulses_delivered:
+                raise RecordRefused(
+                    f"session {current.session_id}: train/pulse {current.index} already has "
+                    f"{current.pulses_delivered} pulses recorded; cannot finish with {result.pulses_delivered}",
+                    path=self._path,
+                )
+            if result.completed and result.pulses_delivered != current.pulses_planned:
+                raise RecordRefused(
+                    f"session {current.session_id}: train/pulse {current.index} delivered "
+                    f"{result.pulses_delivered} of {current.pulses_planned} pulses, so it is not complete",
+                    path=self._path,
+                    hint="finish it with completed=False",
+                )
+            state = DeliveryState.COMPLETED if result.completed else DeliveryState.STOPPED
+            conn.execute(
+                """UPDATE deliveries SET state = ?, pulses_delivered = ?, onset_offset_s = coalesce(?, onset_offset_s),
+                       onset_utc = coalesce(?, onset_utc), finished_at = ?
+                   WHERE session_id = ? AND delivery_index = ? AND attempt = ?""",
+                (
+                    state.value,
+                    result.pulses_delivered,
+                    result.onset_offset_s,
+                    None if result.onset_utc is None else _to_db_time(result.onset_utc),
+                    self._stamp(None),
+                    current.session_id,
+                    current.index,
+                    current.attempt,
+                ),
+            )
+            return self._live_delivery(conn, current.session_id, current.index)
+
+    def _check_open(self, current: Delivery) -> None:
+        if current.state is not DeliveryState.IN_PROGRESS:
+            raise RecordRefused(
+                f"session {current.session_id}: train/pulse {current.index} is already recorded "
+                f"{current.state.value}",
+                path=self._path,
+            )
+
+    def _check_count(self, current: Delivery, pulses: int) -> None:
+        if pulses > current.pulses_planned:
+            raise RecordRefused(
+                f"session {current.session_id}: train/pulse {current.index} planned {current.pulses_planned} "
+                f"pulses; {pulses} cannot be recorded",
+                path=self._path,
+            )
+
+    def skip_partial(self, session_id: str, index: int, *, operator: str, reason: str,
+                     offset_s: float | None = None) -> ResumePoint:
+        """Leave a partial train/pulse as it is and move on (its pulses stay counted)."""
+        return self._resolve_partial(session_id, index, Resolution.SKIPPED, ActionKind.SKIP_PARTIAL,
+                                     operator=operator, reason=reason, offset_s=offset_s)
+
+    def retry_partial(self, session_id: str, index: int, *, operator: str, reason: str,
+                      offset_s: float | None = None) -> ResumePoint:
+        """Deliver this position again (a new attempt; the partial's pulses stay counted)."""
+        return self._resolve_partial(session_id, index, Resolution.RETRIED, ActionKind.RETRY_PARTIAL,
+                                     operator=operator, reason=reason, offset_s=offset_s)
+
+    def _resolve_partial(self, session_id: str, index: int, resolution: Resolution, kind: ActionKind, *,
+                         operator: str, reason: str, offset_s: float | None) -> ResumePoint:
+        _text("reason", reason, max_len=2000)
+        action = OperatorAction(session_id, kind, operator, f"train/pulse {index}: {reason}", offset_s=offset_s)
+        sid = action.session_id
+        with self._transaction(f"recording {kind.value}") as conn:
+            status = self._status(conn, sid)
+            if status in (SessionStatus.PLANNED, SessionStatus.COMPLETED, SessionStatus.ABORTED):
+                raise RecordRefused(f"session {sid} is {status.value}; nothing to resolve", path=self._path)
+            if status in _OWNED_STATUSES and sid not in self._owned:
+                raise SessionOwnedElsewhere(f"session {sid} is run by another process", path=self._path)
+            point = self._resume_point(conn, sid)
+            if point.partial is None or point.partial.index != index:
+                have = "none" if point.partial is None else f"train/pulse {point.partial.index}"
+                raise RecordRefused(
+                    f"session {sid}: train/pulse {index} is not the partial one (partial: {have})", path=self._path
+                )
+            if point.partial.state is DeliveryState.IN_PROGRESS:
+                # The attempt's outcome is unknown: close it as stopped at its recorded count.
+                conn.execute(
+                    "UPDATE deliveries SET state = 'stopped', finished_at = ? "
+                    "WHERE session_id = ? AND delivery_index = ? AND attempt = ?",
+                    (self._stamp(None), sid, index, point.partial.attempt),
+                )
+            conn.execute(
+                "UPDATE deliveries SET resolution = ? WHERE session_id = ? AND delivery_index = ? AND attempt = ?",
+                (resolution.value, sid, index, point.partial.attempt),
+            )
+            self._insert_action(action)
+            return self._resume_point(conn, sid)
+
+    def resume_point(self, session_id: str) -> ResumePoint:
+        session_id = normalize_session_id(session_id)
+        with self._lock:
+            try:
+                conn = self._db
+                conn.execute("BEGIN")  # one consistent snapshot across the two reads
+                try:
+                    return self._resume_point(conn, session_id)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _sqlite_error(exc, self._path, "computing the resume point") from exc
+
+    def _resume_point(self, conn: sqlite3.Connection, session_id: str) -> ResumePoint:
+        row = conn.execute("SELECT planned_deliveries FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise UnknownRecord(f"no session {session_id} in {self._path}", path=self._path)
+        planned = row[0]
+        cursor = conn.execute(
+            "SELECT * FROM deliveries WHERE session_id = ? ORDER BY delivery_index, attempt", (session_id,)
+        )
+        cursor.row_factory = sqlite3.Row
+        deliveries = [_delivery_from_row(r) for r in cursor.fetchall()]
+        done: set[int] = set()
+        open_attempts: dict[int, Delivery] = {}
+        completed = skipped = pulses = 0
+        for delivery in deliveries:
+            pulses += delivery.pulses_delivered
+            if delivery.state is DeliveryState.COMPLETED:
+                completed += 1
+                done.add(delivery.index)
+            elif delivery.resolution is Resolution.SKIPPED:
+                skipped += 1
+                done.add(delivery.index)
+            elif delivery.resolution is None:
+                open_attempts[delivery.index] = delivery
+        next_index = 0
+        while next_index in done:
+            next_index += 1
+        return ResumePoint(
+            session_id=session_id,
+            next_index=next_index,
+            planned_deliveries=planned,
+            completed_deliveries=completed,
+            skipped_deliveries=skipped,
+            pulses_delivered=pulses,
+            partial=open_attempts.get(next_index),
+        )
+
+    # -- actions, overrides, faults --------------------------------------------------------------
+
+    def record_action(self, action: OperatorAction) -> OperatorAction:
+        """Record an acknowledge or confirm (the lifecycle methods record the other kinds)."""
+        if action.kind in _LIFECYCLE_ACTIONS:
+            raise InvalidRecord(
+                f"a {action.kind.value!r} action is recorded by {_LIFECYCLE_ACTIONS[action.kind]}(), "
+                "together with what it changes"
+            )
+        if action.action_id is not None:
+            raise InvalidRecord("a new action has no action_id yet (the store assigns it)")
+        with self._transaction("recording an operator action") as conn:
+            self._status(conn, action.session_id)
+            return self._insert_action(action)
+
+    def _insert_action(self, action: OperatorAction) -> OperatorAction:
+        at = self._stamp(action.at)
+        reason = redact_text(action.reason)
+        cursor = self._db.execute(
+            "INSERT INTO operator_actions (session_id, kind, operator, reason, at, offset_s) VALUES (?, ?, ?, ?, ?, ?)",
+            (action.session_id, action.kind.value, action.operator, reason, at, action.offset_s),
+        )
+        return replace(action, reason=reason, at=_from_db_time(at), action_id=cursor.lastrowid)
+
+    def record_override(self, override: Override) -> Override:
+        """Record an overridden finding (and an ``override`` operator action) in one transaction."""
+        if override.override_id is not None:
+            raise InvalidRecord("a new override has no override_id yet (the store assigns it)")
+        with self._transaction("recording an override") as conn:
+            status = self._status(conn, override.session_id)
+            if status in (SessionStatus.COMPLETED, SessionStatus.ABORTED):
+                raise RecordRefused(f"session {override.session_id} is {status.value}", path=self._path)
+            row = conn.execute(
+                "SELECT protocol_hash FROM sessions WHERE session_id = ?", (override.session_id,)
+            ).fetchone()
+            if row[0] != override.protocol_hash:
+                raise RecordRefused(
+                    f"override for protocol hash {override.protocol_hash} cannot bind to session "
+                    f"{override.session_id}, which runs {row[0]}",
+                    path=self._path,
+                    hint="overrides bind to one protocol content and one session only",
+                )
+            at = self._stamp(override.at)
+            finding, reason = redact_text(override.finding), redact_text(override.reason)
+            cursor = conn.execute(
+                """INSERT INTO overrides (session_id, rule_id, finding, operator, reason, protocol_hash,
+                       ruleset_version, at, offset_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    override.session_id, override.rule_id, finding, override.operator, reason,
+                    override.protocol_hash, override.ruleset_version, at, override.offset_s,
+                ),
+            )
+            stored = replace(override, finding=finding, reason=reason, at=_from_db_time(at),
+                             override_id=cursor.lastrowid)
+            self._insert_action(
+                OperatorAction(override.session_id, ActionKind.OVERRIDE, override.operator,
+                               f"{override.rule_id}: {override.reason}", at=stored.at, offset_s=override.offset_s)
+            )
+        return stored
+
+    def record_fault(self, fault: Fault) -> Fault:
+        """Record a fault without changing the session's status (see ``fault_session``)."""
+        if fault.fault_id is not None:
+            raise InvalidRecord("a new fault has no fault_id yet (the store assigns it)")
+        with self._transaction("recording a fault") as conn:
+            self._status(conn, fault.session_id)
+            return self._insert_fault(fault)
+
+    def _insert_fault(self, fault: Fault) -> Fault:
+        at = self._stamp(fault.at)
+        detail = redact_text(fault.detail)
+        cursor = self._db.execute(
+            "INSERT INTO faults (session_id, code, detail, state, at, offset_s) VALUES (?, ?, ?, ?, ?, ?)",
+            (fault.session_id, fault.code, detail, fault.state, at, fault.offset_s),
+        )
+        return replace(fault, detail=detail, at=_from_db_time(at), fault_id=cursor.lastrowid)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def session_detail(self, session_id: str) -> SessionDetail:
+        """Everything recorded about one session, read in one snapshot."""
+        session_id = normalize_session_id(session_id)
+        with self._lock:
+            conn = self._db
+            try:
+                conn.execute("BEGIN")
+                try:
+                    session = self.session(session_id)
+                    deliveries = tuple(
+                        _delivery_from_row(r)
+                        for r in self._read(
+                            "reading deliveries",
+                            "SELECT * FROM deliveries WHERE session_id = ? ORDER BY delivery_index, attempt",
+                            (session_id,),
+                        )
+                    )
+                    actions = tuple(
+                        _action_from_row(r)
+                        for r in self._read(
+                            "reading actions",
+                            "SELECT * FROM operator_actions WHERE session_id = ? ORDER BY action_id",
+                            (session_id,),
+                        )
+                    )
+                    overrides = tuple(
+                        _override_from_row(r)
+                        for r in self._read(
+                            "reading overrides",
+                            "SELECT * FROM overrides WHERE session_id = ? ORDER BY override_id",
+                            (session_id,),
+                        )
+                    )
+                    faults = tuple(
+                        _fault_from_row(r)
+                        for r in self._read(
+                            "reading faults", "SELECT * FROM faults WHERE session_id = ? ORDER BY fault_id",
+                            (session_id,),
+                        )
+                    )
+                    point = self._resume_point(conn, session_id)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _sqlite_error(exc, self._path, "reading a session") from exc
+        return SessionDetail(session, deliveries, actions, overrides, faults, point)
+
+    def exposure_between(self, subject_id: str, start_utc: datetime, end_utc: datetime) -> Exposure:
+        """Pulses and sessions a subject received in ``[start_utc, end_utc)`` (simulated excluded)."""
+        validate_subject_id(subject_id)
+        start, end = _utc("start_utc", start_utc), _utc("end_utc", end_utc)
+        if end <= start:
+            raise InvalidRecord(f"the window ends ({end}) before it starts ({start})")
+        window = {"subject": subject_id, "start": _to_db_time(start), "end": _to_db_time(end)}
+        pulses = self._read(
+            "counting pulses",
+            """SELECT coalesce(sum(d.pulses_delivered), 0) AS confirmed,
+                      coalesce(sum(CASE WHEN d.state = 'in_progress' THEN d.pulses_planned
+                                        ELSE d.pulses_delivered END), 0) AS possible
+               FROM deliveries d JOIN sessions s USING (session_id)
+               WHERE s.subject_id = :subject AND s.simulated = 0
+                 AND d.started_at >= :start AND d.started_at < :end""",
+            window,
+        )[0]
+        sessions = self._read(
+            "counting sessions",
+            """SELECT count(*) AS n, max(started_at) AS last FROM sessions
+               WHERE subject_id = :subject AND simulated = 0 AND started_at >= :start AND started_at < :end""",
+            window,
+        )[0]
+        return Exposure(
+            subject_id=subject_id,
+            start_utc=start,
+            end_utc=end,
+            confirmed_pulses=pulses["confirmed"],
+            possible_pulses=pulses["possible"],
+            sessions_started=sessions["n"],
+            last_session_started_at=_from_db_time(sessions["last"]),
+        )
+
+    def exposure_on_day(self, subject_id: str, day: date, *, tz: tzinfo = UTC) -> Exposure:
+        """``exposure_between`` over one calendar day in ``tz`` (the site's time zone for daily caps)."""
+        start = datetime.combine(day, time(0), tzinfo=tz)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+        return self.exposure_between(subject_id, start, end)
+
+    def pulses_on_day(self, subject_id: str, day: date, *, tz: tzinfo = UTC) -> int:
+        """Pulses that may have been delivered to the subject that day (the cap-safe count)."""
+        return self.exposure_on_day(subject_id, day, tz=tz).possible_pulses
+
+
+# -- row conversions ------------------------------------------------------------------------------
+
+
+def _threshold_from_row(r: sqlite3.Row) -> MotorThreshold:
+    return MotorThreshold(
+        subject_id=r["subject_id"],
+        stimulator_model=r["stimulator_model"],
+        stimulator_serial=r["stimulator_serial"],
+        coil=r["coil"],
+        value_pct_mso=r["value_pct_mso"],
+        reference=ThresholdReference(r["reference"]),
+        method=r["method"],
+        measured_at=_from_db_time_required(r["measured_at"]),
+        operator=r["operator"],
+        trial_log=tuple(json.loads(r["trial_log_json"])),
+        threshold_id=r["threshold_id"],
+    )
+
+
+def _session_from_row(r: sqlite3.Row, thresholds: Sequence[sqlite3.Row]) -> Session:
+    return Session(
+        session_id=r["session_id"],
+        subject_id=r["subject_id"],
+        protocol_id=r["protocol_id"],
+        protocol_hash=r["protocol_hash"],
+        protocol_text=r["protocol_text"],
+        device_url=r["device_url"],
+        device_model=r["device_model"],
+        device_serial=r["device_serial"],
+        device_firmware=r["device_firmware"],
+        coil=r["coil"],
+        simulated=bool(r["simulated"]),
+        planned_deliveries=r["planned_deliveries"],
+        planned_pulses=r["planned_pulses"],
+        thresholds_used=tuple(
+            ThresholdUsed(ThresholdReference(t["reference"]), t["value_pct_mso"], t["threshold_id"])
+            for t in thresholds
+        ),
+        status=SessionStatus(r["status"]),
+        created_at=_from_db_time_required(r["created_at"]),
+        started_at=_from_db_time(r["started_at"]),
+        ended_at=_from_db_time(r["ended_at"]),
+        run_segments=r["run_segments"],
+    )
+
+
+def _delivery_from_row(r: sqlite3.Row) -> Delivery:
+    return Delivery(
+        session_id=r["session_id"],
+        index=r["delivery_index"],
+        attempt=r["attempt"],
+        kind=DeliveryKind(r["kind"]),
+        segment=r["segment"],
+        planned_onset_s=r["planned_onset_s"],
+        pulses_planned=r["pulses_planned"],
+        intensity_pct_mso=r["intensity_pct_mso"],
+        trigger_source=TriggerSource(r["trigger_source"]),
+        second_intensity_pct_mso=r["second_intensity_pct_mso"],
+        ipi_ms=r["ipi_ms"],
+        started_at=_from_db_time_required(r["started_at"]),
+        state=DeliveryState(r["state"]),
+        pulses_delivered=r["pulses_delivered"],
+        onset_offset_s=r["onset_offset_s"],
+        onset_utc=_from_db_time(r["onset_utc"]),
+        finished_at=_from_db_time(r["finished_at"]),
+        resolution=None if r["resolution"] is None else Resolution(r["resolution"]),
+    )
+
+
+def _action_from_row(r: sqlite3.Row) -> OperatorAction:
+    return OperatorAction(
+        session_id=r["session_id"],
+        kind=ActionKind(r["kind"]),
+        operator=r["operator"],
+        reason=r["reason"],
+        at=_from_db_time(r["at"]),
+        offset_s=r["offset_s"],
+        action_id=r["action_id"],
+    )
+
+
+def _override_from_row(r: sqlite3.Row) -> Override:
+    return Override(
+        session_id=r["session_id"],
+        rule_id=r["rule_id"],
+        finding=r["finding"],
+        operator=r["operator"],
+        reason=r["reason"],
+        protocol_hash=r["protocol_hash"],
+        ruleset_version=r["ruleset_version"],
+        at=_from_db_time(r["at"]),
+        offset_s=r["offset_s"],
+        override_id=r["override_id"],
+    )
+
+
+def _fault_from_row(r: sqlite3.Row) -> Fault:
+    return Fault(
+        session_id=r["session_id"],
+        code=r["code"],
+        detail=r["detail"],
+        state=r["state"],
+        at=_from_db_time(r["at"]),
+        offset_s=r["offset_s"],
+        fault_id=r["fault_id"],
+    )
+
+
+__all__ = [
+    "ALLOWED_STATUS_CHANGES",
+    "APPLICATION_ID",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "ActionKind",
+    "Delivery",
+    "DeliveryKind",
+    "DeliveryPlan",
+    "DeliveryResult",
+    "DeliveryState",
+    "Exposure",
+    "Fault",
+    "InvalidRecord",
+    "MotorThreshold",
+    "OperatorAction",
+    "Override",
+    "ProtocolApproval",
+    "RecordRefused",
+    "Records",
+    "RecordsError",
+    "Resolution",
+    "ResumePoint",
+    "Session",
+    "SessionDetail",
+    "SessionOwnedElsewhere",
+    "SessionPlan",
+    "SessionStatus",
+    "StorageSettings",
+    "Subject",
+    "ThresholdReference",
+    "ThresholdUsed",
+    "TriggerSource",
+    "UnknownRecord",
+    "apply_migrations",
+    "default_db_path",
+    "new_session_id",
+    "normalize_session_id",
+    "validate_subject_id",
+]
