@@ -8,6 +8,7 @@ clock and a short read raises ``TransportTimeout`` carrying the partial bytes.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -88,6 +89,10 @@ class Transport:
             raise DeviceUnavailable(f"no such port: {url}") from exc
         except (OSError, serial.SerialException) as exc:
             text = str(exc)
+            if getattr(exc, "errno", None) == errno.ENOENT:
+                raise DeviceUnavailable(
+                    f"no such port: {url}", hint="check the port name; `tmsctl devices` lists the ports found"
+                ) from exc
             if "Resource temporarily unavailable" in text or "lock" in text.lower() or "errno 11" in text.lower():
                 raise ConnectionFailed(
                     f"port {url} is already held by another program",

@@ -1,0 +1,3 @@
+from tmsctl.cli import main
+
+main()
