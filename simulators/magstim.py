@@ -65,6 +65,7 @@ class MagstimProfile:
     energy_drain_w: float = 1050.0
     max_frequency_dhz: int = 1000
     driver_options: dict[str, bytes] = field(default_factory=dict)
+    recharge_override_s: float | None = None  # benchmarks only: fire as fast as the link allows
 
     @property
     def version(self) -> c.Version | None:
@@ -72,6 +73,8 @@ class MagstimProfile:
 
     def recharge_s(self, power_pct: int) -> float:
         """Time from a single pulse until the unit is ready again."""
+        if self.recharge_override_s is not None:
+            return self.recharge_override_s
         if self.model is Model.RAPID2:
             return 2.0 if power_pct > 100 else 1.0  # 1 Hz serial rate, 0.5 Hz enhanced (TDb087 §5.5)
         return 2.0 if power_pct < 50 else 3.0 if power_pct < 80 else 4.0  # U: MagPy's virtual unit
