@@ -1,0 +1,651 @@
+"""MagPro host → device commands: frozen dataclasses, their payloads, and the host-side decoder.
+
+Every command takes unit-bearing scaled integers (``rate_hz_x10`` = tenths of a hertz,
+``iti_s_x10`` = tenths of a second, ``input_delay_ms_x10`` = tenths of a millisecond, …), checks
+them against the range any source documents for the wire field (``InvalidArgument`` otherwise),
+and encodes them big-endian. Model-dependent grids (which rates an R30 accepts, …) are the spec's
+job (``tmsctl.drivers.magventure.spec``); the codec only refuses what no MagPro accepts.
+
+Two firmware generations exist (reference §3): the older train/delay forms 0x06/0x08 and the
+newer read/write forms 0x0A/0x0B/0x0C. Both are here; which one a unit speaks is unknown (U).
+
+The simulator decodes host frames with ``decode_host_payload`` / ``decode_host_frame``: any
+malformed input raises ``ProtocolError`` with the raw bytes attached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar, TypeVar, Union
+
+from tmsctl.errors import InvalidArgument, ProtocolError
+
+from .framing import (
+    MAX_PAYLOAD_LENGTH,
+    S16_MAX,
+    S16_MIN,
+    U8_MAX,
+    U16_MAX,
+    frame,
+    hexdump,
+    require_bool,
+    require_int,
+    s16_be,
+    u16_be,
+    unframe,
+)
+from .tables import (
+    BA_RATIO_STEP_X100,
+    BURST_IPI_MS_X10,
+    MAX_BA_RATIO_X100,
+    MAX_BURST_PULSES,
+    MIN_BA_RATIO_X100,
+    MIN_BURST_PULSES,
+    MONOPHASIC_TWIN_MIN_IPI_MS_X10,
+    TWIN_DUAL_IPI_MS_X10,
+    CurrentDirection,
+    MagProModel,
+    Mode,
+    Page,
+    TimingControl,
+    Waveform,
+    burst_byte,
+    burst_pulses_from_byte,
+    enum_member,
+)
+
+# Command IDs.
+REQUEST_SHORT_STATUS = 0x00
+SET_AMPLITUDE = 0x01
+SET_ENABLED = 0x02
+TRIGGER = 0x03
+START_TRAIN = 0x04
+REQUEST_LONG_STATUS = 0x05
+SET_TRAIN_LEGACY = 0x06
+SET_PAGE = 0x07
+SET_DELAYS_LEGACY = 0x08
+WAVEFORM = 0x09
+DELAYS = 0x0A
+TIMING = 0x0B
+PAGE_AND_COUNT = 0x0C
+
+_E = TypeVar("_E", bound=IntEnum)
+
+_READ = 0x00
+_WRITE = 0x01
+
+# Wire-field domains: the union of what any source lets through (reference §4 "Value ranges").
+MAX_AMPLITUDE_PCT = 100
+RATE_HZ_X10_RANGE = (1, 1000)  # 0.1–100 Hz
+PULSES_PER_TRAIN_RANGE = (1, 2000)
+TRAIN_COUNT_RANGE = (1, 500)
+ITI_S_X10_RANGE = (1, 3000)  # 0.1–300 s
+INPUT_DELAY_MS_X10_RANGE = (0, 65000)  # 0–6500 ms
+OUTPUT_DELAY_MS_X10_RANGE = (-1000, 1000)  # −100…100 ms
+CHARGE_DELAY_MS_RANGE = (0, 12000)
+
+
+def _check_train(rate_hz_x10: int, pulses_per_train: int, train_count: int, iti_s_x10: int) -> None:
+    require_int("rate_hz_x10", rate_hz_x10, *RATE_HZ_X10_RANGE, unit="(0.1 Hz)")
+    require_int("pulses_per_train", pulses_per_train, *PULSES_PER_TRAIN_RANGE)
+    require_int("train_count", train_count, *TRAIN_COUNT_RANGE)
+    require_int("iti_s_x10", iti_s_x10, *ITI_S_X10_RANGE, unit="(0.1 s)")
+
+
+def _check_delays(input_delay_ms_x10: int, output_delay_ms_x10: int, charge_delay_ms: int) -> None:
+    require_int("input_delay_ms_x10", input_delay_ms_x10, *INPUT_DELAY_MS_X10_RANGE, unit="(0.1 ms)")
+    require_int("output_delay_ms_x10", output_delay_ms_x10, *OUTPUT_DELAY_MS_X10_RANGE, unit="(0.1 ms)")
+    require_int("charge_delay_ms", charge_delay_ms, *CHARGE_DELAY_MS_RANGE, unit="ms")
+
+
+def _u16(data: bytes, offset: int) -> int:
+    return int.from_bytes(data[offset : offset + 2], "big")
+
+
+def _s16(data: bytes, offset: int) -> int:
+    return int.from_bytes(data[offset : offset + 2], "big", signed=True)
+
+
+def _flag(name: str, value: int, raw: bytes) -> bool:
+    if value not in (0, 1):
+        raise ProtocolError(f"{name} byte must be 00 or 01, got {value:02X}: {hexdump(raw)}", raw=raw)
+    return bool(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShortStatus:
+    """0x00: the unit answers with a short status (ID 0)."""
+
+    COMMAND_ID: ClassVar[int] = REQUEST_SHORT_STATUS
+
+    def data(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class SetAmplitude:
+    """0x01: set amplitude A, and B when given (``None`` sends the one-byte form, standard mode)."""
+
+    COMMAND_ID: ClassVar[int] = SET_AMPLITUDE
+    amplitude_a_pct: int
+    amplitude_b_pct: int | None = None
+
+    def __post_init__(self) -> None:
+        require_int("amplitude_a_pct", self.amplitude_a_pct, 0, MAX_AMPLITUDE_PCT, unit="%")
+        if self.amplitude_b_pct is not None:
+            require_int("amplitude_b_pct", self.amplitude_b_pct, 0, MAX_AMPLITUDE_PCT, unit="%")
+
+    def data(self) -> bytes:
+        if self.amplitude_b_pct is None:
+            return bytes((self.amplitude_a_pct,))
+        return bytes((self.amplitude_a_pct, self.amplitude_b_pct))
+
+
+@dataclass(frozen=True, slots=True)
+class SetEnabled:
+    """0x02: the front-panel "enable" (True) or disable (False)."""
+
+    COMMAND_ID: ClassVar[int] = SET_ENABLED
+    enabled: bool
+
+    def __post_init__(self) -> None:
+        require_bool("enabled", self.enabled)
+
+    def data(self) -> bytes:
+        return bytes((int(self.enabled),))
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """0x03: one pulse (one burst in Biphasic Burst); only acts when enabled.
+
+    MPC and PYTMS send ``03`` alone (the default); MAGIC sends ``03 01`` (``with_data_byte``).
+    """
+
+    COMMAND_ID: ClassVar[int] = TRIGGER
+    with_data_byte: bool = False
+
+    def __post_init__(self) -> None:
+        require_bool("with_data_byte", self.with_data_byte)
+
+    def data(self) -> bytes:
+        return b"\x01" if self.with_data_byte else b""
+
+
+@dataclass(frozen=True, slots=True)
+class StartTrain:
+    """0x04: start the train/sequence (needs enabled and the Timing page)."""
+
+    COMMAND_ID: ClassVar[int] = START_TRAIN
+
+    def data(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLongStatus:
+    """0x05: the unit answers with a long status (ID 5)."""
+
+    COMMAND_ID: ClassVar[int] = REQUEST_LONG_STATUS
+
+    def data(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class SetTrainLegacy:
+    """0x06 (older firmware): rate, pulses per train, number of trains, ITI; Timing page only."""
+
+    COMMAND_ID: ClassVar[int] = SET_TRAIN_LEGACY
+    rate_hz_x10: int
+    pulses_per_train: int
+    train_count: int
+    iti_s_x10: int
+
+    def __post_init__(self) -> None:
+        _check_train(self.rate_hz_x10, self.pulses_per_train, self.train_count, self.iti_s_x10)
+
+    def data(self) -> bytes:
+        return (
+            u16_be(self.rate_hz_x10)
+            + u16_be(self.pulses_per_train)
+            + u16_be(self.train_count)
+            + u16_be(self.iti_s_x10)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SetPage:
+    """0x07: switch the displayed page. MAGIC/MPC add a 00 byte (the default), PYTMS does not."""
+
+    COMMAND_ID: ClassVar[int] = SET_PAGE
+    page: Page
+    trailing_zero: bool = True
+
+    def __post_init__(self) -> None:
+        enum_member(Page, "page", self.page)
+        require_bool("trailing_zero", self.trailing_zero)
+
+    def data(self) -> bytes:
+        return bytes((self.page, 0)) if self.trailing_zero else bytes((self.page,))
+
+
+@dataclass(frozen=True, slots=True)
+class SetDelaysLegacy:
+    """0x08 (older firmware): trigger-in delay, trigger-out delay (signed), charge delay, 00 00."""
+
+    COMMAND_ID: ClassVar[int] = SET_DELAYS_LEGACY
+    input_delay_ms_x10: int
+    output_delay_ms_x10: int
+    charge_delay_ms: int
+
+    def __post_init__(self) -> None:
+        _check_delays(self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms)
+
+    def data(self) -> bytes:
+        return (
+            u16_be(self.input_delay_ms_x10)
+            + s16_be(self.output_delay_ms_x10)
+            + u16_be(self.charge_delay_ms)
+            + b"\x00\x00"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestWaveform:
+    """0x09 00: the unit answers with its waveform settings (ID 9)."""
+
+    COMMAND_ID: ClassVar[int] = WAVEFORM
+
+    def data(self) -> bytes:
+        return bytes((_READ,))
+
+
+@dataclass(frozen=True, slots=True)
+class SetWaveform:
+    """0x09 01: model (must echo the unit's), mode, direction, waveform, burst pulses, IPI, B/A.
+
+    ``ipi_ms_x10`` must be an entry of the IPI table that applies (Biphasic Burst table for
+    bursts, Twin/Dual table for Twin/Dual, either otherwise); Twin/Dual cannot be combined with
+    Biphasic Burst, and monophasic Twin/Dual intervals stop at 2.0 ms.
+    """
+
+    COMMAND_ID: ClassVar[int] = WAVEFORM
+    model: MagProModel
+    mode: Mode
+    current_direction: CurrentDirection
+    waveform: Waveform
+    burst_pulses: int
+    ipi_ms_x10: int
+    ba_ratio_x100: int
+
+    def __post_init__(self) -> None:
+        enum_member(MagProModel, "model", self.model)
+        enum_member(Mode, "mode", self.mode)
+        enum_member(CurrentDirection, "current_direction", self.current_direction)
+        enum_member(Waveform, "waveform", self.waveform)
+        require_int("burst_pulses", self.burst_pulses, MIN_BURST_PULSES, MAX_BURST_PULSES)
+        require_int("ipi_ms_x10", self.ipi_ms_x10, min(BURST_IPI_MS_X10), max(TWIN_DUAL_IPI_MS_X10), unit="(0.1 ms)")
+        require_int("ba_ratio_x100", self.ba_ratio_x100, MIN_BA_RATIO_X100, MAX_BA_RATIO_X100, unit="(0.01)")
+        if self.ba_ratio_x100 % BA_RATIO_STEP_X100:
+            raise InvalidArgument(
+                f"B/A ratio must be a multiple of 0.05, got {self.ba_ratio_x100 / 100:g}",
+                hint="tmsctl does not round ratios",
+            )
+        twin_or_dual = self.mode in (Mode.TWIN, Mode.DUAL)
+        if twin_or_dual and self.waveform is Waveform.BIPHASIC_BURST:
+            raise InvalidArgument(
+                f"{self.mode.name.title()} mode cannot be combined with Biphasic Burst",
+                hint="choose Standard/Power mode for bursts, or another waveform for Twin/Dual",
+            )
+        if self.waveform is Waveform.BIPHASIC_BURST:
+            allowed: set[int] = set(BURST_IPI_MS_X10)
+            table = "Biphasic Burst"
+        elif twin_or_dual:
+            allowed = set(TWIN_DUAL_IPI_MS_X10)
+            table = "Twin/Dual"
+        else:
+            allowed = set(BURST_IPI_MS_X10) | set(TWIN_DUAL_IPI_MS_X10)
+            table = "Biphasic Burst or Twin/Dual"
+        if self.ipi_ms_x10 not in allowed:
+            raise InvalidArgument(
+                f"{self.ipi_ms_x10 / 10:g} ms is not in the {table} inter-pulse-interval table",
+                hint="tmsctl does not round intervals; see tables.BURST_IPI_MS_X10 / TWIN_DUAL_IPI_MS_X10",
+            )
+        if twin_or_dual and self.waveform is Waveform.MONOPHASIC and self.ipi_ms_x10 < MONOPHASIC_TWIN_MIN_IPI_MS_X10:
+            raise InvalidArgument(
+                f"monophasic {self.mode.name.title()} intervals stop at 2.0 ms, got {self.ipi_ms_x10 / 10:g} ms"
+            )
+
+    def data(self) -> bytes:
+        return (
+            bytes(
+                (
+                    _WRITE,
+                    self.model,
+                    self.mode,
+                    self.current_direction,
+                    self.waveform,
+                    burst_byte(self.burst_pulses),
+                )
+            )
+            + u16_be(self.ipi_ms_x10)
+            + u16_be(self.ba_ratio_x100)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDelays:
+    """0x0A 00 (newer firmware): the unit answers with its delays (ID 10)."""
+
+    COMMAND_ID: ClassVar[int] = DELAYS
+
+    def data(self) -> bytes:
+        return bytes((_READ,))
+
+
+@dataclass(frozen=True, slots=True)
+class SetDelays:
+    """0x0A 01 (newer firmware): trigger-in delay, trigger-out delay (signed), charge delay."""
+
+    COMMAND_ID: ClassVar[int] = DELAYS
+    input_delay_ms_x10: int
+    output_delay_ms_x10: int
+    charge_delay_ms: int
+
+    def __post_init__(self) -> None:
+        _check_delays(self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms)
+
+    def data(self) -> bytes:
+        return (
+            bytes((_WRITE,))
+            + u16_be(self.input_delay_ms_x10)
+            + s16_be(self.output_delay_ms_x10)
+            + u16_be(self.charge_delay_ms)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTiming:
+    """0x0B 00 (newer firmware): the unit answers with its Timing page (ID 11)."""
+
+    COMMAND_ID: ClassVar[int] = TIMING
+
+    def data(self) -> bytes:
+        return bytes((_READ,))
+
+
+@dataclass(frozen=True, slots=True)
+class SetTiming:
+    """0x0B 01 (newer firmware): timing control, rate, pulses, trains, ITI, warning sound.
+
+    The ramp-up fields of the read-back cannot be written (PYTMS), and whether the
+    extended-rep-rate bit may be written is unknown, so neither is offered.
+    """
+
+    COMMAND_ID: ClassVar[int] = TIMING
+    timing_control: TimingControl
+    rate_hz_x10: int
+    pulses_per_train: int
+    train_count: int
+    iti_s_x10: int
+    warning_sound: bool
+
+    def __post_init__(self) -> None:
+        enum_member(TimingControl, "timing_control", self.timing_control)
+        _check_train(self.rate_hz_x10, self.pulses_per_train, self.train_count, self.iti_s_x10)
+        require_bool("warning_sound", self.warning_sound)
+
+    def data(self) -> bytes:
+        return (
+            bytes((_WRITE, self.timing_control))
+            + u16_be(self.rate_hz_x10)
+            + u16_be(self.pulses_per_train)
+            + u16_be(self.train_count)
+            + u16_be(self.iti_s_x10)
+            + bytes((int(self.warning_sound),))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPageAndCount:
+    """0x0C 00 (newer firmware): the unit answers with page and stimulus count (ID 12)."""
+
+    COMMAND_ID: ClassVar[int] = PAGE_AND_COUNT
+
+    def data(self) -> bytes:
+        return bytes((_READ,))
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownCommand:
+    """A well-framed host payload whose ID no source documents (the simulator decides what to do)."""
+
+    command_id: int
+    data_bytes: bytes = field(default=b"")
+
+    def __post_init__(self) -> None:
+        require_int("command_id", self.command_id, 0, U8_MAX)
+        if self.command_id in _DECODERS:
+            raise InvalidArgument(f"command ID {self.command_id:02X} is a known command; build that class instead")
+        if not isinstance(self.data_bytes, bytes) or len(self.data_bytes) > MAX_PAYLOAD_LENGTH - 1:
+            raise InvalidArgument(f"data_bytes must be at most {MAX_PAYLOAD_LENGTH - 1} bytes")
+
+    @property
+    def COMMAND_ID(self) -> int:  # noqa: N802 - mirrors the class constant of the known commands
+        return self.command_id
+
+    def data(self) -> bytes:
+        return self.data_bytes
+
+
+HostCommand = Union[
+    RequestShortStatus,
+    SetAmplitude,
+    SetEnabled,
+    Trigger,
+    StartTrain,
+    RequestLongStatus,
+    SetTrainLegacy,
+    SetPage,
+    SetDelaysLegacy,
+    RequestWaveform,
+    SetWaveform,
+    RequestDelays,
+    SetDelays,
+    RequestTiming,
+    SetTiming,
+    RequestPageAndCount,
+    UnknownCommand,
+]
+
+
+def encode_host_payload(command: HostCommand) -> bytes:
+    return bytes((command.COMMAND_ID,)) + command.data()
+
+
+def encode_host_command(command: HostCommand) -> bytes:
+    """The complete frame for a host command."""
+    return frame(encode_host_payload(command))
+
+
+def answer_id(command: HostCommand) -> int | None:
+    """The device message ID that answers a read request, or ``None`` if no answer is documented.
+
+    Writes have no documented answer; the unit may still send unprompted messages afterwards
+    (ID 1 after amplitude changes, ID 8 after page changes, ID 2 after each pulse).
+    """
+    return _ANSWER_IDS.get(type(command))
+
+
+_ANSWER_IDS: dict[type, int] = {
+    RequestShortStatus: 0,
+    RequestLongStatus: 5,
+    RequestWaveform: 9,
+    RequestDelays: 10,
+    RequestTiming: 11,
+    RequestPageAndCount: 12,
+}
+
+
+# --- host-side decoding (the simulator reads these) ----------------------------------------------
+
+
+def _expect_length(name: str, data: bytes, lengths: tuple[int, ...], raw: bytes) -> None:
+    if len(data) not in lengths:
+        wanted = " or ".join(str(n) for n in lengths)
+        raise ProtocolError(
+            f"{name} carries {wanted} data bytes, got {len(data)}: {hexdump(raw)}", raw=raw
+        )
+
+
+def _decode_no_data(
+    cls: type[RequestShortStatus | StartTrain | RequestLongStatus], name: str
+) -> Callable[[bytes, bytes], HostCommand]:
+    def decode(data: bytes, raw: bytes) -> HostCommand:
+        _expect_length(name, data, (0,), raw)
+        return cls()
+
+    return decode
+
+
+def _decode_amplitude(data: bytes, raw: bytes) -> HostCommand:
+    _expect_length("set amplitude (01)", data, (1, 2), raw)
+    return SetAmplitude(data[0], data[1] if len(data) == 2 else None)
+
+
+def _decode_enabled(data: bytes, raw: bytes) -> HostCommand:
+    _expect_length("enable/disable (02)", data, (1,), raw)
+    return SetEnabled(_flag("enable", data[0], raw))
+
+
+def _decode_trigger(data: bytes, raw: bytes) -> HostCommand:
+    _expect_length("trigger (03)", data, (0, 1), raw)
+    if data and data[0] != 0x01:
+        raise ProtocolError(f"trigger (03) data byte must be 01, got {data[0]:02X}: {hexdump(raw)}", raw=raw)
+    return Trigger(with_data_byte=bool(data))
+
+
+def _decode_train_legacy(data: bytes, raw: bytes) -> HostCommand:
+    _expect_length("set train (06)", data, (8,), raw)
+    return SetTrainLegacy(_u16(data, 0), _u16(data, 2), _u16(data, 4), _u16(data, 6))
+
+
+def _decode_page(data: bytes, raw: bytes) -> HostCommand:
+    _expect_length("set page (07)", data, (1, 2), raw)
+    if len(data) == 2 and data[1] != 0:
+        raise ProtocolError(f"set page (07) second byte must be 00, got {data[1]:02X}: {hexdump(raw)}", raw=raw)
+    try:
+        page = Page(data[0])
+    except ValueError:
+        raise ProtocolError(f"set page (07) names unknown page {data[0]}: {hexdump(raw)}", raw=raw) from None
+    return SetPage(page, trailing_zero=len(data) == 2)
+
+
+def _decode_delays_legacy(data: bytes, raw: bytes) -> HostCommand:
+    _expect_length("set delays (08)", data, (8,), raw)
+    if data[6:8] != b"\x00\x00":
+        raise ProtocolError(f"set delays (08) must end with 00 00: {hexdump(raw)}", raw=raw)
+    return SetDelaysLegacy(_u16(data, 0), _s16(data, 2), _u16(data, 4))
+
+
+def _read_or_write(name: str, data: bytes, raw: bytes) -> int:
+    if not data or data[0] not in (_READ, _WRITE):
+        raise ProtocolError(f"{name} must start with 00 (read) or 01 (write): {hexdump(raw)}", raw=raw)
+    return data[0]
+
+
+def _code(enum: type[_E], name: str, value: int, raw: bytes) -> _E:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ProtocolError(f"unknown {name} code {value}: {hexdump(raw)}", raw=raw) from None
+
+
+def _decode_waveform(data: bytes, raw: bytes) -> HostCommand:
+    if _read_or_write("waveform (09)", data, raw) == _READ:
+        _expect_length("read waveform (09 00)", data, (1,), raw)
+        return RequestWaveform()
+    _expect_length("write waveform (09 01)", data, (10,), raw)
+    burst_value = data[5]
+    if burst_value > MAX_BURST_PULSES - MIN_BURST_PULSES:
+        raise ProtocolError(f"burst byte must be 0..3 (5 − pulses), got {burst_value}: {hexdump(raw)}", raw=raw)
+    return SetWaveform(
+        model=_code(MagProModel, "model", data[1], raw),
+        mode=_code(Mode, "mode", data[2], raw),
+        current_direction=_code(CurrentDirection, "current direction", data[3], raw),
+        waveform=_code(Waveform, "waveform", data[4], raw),
+        burst_pulses=burst_pulses_from_byte(burst_value),
+        ipi_ms_x10=_u16(data, 6),
+        ba_ratio_x100=_u16(data, 8),
+    )
+
+
+def _decode_delays(data: bytes, raw: bytes) -> HostCommand:
+    if _read_or_write("delays (0A)", data, raw) == _READ:
+        _expect_length("read delays (0A 00)", data, (1,), raw)
+        return RequestDelays()
+    _expect_length("write delays (0A 01)", data, (7,), raw)
+    return SetDelays(_u16(data, 1), _s16(data, 3), _u16(data, 5))
+
+
+def _decode_timing(data: bytes, raw: bytes) -> HostCommand:
+    if _read_or_write("timing (0B)", data, raw) == _READ:
+        _expect_length("read timing (0B 00)", data, (1,), raw)
+        return RequestTiming()
+    _expect_length("write timing (0B 01)", data, (11,), raw)
+    return SetTiming(
+        timing_control=_code(TimingControl, "timing control", data[1], raw),
+        rate_hz_x10=_u16(data, 2),
+        pulses_per_train=_u16(data, 4),
+        train_count=_u16(data, 6),
+        iti_s_x10=_u16(data, 8),
+        warning_sound=_flag("warning sound", data[10], raw),
+    )
+
+
+def _decode_page_and_count(data: bytes, raw: bytes) -> HostCommand:
+    _expect_length("read page and count (0C 00)", data, (1,), raw)
+    if data[0] != _READ:
+        raise ProtocolError(f"page and count (0C) has only a read form (0C 00): {hexdump(raw)}", raw=raw)
+    return RequestPageAndCount()
+
+
+_DECODERS: dict[int, Callable[[bytes, bytes], HostCommand]] = {
+    REQUEST_SHORT_STATUS: _decode_no_data(RequestShortStatus, "short status request (00)"),
+    SET_AMPLITUDE: _decode_amplitude,
+    SET_ENABLED: _decode_enabled,
+    TRIGGER: _decode_trigger,
+    START_TRAIN: _decode_no_data(StartTrain, "start train (04)"),
+    REQUEST_LONG_STATUS: _decode_no_data(RequestLongStatus, "long status request (05)"),
+    SET_TRAIN_LEGACY: _decode_train_legacy,
+    SET_PAGE: _decode_page,
+    SET_DELAYS_LEGACY: _decode_delays_legacy,
+    WAVEFORM: _decode_waveform,
+    DELAYS: _decode_delays,
+    TIMING: _decode_timing,
+    PAGE_AND_COUNT: _decode_page_and_count,
+}
+
+
+def decode_host_payload(payload: bytes, *, raw: bytes | None = None) -> HostCommand:
+    """Payload (ID + data) → host command. Malformed or out-of-range → ``ProtocolError``."""
+    payload = bytes(payload)
+    raw = payload if raw is None else bytes(raw)
+    if not payload:
+        raise ProtocolError("empty MagPro payload: a payload starts with its command ID", raw=raw)
+    decoder = _DECODERS.get(payload[0])
+    try:
+        if decoder is None:
+            return UnknownCommand(payload[0], payload[1:])
+        return decoder(payload[1:], raw)
+    except InvalidArgument as exc:
+        raise ProtocolError(f"host command {hexdump(raw)} carries a value out of range: {exc.message}", raw=raw) from exc
+
+
+def decode_host_frame(raw: bytes) -> HostCommand:
+    """A complete host frame → host command (``ChecksumError``/``ProtocolError`` if malformed)."""
+    raw = bytes(raw)
+    return decode_host_payload(unframe(raw), raw=raw)
