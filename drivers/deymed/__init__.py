@@ -1,0 +1,1 @@
+"""Deymed DuoMAG (MP, XT, MP-Dual, QPS): wire codec and model spec. The unit never answers commands."""
