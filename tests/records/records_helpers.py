@@ -36,17 +36,17 @@ def session_plan(**changes: Any) -> SessionPlan:
     return replace(plan, **changes)
 
 
-def train_plan(session_id: str, index: int, **changes: Any) -> DeliveryPlan:
-    plan = DeliveryPlan(
-        session_id=session_id,
-        index=index,
-        kind=DeliveryKind.TRAIN,
-        planned_onset_s=10.0 * index,
-        pulses_planned=10,
-        intensity_pct_mso=55.0,
-        trigger_source=TriggerSource.SERIAL,
-    )
-    return replace(plan, **changes)
+def train_plan(session_id: str, index: int = 0, **changes: Any) -> DeliveryPlan:
+    fields: dict[str, Any] = {
+        "session_id": session_id,
+        "index": index,
+        "kind": DeliveryKind.TRAIN,
+        "planned_onset_s": 10.0 * max(index, 0),
+        "pulses_planned": 10,
+        "intensity_pct_mso": 55.0,
+        "trigger_source": TriggerSource.SERIAL,
+    }
+    return DeliveryPlan(**{**fields, **changes})
 
 
 def deliver(records: Records, session_id: str, index: int, *, pulses: int = 10) -> None:
