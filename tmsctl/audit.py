@@ -50,14 +50,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
+from functools import cache
 from types import TracebackType
-from typing import Any, TextIO
-
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tmsctl.clock import Clock, SystemClock
 from tmsctl.errors import TmsError
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor, WrappedLogger
+
+# structlog (and the rich it pulls in) is imported only when a logger is built: the records
+# store and the CLI's start-up need the redaction rules here, not the logging machinery.
 
 REDACTED = "REDACTED"
 
@@ -94,8 +98,14 @@ _URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://[^/\s:@?#]*:)([^@/\s?#]+)
 # Levels fsync'd whatever the caller says: faults and errors must survive a power cut.
 _DURABLE_LEVELS = frozenset({"warning", "warn", "error", "critical", "exception", "fatal"})
 
-# Every level passes; ``exception()`` attaches the traceback (the generic BoundLogger would not).
-_ALL_LEVELS = structlog.make_filtering_bound_logger(0)
+
+@cache
+def _all_levels_wrapper() -> Any:
+    """A bound-logger class passing every level; ``exception()`` attaches the traceback."""
+    import structlog
+
+    return structlog.make_filtering_bound_logger(0)
+
 
 _FIRST_KEYS = ("t_wall", "t_mono_s", "level", "event", "session_id", "simulated")
 
@@ -318,20 +328,17 @@ def _wrap(
     clock: Clock | None,
     monotonic_origin_s: float | None,
 ) -> Any:
+    import structlog
+
     clock = clock or SystemClock()
-    processors: list[Processor] = [
-        structlog.processors.add_log_level,
-        structlog.processors.format_exc_info,
-        redact_processor,
-        wall_time_processor(clock),
-    ]
+    processors: list[Processor] = [*audit_processors(clock)]
     if monotonic_origin_s is not None:
         processors.append(monotonic_offset_processor(clock, monotonic_origin_s))
     processors.append(_jsonl_renderer)
     return structlog.wrap_logger(
         audit_file,
         processors=processors,
-        wrapper_class=_ALL_LEVELS,
+        wrapper_class=_all_levels_wrapper(),
         context_class=dict,
         cache_logger_on_first_use=False,
         session_id=session_id,
@@ -441,6 +448,8 @@ def make_console_logger(
     Tracebacks are rendered as plain text before redaction (never with local variables, which
     could hold secrets).
     """
+    import structlog
+
     clock = clock or SystemClock()
     processors: list[Processor] = [
         structlog.processors.add_log_level,
@@ -452,7 +461,7 @@ def make_console_logger(
     return structlog.wrap_logger(
         structlog.PrintLogger(stream if stream is not None else sys.stderr),
         processors=processors,
-        wrapper_class=_ALL_LEVELS,
+        wrapper_class=_all_levels_wrapper(),
         context_class=dict,
         cache_logger_on_first_use=False,
         **initial_values,
@@ -461,6 +470,8 @@ def make_console_logger(
 
 def audit_processors(clock: Clock) -> list[Processor]:
     """The chain used before rendering, for sinks that render elsewhere (tests, LSL, live panel)."""
+    import structlog
+
     return [
         structlog.processors.add_log_level,
         structlog.processors.format_exc_info,
