@@ -157,7 +157,8 @@ class SimulatedSubject:
             or not 0 <= intensity_pct_mso <= HIGHEST_INTENSITY_PCT_MSO
         ):
             raise InvalidArgument(
-                f"pulse intensity must be within 0–{HIGHEST_INTENSITY_PCT_MSO:g} %MSO, got {intensity_pct_mso!r}"
+                f"pulse intensity must be within 0–{HIGHEST_INTENSITY_PCT_MSO:g} %MSO, "
+                f"got {intensity_pct_mso!r}"
             )
         curve = self.curve
         shift = self._rng.gauss(0.0, curve.spread) if curve.spread > 0 else 0.0

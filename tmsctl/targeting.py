@@ -416,7 +416,10 @@ def beam_f3(measurements: HeadMeasurements, side: Side | str = Side.LEFT) -> Tar
         method="beam_f3",
         method_name=f"Beam {electrode} (web-calculator variant)",
         source=BEAM_F3_SOURCE,
-        status="C+D (calculator variant reproduces the published demonstration; printed equations have typos)",
+        status=(
+            "C+D (calculator variant reproduces the published demonstration; "
+            "printed equations have typos)"
+        ),
         marks=_circumference_marks(
             measurements, side, geometry.x_along_circumference_cm, geometry.y_from_vertex_cm, electrode
         ),
@@ -540,7 +543,10 @@ FIXED_DISTANCE_RULES: tuple[FixedDistanceRule, ...] = (
     FixedDistanceRule(
         distance_cm=5.0,
         name="5 cm rule",
-        source="Mir-Moghtadaei et al. 2015, Brain Stimul 8:965–973 (accuracy); average site near MNI (−41, 16, 54)",
+        source=(
+            "Mir-Moghtadaei et al. 2015, Brain Stimul 8:965–973 (accuracy); "
+            "average site near MNI (−41, 16, 54)"
+        ),
         status="V",
         note="misses the DLPFC in more than a third of subjects; lands in a premotor/DLPFC transition zone",
     ),
@@ -602,7 +608,9 @@ def fixed_distance_rule(
                     "straight forward along a parasagittal line"
                 ),
             ),
-            CapMark(key="target_x_cm", value_cm=hot_x, instruction="target, lateral coordinate in the scalp frame"),
+            CapMark(
+                key="target_x_cm", value_cm=hot_x, instruction="target, lateral coordinate in the scalp frame"
+            ),
             CapMark(
                 key="target_y_cm",
                 value_cm=hot_y + rule.distance_cm,

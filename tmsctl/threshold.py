@@ -18,6 +18,9 @@ Procedures:
   MEPs ≥ the criterion in at least 5 of 10 trials (10 of 20 with ``responses_required=10,
   block_size=20``).
 
+The two-threshold (Mills–Nithi) method is not here: the reference defines its two thresholds
+but not the stepping that finds them, and a hunt must not invent one silently.
+
 Facts and test vectors: ``shared/reference/targeting.md`` §5. No randomness is used anywhere.
 """
 
@@ -159,7 +162,9 @@ _NOT_SEEN_WORDS = frozenset(
 )
 _UNIT_SCALE_TO_UV = {"uv": 1, "µv": 1, "μv": 1, "microvolt": 1, "microvolts": 1,
                      "mv": 1000, "millivolt": 1000, "millivolts": 1000}
-_AMPLITUDE_PATTERN = re.compile(r"^(?P<sign>[-+−]?)\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[^\d\s.].*)?$")
+_AMPLITUDE_PATTERN = re.compile(
+    r"^(?P<sign>[-+−]?)\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[^\d\s.].*)?$"
+)
 _ENTRY_HINT = "type y / n (seen / not seen) or an amplitude with its unit, e.g. 65uV or 0.12 mV"
 
 
@@ -378,7 +383,9 @@ class _Procedure:
     def result(self) -> ThresholdResult:
         """The estimate and trial log; before the stop rule is met, a partial, unconverged result."""
         if not self._trials:
-            raise ThresholdProcedureError(f"{self.method} hunt has no trials yet", hint="record a pulse first")
+            raise ThresholdProcedureError(
+                f"{self.method} hunt has no trials yet", hint="record a pulse first"
+            )
         return ThresholdResult(
             value_pct_mso=self._value_pct_mso(),
             method=self.method,
@@ -684,7 +691,9 @@ class RelativeFrequency(_Procedure):
         self._planned_pct_mso = min(level + self.ascend_step_pct_mso, self.max_pct_mso)
 
     def _finish_at_trial_cap(self) -> None:
-        self._finish(f"trial cap {self.max_trials} reached before the threshold was bracketed", converged=False)
+        self._finish(
+            f"trial cap {self.max_trials} reached before the threshold was bracketed", converged=False
+        )
 
     def _value_pct_mso(self) -> float | None:
         return self._value

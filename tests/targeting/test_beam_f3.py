@@ -86,7 +86,11 @@ def test_result_names_method_and_source_and_marks_in_marking_order():
         "circumference_from_midline_cm",
         "vertex_to_target_cm",
     ]
-    assert dict(result.inputs) == {"nasion_inion_cm": 38.0, "tragus_tragus_cm": 36.0, "circumference_cm": 60.0}
+    assert dict(result.inputs) == {
+        "nasion_inion_cm": 38.0,
+        "tragus_tragus_cm": 36.0,
+        "circumference_cm": 60.0,
+    }
     with pytest.raises(KeyError, match="no mark"):
         result.value_cm("anterior_from_hot_spot_cm")
 

@@ -38,7 +38,9 @@ def test_beam_f3_right_side_json():
 
 
 def test_beam_f3_accepts_a_cm_suffix():
-    result = invoke("beam-f3", "--nasion-inion", "38cm", "--tragus-tragus", "36 cm", "--circumference", "60", "--json")
+    result = invoke(
+        "beam-f3", "--nasion-inion", "38cm", "--tragus-tragus", "36 cm", "--circumference", "60", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["inputs"]["nasion_inion_cm"] == 38.0
 
@@ -47,11 +49,20 @@ def test_beam_f3_accepts_a_cm_suffix():
     ("args", "expected"),
     [
         (["--nasion-inion", "38", "--tragus-tragus", "36"], "head circumference is missing"),
-        (["--nasion-inion", "abc", "--tragus-tragus", "36", "--circumference", "60"], "--nasion-inion must be a length in cm, got 'abc'"),
+        (
+            ["--nasion-inion", "abc", "--tragus-tragus", "36", "--circumference", "60"],
+            "--nasion-inion must be a length in cm, got 'abc'",
+        ),
         (["--nasion-inion", "-38", "--tragus-tragus", "36", "--circumference", "60"], "must be positive"),
-        (["--nasion-inion", "380", "--tragus-tragus", "36", "--circumference", "60"], "outside the plausible adult range 28–46 cm"),
+        (
+            ["--nasion-inion", "380", "--tragus-tragus", "36", "--circumference", "60"],
+            "outside the plausible adult range 28–46 cm",
+        ),
         (["--nasion-inion", "60", "--tragus-tragus", "36", "--circumference", "38"], "swap"),
-        (["--nasion-inion", "38", "--tragus-tragus", "36", "--circumference", "60mm"], "--circumference must be a length in cm"),
+        (
+            ["--nasion-inion", "38", "--tragus-tragus", "36", "--circumference", "60mm"],
+            "--circumference must be a length in cm",
+        ),
         ([*HEAD, "--side", "up"], "side must be 'left' or 'right'"),
     ],
 )
@@ -90,7 +101,10 @@ def test_rule(cm, shown):
     assert shown in result.stdout and "hot spot" in result.stdout
 
 
-@pytest.mark.parametrize(("cm", "expected"), [("7", "no fixed-distance rule of 7 cm"), ("five", "must be a length"), (None, "--cm is missing")])
+@pytest.mark.parametrize(
+    ("cm", "expected"),
+    [("7", "no fixed-distance rule of 7 cm"), ("five", "must be a length"), (None, "--cm is missing")],
+)
 def test_rule_errors(cm, expected):
     result = invoke("rule", *(["--cm", cm] if cm is not None else []))
     assert result.exit_code == 2

@@ -106,4 +106,5 @@ def test_any_text_parses_or_raises_invalid_argument(text):
 @given(st.decimals(min_value=0, max_value=50_000, places=3, allow_nan=False, allow_infinity=False))
 def test_amplitude_round_trip(amplitude):
     assert parse_mep_entry(format(amplitude, "f") + " uV").amplitude_uv == float(amplitude)
-    assert parse_mep_entry(format(amplitude / 1000, "f") + " mV").amplitude_uv == pytest.approx(float(amplitude), rel=1e-12, abs=1e-9)
+    in_millivolts = parse_mep_entry(format(amplitude / 1000, "f") + " mV")
+    assert in_millivolts.amplitude_uv == pytest.approx(float(amplitude), rel=1e-12, abs=1e-9)

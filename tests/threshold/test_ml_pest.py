@@ -236,7 +236,9 @@ responses = st.one_of(
     ci_width=st.one_of(st.none(), st.floats(0.5, 20)),
     answers=st.lists(responses, min_size=60, max_size=60),
 )
-def test_ml_pest_stays_in_range_and_ends_within_its_cap(bounds, start_fraction, max_trials, ci_width, answers):
+def test_ml_pest_stays_in_range_and_ends_within_its_cap(
+    bounds, start_fraction, max_trials, ci_width, answers
+):
     low, high = bounds
     start = low + round(start_fraction * (high - low))
     hunt = MlPest(start_pct_mso=start, min_pct_mso=low, max_pct_mso=high, max_trials=max_trials,
