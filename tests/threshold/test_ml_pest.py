@@ -223,10 +223,10 @@ def test_invalid_setups_are_refused(kwargs):
         MlPest(**kwargs)
 
 
-responses = st.one_of(
-    st.sampled_from([SEEN, NOT_SEEN]),
-    st.floats(0, 5000).map(lambda uv: MepResponse(amplitude_uv=uv)),
-)
+def _answer(byte: int, response_rate: int, as_amplitude: bool) -> MepResponse:
+    if as_amplitude:  # an amplitude on the matching side of the 50 µV criterion
+        return MepResponse(amplitude_uv=60.0 + byte if byte < response_rate else float(byte % 50))
+    return SEEN if byte < response_rate else NOT_SEEN
 
 
 @given(
@@ -234,21 +234,24 @@ responses = st.one_of(
     start_fraction=st.floats(0, 1),
     max_trials=st.integers(1, 60),
     ci_width=st.one_of(st.none(), st.floats(0.5, 20)),
-    answers=st.lists(responses, min_size=60, max_size=60),
+    answer_bytes=st.binary(min_size=60, max_size=60),
+    response_rate=st.integers(0, 256),
+    as_amplitude=st.booleans(),
 )
 def test_ml_pest_stays_in_range_and_ends_within_its_cap(
-    bounds, start_fraction, max_trials, ci_width, answers
+    bounds, start_fraction, max_trials, ci_width, answer_bytes, response_rate, as_amplitude
 ):
     low, high = bounds
     start = low + round(start_fraction * (high - low))
     hunt = MlPest(start_pct_mso=start, min_pct_mso=low, max_pct_mso=high, max_trials=max_trials,
                   ci_width_pct_mso=ci_width)
-    for answer in answers:
+    for byte in answer_bytes:  # response_rate 0 = never responds, 256 = always
         if hunt.done:
             break
         intensity = hunt.next_intensity()
         assert isinstance(intensity, int) and low <= intensity <= high
-        hunt.record(intensity, answer)
+        trial = hunt.record(intensity, _answer(byte, response_rate, as_amplitude))
+        assert trial.responded == (byte < response_rate)
     assert hunt.done
     result = hunt.result()
     assert 1 <= len(result.trials) <= max_trials

@@ -187,10 +187,11 @@ def test_noisy_subjects_over_200_seeds():
     max_trials=st.integers(1, 250),
     required_of_block=st.sampled_from([(5, 10), (10, 20), (1, 1), (3, 4)]),
     steps=st.tuples(st.integers(1, 10), st.integers(1, 3)),
-    answers=st.lists(st.booleans(), min_size=250, max_size=250),
+    answer_bytes=st.binary(min_size=250, max_size=250),
+    response_rate=st.integers(0, 256),
 )
 def test_relative_frequency_stays_in_range_and_ends_within_its_cap(
-    bounds, start_fraction, max_trials, required_of_block, steps, answers
+    bounds, start_fraction, max_trials, required_of_block, steps, answer_bytes, response_rate
 ):
     low, high = bounds
     start = low + round(start_fraction * (high - low))
@@ -200,12 +201,12 @@ def test_relative_frequency_stays_in_range_and_ends_within_its_cap(
         responses_required=required, block_size=block,
         ascend_step_pct_mso=steps[0], descend_step_pct_mso=steps[1],
     )
-    for answer in answers:
+    for byte in answer_bytes:  # response_rate 0 = never responds, 256 = always
         if hunt.done:
             break
         intensity = hunt.next_intensity()
         assert isinstance(intensity, int) and low <= intensity <= high
-        hunt.record(intensity, SEEN if answer else NOT_SEEN)
+        hunt.record(intensity, SEEN if byte < response_rate else NOT_SEEN)
     assert hunt.done
     result = hunt.result()
     assert 1 <= len(result.trials) <= max_trials
