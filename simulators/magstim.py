@@ -131,6 +131,7 @@ class MagstimSimulator(SimulatedDevice):
         self.interlocks: list[tuple[float, str]] = []  # every refusal the unit made to protect itself
         self._keepalive: _Timer | None = None
         self._last_valid_command_at = start
+        self._disarm_after_train = False
         self._ready_timer: _Timer | None = None
         self._idle_timer: _Timer | None = None
         self._train_timers: list[_Timer] = []
@@ -222,8 +223,14 @@ class MagstimSimulator(SimulatedDevice):
         self._keepalive = self._schedule(self._last_valid_command_at + limit, self._keepalive_expired)
 
     def _keepalive_expired(self, now: float) -> None:
-        self.fault_log.append((now, "keep-alive missed: disarmed, remote control dropped"))
         self.remote = False
+        if self.train_running:
+            # U: a Rapid² times each train itself (one train per trigger, TDb087 §5.6(e)); we
+            # assume a host going silent mid-train does not cut the train short.
+            self.fault_log.append((now, "keep-alive missed during a train: disarming when it ends"))
+            self._disarm_after_train = True
+            return
+        self.fault_log.append((now, "keep-alive missed: disarmed, remote control dropped"))
         self._disarm(now)
 
     def _disarm(self, now: float) -> None:
@@ -324,6 +331,10 @@ class MagstimSimulator(SimulatedDevice):
         self.train_running = False
         self._train_timers = []
         self.lockout_until = now + self.profile.post_train_lockout_s
+        if self._disarm_after_train:
+            self._disarm_after_train = False
+            self._disarm(now)
+            return
         if self.armed:
             self._ready_timer = self._schedule(self.lockout_until, self._become_ready)
 

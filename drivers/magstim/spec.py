@@ -511,6 +511,16 @@ class MagstimSpec(_Frozen):
         energy_j = rapid.energy_j(self._train_power(power_pct))
         return math.inf if energy_j == 0 else rapid.energy.shed_rate_j_per_s / energy_j
 
+    @property
+    def energy_budget_j(self) -> float | None:
+        """Energy the unit may hold (63 kJ on a Rapid²); None for models without trains."""
+        return self.data.rapid.energy.budget_j if self.data.rapid else None
+
+    @property
+    def energy_drain_w(self) -> float | None:
+        """Rate at which the unit sheds energy (1050 J/s on a Rapid²)."""
+        return self.data.rapid.energy.shed_rate_j_per_s if self.data.rapid else None
+
     # -- recharge, paired pulses, timing, coil -----------------------------------------------
 
     def recharge_time_s(self, power_pct: float) -> float:

@@ -1,0 +1,432 @@
+"""The controller: one owner of the driver, the state machine, the keep-alive and the guards.
+
+Every public method is a side effect that returns a confirmation or raises. Device I/O happens
+first, then the trigger that records the confirmed fact. Any device error while the unit may be
+charged — a timeout, a garbled reply, a lost remote control, a read-back mismatch — makes the
+controller try to disarm, latch ``FAULT`` and re-raise, so the caller always learns why.
+
+The controller has no thread of its own. ``service()`` does whatever is due (keep-alive, coil
+temperature, end of a train) and returns the next instant it needs attention; ``wait_until(t)``
+services the device until ``t``. The session runner, the CLI and the thread-safe facade all
+drive it through these two calls, on whatever clock they were given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tmsctl.clock import Clock
+from tmsctl.drivers.base import Capability, DeviceInfo, DeviceStatus, StimulatorDriver
+from tmsctl.errors import (
+    DeviceStateError,
+    FaultLatched,
+    GuardRejected,
+    InvalidArgument,
+    SafetyViolation,
+    TmsError,
+)
+from tmsctl.events import (
+    Connected,
+    Dispatcher,
+    Event,
+    FaultEvent,
+    IntensitySet,
+    KeepAliveMissed,
+    Listener,
+    OperatorAction,
+    StateChanged,
+    TrainConfigured,
+)
+from tmsctl.fsm import ENERGISED, State, StateMachine
+from tmsctl.safety import RUNTIME_LIMITS, EnergyBudget, PulseCap, RateLimiter, RuntimeLimits
+
+COIL_READ_PERIOD_S = 5.0
+TRAIN_END_GRACE_S = 2.0  # a train still running this long after its scheduled end is a fault
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One trigger's worth of stimulation that the controller is delivering or has delivered."""
+
+    pulses: int
+    intensity_pct_mso: int
+    started_at: float
+    expected_end: float
+    trigger_source: str
+    is_train: bool
+
+
+class Controller:
+    def __init__(
+        self,
+        driver: StimulatorDriver,
+        clock: Clock,
+        *,
+        listeners: tuple[Listener, ...] | list[Listener] = (),
+        limits: RuntimeLimits = RUNTIME_LIMITS,
+    ) -> None:
+        self.driver = driver
+        self.clock = clock
+        self.limits = limits
+        self.dispatcher = Dispatcher(listeners)
+        self.fsm = StateMachine(self._state_changed, self._audit_trigger)
+        self.info: DeviceInfo | None = None
+        self.status: DeviceStatus | None = None
+        self.coil_temperature_c: float | None = None
+        self.intensity_pct_mso: int | None = None
+        self.train: tuple[float, int] | None = None  # (frequency_hz, pulses) configured on the device
+        self.last_fault: str | None = None
+        self.pulses_delivered = 0
+        self.delivery: Delivery | None = None
+        self.rate = RateLimiter()
+        self.energy = self._energy_budget()
+        self.pulse_cap: PulseCap | None = None
+        self.intensity_cap_pct_mso: int | None = None
+        self._last_contact = -math.inf
+        self._next_keepalive = math.inf
+        self._next_coil_read = math.inf
+        self.on_delivered: Callable[[Delivery], None] | None = None
+
+    # -- events -------------------------------------------------------------------------------
+    def _emit(self, cls: type[Event], **fields: object) -> None:
+        self.dispatcher.emit(cls(t_mono=self.clock.now(), t_wall=self.clock.wall(), **fields))  # type: ignore[arg-type]
+
+    def _state_changed(self, source: State, dest: State, trigger: str) -> None:
+        self._emit(StateChanged, source=source.value, dest=dest.value, trigger=trigger)
+
+    def _audit_trigger(self, trigger: str, state: State, ok: bool) -> None:
+        """Every attempted trigger is visible in the event stream (finalize_event)."""
+
+    @property
+    def state(self) -> State:
+        return self.fsm.state
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.info.capabilities if self.info else frozenset()
+
+    def _energy_budget(self) -> EnergyBudget | None:
+        energy = getattr(self.driver.limits, "energy_per_pulse_j", None)
+        budget = getattr(self.driver.limits, "energy_budget_j", None)
+        drain = getattr(self.driver.limits, "energy_drain_w", None)
+        if energy is None or budget is None or drain is None:
+            return None
+        return EnergyBudget(budget, drain, lambda pct: energy(min(pct, 100)))
+
+    # -- fault handling ----------------------------------------------------------------------------
+    def _device_call(self, what: str, call: Callable[[], object]) -> object:
+        """Run one driver call; on failure disarm, latch FAULT and re-raise."""
+        try:
+            result = call()
+        except TmsError as exc:
+            self._fault(type(exc).__name__, f"{what}: {exc.message}")
+            raise
+        except Exception as exc:  # an unexpected bug must still end disarmed and latched
+            self._fault("internal_error", f"{what}: {type(exc).__name__}: {exc}")
+            raise
+        self._last_contact = self.clock.now()
+        return result
+
+    def _fault(self, code: str, detail: str) -> None:
+        state_before = self.state
+        self.last_fault = f"{code}: {detail}"
+        self._try_disarm()
+        if self.state not in (State.ESTOP, State.DISCONNECTED) or state_before is State.CONNECTING:
+            if self.fsm.may("fault"):
+                self.fsm.fire("fault")
+        self.delivery = None
+        self._emit(FaultEvent, code=code, detail=detail, state=state_before.value)
+
+    def _try_disarm(self) -> bool:
+        for _ in range(2):
+            try:
+                self.driver.disarm()
+                return True
+            except Exception:  # we are already handling a fault; the unit self-disarms on silence
+                continue
+        return False
+
+    # -- connection ----------------------------------------------------------------------------------
+    def connect(self) -> DeviceInfo:
+        self.fsm.fire("connect")
+        info = self._device_call("connect", self.driver.connect)
+        assert isinstance(info, DeviceInfo)
+        self.info = info
+        self.status = self._device_call("status", self.driver.status)  # type: ignore[assignment]
+        self.fsm.fire("connected")
+        self._emit(
+            Connected, model=info.model, display_name=info.display_name,
+            version=".".join(map(str, info.version)) if info.version else None, simulated=info.simulated,
+        )
+        now = self.clock.now()
+        self._next_keepalive = now + self.limits.keepalive_period_s
+        self._next_coil_read = now
+        self._read_coil(now)
+        return info
+
+    def close(self, reason: str = "closed") -> None:
+        """Disarm, release the device and close the port. Idempotent, never raises."""
+        if self.state in ENERGISED:
+            self._try_disarm()
+        try:
+            self.driver.close()
+        finally:
+            self._next_keepalive = math.inf
+            if self.fsm.may("disconnect"):
+                self.fsm.fire("disconnect")
+            self.dispatcher.stop()
+
+    # -- settings --------------------------------------------------------------------------------------
+    def set_intensity(self, intensity_pct_mso: int) -> None:
+        reasons = []
+        if self.state not in (State.IDLE, State.ARMED, State.PAUSED):
+            reasons.append(f"the controller is {self.state.value}")
+        if self.intensity_cap_pct_mso is not None and intensity_pct_mso > self.intensity_cap_pct_mso:
+            reasons.append(
+                f"{intensity_pct_mso} % exceeds the {self.intensity_cap_pct_mso} % this session was validated for"
+            )
+        if reasons:
+            raise GuardRejected("set intensity", reasons)
+        self._device_call(f"set intensity {intensity_pct_mso} %", lambda: self.driver.set_intensity(intensity_pct_mso))
+        self.intensity_pct_mso = intensity_pct_mso
+        self._emit(IntensitySet, intensity_pct_mso=intensity_pct_mso)
+
+    def configure_train(self, frequency_hz: float, pulses: int) -> None:
+        if Capability.INTERNAL_TRAIN not in self.capabilities:
+            raise InvalidArgument(f"{self.driver.display_name} cannot time trains itself")
+        if self.state not in (State.IDLE, State.ARMED, State.PAUSED):
+            raise GuardRejected("configure train", [f"the controller is {self.state.value}"])
+        set_train = getattr(self.driver, "set_train")
+        self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: set_train(frequency_hz, pulses))
+        self.train = (frequency_hz, pulses)
+        self._emit(TrainConfigured, frequency_hz=frequency_hz, n_pulses=pulses)
+
+    def configure_single_pulse(self) -> None:
+        leave = getattr(self.driver, "set_single_pulse_mode", None)
+        if leave is not None and self.train is not None:
+            self._device_call("leave train mode", leave)
+        self.train = None
+
+    # -- arming ------------------------------------------------------------------------------------------
+    def _arm_guards(self, now: float) -> list[str]:
+        reasons = []
+        status = self.status
+        if status is not None and not status.coil_present:
+            reasons.append("no coil connected")
+        if status is not None and status.error:
+            reasons.append("the device reports an error")
+        if self.coil_temperature_c is not None and self.coil_temperature_c >= self.limits.coil_arm_limit_c:
+            reasons.append(
+                f"coil at {self.coil_temperature_c:.1f} °C (arming needs < {self.limits.coil_arm_limit_c:.1f} °C)"
+            )
+        if self.intensity_pct_mso is None:
+            reasons.append("no intensity set")
+        return reasons
+
+    def arm(self) -> DeviceStatus:
+        if not self.fsm.may("arm"):
+            self.fsm.fire("arm")  # raises with the reason
+        now = self.clock.now()
+        if self.coil_temperature_c is not None:
+            self._read_coil(now)
+        reasons = self._arm_guards(now)
+        if reasons:
+            raise GuardRejected("arm", reasons)
+        if self.state is State.PAUSED:
+            self.fsm.fire("resume")
+        self.fsm.fire("arm")
+        self._device_call("arm", self.driver.arm)
+        status = self._device_call("wait until charged", self.driver.wait_ready)
+        assert isinstance(status, DeviceStatus)
+        self.status = status
+        self.fsm.fire("armed")
+        return status
+
+    def disarm(self, reason: str = "") -> DeviceStatus:
+        if self.state is State.IDLE:
+            return self.status  # type: ignore[return-value]
+        self.fsm.fire("disarm")
+        status = self._device_call("disarm", self.driver.disarm)
+        assert isinstance(status, DeviceStatus)
+        self.status = status
+        self.delivery = None
+        self.fsm.fire("disarmed")
+        return status
+
+    # -- firing ----------------------------------------------------------------------------------------
+    def fire_guards(self, now: float, pulses: int, intensity_pct_mso: int) -> list[str]:
+        reasons = []
+        if self.state is not State.ARMED:
+            reasons.append(f"the controller is {self.state.value}, not armed")
+        status = self.status
+        if status is not None and not status.ready:
+            reasons.append("the device is not charged (ready)")
+        if self.intensity_pct_mso != intensity_pct_mso:
+            reasons.append(f"the device is set to {self.intensity_pct_mso} %, the delivery needs {intensity_pct_mso} %")
+        if now - self._last_contact > self.limits.keepalive_stale_s:
+            reasons.append(f"no confirmed contact with the device for {now - self._last_contact:.2f} s")
+        if self.coil_temperature_c is not None and self.coil_temperature_c >= self.limits.coil_stop_limit_c:
+            reasons.append(f"coil at {self.coil_temperature_c:.1f} °C")
+        for why in (
+            self.rate.why_not(now),
+            self.energy.why_not(now, pulses, intensity_pct_mso) if self.energy else None,
+            self.pulse_cap.why_not(pulses) if self.pulse_cap else None,
+        ):
+            if why:
+                reasons.append(why)
+        return reasons
+
+    def fire(self, *, trigger_source: str = "serial") -> Delivery:
+        """One trigger: a single pulse, or the configured train. Returns what is being delivered."""
+        now = self.clock.now()
+        is_train = self.train is not None
+        pulses = self.train[1] if self.train else 1
+        intensity = self.intensity_pct_mso if self.intensity_pct_mso is not None else -1
+        reasons = self.fire_guards(now, pulses, intensity)
+        if reasons:
+            raise GuardRejected("fire", reasons)
+        self.fsm.fire("fire")
+        fired_at = self.clock.now()  # the trigger leaves now; the reply comes a few ms later
+        if trigger_source == "rts":
+            self._device_call("RTS trigger", getattr(self.driver, "trigger_via_rts"))
+        else:
+            self._device_call("fire", self.driver.fire)
+        duration = (pulses - 1) / self.train[0] if self.train else 0.0
+        self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train)
+        limits = self.driver.limits
+        if is_train:
+            assert self.train is not None
+            gap = limits.min_inter_train_interval_s(intensity, self.train[0], pulses)
+            self.rate.record(now, fired_at + duration + gap, 0.0)
+        else:
+            self.rate.record(now, fired_at, limits.min_single_pulse_interval_s(intensity))
+        if self.energy:
+            self.energy.record(fired_at, pulses, intensity)
+        if self.pulse_cap:
+            self.pulse_cap.record(pulses)
+        if not is_train:
+            self._finish_delivery()
+        return self.delivery or Delivery(pulses, intensity, fired_at, fired_at, trigger_source, False)
+
+    def _finish_delivery(self) -> None:
+        delivery = self.delivery
+        assert delivery is not None
+        self.pulses_delivered += delivery.pulses
+        self.fsm.fire("delivered")
+        self.delivery = None
+        if self.on_delivered:
+            self.on_delivered(delivery)
+
+    # -- operator --------------------------------------------------------------------------------------
+    def pause(self, reason: str = "") -> None:
+        if self.state in ENERGISED:
+            self._device_call("disarm for pause", self.driver.disarm)
+        self.fsm.fire("pause")
+        self._emit(OperatorAction, action="pause", reason=reason)
+
+    def resume(self, reason: str = "") -> None:
+        self.fsm.fire("resume")
+        self._emit(OperatorAction, action="resume", reason=reason)
+
+    def finish(self) -> None:
+        if self.state in ENERGISED:
+            self.disarm()
+        self.fsm.fire("finish")
+
+    def estop(self, reason: str = "emergency stop") -> None:
+        """Disarm at once (best effort) and end this controller's session for good."""
+        self._try_disarm()
+        self.delivery = None
+        self.fsm.fire("estop")
+        self._emit(OperatorAction, action="estop", reason=reason)
+
+    def acknowledge(self, reason: str) -> None:
+        if not reason.strip():
+            raise InvalidArgument("acknowledging a fault needs a reason", hint="say what was checked")
+        self.fsm.fire("acknowledge")
+        self._emit(OperatorAction, action="acknowledge", reason=reason)
+
+    # -- servicing ---------------------------------------------------------------------------------------
+    def next_deadline(self) -> float:
+        deadline = self._next_keepalive
+        if self.delivery is not None and self.delivery.expected_end > self.clock.now():
+            deadline = min(deadline, self.delivery.expected_end)
+        return deadline
+
+    def service(self, *, keep_clear_until: float | None = None) -> float:
+        """Do what is due now; return when attention is next needed.
+
+        ``keep_clear_until``: a fire is scheduled then; no keep-alive may start within the guard
+        window before it (it would delay the trigger), so one due then goes out early instead.
+        """
+        if self.state in (State.DISCONNECTED, State.FAULT, State.ESTOP):
+            return math.inf
+        now = self.clock.now()
+        if self.state in ENERGISED and now - self._last_contact > 1.0:
+            self._emit(KeepAliveMissed, late_by_s=now - self._last_contact - self.limits.keepalive_period_s)
+            self._fault("keepalive_missed", f"no exchange with the device for {now - self._last_contact:.2f} s")
+            raise FaultLatched(
+                f"the keep-alive was missed ({now - self._last_contact:.2f} s without contact); the device was disarmed"
+            )
+        due = self._next_keepalive <= now
+        if keep_clear_until is not None and not due:
+            window_start = keep_clear_until - self.limits.fire_lead_guard_s
+            due = self._next_keepalive <= keep_clear_until and now >= window_start - 0.05
+        if due:
+            if self._next_coil_read <= now and self.delivery is None and keep_clear_until is None:
+                self._read_coil(now)
+            status = self._device_call("keep-alive", self.driver.keepalive)
+            assert isinstance(status, DeviceStatus)
+            self.status = status
+            self._check_status(status)
+            self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
+        if self.delivery is not None and self.delivery.is_train:
+            self._check_train_end()
+        return self.next_deadline()
+
+    def _check_status(self, status: DeviceStatus) -> None:
+        if self.state in (State.ARMED, State.STIMULATING) and not status.armed:
+            self._fault("device_disarmed", f"the device disarmed itself (status {status.raw})")
+            raise DeviceStateError(f"{self.driver.display_name} disarmed itself (status {status.raw})")
+        if not status.coil_present and self.state in ENERGISED:
+            self._fault("coil_absent", "the coil was disconnected")
+            raise DeviceStateError("the coil was disconnected; the device was disarmed")
+
+    def _check_train_end(self) -> None:
+        delivery = self.delivery
+        assert delivery is not None
+        now = self.clock.now()
+        if now < delivery.expected_end:
+            return
+        status = self.status
+        if status is not None and status.train_running:
+            if now > delivery.expected_end + TRAIN_END_GRACE_S:
+                self._fault("train_overrun", "the device still reports a running train well after its end")
+                raise DeviceStateError("the train did not end when scheduled; the device was disarmed")
+            self._next_keepalive = min(self._next_keepalive, now + 0.05)
+            return
+        self._finish_delivery()
+
+    def _read_coil(self, now: float) -> None:
+        if Capability.COIL_TEMPERATURE not in self.capabilities:
+            return
+        read = getattr(self.driver, "coil_temperature_c", None)
+        if read is None:
+            return
+        temps = self._device_call("read coil temperature", read)
+        self.coil_temperature_c = max(temps)  # type: ignore[arg-type]
+        self._next_coil_read = now + COIL_READ_PERIOD_S
+        if self.coil_temperature_c >= self.limits.coil_stop_limit_c and self.state in ENERGISED:
+            self._fault("coil_hot", f"coil at {self.coil_temperature_c:.1f} °C")
+            raise SafetyViolation(f"the coil reached {self.coil_temperature_c:.1f} °C; the device was disarmed")
+
+    def wait_until(self, t: float, *, fire_at: float | None = None) -> None:
+        """Service the device until clock time ``t`` (keep-alives, train ends)."""
+        while True:
+            nxt = self.service(keep_clear_until=fire_at)
+            now = self.clock.now()
+            if now >= t:
+                return
+            self.clock.sleep_until(min(t, nxt))

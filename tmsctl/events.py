@@ -1,0 +1,207 @@
+"""What happened, as data: events the controller emits and the listeners that receive them.
+
+Listeners (python-can's shape: ``on_event``, ``on_error``, ``stop``) are isolated from the control
+loop: an exception in one is reported to it and never reaches the loop, and a slow one can be
+wrapped in ``QueuedListener`` so it cannot delay a pulse (bounded queue; overflow is counted
+and flagged, never blocking).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Event:
+    t_mono: float
+    t_wall: datetime
+    kind: str = field(init=False, default="event")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["t_wall"] = self.t_wall.isoformat()
+        data["kind"] = self.kind
+        return data
+
+
+def _kind(name: str):  # noqa: ANN202 - class decorator
+    def wrap(cls):  # noqa: ANN001, ANN202
+        cls.kind = name
+        return cls
+
+    return wrap
+
+
+@_kind("connected")
+@dataclass(frozen=True)
+class Connected(Event):
+    model: str = ""
+    display_name: str = ""
+    version: str | None = None
+    simulated: bool = False
+
+
+@_kind("state_changed")
+@dataclass(frozen=True)
+class StateChanged(Event):
+    source: str = ""
+    dest: str = ""
+    trigger: str = ""
+
+
+@_kind("intensity_set")
+@dataclass(frozen=True)
+class IntensitySet(Event):
+    intensity_pct_mso: int = 0
+
+
+@_kind("train_configured")
+@dataclass(frozen=True)
+class TrainConfigured(Event):
+    frequency_hz: float = 0.0
+    n_pulses: int = 0
+
+
+@_kind("train_started")
+@dataclass(frozen=True)
+class TrainStarted(Event):
+    index: int = 0
+    planned_onset_s: float = 0.0
+    n_pulses: int = 0
+    intensity_pct_mso: int = 0
+    trigger_source: str = "serial"
+
+
+@_kind("train_finished")
+@dataclass(frozen=True)
+class TrainFinished(Event):
+    index: int = 0
+    pulses_delivered: int = 0
+
+
+@_kind("pulse_delivered")
+@dataclass(frozen=True)
+class PulseDelivered(Event):
+    n: int = 0
+    intensity_pct_mso: int = 0
+    trigger_source: str = "serial"
+
+
+@_kind("keepalive_missed")
+@dataclass(frozen=True)
+class KeepAliveMissed(Event):
+    late_by_s: float = 0.0
+
+
+@_kind("fault")
+@dataclass(frozen=True)
+class FaultEvent(Event):
+    code: str = ""
+    detail: str = ""
+    state: str = ""
+
+
+@_kind("operator_action")
+@dataclass(frozen=True)
+class OperatorAction(Event):
+    action: str = ""
+    reason: str = ""
+
+
+@runtime_checkable
+class Listener(Protocol):
+    def on_event(self, event: Event) -> None: ...
+    def on_error(self, exc: BaseException) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Dispatcher:
+    """Delivers each event to every listener; a failing listener is told and skipped."""
+
+    def __init__(self, listeners: tuple[Listener, ...] | list[Listener] = ()) -> None:
+        self._listeners: list[Listener] = list(listeners)
+        self.failures = 0
+
+    def add(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener.on_event(event)
+            except Exception as exc:  # a sink's bug must never reach the control loop
+                self.failures += 1
+                try:
+                    listener.on_error(exc)
+                except Exception:
+                    pass
+
+    def stop(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener.stop()
+            except Exception:
+                pass
+
+
+class CollectingListener:
+    """Keeps every event in a list (tests, the live panel's history)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.errors: list[BaseException] = []
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def on_error(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+
+    def stop(self) -> None:
+        pass
+
+    def of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+
+class QueuedListener:
+    """Runs a slow listener on its own thread behind a bounded queue.
+
+    ``on_event`` never blocks: when the queue is full the event is dropped and ``overflowed``
+    counts it, so the sink can flag the gap.
+    """
+
+    def __init__(self, inner: Listener, maxsize: int = 10_000) -> None:
+        self.inner = inner
+        self.overflowed = 0
+        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize)
+        self._thread = threading.Thread(target=self._run, name=f"listener-{type(inner).__name__}", daemon=True)
+        self._thread.start()
+
+    def on_event(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.overflowed += 1
+
+    def on_error(self, exc: BaseException) -> None:
+        self.inner.on_error(exc)
+
+    def _run(self) -> None:
+        while (event := self._queue.get()) is not None:
+            try:
+                self.inner.on_event(event)
+            except Exception as exc:
+                try:
+                    self.inner.on_error(exc)
+                except Exception:
+                    pass
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+        self.inner.stop()

@@ -1,0 +1,290 @@
+"""The session runner: executes an expanded schedule on the clock, through the controller.
+
+Every train fires at its absolute scheduled instant (session start + onset, corrected for the
+trigger's wire time), so errors never accumulate. Between trains the runner only services the
+controller (keep-alives, train ends). Before a train fires, its intent is committed to the
+records; after it ends, its completion — so a crash can never make a resume repeat a train.
+
+Pause and abort are requests (thread- and signal-safe flags) honoured at the next service
+point, within one keep-alive period; both disarm first.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tmsctl.controller import Controller, Delivery
+from tmsctl.drivers.base import Capability
+from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.fsm import ENERGISED, State
+from tmsctl.protocols.schedule import Schedule, ScheduledTrain
+from tmsctl.safety import PulseCap
+from tmsctl.transport import wire_time_s
+
+ARM_LEAD_S = 2.5  # arm this long before a train (arming takes up to 1 s on a Magstim)
+PREPARE_LEAD_S = 4.0  # set intensity/train parameters this long before
+STAY_ARMED_GAP_S = 45.0  # stay armed between trains closer than this (devices self-disarm at 60 s)
+INTENT_LEAD_S = 0.1  # commit a train's intent this long before it fires (an fsync takes a few ms)
+FIRE_COMMAND_BYTES = 3  # the pulse happens when the command's last byte arrives
+
+
+class RunOutcome(StrEnum):
+    COMPLETED = "completed"
+    PAUSED = "paused"
+    ABORTED = "aborted"
+    FAULTED = "faulted"
+
+
+@dataclass
+class Progress:
+    """What a live display shows; updated by the runner, read by anyone."""
+
+    trains_total: int
+    pulses_total: int
+    next_index: int = 0
+    pulses_delivered: int = 0
+    state: str = "idle"
+    session_start: float | None = None
+    next_onset: float | None = None
+    last_fault: str | None = None
+    onset_errors_s: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: RunOutcome
+    next_index: int
+    pulses_delivered: int
+    reason: str = ""
+    onset_errors_s: tuple[float, ...] = ()
+
+
+class DeliveryLog:
+    """Where the runner writes what it does. ``records``-backed in production; in-memory in tests."""
+
+    def begin(self, train: ScheduledTrain, planned_at: float, trigger_source: str) -> None: ...
+    def finish(self, train: ScheduledTrain, delivery: Delivery, onset_error_s: float) -> None: ...
+    def fault(self, code: str, detail: str, index: int) -> None: ...
+    def paused(self, index: int, reason: str) -> None: ...
+    def aborted(self, index: int, reason: str) -> None: ...
+    def completed(self) -> None: ...
+
+
+class SessionRunner:
+    def __init__(
+        self,
+        controller: Controller,
+        schedule: Schedule,
+        *,
+        log: DeliveryLog | None = None,
+        start_index: int = 0,
+        pulses_already_delivered: int = 0,
+        trigger_source: str = "serial",
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        if not schedule.intensity_resolved:
+            raise InvalidArgument(
+                "the schedule has no resolved intensity (%MT needs a motor threshold)",
+                hint="give --mt or record a motor threshold for this subject, stimulator and coil",
+            )
+        self.controller = controller
+        self.clock = controller.clock
+        self.schedule = schedule
+        self.log = log or DeliveryLog()
+        self.start_index = start_index
+        self.trigger_source = trigger_source
+        self.on_progress = on_progress
+        self.progress = Progress(
+            len(schedule.trains), schedule.total_pulses, start_index, pulses_already_delivered
+        )
+        self._pause = threading.Event()
+        self._abort = threading.Event()
+        self._reason = ""
+        controller.pulse_cap = PulseCap(schedule.total_pulses, pulses_already_delivered)
+        controller.intensity_cap_pct_mso = max(t.intensity_pct_mso or 0 for t in schedule.trains)
+
+    # -- requests (any thread, signal handlers) --------------------------------------------------------
+    def request_pause(self, reason: str = "operator pause") -> None:
+        self._reason = reason
+        self._pause.set()
+
+    def request_abort(self, reason: str = "operator abort") -> None:
+        self._reason = reason
+        self._abort.set()
+
+    # -- running -----------------------------------------------------------------------------------------
+    def _publish(self) -> None:
+        self.progress.state = self.controller.state.value
+        self.progress.last_fault = self.controller.last_fault
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _wait(self, until: float, *, fire_at: float | None = None) -> None:
+        """Service the device until ``until``, checking for pause/abort requests."""
+        while True:
+            self._check_requests()
+            nxt = self.controller.service(keep_clear_until=fire_at)
+            now = self.clock.now()
+            if now >= until:
+                return
+            self._publish()
+            self.clock.sleep_until(min(until, nxt, now + 0.25))
+
+    def _check_requests(self) -> None:
+        if self._abort.is_set():
+            raise _Stop(RunOutcome.ABORTED)
+        if self._pause.is_set():
+            raise _Stop(RunOutcome.PAUSED)
+
+    def run(self) -> RunResult:
+        """Deliver the schedule from ``start_index``; returns how it ended (never leaves it armed)."""
+        trains = self.schedule.trains[self.start_index :]
+        if not trains:
+            self.log.completed()
+            return RunResult(RunOutcome.COMPLETED, self.start_index, self.progress.pulses_delivered)
+        # The session clock starts so that the first remaining train keeps its place relative to
+        # the ones after it; a resumed session re-bases on its next train.
+        first = trains[0]
+        session_start = self.clock.now() + PREPARE_LEAD_S + ARM_LEAD_S - first.onset_s
+        self.progress.session_start = session_start
+        try:
+            for i, train in enumerate(trains):
+                nxt = trains[i + 1] if i + 1 < len(trains) else None
+                self._deliver(train, session_start, nxt)
+            self.controller.finish()
+            self.log.completed()
+            self._publish()
+            return self._result(RunOutcome.COMPLETED)
+        except _Stop as stop:
+            self._safe_disarm()
+            if stop.outcome is RunOutcome.PAUSED:
+                self.log.paused(self.progress.next_index, self._reason)
+            else:
+                self.log.aborted(self.progress.next_index, self._reason)
+            self._publish()
+            return self._result(stop.outcome, self._reason)
+        except KeyboardInterrupt:
+            self._safe_disarm()
+            self.log.aborted(self.progress.next_index, "operator interrupt (Ctrl-C or SIGTERM)")
+            self._publish()
+            return self._result(RunOutcome.ABORTED, "operator interrupt (Ctrl-C or SIGTERM)")
+        except TmsError as exc:
+            self._safe_disarm()
+            detail = exc.message
+            self.log.fault(type(exc).__name__, detail, self.progress.next_index)
+            self._publish()
+            return self._result(RunOutcome.FAULTED, f"{detail}" + (f" ({exc.hint})" if exc.hint else ""))
+
+    def _result(self, outcome: RunOutcome, reason: str = "") -> RunResult:
+        return RunResult(
+            outcome, self.progress.next_index, self.progress.pulses_delivered, reason,
+            tuple(self.progress.onset_errors_s),
+        )
+
+    def _safe_disarm(self) -> None:
+        c = self.controller
+        if c.state in ENERGISED:
+            try:
+                c.disarm()
+            except TmsError:
+                pass  # the controller latched FAULT and tried already; the unit self-disarms on silence
+        elif c.state is State.DISARMING:
+            c._try_disarm()
+
+    # -- one train ------------------------------------------------------------------------------------------
+    def _deliver(self, train: ScheduledTrain, session_start: float, following: ScheduledTrain | None) -> None:
+        c = self.controller
+        onset = session_start + train.onset_s
+        self.progress.next_onset = onset
+        self._wait(onset - PREPARE_LEAD_S)
+        self._prepare(train)
+        if c.state is not State.ARMED:
+            self._wait(onset - ARM_LEAD_S)
+            self._check_requests()
+            c.arm()
+        host_timed = train.n_pulses > 1 and c.train is None
+        offsets = train.pulse_offsets_s if host_timed else (0.0,)
+        lead = wire_time_s(FIRE_COMMAND_BYTES) if self.trigger_source == "serial" else 0.0
+        delivered_pulses = 0
+        for k, offset in enumerate(offsets):
+            fire_at = onset + offset - lead
+            if k == 0:
+                # Intent on disk before the trigger, never after: a crash in between can leave a
+                # train recorded as started that never fired (under-dose), never the reverse.
+                self._wait(fire_at - INTENT_LEAD_S, fire_at=fire_at)
+                self.log.begin(train, onset, self.trigger_source)
+            else:
+                self._wait_ready()
+            self._wait(fire_at - 0.02, fire_at=fire_at)
+            self.clock.sleep_until(fire_at)
+            delivery = c.fire(trigger_source=self.trigger_source)
+            error = (delivery.started_at + (lead if self.trigger_source == "serial" else 0.0)) - (onset + offset)
+            if k == 0:
+                self.progress.onset_errors_s.append(error)
+            delivered_pulses += delivery.pulses if delivery.is_train else 1
+        while c.delivery is not None:  # a device-timed train: wait for its end
+            self._wait(min(c.next_deadline(), self.clock.now() + 0.5))
+        self.progress.pulses_delivered += delivered_pulses
+        self.progress.next_index = train.index + 1
+        summary = Delivery(delivered_pulses, train.intensity_pct_mso or 0, onset, self.clock.now(), self.trigger_source, True)
+        self.log.finish(train, summary, self.progress.onset_errors_s[-1] if self.progress.onset_errors_s else 0.0)
+        self._publish()
+        if following is None or following.onset_s - train.onset_s - train.duration_s > STAY_ARMED_GAP_S:
+            if c.state in ENERGISED:
+                c.disarm()
+
+    def _wait_ready(self) -> None:
+        c = self.controller
+        status = c.status
+        if status is not None and status.ready:
+            return
+        status = c._device_call("wait until charged", c.driver.wait_ready)  # type: ignore[assignment]
+        c.status = status  # type: ignore[assignment]
+
+    def _prepare(self, train: ScheduledTrain) -> None:
+        c = self.controller
+        intensity = train.intensity_pct_mso
+        assert intensity is not None
+        wants_train = (
+            train.kind == "train" and train.n_pulses > 1 and Capability.INTERNAL_TRAIN in c.capabilities
+            and train.frequency_hz is not None
+        )
+        if wants_train:
+            assert train.frequency_hz is not None
+            # Rapid²: power before frequency (the frequency ceiling depends on power), unless the
+            # new power is too high for the current train settings.
+            if c.train != (train.frequency_hz, train.n_pulses):
+                if c.intensity_pct_mso != intensity and c.train is not None:
+                    c.configure_single_pulse()
+                if c.intensity_pct_mso != intensity:
+                    c.set_intensity(intensity)
+                c.configure_train(train.frequency_hz, train.n_pulses)
+        else:
+            if c.train is not None:
+                c.configure_single_pulse()
+        if c.intensity_pct_mso != intensity:
+            c.set_intensity(intensity)
+
+
+class _Stop(Exception):
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__(outcome.value)
+        self.outcome = outcome
+
+
+def onset_error_summary(errors_s: list[float] | tuple[float, ...]) -> dict[str, float]:
+    """Mean, p99, max |error| and drift (last − first) of train onsets, in milliseconds."""
+    if not errors_s:
+        return {"mean_ms": math.nan, "p99_ms": math.nan, "max_ms": math.nan, "drift_ms": math.nan}
+    ordered = sorted(abs(e) for e in errors_s)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return {
+        "mean_ms": 1e3 * sum(errors_s) / len(errors_s),
+        "p99_ms": 1e3 * p99,
+        "max_ms": 1e3 * ordered[-1],
+        "drift_ms": 1e3 * (errors_s[-1] - errors_s[0]),
+    }
