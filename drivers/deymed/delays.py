@@ -56,7 +56,8 @@ class DelayCode:
     step: DelayStep
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= MAX_STEPS:
+        steps = self.steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS:
             raise InvalidArgument(f"a DuoMAG delay has 0..{MAX_STEPS} steps, got {self.steps!r}")
         if not isinstance(self.step, DelayStep):
             raise InvalidArgument(f"step must be a DelayStep, got {self.step!r}")
@@ -78,7 +79,9 @@ def delay_code_for(delay_us: int) -> DelayCode:
     if isinstance(delay_us, bool) or not isinstance(delay_us, int):
         raise InvalidArgument(f"delay_us must be an integer number of microseconds, got {delay_us!r}")
     if not 0 <= delay_us <= MAX_DELAY_US:
-        raise InvalidArgument(f"a DuoMAG delay must be within 0..{MAX_DELAY_US} µs (1270 ms), got {delay_us} µs")
+        raise InvalidArgument(
+            f"a DuoMAG delay must be within 0..{MAX_DELAY_US} µs (1270 ms), got {delay_us} µs"
+        )
     if delay_us == 0:
         return DelayCode(0, DelayStep.US_50)
     for step in DelayStep:

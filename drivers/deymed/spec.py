@@ -82,7 +82,8 @@ class SpecFile(Frozen):
     @classmethod
     def _every_value_reviewed(cls, raw: Any) -> Any:
         if isinstance(raw, Mapping):
-            facts = raw.get("reviewed", {}).get("facts", {}) if isinstance(raw.get("reviewed"), Mapping) else {}
+            reviewed = raw.get("reviewed")
+            facts = reviewed.get("facts", {}) if isinstance(reviewed, Mapping) else {}
             values = {key: value for key, value in raw.items() if key not in _HEADER_KEYS}
             check_coverage(values, {path: Provenance.model_validate(fact) for path, fact in facts.items()})
         return raw
@@ -165,7 +166,9 @@ class DuoMagSpec(Frozen):
         """The recharge interval: a "train" is one host-triggered pulse."""
         self._frequency(frequency_hz)
         if isinstance(pulses_per_train, bool) or pulses_per_train != 1:
-            raise InvalidArgument(f"{self.model}: trains are one host-triggered pulse, got {pulses_per_train!r}")
+            raise InvalidArgument(
+                f"{self.model}: trains are one host-triggered pulse, got {pulses_per_train!r}"
+            )
         return self.min_single_pulse_interval_s(intensity_pct_mso)
 
     def min_single_pulse_interval_s(self, intensity_pct_mso: float) -> float:
@@ -203,7 +206,9 @@ class DuoMagSpec(Frozen):
                 hint="the DuoMAG sets intensity in 1 % steps; round the intensity explicitly first",
             )
         if not 0 <= value <= self.data.output.max_pct:  # type: ignore[operator]
-            raise InvalidArgument(f"{self.model}: output must be 0–{self.data.output.max_pct} % MSO, got {value}")
+            raise InvalidArgument(
+                f"{self.model}: output must be 0–{self.data.output.max_pct} % MSO, got {value}"
+            )
         return int(value)  # type: ignore[call-overload]
 
     def _frequency(self, value: object) -> float:

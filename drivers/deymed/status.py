@@ -55,6 +55,13 @@ _FLAG_BITS: dict[str, tuple[int, int]] = {
     "charged": (8, 0),
 }
 
+_RAW_BYTE_FIELDS = (
+    "coil_temperature_raw",
+    "resistor_temperature_raw",
+    "discharge_temperature_raw",
+    "omitted_pulses",
+)
+
 FAULT_FLAGS = (
     "power_overheat",
     "coil_disconnected",
@@ -109,7 +116,7 @@ class DuoMagStatus:
                 raise InvalidArgument(f"{name} must be True or False, got {getattr(self, name)!r}")
         _int_in("intensity_change_pct", self.intensity_change_pct, -16, 15)
         _int_in("intensity_pct_mso", self.intensity_pct_mso, 0, MAX_INTENSITY_PCT_MSO)
-        for name in ("coil_temperature_raw", "resistor_temperature_raw", "discharge_temperature_raw", "omitted_pulses"):
+        for name in _RAW_BYTE_FIELDS:
             _int_in(name, getattr(self, name), 0, MAX_RAW_BYTE)
         for name in ("ttl_out_delay", "recharge_delay"):
             if not isinstance(getattr(self, name), DelayCode):
@@ -165,10 +172,13 @@ def decode_status_record(record: bytes) -> DuoMagStatus:
             raw=record,
         )
     if SYNC in record:
-        raise ProtocolError(f"a DuoMAG status record cannot contain the sync byte FF: {_hexdump(record)}", raw=record)
+        raise ProtocolError(
+            f"a DuoMAG status record cannot contain the sync byte FF: {_hexdump(record)}", raw=record
+        )
     if record[1] > MAX_INTENSITY_PCT_MSO:
         raise ProtocolError(
-            f"DuoMAG status reports intensity {record[1]} %MSO (byte 2); it must be 0..100: {_hexdump(record)}",
+            f"DuoMAG status reports intensity {record[1]} %MSO (byte 2); it must be 0..100: "
+            f"{_hexdump(record)}",
             raw=record,
         )
     change = record[0] & 0x1F
@@ -248,7 +258,9 @@ class DuoMagStatusParser:
             ))
             return
         if not record:
-            self._rejects.append(ProtocolError("empty DuoMAG status record (two sync bytes in a row)", raw=b""))
+            self._rejects.append(
+                ProtocolError("empty DuoMAG status record (two sync bytes in a row)", raw=b"")
+            )
             return
         try:
             statuses.append(decode_status_record(record))

@@ -24,10 +24,7 @@ from tmsctl.errors import InvalidArgument, ProtocolError
 
 from .framing import (
     MAX_PAYLOAD_LENGTH,
-    S16_MAX,
-    S16_MIN,
     U8_MAX,
-    U16_MAX,
     frame,
     hexdump,
     require_bool,
@@ -287,7 +284,9 @@ class SetWaveform:
         enum_member(CurrentDirection, "current_direction", self.current_direction)
         enum_member(Waveform, "waveform", self.waveform)
         require_int("burst_pulses", self.burst_pulses, MIN_BURST_PULSES, MAX_BURST_PULSES)
-        require_int("ipi_ms_x10", self.ipi_ms_x10, min(BURST_IPI_MS_X10), max(TWIN_DUAL_IPI_MS_X10), unit="(0.1 ms)")
+        require_int(
+            "ipi_ms_x10", self.ipi_ms_x10, min(BURST_IPI_MS_X10), max(TWIN_DUAL_IPI_MS_X10), unit="(0.1 ms)"
+        )
         require_int("ba_ratio_x100", self.ba_ratio_x100, MIN_BA_RATIO_X100, MAX_BA_RATIO_X100, unit="(0.01)")
         if self.ba_ratio_x100 % BA_RATIO_STEP_X100:
             raise InvalidArgument(
@@ -314,9 +313,11 @@ class SetWaveform:
                 f"{self.ipi_ms_x10 / 10:g} ms is not in the {table} inter-pulse-interval table",
                 hint="tmsctl does not round intervals; see tables.BURST_IPI_MS_X10 / TWIN_DUAL_IPI_MS_X10",
             )
-        if twin_or_dual and self.waveform is Waveform.MONOPHASIC and self.ipi_ms_x10 < MONOPHASIC_TWIN_MIN_IPI_MS_X10:
+        monophasic_twin = twin_or_dual and self.waveform is Waveform.MONOPHASIC
+        if monophasic_twin and self.ipi_ms_x10 < MONOPHASIC_TWIN_MIN_IPI_MS_X10:
             raise InvalidArgument(
-                f"monophasic {self.mode.name.title()} intervals stop at 2.0 ms, got {self.ipi_ms_x10 / 10:g} ms"
+                f"monophasic {self.mode.name.title()} intervals stop at 2.0 ms, "
+                f"got {self.ipi_ms_x10 / 10:g} ms"
             )
 
     def data(self) -> bytes:
@@ -429,7 +430,9 @@ class UnknownCommand:
     def __post_init__(self) -> None:
         require_int("command_id", self.command_id, 0, U8_MAX)
         if self.command_id in _DECODERS:
-            raise InvalidArgument(f"command ID {self.command_id:02X} is a known command; build that class instead")
+            raise InvalidArgument(
+                f"command ID {self.command_id:02X} is a known command; build that class instead"
+            )
         if not isinstance(self.data_bytes, bytes) or len(self.data_bytes) > MAX_PAYLOAD_LENGTH - 1:
             raise InvalidArgument(f"data_bytes must be at most {MAX_PAYLOAD_LENGTH - 1} bytes")
 
@@ -536,7 +539,9 @@ def _decode_train_legacy(data: bytes, raw: bytes) -> HostCommand:
 def _decode_page(data: bytes, raw: bytes) -> HostCommand:
     _expect_length("set page (07)", data, (1, 2), raw)
     if len(data) == 2 and data[1] != 0:
-        raise ProtocolError(f"set page (07) second byte must be 00, got {data[1]:02X}: {hexdump(raw)}", raw=raw)
+        raise ProtocolError(
+            f"set page (07) second byte must be 00, got {data[1]:02X}: {hexdump(raw)}", raw=raw
+        )
     try:
         page = Page(data[0])
     except ValueError:
@@ -571,7 +576,9 @@ def _decode_waveform(data: bytes, raw: bytes) -> HostCommand:
     _expect_length("write waveform (09 01)", data, (10,), raw)
     burst_value = data[5]
     if burst_value > MAX_BURST_PULSES - MIN_BURST_PULSES:
-        raise ProtocolError(f"burst byte must be 0..3 (5 − pulses), got {burst_value}: {hexdump(raw)}", raw=raw)
+        raise ProtocolError(
+            f"burst byte must be 0..3 (5 − pulses), got {burst_value}: {hexdump(raw)}", raw=raw
+        )
     return SetWaveform(
         model=_code(MagProModel, "model", data[1], raw),
         mode=_code(Mode, "mode", data[2], raw),
@@ -642,7 +649,9 @@ def decode_host_payload(payload: bytes, *, raw: bytes | None = None) -> HostComm
             return UnknownCommand(payload[0], payload[1:])
         return decoder(payload[1:], raw)
     except InvalidArgument as exc:
-        raise ProtocolError(f"host command {hexdump(raw)} carries a value out of range: {exc.message}", raw=raw) from exc
+        raise ProtocolError(
+            f"host command {hexdump(raw)} carries a value out of range: {exc.message}", raw=raw
+        ) from exc
 
 
 def decode_host_frame(raw: bytes) -> HostCommand:

@@ -480,7 +480,9 @@ class PageAndCount:
             )
 
     @classmethod
-    def build(cls, *, stimulus_count: int, page: int, data_length: int = PAGE_AND_COUNT_MIN_DATA) -> PageAndCount:
+    def build(
+        cls, *, stimulus_count: int, page: int, data_length: int = PAGE_AND_COUNT_MIN_DATA
+    ) -> PageAndCount:
         require_int("stimulus_count", stimulus_count, 0, U16_MAX)
         _u8("page", page)
         require_int("data_length", data_length, PAGE_AND_COUNT_MIN_DATA, MAX_PAYLOAD_LENGTH - 1)
@@ -515,7 +517,9 @@ class UnknownMessage:
     def __post_init__(self) -> None:
         _u8("message_id", self.message_id)
         if self.message_id in _DECODERS:
-            raise InvalidArgument(f"message ID {self.message_id} is a known message; build that class instead")
+            raise InvalidArgument(
+                f"message ID {self.message_id} is a known message; build that class instead"
+            )
         if not isinstance(self.data_bytes, bytes) or len(self.data_bytes) > MAX_PAYLOAD_LENGTH - 1:
             raise InvalidArgument(f"data_bytes must be bytes, at most {MAX_PAYLOAD_LENGTH - 1} of them")
 
@@ -612,7 +616,8 @@ def _decode_long_status(data: bytes, raw: bytes) -> DeviceMessage:
 
 
 def _three_byte(
-    cls: type[AmplitudeChanged | PulseDidt | CoilChanged | ProtocolPageAmplitude | ProtocolPageGain], name: str
+    cls: type[AmplitudeChanged | PulseDidt | CoilChanged | ProtocolPageAmplitude | ProtocolPageGain],
+    name: str,
 ) -> Callable[[bytes, bytes], DeviceMessage]:
     def decode(data: bytes, raw: bytes) -> DeviceMessage:
         _length(name, data, 3, raw)
@@ -630,7 +635,8 @@ def _decode_mep(data: bytes, raw: bytes) -> DeviceMessage:
 
 def _decode_page_changed(data: bytes, raw: bytes) -> DeviceMessage:
     _length("page changed (ID 8)", data, 3, raw)
-    return PageChanged(data[0], _flag("sequence running", data[1], raw), StatusByte.from_byte(data[2], raw=raw))
+    running = _flag("sequence running", data[1], raw)
+    return PageChanged(data[0], running, StatusByte.from_byte(data[2], raw=raw))
 
 
 def _decode_waveform(data: bytes, raw: bytes) -> DeviceMessage:
@@ -664,7 +670,8 @@ def _decode_timing(data: bytes, raw: bytes) -> DeviceMessage:
     control = data[1]
     if control & ~(_TIMING_CONTROL_MASK | _EXTENDED_REP_RATE_BIT):
         raise ProtocolError(
-            f"timing-control byte {control:02X} sets bits no source documents (only bits 0–4): {hexdump(raw)}",
+            f"timing-control byte {control:02X} sets bits no source documents (only bits 0–4): "
+            f"{hexdump(raw)}",
             raw=raw,
         )
     return TimingSettings(

@@ -60,7 +60,8 @@ class _FrameParser(Generic[_T]):
         """
         if self._buffer and self._buffer[0] == START:
             self._reject(ProtocolError(
-                f"incomplete MagPro frame abandoned after the line went quiet: {hexdump(bytes(self._buffer))}",
+                "incomplete MagPro frame abandoned after the line went quiet: "
+                f"{hexdump(bytes(self._buffer))}",
                 raw=bytes(self._buffer),
             ))
             del self._buffer[:1]
@@ -75,7 +76,8 @@ class _FrameParser(Generic[_T]):
             raw = bytes(self._garbage)
             self._garbage.clear()
             self._rejects.append(ProtocolError(
-                f"skipped {len(raw)} byte(s) outside any MagPro frame (a frame starts with FE): {hexdump(raw)}",
+                f"skipped {len(raw)} byte(s) outside any MagPro frame (a frame starts with FE): "
+                f"{hexdump(raw)}",
                 raw=raw,
             ))
 

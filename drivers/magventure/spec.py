@@ -51,7 +51,9 @@ class Grid:
     def __contains__(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, int):
             return False
-        return any(first <= value <= last and (value - first) % step == 0 for first, last, step in self.segments)
+        return any(
+            first <= value <= last and (value - first) % step == 0 for first, last, step in self.segments
+        )
 
     @property
     def minimum(self) -> int:
@@ -201,14 +203,15 @@ class ModelEntry(Frozen):
         modes, waveforms = set(self.modes), set(self.waveforms)
         twin_dual = bool(modes & {Mode.TWIN, Mode.DUAL})
         burst = Waveform.BIPHASIC_BURST in waveforms
+        rates, capabilities = self.max_rate_hz, self.capabilities
         must(Mode.STANDARD in modes, "every MagPro offers Standard mode")
-        must((self.max_rate_hz.power is not None) == (Mode.POWER in modes), "max_rate_hz.power ⟺ Power mode")
-        must((self.max_rate_hz.twin_dual is not None) == twin_dual, "max_rate_hz.twin_dual ⟺ Twin or Dual mode")
-        must(self.max_rate_hz.twin_dual_monophasic is None or Waveform.MONOPHASIC in waveforms,
+        must((rates.power is not None) == (Mode.POWER in modes), "max_rate_hz.power ⟺ Power mode")
+        must((rates.twin_dual is not None) == twin_dual, "max_rate_hz.twin_dual ⟺ Twin or Dual mode")
+        must(rates.twin_dual_monophasic is None or Waveform.MONOPHASIC in waveforms,
              "twin_dual_monophasic needs the Monophasic waveform")
-        must((self.max_rate_hz.biphasic_burst is not None) == burst, "max_rate_hz.biphasic_burst ⟺ Biphasic Burst")
-        must((Capability.THETA_BURST in self.capabilities) == burst, "theta_burst capability ⟺ Biphasic Burst")
-        must((Capability.PAIRED_PULSE in self.capabilities) == (Mode.TWIN in modes), "paired_pulse ⟺ Twin mode")
+        must((rates.biphasic_burst is not None) == burst, "max_rate_hz.biphasic_burst ⟺ Biphasic Burst")
+        must((Capability.THETA_BURST in capabilities) == burst, "theta_burst capability ⟺ Biphasic Burst")
+        must((Capability.PAIRED_PULSE in capabilities) == (Mode.TWIN in modes), "paired_pulse ⟺ Twin mode")
         required = {Capability.SINGLE_PULSE, Capability.INTERNAL_TRAIN, Capability.CONFIRMED_REPLIES}
         must(required <= self.capabilities, f"every MagPro has {sorted(c.value for c in required)}")
         return self
@@ -232,7 +235,8 @@ class SpecFile(Frozen):
     @classmethod
     def _every_value_reviewed(cls, raw: Any) -> Any:
         if isinstance(raw, Mapping):
-            facts = raw.get("reviewed", {}).get("facts", {}) if isinstance(raw.get("reviewed"), Mapping) else {}
+            reviewed = raw.get("reviewed")
+            facts = reviewed.get("facts", {}) if isinstance(reviewed, Mapping) else {}
             values = {key: value for key, value in raw.items() if key not in _HEADER_KEYS}
             check_coverage(values, {path: Provenance.model_validate(fact) for path, fact in facts.items()})
         return raw
@@ -243,9 +247,11 @@ class SpecFile(Frozen):
             if not condition:
                 raise ValueError(message)
 
-        must(all(name.startswith(self.family) for name in self.models), f"model names start with {self.family!r}")
+        must(all(name.startswith(self.family) for name in self.models),
+             f"model names start with {self.family!r}")
         generic = self.models.get(self.generic_model)
-        must(generic is not None and generic.model_code is None, "generic_model names the entry without a model code")
+        must(generic is not None and generic.model_code is None,
+             "generic_model names the entry without a model code")
         assert generic is not None
         identified = {name: entry for name, entry in self.models.items() if name != self.generic_model}
         codes = [entry.model_code for entry in identified.values()]
@@ -254,7 +260,8 @@ class SpecFile(Frozen):
         for name, entry in identified.items():
             must(generic.capabilities <= entry.capabilities, f"the generic model claims more than {name}")
             for offer in ("modes", "current_directions", "waveforms"):
-                must(set(getattr(generic, offer)) <= set(getattr(entry, offer)), f"generic {offer} exceed {name}'s")
+                must(set(getattr(generic, offer)) <= set(getattr(entry, offer)),
+                     f"generic {offer} exceed {name}'s")
             must(generic.max_rate_hz.default <= entry.max_rate_hz.default, f"generic rate above {name}'s")
         for name, entry in self.models.items():
             for field_name, rate in entry.max_rate_hz:
@@ -270,6 +277,11 @@ class SpecFile(Frozen):
 
 def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _title(member: Mode | Waveform | TimingControl | CurrentDirection) -> str:
+    """``BIPHASIC_BURST`` → ``Biphasic Burst``: as the unit's front panel names it."""
+    return member.name.replace("_", " ").title()
 
 
 class MagProSpec(Frozen):
@@ -403,7 +415,7 @@ class MagProSpec(Frozen):
         if rate > ceiling * 10:
             raise InvalidArgument(
                 f"{rate / 10:g} Hz is above the {self.display_name}'s {ceiling} Hz ceiling for "
-                f"{mode.name.title()} mode with the {waveform.name.replace('_', ' ').title()} waveform",
+                f"{_title(mode)} mode with the {_title(waveform)} waveform",
                 hint="lower the rate; tmsctl never clamps it",
             )
         return rate
@@ -436,14 +448,16 @@ class MagProSpec(Frozen):
         """Trigger-in, trigger-out and charge delays (0x08 or 0x0A 01), strictly."""
         grids = self.data.grids
         grids.input_delay_ms_x10.check("trigger-in delay", input_delay_ms_x10, scale=10, unit=" ms")
-        output = grids.output_delay_ms_x10.check("trigger-out delay", output_delay_ms_x10, scale=10, unit=" ms")
+        output = grids.output_delay_ms_x10.check(
+            "trigger-out delay", output_delay_ms_x10, scale=10, unit=" ms"
+        )
         grids.charge_delay_ms.check("charge delay", charge_delay_ms, unit=" ms")
         allowed = self.data.negative_output_delay_timing_controls
         if output < 0 and timing_control not in allowed:
-            names = ", ".join(control.name.replace("_", " ").title() for control in allowed)
+            names = ", ".join(_title(control) for control in allowed)
             raise InvalidArgument(
                 f"a negative trigger-out delay ({output / 10:g} ms) needs {names} timing, "
-                f"not {timing_control.name.replace('_', ' ').title()}",
+                f"not {_title(timing_control)}",
             )
 
     def check_waveform(
@@ -487,7 +501,9 @@ class MagProSpec(Frozen):
 
     def _offers(self, mode: Mode, waveform: Waveform) -> None:
         if not isinstance(mode, Mode) or not isinstance(waveform, Waveform):
-            raise InvalidArgument(f"mode and waveform must be Mode and Waveform members, got {mode!r}, {waveform!r}")
+            raise InvalidArgument(
+                f"mode and waveform must be Mode and Waveform members, got {mode!r}, {waveform!r}"
+            )
         if mode not in self.modes:
             raise InvalidArgument(
                 f"the {self.display_name} has no {mode.name.title()} mode",
@@ -495,8 +511,8 @@ class MagProSpec(Frozen):
             )
         if waveform not in self.waveforms:
             raise InvalidArgument(
-                f"the {self.display_name} has no {waveform.name.replace('_', ' ').title()} waveform",
-                hint=f"offered: {', '.join(sorted(w.name.replace('_', ' ').title() for w in self.waveforms))}",
+                f"the {self.display_name} has no {_title(waveform)} waveform",
+                hint="offered: " + ", ".join(sorted(_title(w) for w in self.waveforms)),
             )
         if mode in (Mode.TWIN, Mode.DUAL) and waveform is Waveform.BIPHASIC_BURST:
             raise InvalidArgument(f"{mode.name.title()} mode cannot be combined with Biphasic Burst")
@@ -508,7 +524,9 @@ class MagProSpec(Frozen):
                 hint="the MagPro sets amplitude in 1 % steps; round the intensity explicitly first",
             )
         if not 0 <= value <= self.data.output.max_pct:  # type: ignore[operator]
-            raise InvalidArgument(f"{self.name}: output must be 0–{self.data.output.max_pct} % MSO, got {value}")
+            raise InvalidArgument(
+                f"{self.name}: output must be 0–{self.data.output.max_pct} % MSO, got {value}"
+            )
         return int(value)  # type: ignore[call-overload]
 
     def _frequency(self, value: object) -> float:
@@ -519,7 +537,9 @@ class MagProSpec(Frozen):
     def _pulses(self, value: object) -> int:
         cap = self.max_pulses_per_train
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= cap:
-            raise InvalidArgument(f"{self.name}: pulses per train must be a whole number 1–{cap}, got {value!r}")
+            raise InvalidArgument(
+                f"{self.name}: pulses per train must be a whole number 1–{cap}, got {value!r}"
+            )
         return int(value)
 
 

@@ -59,13 +59,16 @@ def test_status_golden_vector() -> None:
     assert status.ttl_trigger_demand is True
     assert status.intensity_change_pct == 3
     assert status.intensity_pct_mso == 60
-    assert (status.coil_temperature_raw, status.resistor_temperature_raw, status.discharge_temperature_raw) == (
-        120, 110, 100)
+    assert status.coil_temperature_raw == 120
+    assert status.resistor_temperature_raw == 110
+    assert status.discharge_temperature_raw == 100
     assert status.omitted_pulses == 0
     assert status.faults == ()
     assert status.coil_data_ok and status.receiving_usb and status.charged and not status.idle_time
-    assert status.ttl_out_delay == d.DelayCode(1, d.DelayStep.MS_10) and status.ttl_out_delay.delay_us == 10_000
-    assert status.recharge_delay == d.DelayCode(100, d.DelayStep.MS_1) and status.recharge_delay.delay_us == 100_000
+    assert status.ttl_out_delay == d.DelayCode(1, d.DelayStep.MS_10)
+    assert status.ttl_out_delay.delay_us == 10_000
+    assert status.recharge_delay == d.DelayCode(100, d.DelayStep.MS_1)
+    assert status.recharge_delay.delay_us == 100_000
     assert status.coil_type == 1 and status.coil_name == "70BF"
 
 

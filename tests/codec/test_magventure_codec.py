@@ -105,7 +105,8 @@ DEVICE_VECTORS = [
                    amplitude_a_pct=50, amplitude_b_pct=0)),
     ("FE 0F 05 34 01 E2 40 19 3C 32 00 32 00 64 64 01 00 F1 FF",
      c.LongStatus(X100_ENABLED_BIPHASIC, serial_number=123456, coil_temperature_c=25, coil_type=60,
-                  amplitude_a_pct=50, amplitude_b_pct=0, original_amplitude_a_pct=50, original_amplitude_b_pct=0,
+                  amplitude_a_pct=50, amplitude_b_pct=0,
+                  original_amplitude_a_pct=50, original_amplitude_b_pct=0,
                   amplitude_factor_a_pct=100, amplitude_factor_b_pct=100, page=1, sequence_running=False)),
     ("FE 04 01 32 00 34 C1 FF", c.AmplitudeChanged(50, 0, X100_ENABLED_BIPHASIC)),
     ("FE 04 02 50 00 34 A3 FF", c.PulseDidt(80, 0, X100_ENABLED_BIPHASIC)),
@@ -177,7 +178,8 @@ def test_ipi_tables_strictly_descend(table: tuple[int, ...]) -> None:
 
 def test_ipi_index_inverts_table() -> None:
     assert all(c.burst_ipi_index(c.burst_ipi_ms_x10(i)) == i for i in range(len(c.BURST_IPI_MS_X10)))
-    assert all(c.twin_dual_ipi_index(c.twin_dual_ipi_ms_x10(i)) == i for i in range(len(c.TWIN_DUAL_IPI_MS_X10)))
+    twin = range(len(c.TWIN_DUAL_IPI_MS_X10))
+    assert all(c.twin_dual_ipi_index(c.twin_dual_ipi_ms_x10(i)) == i for i in twin)
 
 
 def test_off_table_ipi_is_refused_with_neighbours() -> None:
@@ -188,7 +190,7 @@ def test_off_table_ipi_is_refused_with_neighbours() -> None:
 
 
 def test_ba_tables() -> None:
-    assert c.twin_ba_ratio_x100(80) == 100 and c.twin_ba_ratio_x100(0) == 500 and c.twin_ba_ratio_x100(96) == 20
+    assert (c.twin_ba_ratio_x100(80), c.twin_ba_ratio_x100(0), c.twin_ba_ratio_x100(96)) == (100, 500, 20)
     assert c.twin_ba_index(100) == 80
     assert c.dual_b_amplitude_pct(30) == 70
     with pytest.raises(InvalidArgument):
@@ -205,6 +207,20 @@ def test_status_byte_decodes_known_models_and_refuses_unknown(value: int) -> Non
 
 
 # --- argument checks -----------------------------------------------------------------------------
+
+
+def _waveform(
+    *,
+    mode: c.Mode = c.Mode.STANDARD,
+    waveform: c.Waveform = c.Waveform.BIPHASIC_BURST,
+    burst_pulses: int = 3,
+    ipi_ms_x10: int = 200,
+    ba_ratio_x100: int = 100,
+) -> c.SetWaveform:
+    return c.SetWaveform(
+        c.MagProModel.X100, mode, c.CurrentDirection.NORMAL, waveform, burst_pulses, ipi_ms_x10, ba_ratio_x100
+    )
+
 
 BAD_COMMANDS = [
     lambda: c.SetAmplitude(101),
@@ -229,20 +245,13 @@ BAD_COMMANDS = [
     lambda: c.SetDelays(0, 0, 12001),
     lambda: c.SetDelaysLegacy(0, 0, -1),
     lambda: c.SetPage(2),  # type: ignore[arg-type]
-    lambda: c.SetWaveform(c.MagProModel.X100, c.Mode.TWIN, c.CurrentDirection.NORMAL, c.Waveform.BIPHASIC_BURST,
-                          3, 200, 100),
-    lambda: c.SetWaveform(c.MagProModel.X100, c.Mode.STANDARD, c.CurrentDirection.NORMAL, c.Waveform.BIPHASIC_BURST,
-                          6, 200, 100),
-    lambda: c.SetWaveform(c.MagProModel.X100, c.Mode.STANDARD, c.CurrentDirection.NORMAL, c.Waveform.BIPHASIC_BURST,
-                          3, 197, 100),
-    lambda: c.SetWaveform(c.MagProModel.X100, c.Mode.STANDARD, c.CurrentDirection.NORMAL, c.Waveform.BIPHASIC_BURST,
-                          3, 200, 102),
-    lambda: c.SetWaveform(c.MagProModel.X100, c.Mode.STANDARD, c.CurrentDirection.NORMAL, c.Waveform.BIPHASIC_BURST,
-                          3, 200, 505),
-    lambda: c.SetWaveform(c.MagProModel.X100, c.Mode.TWIN, c.CurrentDirection.NORMAL, c.Waveform.MONOPHASIC,
-                          2, 15, 100),
-    lambda: c.SetWaveform(c.MagProModel.X100, c.Mode.TWIN, c.CurrentDirection.NORMAL, c.Waveform.BIPHASIC,
-                          2, 1005, 100),
+    lambda: _waveform(mode=c.Mode.TWIN),
+    lambda: _waveform(burst_pulses=6),
+    lambda: _waveform(ipi_ms_x10=197),
+    lambda: _waveform(ba_ratio_x100=102),
+    lambda: _waveform(ba_ratio_x100=505),
+    lambda: _waveform(mode=c.Mode.TWIN, waveform=c.Waveform.MONOPHASIC, ipi_ms_x10=15),
+    lambda: _waveform(mode=c.Mode.TWIN, waveform=c.Waveform.BIPHASIC, ipi_ms_x10=1005),
 ]
 
 
@@ -254,8 +263,7 @@ def test_out_of_range_arguments_raise_invalid_argument(build) -> None:  # type: 
 
 def test_twin_burst_refusal_says_what_to_do() -> None:
     with pytest.raises(InvalidArgument) as info:
-        c.SetWaveform(c.MagProModel.X100, c.Mode.TWIN, c.CurrentDirection.NORMAL, c.Waveform.BIPHASIC_BURST,
-                      3, 200, 100)
+        _waveform(mode=c.Mode.TWIN)
     assert "Biphasic Burst" in info.value.message and info.value.hint
 
 
@@ -321,7 +329,8 @@ def test_malformed_device_payloads_raise_protocol_error_with_raw(payload_hex: st
 @pytest.mark.parametrize(
     "payload_hex",
     ["01", "01 65", "02 02", "03 02", "07 05", "07 02 01", "08 00 00 00 00 00 00 00 01", "09", "09 02",
-     "09 01 01 02 00 03 02 00 C8 00 64", "0A 01 00", "0B 01 00", "0C 01", "00 00", "06 00 00 00 28 00 4B 01 04"],
+     "09 01 01 02 00 03 02 00 C8 00 64", "0A 01 00", "0B 01 00", "0C 01", "00 00",
+     "06 00 00 00 28 00 4B 01 04"],
 )
 def test_malformed_host_payloads_raise_protocol_error_with_raw(payload_hex: str) -> None:
     raw = c.frame(H(payload_hex))
@@ -442,7 +451,11 @@ u8 = st.integers(0, 255)
 u16 = st.integers(0, 0xFFFF)
 pct = st.integers(0, 100)
 status_bytes = st.builds(
-    c.StatusByte, st.sampled_from(c.Mode), st.sampled_from(c.Waveform), st.booleans(), st.sampled_from(c.MagProModel)
+    c.StatusByte,
+    st.sampled_from(c.Mode),
+    st.sampled_from(c.Waveform),
+    st.booleans(),
+    st.sampled_from(c.MagProModel),
 )
 trains = dict(
     rate_hz_x10=st.integers(1, 1000), pulses_per_train=st.integers(1, 2000), train_count=st.integers(1, 500),
@@ -458,7 +471,8 @@ delays = dict(
 def set_waveforms(draw: st.DrawFn) -> c.SetWaveform:
     mode = draw(st.sampled_from(c.Mode))
     twin_or_dual = mode in (c.Mode.TWIN, c.Mode.DUAL)
-    waveform = draw(st.sampled_from([w for w in c.Waveform if not (twin_or_dual and w is c.Waveform.BIPHASIC_BURST)]))
+    burst = c.Waveform.BIPHASIC_BURST
+    waveform = draw(st.sampled_from([w for w in c.Waveform if not (twin_or_dual and w is burst)]))
     if waveform is c.Waveform.BIPHASIC_BURST:
         table = list(c.BURST_IPI_MS_X10)
     elif twin_or_dual:
@@ -601,7 +615,9 @@ def _forms_a_frame(raw: bytes) -> bool:
 
 @given(
     st.lists(
-        st.tuples(st.lists(no_start_garbage | corrupted_frames() | truncated_frames(), max_size=3), device_messages),
+        st.tuples(
+            st.lists(no_start_garbage | corrupted_frames() | truncated_frames(), max_size=3), device_messages
+        ),
         max_size=10,
     ),
     st.lists(st.integers(1, 30), max_size=20),
@@ -633,8 +649,10 @@ def test_valid_frames_amid_garbage_parse_to_exactly_the_valid_frames(
     assert parser.pending == b""
 
 
-def _feed_in_pieces(parser: c.MagProFrameParser | c.MagProHostFrameParser, data: bytes, cuts: list[int]):  # type: ignore[no-untyped-def]
-    messages = []
+def _feed_in_pieces(
+    parser: c.MagProFrameParser | c.MagProHostFrameParser, data: bytes, cuts: list[int]
+) -> tuple[list[object], list[tuple[type, bytes]], bytes]:
+    messages: list[object] = []
     position = 0
     for cut in sorted(set(cuts)):
         messages += parser.feed(data[position:cut])
@@ -654,7 +672,8 @@ def test_chunking_independence(chunks: list[bytes], data: st.DataObject) -> None
     for make in (c.MagProFrameParser, c.MagProHostFrameParser):
         assert _feed_in_pieces(make(), stream, cuts) == _feed_in_pieces(make(), stream, [])
         byte_by_byte = make()
-        assert _feed_in_pieces(byte_by_byte, stream, list(range(len(stream)))) == _feed_in_pieces(make(), stream, [])
+        whole = _feed_in_pieces(make(), stream, [])
+        assert _feed_in_pieces(byte_by_byte, stream, list(range(len(stream)))) == whole
 
 
 @given(host_commands, host_commands)

@@ -48,7 +48,9 @@ MAGPRO_NAMES = (
 OFFERS = {
     "magventure-magpro-r30": ({M.STANDARD}, {D.NORMAL}, {W.BIPHASIC}),
     "magventure-magpro-r30-option": ({M.STANDARD, M.TWIN, M.DUAL}, {D.NORMAL}, {W.MONOPHASIC, W.BIPHASIC}),
-    "magventure-magpro-x100": ({M.STANDARD}, {D.NORMAL, D.REVERSE}, {W.MONOPHASIC, W.BIPHASIC, W.BIPHASIC_BURST}),
+    "magventure-magpro-x100": (
+        {M.STANDARD}, {D.NORMAL, D.REVERSE}, {W.MONOPHASIC, W.BIPHASIC, W.BIPHASIC_BURST}
+    ),
     "magventure-magpro-x100-option": (
         {M.STANDARD, M.POWER, M.TWIN, M.DUAL},
         {D.NORMAL, D.REVERSE},
@@ -146,7 +148,9 @@ def test_every_magpro_times_trains_and_answers(name: str) -> None:
         ("magventure-magpro-x100-option", True, True),
     ],
 )
-def test_theta_burst_where_biphasic_burst_is_offered(name: str, theta_burst: bool, paired_pulse: bool) -> None:
+def test_theta_burst_where_biphasic_burst_is_offered(
+    name: str, theta_burst: bool, paired_pulse: bool
+) -> None:
     capabilities = load_spec(name).capabilities
     assert (Capability.THETA_BURST in capabilities) is theta_burst
     assert (Capability.PAIRED_PULSE in capabilities) is paired_pulse
@@ -201,7 +205,9 @@ def test_duomag_device_limits_values() -> None:
         spec.min_inter_train_interval_s(50, 0.5, 2)
 
 
-@pytest.mark.parametrize("spec", [load_spec("magventure-magpro-x100"), load_duomag()], ids=["magpro", "duomag"])
+@pytest.mark.parametrize(
+    "spec", [load_spec("magventure-magpro-x100"), load_duomag()], ids=["magpro", "duomag"]
+)
 @pytest.mark.parametrize("intensity", [-1, 101, 50.5, math.nan, math.inf, True, "50"])
 def test_intensity_arguments_are_strict(spec: MagProSpec | DuoMagSpec, intensity: object) -> None:
     with pytest.raises(InvalidArgument):
@@ -212,16 +218,18 @@ def test_intensity_arguments_are_strict(spec: MagProSpec | DuoMagSpec, intensity
 
 @pytest.mark.parametrize("frequency", [0, -1.0, math.nan, math.inf, True])
 def test_frequency_arguments_are_strict(frequency: object) -> None:
+    spec = load_spec("magventure-magpro-x100")
     with pytest.raises(InvalidArgument):
-        load_spec("magventure-magpro-x100").max_train_on_time_s(50, frequency)  # type: ignore[arg-type]
+        spec.max_train_on_time_s(50, frequency)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument):
-        load_spec("magventure-magpro-x100").min_inter_train_interval_s(50, frequency, 10)  # type: ignore[arg-type]
+        spec.min_inter_train_interval_s(50, frequency, 10)  # type: ignore[arg-type]
 
 
 def test_pulse_count_argument_is_strict() -> None:
+    spec = load_spec("magventure-magpro-x100")
     for pulses in (0, 1001, 2.0, True):
         with pytest.raises(InvalidArgument):
-            load_spec("magventure-magpro-x100").min_inter_train_interval_s(50, 10.0, pulses)  # type: ignore[arg-type]
+            spec.min_inter_train_interval_s(50, 10.0, pulses)  # type: ignore[arg-type]
 
 
 # --- model identification ------------------------------------------------------------------------
@@ -322,8 +330,10 @@ def test_check_waveform_refuses_what_the_model_lacks() -> None:
         x100.check_waveform(M.STANDARD, D.NORMAL, W.BIPHASIC_BURST, burst_pulses=6, ba_ratio_x100=100)
 
 
-@given(st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 20), st.integers(1, 7)), min_size=1, max_size=4),
-       st.integers(-100, 200))
+@given(
+    st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 20), st.integers(1, 7)), min_size=1, max_size=4),
+    st.integers(-100, 200),
+)
 def test_grid_neighbours_bracket_the_value(raw: list[tuple[int, int, int]], value: int) -> None:
     grid = Grid(tuple((first, first + span * step, step) for first, span, step in raw))
     below, above = grid.neighbours(value)
@@ -344,8 +354,10 @@ def test_every_value_a_spec_allows_the_codec_encodes(name: str, data: st.DataObj
         return data.draw(st.sampled_from(grid.values()))
 
     mode = data.draw(st.sampled_from(sorted(spec.modes)))
-    waveform = data.draw(st.sampled_from(sorted(w for w in spec.waveforms
-                                                 if not (mode in (M.TWIN, M.DUAL) and w is W.BIPHASIC_BURST))))
+    twin_or_dual = mode in (M.TWIN, M.DUAL)
+    waveform = data.draw(
+        st.sampled_from(sorted(w for w in spec.waveforms if not (twin_or_dual and w is W.BIPHASIC_BURST)))
+    )
     ceiling_x10 = spec.max_rate_hz(mode, waveform) * 10
     rate = data.draw(st.sampled_from([v for v in grids.rate_hz_x10.values() if v <= ceiling_x10]))
     train = (spec.check_rate(rate, mode=mode, waveform=waveform), on(grids.pulses_per_train),
@@ -398,7 +410,8 @@ def test_unverified_magpro_values_are_the_reviewed_list() -> None:
 def test_unverified_duomag_values_are_the_reviewed_list() -> None:
     spec = load_duomag()
     raw = _raw_yaml("tmsctl.drivers.deymed", "duomag.yaml")
-    leaves = _leaves({k: v for k, v in raw.items() if k not in ("schema_version", "model", "display_name", "reviewed")})
+    header = ("schema_version", "model", "display_name", "reviewed")
+    leaves = _leaves({k: v for k, v in raw.items() if k not in header})
     assert {leaf for leaf in leaves if spec.provenance(leaf).status == "U"} == EXPECTED_UNVERIFIED_DUOMAG
 
 
@@ -411,6 +424,9 @@ def test_most_specific_fact_wins() -> None:
     assert spec.provenance("models.magventure-magpro.max_rate_hz.default").status == "D"
 
 
+R30, X100 = "magventure-magpro-r30", "magventure-magpro-x100"
+
+
 def _magpro(mutate: Any) -> dict[str, Any]:
     raw = deepcopy(_raw_yaml("tmsctl.drivers.magventure", "magpro.yaml"))
     mutate(raw)
@@ -419,23 +435,23 @@ def _magpro(mutate: Any) -> dict[str, Any]:
 
 MAGPRO_TAMPERING = {
     "value without provenance": lambda r: r["timing"].update(extra_s=1.0),
-    "fact naming nothing": lambda r: r["reviewed"]["facts"].update({"timing.nothing": {"status": "C", "from": ["MPC"]}}),
+    "fact naming nothing": lambda r: r["reviewed"]["facts"].update(
+        {"timing.nothing": {"status": "C", "from": ["MPC"]}}
+    ),
     "U without a note": lambda r: r["reviewed"]["facts"]["timing.max_train_duration_s"].pop("note"),
     "unknown source": lambda r: r["reviewed"]["facts"]["output.max_pct"].update({"from": ["NOBODY"]}),
-    "generic claims theta burst": lambda r: r["models"]["magventure-magpro"]["capabilities"].append("theta_burst"),
-    "generic rate above R30": lambda r: r["models"]["magventure-magpro"]["max_rate_hz"].update(default=40),
-    "theta burst without Biphasic Burst": lambda r: r["models"]["magventure-magpro-r30"]["capabilities"].append(
-        "theta_burst"),
-    "burst ceiling without Biphasic Burst": lambda r: r["models"]["magventure-magpro-r30"]["max_rate_hz"].update(
-        biphasic_burst=20),
-    "burst ceiling above default": lambda r: r["models"]["magventure-magpro-x100"]["max_rate_hz"].update(
-        biphasic_burst=120),
-    "MST listed": lambda r: r["models"]["magventure-magpro-r30"].update(model_code=5),
-    "duplicate model code": lambda r: r["models"]["magventure-magpro-r30"].update(model_code=1),
+    "generic claims theta burst": lambda r: r["models"][GENERIC_MODEL]["capabilities"].append("theta_burst"),
+    "generic rate above R30": lambda r: r["models"][GENERIC_MODEL]["max_rate_hz"].update(default=40),
+    "theta burst without Biphasic Burst": lambda r: r["models"][R30]["capabilities"].append("theta_burst"),
+    "burst ceiling without Biphasic Burst": lambda r: r["models"][R30]["max_rate_hz"].update(
+        biphasic_burst=20
+    ),
+    "burst ceiling above default": lambda r: r["models"][X100]["max_rate_hz"].update(biphasic_burst=120),
+    "MST listed": lambda r: r["models"][R30].update(model_code=5),
+    "duplicate model code": lambda r: r["models"][R30].update(model_code=1),
     "ragged grid": lambda r: r["grids"].update(rate_hz_x10=[[1, 10, 3]]),
-    "unknown mode": lambda r: r["models"]["magventure-magpro-r30"]["modes"].append("turbo"),
-    "missing confirmed replies": lambda r: r["models"]["magventure-magpro-r30"]["capabilities"].remove(
-        "confirmed_replies"),
+    "unknown mode": lambda r: r["models"][R30]["modes"].append("turbo"),
+    "missing confirmed replies": lambda r: r["models"][R30]["capabilities"].remove("confirmed_replies"),
     "unknown key": lambda r: r["output"].update(min_pct=0),
 }
 
