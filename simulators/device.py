@@ -140,6 +140,7 @@ class SimulatedDevice:
         self._rx_line_free = start
         self._tx_line_free = start
         self._inbuf = bytearray()
+        self._bytes_awaited = 0
         self._timers: list[_Timer] = []
         self._seq = 0
         self.commands_seen = 0
@@ -179,9 +180,24 @@ class SimulatedDevice:
             candidates.append(timer)
         return min(candidates) if candidates else None
 
-    def next_reply_byte_time(self) -> float | None:
-        """When the next reply byte will be readable, if one is already on its way."""
-        return self._tx[0][0] if self._tx else None
+    def time_when_readable(self, n: int) -> float | None:
+        """The earliest instant worth waking a reader that wants ``n`` more reply bytes.
+
+        When they are already on their way, the arrival of the n-th; otherwise the next thing that
+        could produce a reply: the end of the host bytes still in flight (a reply never starts
+        before its command has fully arrived) or a timer.
+        """
+        if 0 < n <= len(self._tx):
+            return self._tx[n - 1][0]
+        candidates = []
+        if self._rx:
+            candidates.append(self._rx[-1][0])
+        timer = self._next_timer()
+        if timer is not None:
+            candidates.append(timer)
+        if self._tx:
+            candidates.append(self._tx[-1][0])
+        return min(candidates) if candidates else None
 
     def advance(self, now: float) -> None:
         while True:
@@ -198,9 +214,13 @@ class SimulatedDevice:
             else:
                 _, byte = self._rx.popleft()
                 if self._stalled_until is not None and t < self._stalled_until:
+                    self._bytes_awaited = 0
                     continue  # a stalled device drops what it hears
                 self._inbuf.append(byte)
-                self._on_bytes(t)
+                if self._bytes_awaited > 1:
+                    self._bytes_awaited -= 1  # the frame cannot be complete yet
+                    continue
+                self._bytes_awaited = self._on_bytes(t) or 0
         self.now = max(self.now, now)
 
     def set_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
@@ -213,7 +233,9 @@ class SimulatedDevice:
         return len(self.pulses)
 
     # -- for subclasses ------------------------------------------------------------------------------
-    def _on_bytes(self, now: float) -> None:
+    def _on_bytes(self, now: float) -> int | None:
+        """Consume complete frames from ``self._inbuf``; return how many more bytes the next
+        frame needs at least (so we need not call again before), or None if unknown."""
         raise NotImplementedError
 
     def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:

@@ -160,11 +160,14 @@ class MagstimSimulator(SimulatedDevice):
         )
 
     # -- input ----------------------------------------------------------------------------------
-    def _on_bytes(self, now: float) -> None:
+    def _on_bytes(self, now: float) -> int | None:
         while self._inbuf:
             frame, consumed = c.parse_host_frame(bytes(self._inbuf), self.model, self.version)
             if consumed == 0:
-                return
+                if len(self._inbuf) >= 2:
+                    length = c.host_frame_length(self._inbuf[0], self.model, self.version, self._inbuf[1])
+                    return None if length is None else length - len(self._inbuf)
+                return None
             del self._inbuf[:consumed]
             if frame is None:
                 self._reply(c.UNKNOWN_COMMAND, now)  # not a command this unit knows

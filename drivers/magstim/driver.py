@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus
 from tmsctl.errors import (
@@ -43,18 +44,24 @@ class MagstimStatus:
     rapid: c.RapidStatus | None = None
 
     def neutral(self) -> DeviceStatus:
-        i, r = self.instrument, self.rapid
-        return DeviceStatus(
-            remote_control=i.remote_control,
-            armed=i.armed,
-            ready=i.ready,
-            coil_present=i.coil_present,
-            error=i.error_present,
-            fatal_error=i.fatal_error and i.error_present,
-            train_running=bool(r and r.train_running),
-            post_train_wait=bool(r and r.wait),
-            raw=i.describe() + (f", rapid 0x{r.raw:02X}" if r else ""),
-        )
+        return _neutral(self.instrument.raw, self.rapid.raw if self.rapid else None)
+
+
+@lru_cache(maxsize=1024)
+def _neutral(instrument_raw: int, rapid_raw: int | None) -> DeviceStatus:
+    # Status bytes repeat endlessly (every keep-alive); their meaning is computed once.
+    i, r = c.InstrumentStatus(instrument_raw), c.RapidStatus(rapid_raw) if rapid_raw is not None else None
+    return DeviceStatus(
+        remote_control=i.remote_control,
+        armed=i.armed,
+        ready=i.ready,
+        coil_present=i.coil_present,
+        error=i.error_present,
+        fatal_error=i.fatal_error and i.error_present,
+        train_running=bool(r and r.train_running),
+        post_train_wait=bool(r and r.wait),
+        raw=i.describe() + (f", rapid 0x{r.raw:02X}" if r else ""),
+    )
 
 
 def _whole_percent(value: object, what: str, ceiling: int) -> int:

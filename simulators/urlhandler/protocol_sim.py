@@ -88,7 +88,9 @@ class Serial(SerialBase):
         while len(out) < size:
             with inst.lock:
                 out += inst.device.read(clock.now(), size - len(out))
-                upcoming = inst.device.next_event_time()
+                # Jump straight to the byte that completes this read when it is already on its
+                # way; otherwise to the device's next event (it may be about to answer).
+                upcoming = inst.device.time_when_readable(size - len(out))
             if len(out) >= size:
                 break
             if deadline is not None and clock.now() >= deadline:
