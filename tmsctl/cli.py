@@ -322,6 +322,8 @@ def _mount_optional_apps() -> None:
 
 _mount_optional_apps()
 
+from tmsctl import cli_run as _cli_run  # noqa: E402,F401  (registers run, sessions, session)
+
 
 def main() -> None:
     try:

@@ -67,6 +67,7 @@ class DeliveryLog:
     """Where the runner writes what it does. ``records``-backed in production; in-memory in tests."""
 
     def begin(self, train: ScheduledTrain, planned_at: float, trigger_source: str) -> None: ...
+    def fired(self, train: ScheduledTrain, pulses: int) -> None: ...
     def finish(self, train: ScheduledTrain, delivery: Delivery, onset_error_s: float) -> None: ...
     def fault(self, code: str, detail: str, index: int) -> None: ...
     def paused(self, index: int, reason: str) -> None: ...
@@ -226,6 +227,9 @@ class SessionRunner:
             if k == 0:
                 self.progress.onset_errors_s.append(error)
             delivered_pulses += delivery.pulses if delivery.is_train else 1
+            # The device acknowledged the trigger: a device-timed train now runs to its end on the
+            # unit even if we die, so its pulses go on record now.
+            self.log.fired(train, delivered_pulses)
         while c.delivery is not None:  # a device-timed train: wait for its end
             self._wait(min(c.next_deadline(), self.clock.now() + 0.5))
         self.progress.pulses_delivered += delivered_pulses

@@ -1,0 +1,276 @@
+"""``tmsctl run``, ``tmsctl sessions`` and ``tmsctl session show``: running and reviewing sessions."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from tmsctl.cli import (
+    EXIT_ABORTED,
+    EXIT_FAULT,
+    EXIT_REFUSED,
+    DeviceOption,
+    _sigterm_as_interrupt,
+    app,
+    err,
+    fail,
+    out,
+    reported,
+)
+from tmsctl.errors import InvalidArgument
+from tmsctl.runner import Progress, RunOutcome, SessionRunner
+
+DbOption = Annotated[
+    Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+]
+
+
+def _open_records(db: Path | None) -> Any:
+    from tmsctl.records import Records
+
+    return Records(db) if db is not None else Records()
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+class LivePanel:
+    """The live view of a running session; rich re-renders it a few times a second."""
+
+    def __init__(self, planned: Any) -> None:
+        self.planned = planned
+        self.progress: Progress | None = None
+        self.runner: SessionRunner | None = None
+
+    def __rich__(self) -> Panel:
+        p = self.progress
+        schedule = self.planned.schedule
+        clock = self.planned.clock
+        title = f"{self.planned.protocol.id} on {self.planned.info.display_name}"
+        if self.planned.simulated:
+            title += " [yellow](SIMULATED)[/]"
+        if p is None:
+            return Panel("connecting…", title=title)
+        now = clock.now()
+        elapsed = now - p.session_start if p.session_start is not None else 0.0
+        total = schedule.end_s
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        state_style = {"armed": "bold red", "stimulating": "bold red", "fault": "bold white on red"}.get(p.state, "green")
+        table.add_row("state", Text(p.state.upper(), style=state_style))
+        table.add_row("train", f"{min(p.next_index + 1, p.trains_total)} / {p.trains_total}")
+        table.add_row("pulses", f"{p.pulses_delivered} / {p.pulses_total}")
+        table.add_row("elapsed", f"{_fmt_duration(elapsed)}   remaining {_fmt_duration(max(0.0, total - elapsed))}")
+        if p.next_onset is not None and p.next_onset > now:
+            table.add_row("next train in", f"{p.next_onset - now:5.1f} s")
+        controller = self.runner.controller if self.runner else None
+        if controller is not None and controller.coil_temperature_c is not None:
+            table.add_row("coil", f"{controller.coil_temperature_c:.1f} °C")
+        table.add_row("intensity", f"{schedule.intensity_pct_mso} %MSO")
+        if p.last_fault:
+            table.add_row("last fault", Text(p.last_fault, style="red"))
+        bar = ProgressBar(total=max(1, p.pulses_total), completed=p.pulses_delivered, width=50)
+        return Panel(Group(table, bar), title=title, subtitle="Ctrl-C disarms and stops")
+
+
+def _show_plan(planned: Any) -> None:
+    s = planned.schedule
+    table = Table(title=f"Plan: {planned.protocol.title}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("subject", planned.request.subject_id)
+    table.add_row("device", f"{planned.info.display_name} ({planned.device.redacted})" + ("  SIMULATED" if planned.simulated else ""))
+    table.add_row("intensity", f"{s.intensity_pct_mso} %MSO ({planned.protocol.intensity.scaling_pct:g} % {s.intensity_reference})")
+    remaining = len(s.trains) - planned.start_index
+    table.add_row("trains", f"{len(s.trains)}" + (f" ({remaining} remaining)" if planned.start_index else ""))
+    table.add_row("pulses", f"{s.total_pulses}" + (f" ({planned.pulses_already_delivered} already delivered)" if planned.start_index else ""))
+    table.add_row("duration", _fmt_duration(s.duration_s))
+    table.add_row("protocol hash", planned.verdict.protocol_hash[:16] + "…")
+    out.print(table)
+    for f in planned.verdict.findings:
+        colour = {"refuse": "red", "warn": "yellow"}.get(getattr(f.severity, "value", str(f.severity)), "dim")
+        out.print(f"  [{colour}]{getattr(f.severity, 'value', f.severity)}[/] {f.rule_id}: {f.message}", highlight=False)
+
+
+@app.command()
+def run(
+    protocol: Annotated[Path, typer.Argument(help="Protocol file (YAML).", exists=False)],
+    device: DeviceOption,
+    subject: Annotated[str, typer.Option("--subject", "-s", help="Pseudonymous subject id.")],
+    mt: Annotated[
+        float | None, typer.Option("--mt", help="Motor threshold in %MSO measured today (else the latest on record).")
+    ] = None,
+    operator: Annotated[str, typer.Option("--operator", help="Who runs the session (recorded).")] = os.environ.get("USER", "operator"),
+    override: Annotated[
+        list[str] | None, typer.Option("--override", help="RULE=REASON: lift a guideline warning (recorded).")
+    ] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue an interrupted session.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and show the plan; touch nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (scripts).")] = False,
+    virtual_time: Annotated[
+        bool, typer.Option("--virtual-time", help="Simulators only: run the session on a virtual clock (seconds, not minutes).")
+    ] = False,
+    trigger: Annotated[str, typer.Option("--trigger", help="serial | rts")] = "serial",
+    db: DbOption = None,
+    log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Where the JSON-lines audit log goes.")] = None,
+    live: Annotated[bool, typer.Option("--live/--no-live", help="Show the live panel.")] = True,
+) -> None:
+    """Run a protocol session: check, show the plan, confirm, then stimulate with a live panel."""
+    from tmsctl.session import SessionRefused, SessionRequest, plan_session, run_planned
+
+    overrides = {}
+    for item in override or []:
+        rule, sep, reason = item.partition("=")
+        if not sep or not reason.strip():
+            fail(InvalidArgument(f"--override wants RULE=REASON, got {item!r}"))
+        overrides[rule.strip()] = reason.strip()
+    if trigger not in ("serial", "rts"):
+        fail(InvalidArgument(f"--trigger must be serial or rts, got {trigger!r}"))
+    with reported():
+        records = _open_records(db)
+        try:
+            request = SessionRequest(
+                protocol, device, subject, operator=operator, mt_pct_mso=mt, overrides=overrides,
+                resume_session_id=resume, virtual_time=virtual_time, trigger_source=trigger,
+                log_dir=log_dir or (Path(records.path).parent / "logs"),
+            )
+            try:
+                planned = plan_session(request, records)
+            except SessionRefused as exc:
+                if exc.verdict is not None:
+                    for f in exc.verdict.findings:
+                        err.print(f"  {getattr(f.severity, 'value', f.severity)} {f.rule_id}: {f.message}", highlight=False)
+                raise
+            _show_plan(planned)
+            if dry_run:
+                out.print("[bold]dry run[/]: nothing was armed or recorded")
+                return
+            if not yes:
+                typer.confirm(
+                    f"Arm {planned.info.display_name} and stimulate subject {subject} "
+                    f"({planned.schedule.total_pulses - planned.pulses_already_delivered} pulses)?",
+                    abort=True,
+                )
+            panel = LivePanel(planned)
+
+            def on_progress(p: Progress) -> None:
+                panel.progress = p
+
+            def on_runner(r: SessionRunner) -> None:
+                panel.runner = r
+
+            with _sigterm_as_interrupt():
+                if live:
+                    with Live(panel, console=out, refresh_per_second=8, transient=False):
+                        session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=on_runner)
+                else:
+                    session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=on_runner)
+        finally:
+            records.close()
+    summary = (
+        f"session {session_id}: {result.outcome.value}, {result.pulses_delivered} of "
+        f"{planned.schedule.total_pulses} pulses"
+    )
+    if result.outcome is RunOutcome.COMPLETED:
+        out.print(f"[bold green]{summary}[/]")
+        return
+    err.print(f"[bold red]{summary}[/]" + (f": {result.reason}" if result.reason else ""), highlight=False)
+    err.print(f"the device is disarmed; resume with: tmsctl run {protocol} --device {device} --subject {subject} --resume {session_id}", highlight=False)
+    raise typer.Exit(EXIT_ABORTED if result.outcome in (RunOutcome.ABORTED, RunOutcome.PAUSED) else EXIT_FAULT)
+
+
+@app.command()
+def sessions(
+    subject: Annotated[str | None, typer.Option("--subject", help="Only this subject.")] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List recorded sessions."""
+    with reported():
+        records = _open_records(db)
+        try:
+            found = records.sessions(subject_id=subject) if subject else records.sessions()
+        finally:
+            records.close()
+    rows = [
+        {
+            "session": s.session_id, "subject": s.subject_id, "protocol": s.protocol_id,
+            "status": getattr(s.status, "value", s.status), "simulated": s.simulated,
+            "started": s.started_at.isoformat() if s.started_at else None,
+            "device": s.device_model,
+        }
+        for s in found
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="Sessions")
+    for col in ("session", "subject", "protocol", "status", "device", "started"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["session"], r["subject"], r["protocol"], r["status"],
+            r["device"] + (" (SIMULATED)" if r["simulated"] else ""), r["started"] or "",
+        )
+    out.print(table)
+
+
+session_app = typer.Typer(help="One recorded session.", no_args_is_help=True)
+app.add_typer(session_app, name="session")
+
+
+@session_app.command("show")
+def session_show(
+    session_id: Annotated[str, typer.Argument(help="Session id (see `tmsctl sessions`).")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Everything recorded about one session."""
+    with reported():
+        records = _open_records(db)
+        try:
+            detail = records.session_detail(session_id)
+            point = records.resume_point(session_id)
+        finally:
+            records.close()
+    s = detail.session
+    deliveries = detail.deliveries
+    faults = detail.faults
+    actions = detail.actions
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "session": s.session_id, "subject": s.subject_id, "protocol": s.protocol_id,
+                    "status": getattr(s.status, "value", s.status), "simulated": s.simulated,
+                    "pulses_delivered": point.pulses_delivered, "next_index": point.next_index,
+                    "deliveries": len(deliveries), "faults": [f"{f.code}: {f.detail}" for f in faults],
+                },
+                default=str,
+            )
+        )
+        return
+    out.print(
+        f"[bold]session {s.session_id}[/] — subject {s.subject_id}, protocol {s.protocol_id}, "
+        f"{getattr(s.status, 'value', s.status)}" + (" [yellow](SIMULATED)[/]" if s.simulated else ""),
+        highlight=False,
+    )
+    out.print(f"device {s.device_model} ({s.device_url}); pulses delivered {point.pulses_delivered} of {s.planned_pulses}")
+    out.print(f"trains recorded {len(deliveries)} of {s.planned_deliveries}; next train {point.next_index + 1}")
+    for f in faults:
+        out.print(f"  [red]fault[/] {f.code}: {f.detail}", highlight=False)
+    for a in actions:
+        out.print(f"  action {getattr(a.kind, 'value', a.kind)} by {a.operator}" + (f": {a.reason}" if a.reason else ""), highlight=False)

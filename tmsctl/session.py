@@ -1,0 +1,346 @@
+"""A session end to end: plan it, check it, confirm it, run it, record it, resume it.
+
+This is what ``tmsctl run`` does, as a Python API labs can call too. The steps keep the safety
+order: the protocol is validated and checked against the connected model's limits (and the
+subject's motor threshold and today's exposure) before anything is armed; the session and its
+overrides are on record before the first train; every train's intent is on disk before it fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from tmsctl.clock import Clock, SystemClock, VirtualClock
+from tmsctl.controller import Controller, Delivery
+from tmsctl.drivers.base import DeviceInfo
+from tmsctl.errors import InvalidArgument, SafetyViolation, TmsError
+from tmsctl.events import Event, Listener
+from tmsctl.protocols.loader import load_protocol
+from tmsctl.protocols.models import Coil, Protocol
+from tmsctl.protocols.rules import Verdict, check
+from tmsctl.protocols.schedule import Schedule, ScheduledTrain
+from tmsctl.protocols.thresholds import MotorThreshold
+from tmsctl.registry import open_driver
+from tmsctl.runner import DeliveryLog, Progress, RunOutcome, RunResult, SessionRunner
+from tmsctl.url import DeviceURL, parse
+
+KIND_OF_TRAIN = {"single_pulse": "single", "paired_pulse": "paired"}
+
+
+@dataclass
+class SessionRequest:
+    protocol_path: Path
+    device_url: str
+    subject_id: str
+    operator: str = "operator"
+    mt_pct_mso: float | None = None  # measured now; otherwise the latest on record
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    resume_session_id: str | None = None
+    virtual_time: bool = False  # only for in-process simulators
+    trigger_source: str = "serial"
+    log_dir: Path | None = None
+
+
+@dataclass
+class PlannedSession:
+    request: SessionRequest
+    protocol: Protocol
+    protocol_text: str
+    device: DeviceURL
+    info: DeviceInfo
+    verdict: Verdict
+    schedule: Schedule
+    thresholds: tuple[MotorThreshold, ...]
+    clock: Clock
+    start_index: int = 0
+    pulses_already_delivered: int = 0
+
+    @property
+    def simulated(self) -> bool:
+        return self.info.simulated
+
+
+class SessionRefused(SafetyViolation):
+    """The protocol may not run as requested; ``verdict`` holds every finding."""
+
+    def __init__(self, message: str, verdict: Verdict | None = None, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.verdict = verdict
+
+
+def _clock_for(device: DeviceURL, virtual_time: bool) -> Clock:
+    if not virtual_time:
+        return SystemClock()
+    if not device.is_simulator:
+        raise InvalidArgument(
+            "--virtual-time runs only in-process simulators (sim://…): a real device lives in real time"
+        )
+    return VirtualClock()
+
+
+def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
+    """Load and check everything; connect once to learn the model, then release the device.
+
+    Nothing is armed and nothing is recorded. Raises ProtocolFileError, SessionRefused,
+    DeviceUnavailable/ConnectionFailed with what to do next.
+    """
+    protocol = load_protocol(request.protocol_path)
+    text = Path(request.protocol_path).read_text(encoding="utf-8")
+    device = parse(request.device_url)
+    clock = _clock_for(device, request.virtual_time)
+    driver = open_driver(device, clock)
+    try:
+        info = driver.connect()
+        limits = driver.limits
+    finally:
+        driver.close()
+    thresholds = _thresholds(request, protocol, info, records)
+    today = clock.wall().astimezone(UTC).date()
+    pulses_today = records.pulses_on_day(request.subject_id, today) if records is not None else 0
+    verdict = check(
+        protocol, device=limits, thresholds=thresholds, overrides=dict(request.overrides),
+        pulses_already_today=pulses_today, require_complete=True,
+    )
+    planned = PlannedSession(request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock)
+    if verdict.status == "refused":
+        raise SessionRefused(
+            f"protocol {protocol.id} is refused: " + "; ".join(f.message for f in verdict.refusals), verdict,
+            hint="the protocol or the device must change; refusals cannot be overridden",
+        )
+    if verdict.status == "needs_override":
+        rules = ", ".join(sorted({f.rule_id for f in verdict.needs_override}))
+        raise SessionRefused(
+            f"protocol {protocol.id} exceeds guideline limits ({rules}): "
+            + "; ".join(f.message for f in verdict.needs_override),
+            verdict,
+            hint="if this is intended, run again with --override RULE='reason' for each rule (recorded)",
+        )
+    if request.resume_session_id and records is not None:
+        _attach_resume(planned, records)
+    return planned
+
+
+def _thresholds(request: SessionRequest, protocol: Protocol, info: DeviceInfo, records: Any) -> tuple[MotorThreshold, ...]:
+    reference = protocol.intensity.reference
+    if reference == "MSO":
+        return ()
+    if request.mt_pct_mso is not None:
+        return (MotorThreshold(reference, request.mt_pct_mso, info.model, protocol.coil),)
+    if records is None:
+        return ()
+    out = []
+    for t in records.motor_thresholds(request.subject_id):
+        ref = getattr(t.reference, "value", t.reference)
+        if ref == reference:
+            out.append(MotorThreshold(ref, t.value_pct_mso, t.stimulator_model, coil_from_key(t.coil), t.measured_at))
+    return tuple(out)
+
+
+def coil_key(coil: Coil) -> str:
+    """How a coil is written in the records: ``family`` or ``family/model``."""
+    return f"{coil.family}/{coil.model}" if coil.model else str(coil.family)
+
+
+def coil_from_key(key: str) -> Coil:
+    family, _, model = key.partition("/")
+    try:
+        return Coil(family=family, model=model or None)
+    except Exception as exc:  # pydantic's error, for a coil written by hand or an older version
+        raise InvalidArgument(f"the records name an unknown coil {key!r}: {exc}") from None
+
+
+def _attach_resume(planned: PlannedSession, records: Any) -> None:
+    session = records.session(planned.request.resume_session_id)
+    if session.protocol_hash != planned.verdict.protocol_hash:
+        raise SessionRefused(
+            f"session {session.session_id} ran protocol {session.protocol_id} with content hash "
+            f"{session.protocol_hash[:12]}…, this file hashes to {planned.verdict.protocol_hash[:12]}…",
+            hint="resume with the protocol file exactly as it was run",
+        )
+    if session.subject_id != planned.request.subject_id:
+        raise SessionRefused(f"session {session.session_id} belongs to subject {session.subject_id}")
+    point = records.resume_point(session.session_id)
+    planned.start_index = point.next_index
+    planned.pulses_already_delivered = point.pulses_delivered
+
+
+class RecordsDeliveryLog(DeliveryLog):
+    """The runner's log, written to the records database (one transaction per event)."""
+
+    def __init__(self, records: Any, session_id: str, clock: Clock, origin_s: float, operator: str) -> None:
+        from tmsctl import records as rec
+
+        self._rec = rec
+        self.records = records
+        self.session_id = session_id
+        self.clock = clock
+        self.origin_s = origin_s
+        self.operator = operator
+
+    def _offset(self) -> float:
+        return max(0.0, self.clock.now() - self.origin_s)
+
+    def begin(self, train: ScheduledTrain, planned_at: float, trigger_source: str) -> None:
+        rec = self._rec
+        kind = {"single_pulse": rec.DeliveryKind.SINGLE, "paired_pulse": rec.DeliveryKind.PAIRED}.get(
+            train.kind, rec.DeliveryKind.TRAIN
+        )
+        paired = kind is rec.DeliveryKind.PAIRED
+        self.records.begin_delivery(
+            rec.DeliveryPlan(
+                self.session_id, train.index, kind, train.onset_s,
+                2 if paired else train.n_pulses, float(train.conditioning_intensity_pct_mso or train.intensity_pct_mso or 0)
+                if paired else float(train.intensity_pct_mso or 0),
+                rec.TriggerSource(trigger_source),
+                second_intensity_pct_mso=float(train.intensity_pct_mso or 0) if paired else None,
+                ipi_ms=1000 * train.pulse_offsets_s[-1] if paired else None,
+            )
+        )
+
+    def fired(self, train: ScheduledTrain, pulses: int) -> None:
+        self.records.record_progress(
+            self.session_id, train.index, pulses_delivered=pulses, onset_offset_s=self._offset()
+        )
+
+    def finish(self, train: ScheduledTrain, delivery: Delivery, onset_error_s: float) -> None:
+        rec = self._rec
+        self.records.finish_delivery(
+            rec.DeliveryResult(
+                self.session_id, train.index, delivery.pulses, delivery.pulses == train.n_pulses,
+                onset_offset_s=max(0.0, delivery.started_at - self.origin_s),
+            )
+        )
+
+    def fault(self, code: str, detail: str, index: int) -> None:
+        rec = self._rec
+        self.records.fault_session(rec.Fault(self.session_id, code, detail, f"train {index + 1}", offset_s=self._offset()))
+
+    def paused(self, index: int, reason: str) -> None:
+        self.records.pause_session(self.session_id, operator=self.operator, reason=reason, offset_s=self._offset())
+
+    def aborted(self, index: int, reason: str) -> None:
+        self.records.abort_session(self.session_id, operator=self.operator, reason=reason, offset_s=self._offset())
+
+    def completed(self) -> None:
+        self.records.complete_session(self.session_id)
+
+
+class AuditListener:
+    """Writes every controller event to the session's JSON-lines audit log."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def on_event(self, event: Event) -> None:
+        data = event.as_dict()
+        kind = data.pop("kind")
+        durable = kind in {"fault", "train_finished", "operator_action", "state_changed"}
+        self.logger.info(kind, durable=durable, **{k: v for k, v in data.items() if k != "t_wall"})
+
+    def on_error(self, exc: BaseException) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def run_planned(
+    planned: PlannedSession,
+    records: Any,
+    *,
+    listeners: list[Listener] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_runner: Callable[[SessionRunner], None] | None = None,
+) -> tuple[str, RunResult]:
+    """Create (or reopen) the session record, connect, run, close. Returns (session id, result)."""
+    from tmsctl import records as rec
+
+    req = planned.request
+    schedule = planned.schedule
+    if req.resume_session_id:
+        session_id = req.resume_session_id
+        point = records.resume_point(session_id)
+        if point.partial is not None:
+            # A train whose intent is on record but not its end. A device-timed train that fired
+            # was acknowledged (its pulses are on record) and runs to its end on the unit; one that
+            # never got its acknowledgement may or may not have fired. Either way we never repeat
+            # it: an under-dose by one train is recoverable, an over-dose is not.
+            records.skip_partial(
+                session_id, point.partial.index, operator=req.operator,
+                reason=(
+                    f"interrupted at train {point.partial.index + 1} with {point.partial.pulses_delivered} of "
+                    f"{point.partial.pulses_planned} pulses on record; not repeated (never over-dose)"
+                ),
+            )
+            point = records.resume_point(session_id)
+            planned.start_index = point.next_index
+            planned.pulses_already_delivered = point.pulses_delivered
+    else:
+        records.ensure_subject(req.subject_id)
+        session = records.create_session(
+            rec.SessionPlan(
+                subject_id=req.subject_id, protocol_id=planned.protocol.id,
+                protocol_hash=planned.verdict.protocol_hash, protocol_text=planned.protocol_text,
+                device_url=planned.device.redacted, device_model=planned.info.model,
+                simulated=planned.simulated, planned_deliveries=len(schedule.trains),
+                planned_pulses=schedule.total_pulses,
+                device_firmware=".".join(map(str, planned.info.version)) if planned.info.version else None,
+                coil=coil_key(planned.protocol.coil),
+            )
+        )
+        session_id = session.session_id
+        for rule_id, reason in planned.verdict.overrides_used.items():
+            finding = next(f for f in planned.verdict.findings if f.rule_id == rule_id)
+            records.record_override(
+                rec.Override(session_id, rule_id, finding.message, req.operator, reason,
+                             planned.verdict.protocol_hash, planned.verdict.rulebook_version)
+            )
+    clock = planned.clock
+    origin = clock.now()
+    audit_logger = None
+    all_listeners = list(listeners or [])
+    if req.log_dir is not None:
+        from tmsctl.audit import make_session_logger, session_log_path
+
+        audit_logger = make_session_logger(
+            session_log_path(req.log_dir, session_id), session_id=session_id, simulated=planned.simulated,
+            clock=clock, monotonic_origin_s=origin,
+        )
+        all_listeners.append(AuditListener(audit_logger))
+    driver = open_driver(planned.device, clock)
+    controller = Controller(driver, clock, listeners=all_listeners)
+    try:
+        if req.resume_session_id:
+            records.resume_session(session_id, operator=req.operator, offset_s=0.0)
+        else:
+            records.start_session(session_id, operator=req.operator, offset_s=0.0)
+        try:
+            controller.connect()
+        except TmsError as exc:
+            records.fault_session(rec.Fault(session_id, type(exc).__name__, exc.message, "connecting"))
+            raise
+        runner = SessionRunner(
+            controller, schedule, log=RecordsDeliveryLog(records, session_id, clock, origin, req.operator),
+            start_index=planned.start_index, pulses_already_delivered=planned.pulses_already_delivered,
+            trigger_source=req.trigger_source, on_progress=on_progress,
+        )
+        if on_runner:
+            on_runner(runner)
+        result = runner.run()
+    finally:
+        controller.close()
+        if audit_logger is not None:
+            from tmsctl.audit import close_session_logger
+
+            close_session_logger(audit_logger)
+    return session_id, result
+
+
+__all__ = [
+    "PlannedSession", "RecordsDeliveryLog", "RunOutcome", "SessionRefused", "SessionRequest",
+    "plan_session", "run_planned",
+]
