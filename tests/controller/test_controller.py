@@ -1,0 +1,178 @@
+"""The controller's guards and interlocks against the simulated Rapid² and 200², on a virtual clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from tmsctl.errors import DeviceRefused, FaultLatched, GuardRejected, SafetyViolation, TmsError
+from tmsctl.fsm import State
+from tmsctl.safety import PulseCap
+
+
+def test_single_pulse_cycle_and_events(make_rig) -> None:
+    rig = make_rig("m200")
+    c = rig.controller
+    c.set_intensity(40)
+    c.arm()
+    assert c.state is State.ARMED
+    c.fire()
+    assert c.state is State.ARMED and c.pulses_delivered == 1
+    c.disarm()
+    assert c.state is State.IDLE
+    assert rig.device.pulse_count == 1 and rig.device.interlocks == []
+    kinds = [e.kind for e in rig.events.events]
+    assert kinds[0] == "state_changed" and "connected" in kinds and "intensity_set" in kinds
+
+
+def test_fire_refused_with_every_reason(make_rig) -> None:
+    c = make_rig("m200").controller
+    with pytest.raises(GuardRejected) as info:
+        c.fire()
+    reasons = " | ".join(info.value.reasons)
+    assert "not armed" in reasons
+    assert "is set to None" in reasons
+
+
+def test_arm_refused_without_intensity(make_rig) -> None:
+    c = make_rig("m200").controller
+    with pytest.raises(GuardRejected, match="no intensity set"):
+        c.arm()
+    assert c.state is State.IDLE
+
+
+def test_rate_limiter_stops_a_second_pulse_too_soon(make_rig) -> None:
+    rig = make_rig("m200")
+    c = rig.controller
+    c.set_intensity(60)
+    c.arm()
+    c.fire()
+    rig.clock.sleep(0.5)
+    c.service()
+    with pytest.raises(GuardRejected, match="next pulse may come"):
+        c.fire()
+    assert rig.device.pulse_count == 1 and rig.device.interlocks == []
+
+
+def test_intensity_above_the_session_cap_is_refused(make_rig) -> None:
+    c = make_rig().controller
+    c.intensity_cap_pct_mso = 60
+    with pytest.raises(GuardRejected, match="validated for"):
+        c.set_intensity(61)
+
+
+def test_pulse_cap(make_rig) -> None:
+    rig = make_rig()
+    c = rig.controller
+    c.pulse_cap = PulseCap(40, delivered=20)
+    c.set_intensity(50)
+    c.configure_train(10.0, 40)
+    c.arm()
+    with pytest.raises(GuardRejected, match="pulse cap"):
+        c.fire()
+
+
+def test_energy_budget_refuses_a_train_the_unit_would_refuse(make_rig) -> None:
+    rig = make_rig()
+    c = rig.controller
+    c.set_intensity(60)
+    c.configure_train(20.0, 600)  # 30 s at 90.7 J/pulse = 54.4 kJ of the 63 kJ budget
+    c.arm()
+    c.fire()
+    c.wait_until(rig.clock.now() + 31.0)
+    assert c.state is State.ARMED and c.pulses_delivered == 600
+    # both the inter-train rule and the energy budget say: wait
+    with pytest.raises(GuardRejected) as info:
+        c.fire()
+    assert any(r.startswith("energy budget") for r in info.value.reasons)
+    assert any("next pulse may come" in r for r in info.value.reasons)
+    assert rig.device.interlocks == []
+
+
+def test_keepalive_holds_across_a_long_armed_wait(make_rig) -> None:
+    rig = make_rig()
+    c = rig.controller
+    c.set_intensity(50)
+    c.arm()
+    c.wait_until(rig.clock.now() + 50.0)
+    assert c.state is State.ARMED
+    c.fire()
+    assert rig.device.pulse_count == 1 and rig.device.fault_log == []
+
+
+def test_a_stalled_owner_is_caught_and_the_device_disarmed(make_rig) -> None:
+    rig = make_rig()
+    c = rig.controller
+    c.set_intensity(50)
+    c.arm()
+    rig.clock.sleep(1.5)  # the owner thread froze: no keep-alive for 1.5 s
+    with pytest.raises(TmsError):
+        c.service()
+    assert c.state is State.FAULT
+    rig.device.advance(rig.clock.now())
+    assert not (rig.device.armed or rig.device.ready)
+    assert any(e.kind == "fault" for e in rig.events.events)
+
+
+@pytest.mark.parametrize("fault", ["coil_unplugged", "over_temperature", "device_error"])
+def test_device_faults_while_armed_latch_fault(make_rig, fault: str) -> None:
+    rig = make_rig(faults=f"{fault}@20s")
+    c = rig.controller
+    c.set_intensity(50)
+    c.arm()
+    with pytest.raises(TmsError):
+        c.wait_until(30.0)
+    assert c.state is State.FAULT
+    assert not (rig.device.armed or rig.device.ready)
+    with pytest.raises(FaultLatched):
+        c.arm()
+    c.acknowledge("coil checked")
+    assert c.state is State.DISCONNECTED
+
+
+@pytest.mark.parametrize("fault", ["no_reply@cmd12", "stall@cmd12", "bad_checksum@cmd12", "garbled_byte@cmd12"])
+def test_wire_faults_latch_fault_and_disarm(make_rig, fault: str) -> None:
+    rig = make_rig(faults=fault)
+    c = rig.controller
+    c.set_intensity(50)
+    with pytest.raises(TmsError):
+        c.arm()
+        c.wait_until(10.0)
+    assert c.state is State.FAULT
+    rig.clock.sleep(2.0)
+    rig.device.advance(rig.clock.now())
+    assert not (rig.device.armed or rig.device.ready)
+    assert rig.device.pulse_count == 0
+
+
+def test_estop_disarms_and_is_terminal(make_rig) -> None:
+    rig = make_rig()
+    c = rig.controller
+    c.set_intensity(50)
+    c.arm()
+    c.estop()
+    assert c.state is State.ESTOP
+    assert not (rig.device.armed or rig.device.ready)
+    with pytest.raises(FaultLatched):
+        c.arm()
+
+
+def test_hot_coil_blocks_arming(make_rig) -> None:
+    rig = make_rig()
+    rig.device.coil.force(rig.clock.now(), 39.2)
+    c = rig.controller
+    c.set_intensity(50)
+    c.wait_until(rig.clock.now() + 6.0)  # the controller reads the coil every 5 s
+    with pytest.raises(GuardRejected, match="coil at 39"):
+        c.arm()
+    assert rig.device.interlocks == []
+
+
+def test_device_refusal_reaches_the_caller_as_a_typed_error(make_rig) -> None:
+    rig = make_rig()
+    rig.device.error = __import__("tmsctl.drivers.magstim.codec", fromlist=["ErrorCode"]).ErrorCode("E", 7)
+    c = rig.controller
+    c.set_intensity(50)
+    c.service()
+    c.status = c.driver.status()
+    with pytest.raises((GuardRejected, DeviceRefused, SafetyViolation)):
+        c.arm()
