@@ -311,13 +311,16 @@ def _mount_optional_apps() -> None:
 
     for module, name, help_text in (
         ("tmsctl.cli_protocol", "protocol", "Validate, show and explain stimulation protocols."),
-        ("tmsctl.cli_target", "target", "DLPFC targeting from head measurements."),
+        ("tmsctl.cli_target", None, None),  # brings its own `target` group
     ):
         try:
             sub = import_module(module).app
         except ModuleNotFoundError:
             continue
-        app.add_typer(sub, name=name, help=help_text)
+        if name is None:
+            app.add_typer(sub)
+        else:
+            app.add_typer(sub, name=name, help=help_text)
 
 
 _mount_optional_apps()

@@ -73,6 +73,12 @@ class SessionRefused(SafetyViolation):
 
 
 def _clock_for(device: DeviceURL, virtual_time: bool) -> Clock:
+    if device.is_simulator:
+        from tmsctl.simulators import registry as sims
+
+        instance = sims.lookup(device.simulator_profile or "")
+        if instance is not None:
+            return instance.clock  # a pre-registered simulator (a test's) lives on its own clock
     if not virtual_time:
         return SystemClock()
     if not device.is_simulator:

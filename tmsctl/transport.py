@@ -93,7 +93,7 @@ class Transport:
                 raise DeviceUnavailable(
                     f"no such port: {url}", hint="check the port name; `tmsctl devices` lists the ports found"
                 ) from exc
-            if "Resource temporarily unavailable" in text or "lock" in text.lower() or "errno 11" in text.lower():
+            if getattr(exc, "errno", None) == errno.EAGAIN or "exclusively lock" in text:
                 raise ConnectionFailed(
                     f"port {url} is already held by another program",
                     hint="close the other controller (or `tmsctl sim serve`'s client) first",

@@ -1,0 +1,169 @@
+"""Whole sessions through the real bytes on a virtual clock, with records in a file database."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from tmsctl.clock import VirtualClock
+from tmsctl.records import Records, SessionStatus
+from tmsctl.runner import RunOutcome
+from tmsctl.session import SessionRefused, SessionRequest, plan_session, run_planned
+from tmsctl.simulators import registry as sims
+from tmsctl.simulators.device import parse_fault_plan
+
+LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
+SHORT = """\
+schema_version: 1
+id: short-10hz
+title: Short 10 Hz test protocol
+coil: {family: figure8}
+target: {method: eeg_10_20, site: F3}
+hemisphere: left
+intensity: {reference: rMT, scaling_pct: 100}
+pattern:
+  kind: rtms
+  frequency_hz: 10
+  pulses_per_train: 20
+  inter_train_interval_s: 8
+  trains: 6
+"""
+_names = itertools.count()
+
+
+@pytest.fixture
+def records(tmp_path: Path):
+    with Records(tmp_path / "records.db") as rec:
+        yield rec
+
+
+@pytest.fixture
+def short_protocol(tmp_path: Path) -> Path:
+    path = tmp_path / "short.yaml"
+    path.write_text(SHORT)
+    return path
+
+
+def _simulator(profile: str = "rapid2", faults: str = ""):
+    clock = VirtualClock()
+    name = f"{profile}-session-{next(_names)}"
+    return clock, sims.create(profile, clock=clock, faults=parse_fault_plan(faults), name=name)
+
+
+def _plan(protocol: Path, sim, clock, records, **kw):
+    request = SessionRequest(protocol, f"sim://{sim.name}", "S001", operator="tester", mt_pct_mso=kw.pop("mt", 55), **kw)
+    planned = plan_session(request, records)
+    assert planned.clock is clock  # a pre-registered simulator brings its own clock
+    return planned
+
+
+def test_the_10hz_library_session_runs_completely_and_is_recorded(records) -> None:
+    clock, sim = _simulator()
+    planned = _plan(LIBRARY / "neurostar-10hz-ldlpfc.yaml", sim, clock, records)
+    session_id, result = run_planned(planned, records)
+    assert result.outcome is RunOutcome.COMPLETED, result.reason
+    assert result.pulses_delivered == 3000 == sim.device.pulse_count
+    assert sim.device.interlocks == [] and sim.device.fault_log == []
+    assert 2200 < clock.now() < 2300  # 75 trains 30 s apart, on the virtual clock
+    session = records.session(session_id)
+    assert session.status is SessionStatus.COMPLETED and session.simulated
+    point = records.resume_point(session_id)
+    assert point.pulses_delivered == 3000 and point.finished
+    intensities = {p.intensity_pct for p in sim.device.pulses}
+    assert intensities == {66}  # 120 % of 55 %MSO, rounded half up
+
+
+def test_train_onsets_follow_the_schedule_exactly(records, short_protocol) -> None:
+    clock, sim = _simulator()
+    planned = _plan(short_protocol, sim, clock, records)
+    _, result = run_planned(planned, records)
+    firsts = [p.t for p in sim.device.pulses[::20]]
+    gaps = [b - a for a, b in zip(firsts, firsts[1:])]
+    assert gaps == pytest.approx([10.0] * 5, abs=1e-6)  # 2 s train + 8 s off, no drift
+
+
+@pytest.mark.parametrize(
+    "fault", ["coil_unplugged@25s", "over_temperature@25s", "device_error@25s", "no_reply@cmd60",
+              "stall@cmd60", "bad_checksum@cmd60", "garbled_byte@cmd60"],
+)
+def test_each_fault_mid_session_ends_disarmed_and_recorded(records, short_protocol, fault) -> None:
+    clock, sim = _simulator(faults=fault)
+    planned = _plan(short_protocol, sim, clock, records)
+    session_id, result = run_planned(planned, records)
+    assert result.outcome is RunOutcome.FAULTED
+    clock.sleep(2.0)
+    sim.device.advance(clock.now())
+    assert not (sim.device.armed or sim.device.ready)
+    detail = records.session_detail(session_id)
+    assert detail.session.status is SessionStatus.FAULTED
+    assert detail.faults and detail.faults[-1].detail
+    recorded = records.resume_point(session_id).pulses_delivered
+    # the record never under-counts; it may count a cut-short train in full (never over-dose)
+    assert 0 <= recorded - sim.device.pulse_count <= 20
+
+
+def test_pause_then_resume_delivers_exactly_the_remainder(records, short_protocol) -> None:
+    clock, sim = _simulator()
+    planned = _plan(short_protocol, sim, clock, records)
+    holder = {}
+
+    def on_progress(p):
+        if p.next_index == 2:
+            holder["runner"].request_pause("subject asked for a break")
+
+    session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=lambda r: holder.update(runner=r))
+    assert result.outcome is RunOutcome.PAUSED and result.next_index == 2
+    assert records.session(session_id).status is SessionStatus.PAUSED
+    assert sim.device.pulse_count == 40 and not sim.device.armed
+    clock.sleep(120)
+    resumed = _plan(short_protocol, sim, clock, records, resume_session_id=session_id)
+    assert resumed.start_index == 2
+    _, result = run_planned(resumed, records)
+    assert result.outcome is RunOutcome.COMPLETED
+    assert sim.device.pulse_count == 120 == records.resume_point(session_id).pulses_delivered
+
+
+def test_operator_interrupt_disarms_and_records_an_abort(records, short_protocol) -> None:
+    clock, sim = _simulator()
+    planned = _plan(short_protocol, sim, clock, records)
+
+    pressed = []
+
+    def on_progress(p):
+        if p.next_index == 3 and clock.now() > 35 and not pressed:
+            pressed.append(clock.now())
+            raise KeyboardInterrupt  # Ctrl-C, once
+
+    session_id, result = run_planned(planned, records, on_progress=on_progress)
+    assert result.outcome is RunOutcome.ABORTED
+    assert not (sim.device.armed or sim.device.ready)
+    assert records.session(session_id).status is SessionStatus.ABORTED
+
+
+def test_resume_with_a_changed_protocol_is_refused(records, short_protocol, tmp_path) -> None:
+    clock, sim = _simulator()
+    planned = _plan(short_protocol, sim, clock, records)
+    holder = {}
+    session_id, _ = run_planned(
+        planned, records, on_progress=lambda p: p.next_index == 1 and holder["r"].request_pause(),
+        on_runner=lambda r: holder.update(r=r),
+    )
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(SHORT.replace("trains: 6", "trains: 7"))
+    with pytest.raises(SessionRefused, match="content hash"):
+        _plan(changed, sim, clock, records, resume_session_id=session_id)
+
+
+def test_theta_burst_is_refused_on_a_rapid2_with_the_reason(records) -> None:
+    clock, sim = _simulator()
+    with pytest.raises(SessionRefused) as info:
+        _plan(LIBRARY / "itbs-600.yaml", sim, clock, records, mt=50)
+    assert "theta" in str(info.value).lower()
+
+
+def test_virtual_time_is_refused_for_a_real_port(records, short_protocol) -> None:
+    request = SessionRequest(short_protocol, "magstim-rapid2:///dev/ttyUSB0", "S001", mt_pct_mso=50, virtual_time=True)
+    with pytest.raises(Exception, match="virtual-time"):
+        plan_session(request, records)
