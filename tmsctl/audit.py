@@ -89,11 +89,22 @@ _SECRET_NAME = (
     r"(?:[A-Za-z0-9_]*_)?(?:unlock_code|unlockcode|unlock|password|passwd|pwd|secret|token|"
     r"api_key|apikey|access_token|authorization|credentials)"
 )
-# key=value inside any text (URL query strings, option lists, messages). The value runs to the
-# next separator; a value already redacted is left alone.
-_SECRET_PAIR = re.compile(rf"(?i)(?<![A-Za-z0-9])({_SECRET_NAME})(\s*[=:]\s*)([^&;,\s#'\"]+)")
-# scheme://user:password@host
-_URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://[^/\s:@?#]*:)([^@/\s?#]+)(@)")
+# A URL query option: the value runs to the next '&', '#' or whitespace (commas included).
+_SECRET_QUERY = re.compile(rf"(?i)([?&;]{_SECRET_NAME}=)([^&#\s]*)")
+# key=value or key: value in any other text (option lists, messages, a dict's repr). The value
+# runs to its closing quote when quoted, else to the next separator.
+_SECRET_PAIR = re.compile(
+    rf"(?i)(?<![A-Za-z0-9])({_SECRET_NAME})(['\"]?\s*[=:]\s*)"
+    r"(\"[^\"]*\"?|'[^']*'?|[^&;,\s#'\"}\]]+)"
+)
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    value = match.group(3)
+    quote = value[0] if value[0] in "'\"" else ""
+    return match.group(1) + match.group(2) + quote + REDACTED + quote
+# scheme://user:password@host (a careless password may hold '/', so only '?', '#', '@' end it)
+_URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://[^/\s:@?#]*:)([^@\s?#]+)(@)")
 
 # Levels fsync'd whatever the caller says: faults and errors must survive a power cut.
 _DURABLE_LEVELS = frozenset({"warning", "warn", "error", "critical", "exception", "fatal"})
@@ -129,7 +140,8 @@ def is_secret_key(key: str) -> bool:
 def redact_text(text: str) -> str:
     """``text`` with secret ``key=value`` values and URL passwords replaced by ``REDACTED``."""
     text = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
-    return _SECRET_PAIR.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+    return _SECRET_PAIR.sub(_redact_pair, text)
 
 
 def redact_value(value: Any) -> Any:
@@ -416,7 +428,9 @@ def iter_audit_log(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 hint="the file was edited or damaged; keep it as evidence and rely on the records database",
             ) from exc
         if not isinstance(event, dict):
-            raise AuditLogError(f"{path}:{number}: expected a JSON object, found {type(event).__name__}", path=path)
+            raise AuditLogError(
+                f"{path}:{number}: expected a JSON object, found {type(event).__name__}", path=path
+            )
         yield event
     del tail  # a torn final write, by construction never a complete event
 

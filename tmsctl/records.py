@@ -72,7 +72,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
@@ -252,7 +252,8 @@ def validate_subject_id(subject_id: str) -> str:
         )
     if not _SUBJECT_ID.fullmatch(subject_id):
         raise InvalidRecord(
-            f"subject id {subject_id!r} is not 1-32 letters, digits, '_' or '-' starting with a letter or digit",
+            f"subject id {subject_id!r} is not 1-32 letters, digits, '_' or '-' "
+            "starting with a letter or digit",
             hint="use the study's pseudonymous code, for example S017",
         )
     if not any(ch.isdigit() for ch in subject_id):
@@ -377,7 +378,7 @@ class MotorThreshold:
         _text("stimulator_model", self.stimulator_model, max_len=80)
         _text("stimulator_serial", self.stimulator_serial, max_len=80)
         _text("coil", self.coil, max_len=80)
-        _set(self, "value_pct_mso", _number("value_pct_mso", self.value_pct_mso, low=0, high=100, low_open=True))
+        _set(self, "value_pct_mso", _threshold_pct(self.value_pct_mso))
         _set(self, "reference", _enum(ThresholdReference, "reference", self.reference))
         _text("method", self.method, max_len=200)
         _set(self, "measured_at", _utc("measured_at", self.measured_at))
@@ -418,7 +419,7 @@ class ThresholdUsed:
 
     def __post_init__(self) -> None:
         _set(self, "reference", _enum(ThresholdReference, "reference", self.reference))
-        _set(self, "value_pct_mso", _number("value_pct_mso", self.value_pct_mso, low=0, high=100, low_open=True))
+        _set(self, "value_pct_mso", _threshold_pct(self.value_pct_mso))
         if self.threshold_id is not None:
             _count("threshold_id", self.threshold_id, low=1, high=2**62)
 
@@ -468,6 +469,15 @@ class SessionPlan:
         _set(self, "thresholds_used", used)
         if self.session_id is not None:
             _set(self, "session_id", normalize_session_id(self.session_id))
+
+
+def _threshold_pct(value: Any) -> float:
+    return _number("value_pct_mso", value, low=0, high=100, low_open=True)
+
+
+def _intensity_pct(name: str, value: Any) -> float:
+    # Up to 110 %MSO: the Rapid²'s enhanced-power single pulses.
+    return _number(name, value, low=0, high=110, low_open=True)
 
 
 def _content_hash(value: Any) -> str:
@@ -526,7 +536,7 @@ class DeliveryPlan:
         _set(
             self,
             "intensity_pct_mso",
-            _number("intensity_pct_mso", self.intensity_pct_mso, low=0, high=110, low_open=True),
+            _intensity_pct("intensity_pct_mso", self.intensity_pct_mso),
         )
         _set(self, "trigger_source", _enum(TriggerSource, "trigger_source", self.trigger_source))
         paired_fields = (self.second_intensity_pct_mso, self.ipi_ms)
@@ -538,12 +548,14 @@ class DeliveryPlan:
             _set(
                 self,
                 "second_intensity_pct_mso",
-                _number("second_intensity_pct_mso", self.second_intensity_pct_mso, low=0, high=110, low_open=True),
+                _intensity_pct("second_intensity_pct_mso", self.second_intensity_pct_mso),
             )
             _set(self, "ipi_ms", _number("ipi_ms", self.ipi_ms, low=0, high=1e6, low_open=True))
         else:
             if paired_fields != (None, None):
-                raise InvalidRecord(f"second_intensity_pct_mso and ipi_ms belong to paired pulses, not {self.kind}")
+                raise InvalidRecord(
+                    f"second_intensity_pct_mso and ipi_ms belong to paired pulses, not {self.kind}"
+                )
             if self.kind is DeliveryKind.SINGLE and self.pulses_planned != 1:
                 raise InvalidRecord(f"a single pulse is 1 pulse, not {self.pulses_planned}")
 
@@ -731,7 +743,10 @@ def default_db_path(env: Mapping[str, str] | None = None) -> Path:
         return Path(explicit).expanduser()
     xdg = env.get("XDG_DATA_HOME", "").strip()
     # The XDG spec says relative values are invalid and must be ignored.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path(env.get("HOME") or Path.home()) / ".local" / "share"
+    if xdg and os.path.isabs(xdg):
+        base = Path(xdg)
+    else:
+        base = Path(env.get("HOME") or Path.home()) / ".local" / "share"
     return base / "tmsctl" / "tmsctl.db"
 
 
@@ -1099,7 +1114,9 @@ class Records:
             self._check_identity()
             self._configure()
             self._check_not_damaged()
-            self._wrap("migrating the schema", lambda: apply_migrations(self._db, MIGRATIONS, path=str(self._path)))
+            self._wrap(
+                "migrating the schema", lambda: apply_migrations(self._db, MIGRATIONS, path=str(self._path))
+            )
             self.mark_interrupted_sessions()
         except BaseException:
             self._conn.close()
@@ -1323,7 +1340,9 @@ class Records:
                     conn.execute("ROLLBACK")
                 raise
 
-    def _read(self, doing: str, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+    def _read(
+        self, doing: str, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 cursor = self._db.execute(sql, params)
@@ -1521,9 +1540,9 @@ class Records:
                 for used in plan.thresholds_used:
                     self._check_threshold_used(conn, plan.subject_id, used)
                 conn.execute(
-                    """INSERT INTO sessions (session_id, subject_id, protocol_id, protocol_hash, protocol_text,
-                           device_url, device_model, device_serial, device_firmware, coil, simulated,
-                           planned_deliveries, planned_pulses, status, created_at)
+                    """INSERT INTO sessions (session_id, subject_id, protocol_id, protocol_hash,
+                           protocol_text, device_url, device_model, device_serial, device_firmware, coil,
+                           simulated, planned_deliveries, planned_pulses, status, created_at)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)""",
                     (
                         session_id,
@@ -1543,8 +1562,8 @@ class Records:
                     ),
                 )
                 conn.executemany(
-                    "INSERT INTO session_thresholds (session_id, position, reference, value_pct_mso, threshold_id) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO session_thresholds "
+                    "(session_id, position, reference, value_pct_mso, threshold_id) VALUES (?, ?, ?, ?, ?)",
                     [
                         (session_id, position, used.reference.value, used.value_pct_mso, used.threshold_id)
                         for position, used in enumerate(plan.thresholds_used)
@@ -1638,7 +1657,8 @@ class Records:
         if new not in ALLOWED_STATUS_CHANGES[old]:
             allowed = ", ".join(sorted(s.value for s in ALLOWED_STATUS_CHANGES[old])) or "nothing (final)"
             raise RecordRefused(
-                f"cannot {doing} session {session_id}: it is {old.value} (from {old.value} it can go to {allowed})",
+                f"cannot {doing} session {session_id}: it is {old.value} "
+                f"(from {old.value} it can go to {allowed})",
                 path=self._path,
             )
         conn.execute("UPDATE sessions SET status = ? WHERE session_id = ?", (new.value, session_id))
@@ -1695,6 +1715,9 @@ class Records:
                 self._drop_ownership(session_id)
         return self.session(session_id)
 
+    def _set_ended(self, conn: sqlite3.Connection, session_id: str, at: datetime | None) -> None:
+        conn.execute("UPDATE sessions SET ended_at = ? WHERE session_id = ?", (self._stamp(at), session_id))
+
     def start_session(self, session_id: str, *, operator: str, offset_s: float | None = None) -> Session:
         """``planned → running``: this process now owns the session; records a ``start`` action."""
         action = OperatorAction(session_id, ActionKind.START, operator, offset_s=offset_s)
@@ -1743,18 +1766,20 @@ class Records:
                     path=self._path,
                     hint="end it with abort_session and a reason instead",
                 )
-            conn.execute("UPDATE sessions SET ended_at = ? WHERE session_id = ?", (self._stamp(None), session_id))
+            self._set_ended(conn, session_id, None)
 
         return self._lifecycle(session_id, SessionStatus.COMPLETED, doing="complete", action=None,
                                extra=check_finished)
 
-    def abort_session(self, session_id: str, *, operator: str, reason: str, offset_s: float | None = None) -> Session:
+    def abort_session(
+        self, session_id: str, *, operator: str, reason: str, offset_s: float | None = None
+    ) -> Session:
         """End the session for good (any non-final status); ``reason`` must say why."""
         _text("reason", reason, max_len=2000)
         action = OperatorAction(session_id, ActionKind.ABORT, operator, reason, offset_s=offset_s)
 
         def stamp(conn: sqlite3.Connection, _old: SessionStatus, _new_owner: bool) -> None:
-            conn.execute("UPDATE sessions SET ended_at = ? WHERE session_id = ?", (self._stamp(None), action.session_id))
+            self._set_ended(conn, action.session_id, None)
 
         return self._lifecycle(session_id, SessionStatus.ABORTED, doing="abort", action=action, extra=stamp)
 
@@ -1762,12 +1787,11 @@ class Records:
         """Record ``fault`` and mark the session ``faulted`` in one transaction."""
 
         def stamp(conn: sqlite3.Connection, _old: SessionStatus, _new_owner: bool) -> None:
-            conn.execute(
-                "UPDATE sessions SET ended_at = ? WHERE session_id = ?", (self._stamp(fault.at), fault.session_id)
-            )
+            self._set_ended(conn, fault.session_id, fault.at)
 
-        return self._lifecycle(fault.session_id, SessionStatus.FAULTED, doing="fault", action=None, fault=fault,
-                               extra=stamp)
+        return self._lifecycle(
+            fault.session_id, SessionStatus.FAULTED, doing="fault", action=None, fault=fault, extra=stamp
+        )
 
     # -- deliveries ------------------------------------------------------------------------------
 
@@ -1780,7 +1804,8 @@ class Records:
         with self._transaction("recording the start of a delivery") as conn:
             self._require_owned_running(conn, plan.session_id, "begin a delivery")
             planned, segments = conn.execute(
-                "SELECT planned_deliveries, run_segments FROM sessions WHERE session_id = ?", (plan.session_id,)
+                "SELECT planned_deliveries, run_segments FROM sessions WHERE session_id = ?",
+                (plan.session_id,),
             ).fetchone()
             if plan.index >= planned:
                 raise RecordRefused(
@@ -1791,12 +1816,14 @@ class Records:
             point = self._resume_point(conn, plan.session_id)
             self._check_next(point, plan.index)
             attempt = conn.execute(
-                "SELECT coalesce(max(attempt), 0) + 1 FROM deliveries WHERE session_id = ? AND delivery_index = ?",
+                "SELECT coalesce(max(attempt), 0) + 1 FROM deliveries "
+                "WHERE session_id = ? AND delivery_index = ?",
                 (plan.session_id, plan.index),
             ).fetchone()[0]
             conn.execute(
-                """INSERT INTO deliveries (session_id, delivery_index, attempt, kind, segment, planned_onset_s,
-                       pulses_planned, intensity_pct_mso, trigger_source, second_intensity_pct_mso, ipi_ms,
+                """INSERT INTO deliveries (session_id, delivery_index, attempt, kind, segment,
+                       planned_onset_s, pulses_planned, intensity_pct_mso, trigger_source,
+                       second_intensity_pct_mso, ipi_ms,
                        started_at, state, pulses_delivered)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_progress', 0)""",
                 (
@@ -1861,7 +1888,8 @@ class Records:
         row = cursor.fetchone()
         if row is None:
             raise RecordRefused(
-                f"session {session_id}: train/pulse {index} has not begun (begin_delivery first)", path=self._path
+                f"session {session_id}: train/pulse {index} has not begun (begin_delivery first)",
+                path=self._path,
             )
         return _delivery_from_row(row)
 
@@ -1882,8 +1910,9 @@ class Records:
             self._require_owner_of_delivery(conn, progress.session_id)
             if progress.pulses_delivered < current.pulses_delivered:
                 raise RecordRefused(
-                    f"session {current.session_id}: train/pulse {index} already has {current.pulses_delivered} "
-                    f"pulses recorded; a count cannot go down to {progress.pulses_delivered}",
+                    f"session {current.session_id}: train/pulse {index} already has "
+                    f"{current.pulses_delivered} pulses recorded; "
+                    f"a count cannot go down to {progress.pulses_delivered}",
                     path=self._path,
                 )
             self._check_count(current, progress.pulses_delivered)
@@ -1912,7 +1941,8 @@ class Records:
             if result.pulses_delivered < current.pulses_delivered:
                 raise RecordRefused(
                     f"session {current.session_id}: train/pulse {current.index} already has "
-                    f"{current.pulses_delivered} pulses recorded; cannot finish with {result.pulses_delivered}",
+                    f"{current.pulses_delivered} pulses recorded; "
+                    f"cannot finish with {result.pulses_delivered}",
                     path=self._path,
                 )
             if result.completed and result.pulses_delivered != current.pulses_planned:
@@ -1924,8 +1954,9 @@ class Records:
                 )
             state = DeliveryState.COMPLETED if result.completed else DeliveryState.STOPPED
             conn.execute(
-                """UPDATE deliveries SET state = ?, pulses_delivered = ?, onset_offset_s = coalesce(?, onset_offset_s),
-                       onset_utc = coalesce(?, onset_utc), finished_at = ?
+                """UPDATE deliveries SET state = ?, pulses_delivered = ?,
+                       onset_offset_s = coalesce(?, onset_offset_s), onset_utc = coalesce(?, onset_utc),
+                       finished_at = ?
                    WHERE session_id = ? AND delivery_index = ? AND attempt = ?""",
                 (
                     state.value,
@@ -1984,7 +2015,9 @@ class Records:
     def _resolve_partial(self, session_id: str, index: int, resolution: Resolution, kind: ActionKind, *,
                          operator: str, reason: str, offset_s: float | None) -> ResumePoint:
         _text("reason", reason, max_len=2000)
-        action = OperatorAction(session_id, kind, operator, f"train/pulse {index}: {reason}", offset_s=offset_s)
+        action = OperatorAction(
+            session_id, kind, operator, f"train/pulse {index}: {reason}", offset_s=offset_s
+        )
         sid = action.session_id
         with self._transaction(f"recording {kind.value}") as conn:
             status = self._status(conn, sid)
@@ -1996,7 +2029,8 @@ class Records:
             if point.partial is None or point.partial.index != index:
                 have = "none" if point.partial is None else f"train/pulse {point.partial.index}"
                 raise RecordRefused(
-                    f"session {sid}: train/pulse {index} is not the partial one (partial: {have})", path=self._path
+                    f"session {sid}: train/pulse {index} is not the partial one (partial: {have})",
+                    path=self._path,
                 )
             if point.partial.state is DeliveryState.IN_PROGRESS:
                 # The attempt's outcome is unknown: close it as stopped at its recorded count.
@@ -2006,7 +2040,8 @@ class Records:
                     (self._stamp(None), sid, index, point.partial.attempt),
                 )
             conn.execute(
-                "UPDATE deliveries SET resolution = ? WHERE session_id = ? AND delivery_index = ? AND attempt = ?",
+                "UPDATE deliveries SET resolution = ? "
+                "WHERE session_id = ? AND delivery_index = ? AND attempt = ?",
                 (resolution.value, sid, index, point.partial.attempt),
             )
             self._insert_action(action)
@@ -2026,7 +2061,9 @@ class Records:
                 raise _sqlite_error(exc, self._path, "computing the resume point") from exc
 
     def _resume_point(self, conn: sqlite3.Connection, session_id: str) -> ResumePoint:
-        row = conn.execute("SELECT planned_deliveries FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        row = conn.execute(
+            "SELECT planned_deliveries FROM sessions WHERE session_id = ?", (session_id,)
+        ).fetchone()
         if row is None:
             raise UnknownRecord(f"no session {session_id} in {self._path}", path=self._path)
         planned = row[0]
@@ -2080,7 +2117,8 @@ class Records:
         at = self._stamp(action.at)
         reason = redact_text(action.reason)
         cursor = self._db.execute(
-            "INSERT INTO operator_actions (session_id, kind, operator, reason, at, offset_s) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO operator_actions (session_id, kind, operator, reason, at, offset_s) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (action.session_id, action.kind.value, action.operator, reason, at, action.offset_s),
         )
         return replace(action, reason=reason, at=_from_db_time(at), action_id=cursor.lastrowid)
@@ -2116,8 +2154,14 @@ class Records:
             stored = replace(override, finding=finding, reason=reason, at=_from_db_time(at),
                              override_id=cursor.lastrowid)
             self._insert_action(
-                OperatorAction(override.session_id, ActionKind.OVERRIDE, override.operator,
-                               f"{override.rule_id}: {override.reason}", at=stored.at, offset_s=override.offset_s)
+                OperatorAction(
+                    override.session_id,
+                    ActionKind.OVERRIDE,
+                    override.operator,
+                    f"{override.rule_id}: {override.reason}",
+                    at=stored.at,
+                    offset_s=override.offset_s,
+                )
             )
         return stored
 
@@ -2207,7 +2251,8 @@ class Records:
         sessions = self._read(
             "counting sessions",
             """SELECT count(*) AS n, max(started_at) AS last FROM sessions
-               WHERE subject_id = :subject AND simulated = 0 AND started_at >= :start AND started_at < :end""",
+               WHERE subject_id = :subject AND simulated = 0
+                 AND started_at >= :start AND started_at < :end""",
             window,
         )[0]
         return Exposure(

@@ -81,7 +81,9 @@ def main(db: str, log_path: str, which: str, trains: int, pulses: int) -> None:
         for index in range(point.next_index, trains):
             planned = remainder.get(index, pulses)
             records.begin_delivery(
-                DeliveryPlan(session_id, index, DeliveryKind.TRAIN, 1.0 * index, planned, 50.0, TriggerSource.SERIAL)
+                DeliveryPlan(
+                    session_id, index, DeliveryKind.TRAIN, 1.0 * index, planned, 50.0, TriggerSource.SERIAL
+                )
             )
             say(f"begun {index}")
             for pulse in range(1, planned + 1):

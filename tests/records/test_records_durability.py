@@ -42,7 +42,9 @@ class ChildRun:
     completed: bool = False
 
 
-def start_child(db: Path, log: Path, which: str, mode: str, trains: int = TRAINS, pulses: int = PULSES):  # type: ignore[no-untyped-def]
+def start_child(
+    db: Path, log: Path, which: str, mode: str, trains: int = TRAINS, pulses: int = PULSES
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(CHILD), str(db), str(log), which, str(trains), str(pulses), mode],
         stdin=subprocess.PIPE,
@@ -52,7 +54,9 @@ def start_child(db: Path, log: Path, which: str, mode: str, trains: int = TRAINS
     )
 
 
-def run_child(db: Path, log: Path, which: str, kill_after: str | None, *, free_lines: int | None = None) -> ChildRun:
+def run_child(
+    db: Path, log: Path, which: str, kill_after: str | None, *, free_lines: int | None = None
+) -> ChildRun:
     """Run the child step by step until it reports ``kill_after``, then SIGKILL it.
 
     With ``free_lines`` the child is instead let loose at ``kill_after`` and killed once this many
@@ -160,14 +164,18 @@ def check_killed_run(db: Path, log: Path, seen: ChildRun) -> None:
     assert all(e["session_id"] == seen.session_id and e["simulated"] is True for e in events)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", KILL_POINTS)
 def test_sigkill_at_a_chosen_point_loses_nothing_committed(tmp_path: Path, kill_after: str) -> None:
     db, log = tmp_path / "t.db", tmp_path / "session.jsonl"
     check_killed_run(db, log, run_child(db, log, "new", kill_after))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("loose_at", "lines"), FREE_RUNS)
-def test_sigkill_at_an_arbitrary_instant_loses_nothing_committed(tmp_path: Path, loose_at: str, lines: int) -> None:
+def test_sigkill_at_an_arbitrary_instant_loses_nothing_committed(
+    tmp_path: Path, loose_at: str, lines: int
+) -> None:
     db, log = tmp_path / "t.db", tmp_path / "session.jsonl"
     seen = run_child(db, log, "new", loose_at, free_lines=lines)
     if seen.completed:
@@ -175,6 +183,7 @@ def test_sigkill_at_an_arbitrary_instant_loses_nothing_committed(tmp_path: Path,
     check_killed_run(db, log, seen)
 
 
+@pytest.mark.slow
 def test_repeated_kills_and_resumes_deliver_every_train_exactly_once(tmp_path: Path) -> None:
     db, log = tmp_path / "t.db", tmp_path / "session.jsonl"
     first = run_child(db, log, "new", "progress 1 2")
@@ -203,6 +212,7 @@ def test_repeated_kills_and_resumes_deliver_every_train_exactly_once(tmp_path: P
     assert {d.segment for d in detail.deliveries} <= set(range(1, 7))
 
 
+@pytest.mark.slow
 def test_a_reader_in_another_process_never_blocks_or_interrupts_a_live_writer(tmp_path: Path) -> None:
     db, log = tmp_path / "t.db", tmp_path / "session.jsonl"
     proc = start_child(db, log, "new", "free", trains=40, pulses=3)
@@ -242,7 +252,8 @@ def test_a_reader_sees_committed_state_while_a_write_is_open(records: Records, d
         writer.execute("BEGIN IMMEDIATE")
         writer.execute("UPDATE deliveries SET pulses_delivered = pulses_delivered WHERE 0")
         writer.execute(
-            "INSERT INTO faults (session_id, code, detail, state, at) VALUES (?, 'uncommitted', '', 'x', 'x')",
+            "INSERT INTO faults (session_id, code, detail, state, at) "
+            "VALUES (?, 'uncommitted', '', 'x', 'x')",
             (session_id,),
         )
         # WAL: reads proceed during the open write and do not see it.
@@ -253,7 +264,9 @@ def test_a_reader_sees_committed_state_while_a_write_is_open(records: Records, d
         writer.close()
 
 
-def test_a_writer_commits_while_another_connection_holds_a_read_snapshot(records: Records, db_path: Path) -> None:
+def test_a_writer_commits_while_another_connection_holds_a_read_snapshot(
+    records: Records, db_path: Path
+) -> None:
     session_id = running_session(records)
     reader = sqlite3.connect(db_path, isolation_level=None)
     try:
@@ -271,7 +284,9 @@ def test_a_writer_commits_while_another_connection_holds_a_read_snapshot(records
 # -- ownership and interruption, in one process ----------------------------------------------------
 
 
-def test_closing_with_a_running_session_leaves_it_interrupted_on_reopen(db_path: Path, clock: VirtualClock) -> None:
+def test_closing_with_a_running_session_leaves_it_interrupted_on_reopen(
+    db_path: Path, clock: VirtualClock
+) -> None:
     with Records(db_path, clock=clock) as store:
         session_id = running_session(store)
         deliver(store, session_id, 0)

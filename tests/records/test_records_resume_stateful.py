@@ -126,8 +126,14 @@ class ResumeMachine(RuleBasedStateMachine):
         index = model.partial.index if model.partial else model.next_index
         current = model.partial.delivered if model.partial else 0
         count = max(0, current + step)
-        allowed = model.outcome_allowed() and model.partial is not None and current <= count <= model.partial.planned
-        self.expect(allowed, lambda: self.store.record_progress(self.session_id, index, pulses_delivered=count))
+        allowed = (
+            model.outcome_allowed()
+            and model.partial is not None
+            and current <= count <= model.partial.planned
+        )
+        self.expect(
+            allowed, lambda: self.store.record_progress(self.session_id, index, pulses_delivered=count)
+        )
         if allowed and model.partial is not None:
             model.pulses += count - model.partial.delivered
             model.partial.delivered = count
@@ -205,7 +211,8 @@ class ResumeMachine(RuleBasedStateMachine):
     def fault(self) -> None:
         model = self.model
         allowed = model.status in (SessionStatus.RUNNING, SessionStatus.PAUSED)
-        self.expect(allowed, lambda: self.store.fault_session(Fault(self.session_id, "injected", "", "armed")))
+        fault = Fault(self.session_id, "injected", "", "armed")
+        self.expect(allowed, lambda: self.store.fault_session(fault))
         if allowed:
             model.status = SessionStatus.FAULTED
 
@@ -213,7 +220,9 @@ class ResumeMachine(RuleBasedStateMachine):
     def complete(self) -> None:
         model = self.model
         allowed = (
-            model.status is SessionStatus.RUNNING and model.partial is None and model.next_index >= model.planned
+            model.status is SessionStatus.RUNNING
+            and model.partial is None
+            and model.next_index >= model.planned
         )
         self.expect(allowed, lambda: self.store.complete_session(self.session_id))
         if allowed:

@@ -151,7 +151,8 @@ def test_motor_threshold_range_is_checked() -> None:
     with pytest.raises(InvalidRecord):
         MotorThreshold("S017", "m", "1", "D70", 50.0, "MEP", "PEST", measured, "op")  # type: ignore[arg-type]
     with pytest.raises(InvalidRecord, match="JSON"):
-        MotorThreshold("S017", "m", "1", "D70", 50.0, "rMT", "PEST", measured, "op", ({"x": object()},))  # type: ignore[arg-type]
+        not_json = ({"x": object()},)
+        MotorThreshold("S017", "m", "1", "D70", 50.0, "rMT", "PEST", measured, "op", not_json)  # type: ignore[arg-type]
 
 
 # -- a whole session ------------------------------------------------------------------------------
@@ -217,7 +218,8 @@ def test_fault_session_records_the_fault_and_status_together(records: Records) -
     session_id = running_session(records)
     records.begin_delivery(train_plan(session_id, 0))
     records.record_progress(session_id, 0, pulses_delivered=4, onset_offset_s=0.01)
-    session = records.fault_session(Fault(session_id, "keepalive_missed", "no reply for 1.2 s", "stimulating"))
+    fault = Fault(session_id, "keepalive_missed", "no reply for 1.2 s", "stimulating")
+    session = records.fault_session(fault)
     assert session.status is SessionStatus.FAULTED
     records.finish_delivery(DeliveryResult(session_id, 0, 6, False))  # the runner learns the final count
     (fault,) = records.session_detail(session_id).faults
@@ -432,11 +434,13 @@ def test_latest_motor_threshold_is_for_that_exact_stimulator_and_coil(records: R
     base = datetime(2026, 1, 1, tzinfo=UTC)
     records.record_motor_threshold(_mt(40.0, "D70", base))
     newest = records.record_motor_threshold(_mt(42.0, "D70", base + timedelta(days=7)))
-    records.record_motor_threshold(_mt(41.0, "D70", base + timedelta(days=3)))  # entered later, measured earlier
+    # entered later, measured earlier:
+    records.record_motor_threshold(_mt(41.0, "D70", base + timedelta(days=3)))
     records.record_motor_threshold(_mt(55.0, "H1", base + timedelta(days=9)))
     records.record_motor_threshold(_mt(38.0, "D70", base + timedelta(days=9), serial="SN-2"))
-    found = records.latest_motor_threshold("S017", stimulator_model="magstim-rapid2", stimulator_serial="SN-1",
-                                           coil="D70")
+    found = records.latest_motor_threshold(
+        "S017", stimulator_model="magstim-rapid2", stimulator_serial="SN-1", coil="D70"
+    )
     assert found == newest
     assert records.latest_motor_threshold("S017", stimulator_model="magstim-rapid2", stimulator_serial="SN-1",
                                           coil="figure8") is None
@@ -447,13 +451,14 @@ def test_thresholds_used_must_match_the_stored_measurement(records: Records) -> 
     records.ensure_subject("S017")
     records.ensure_subject("S018")
     stored = records.record_motor_threshold(_mt(40.0, "D70", datetime(2026, 1, 1, tzinfo=UTC)))
-    good = records.create_session(session_plan(thresholds_used=(ThresholdUsed("rMT", 40.0, stored.threshold_id),)))
+    matching = (ThresholdUsed("rMT", 40.0, stored.threshold_id),)
+    good = records.create_session(session_plan(thresholds_used=matching))
     assert good.thresholds_used[0].threshold_id == stored.threshold_id
     with pytest.raises(RecordRefused, match="40.0 %MSO rMT"):
-        records.create_session(session_plan(thresholds_used=(ThresholdUsed("rMT", 45.0, stored.threshold_id),)))
+        other_value = (ThresholdUsed("rMT", 45.0, stored.threshold_id),)
+        records.create_session(session_plan(thresholds_used=other_value))
     with pytest.raises(RecordRefused, match="belongs to subject"):
-        records.create_session(session_plan(subject_id="S018",
-                                            thresholds_used=(ThresholdUsed("rMT", 40.0, stored.threshold_id),)))
+        records.create_session(session_plan(subject_id="S018", thresholds_used=matching))
     with pytest.raises(UnknownRecord):
         records.create_session(session_plan(thresholds_used=(ThresholdUsed("rMT", 40.0, 999),)))
 
@@ -503,7 +508,8 @@ def test_sessions_filter_by_subject_and_status(records: Records) -> None:
     assert [s.session_id for s in records.sessions()] == [first, second, third]
     assert [s.session_id for s in records.sessions(subject_id="S017")] == [first, third]
     assert [s.session_id for s in records.sessions(status="aborted")] == [second]
-    assert [s.session_id for s in records.sessions(subject_id="S017", status=SessionStatus.PLANNED)] == [third]
+    planned = records.sessions(subject_id="S017", status=SessionStatus.PLANNED)
+    assert [s.session_id for s in planned] == [third]
     with pytest.raises(InvalidRecord):
         records.sessions(status="sleeping")
 

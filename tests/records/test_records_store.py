@@ -41,7 +41,8 @@ def test_tmsctl_db_expands_the_home_directory() -> None:
 
 
 def test_xdg_data_home_is_used_when_absolute() -> None:
-    assert default_db_path({"XDG_DATA_HOME": "/data/u", "HOME": "/home/u"}) == Path("/data/u/tmsctl/tmsctl.db")
+    env = {"XDG_DATA_HOME": "/data/u", "HOME": "/home/u"}
+    assert default_db_path(env) == Path("/data/u/tmsctl/tmsctl.db")
 
 
 def test_relative_xdg_data_home_is_ignored_as_the_spec_requires() -> None:
@@ -238,10 +239,11 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path, clock: Virtual
 
 def test_a_damaged_database_is_refused_at_open(db_path: Path, clock: VirtualClock) -> None:
     with Records(db_path, clock=clock) as store:
-        for number in range(300):
+        for number in range(3):
             store.add_subject(f"S{number:04d}")
     data = bytearray(db_path.read_bytes())
     page_size = int.from_bytes(data[16:18], "big")
+    # Page 2 is the root of the first table created (subjects): scribble over its cells.
     data[page_size : page_size + 1500] = bytes((i * 37 + 11) % 256 for i in range(1500))
     db_path.write_bytes(bytes(data))
     with pytest.raises(RecordsError) as caught:
