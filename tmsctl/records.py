@@ -29,11 +29,13 @@ A session, as a runner records it
                                            completed=True, onset_offset_s=..., onset_utc=...))
     rec.complete_session(session.session_id)
 
-``begin_delivery`` is written *before* the train fires and ``finish_delivery`` after, so a train
-cut short by a crash is on record as started (``DeliveryState.IN_PROGRESS``): its recorded
-``pulses_delivered`` (raised by optional ``record_progress`` calls for host-timed trains) is a
-lower bound and ``pulses_planned`` an upper bound. Trains and single/paired pulses share one
-index space, the position in the expanded schedule (0-based).
+``begin_delivery`` is written *before* the train fires and ``finish_delivery`` after (the full
+train row, one transaction), so a train cut short by a crash is on record as started
+(``DeliveryState.IN_PROGRESS``) instead of missing, which is what would let a resume repeat it:
+its recorded ``pulses_delivered`` (raised by optional ``record_progress`` calls, one transaction
+per pulse, for host-timed trains) is a lower bound and ``pulses_planned`` an upper bound. Trains
+and single/paired pulses share one index space, the position in the expanded schedule (0-based).
+Write ``begin_delivery`` during the wait before the train, not at its deadline: it costs an fsync.
 
 Resuming, never repeating or skipping
 -------------------------------------
@@ -46,7 +48,7 @@ partial unique index in the database also refuses a second completion of any pos
 
 Session status
 --------------
-``planned → running ⇄ paused``; ``running/paused → faulted`` (``fault_session``);
+``planned → running ⇄ paused``; ``planned/running/paused → faulted`` (``fault_session``);
 ``running/paused → interrupted`` (found at ``Records()`` open: the owning process is gone);
 ``paused/faulted/interrupted → running`` (``resume_session``); ``→ completed`` only from running
 with every position delivered; ``→ aborted`` from any non-final status. ``completed`` and
@@ -58,6 +60,29 @@ ended without closing the session") from a live one in another process (leave it
 Times: ``*_utc``/``*_at`` are aware UTC datetimes (the store's clock stamps those a caller leaves
 ``None``); ``*_offset_s`` are monotonic seconds since the start of the run segment (each
 ``start_session``/``resume_session`` in a new process starts a segment; deliveries record theirs).
+
+API at a glance (``Records`` methods; every input is a frozen, validated dataclass or a plain
+value; invalid input raises ``InvalidRecord``, contradictions ``RecordRefused``, unknown ids
+``UnknownRecord``, a live owner elsewhere ``SessionOwnedElsewhere``; all are ``RecordsError``)::
+
+    Records(path=None, *, clock=None, env=None)            context manager; close()
+    add_subject(id) / ensure_subject(id) -> Subject;  subject(id) -> Subject | None;  subjects()
+    record_motor_threshold(MotorThreshold) -> MotorThreshold;  motor_thresholds(subject_id)
+    latest_motor_threshold(subject_id, *, stimulator_model, stimulator_serial, coil)
+    approve_protocol(protocol_id, content_hash, *, approved_by, approved_at=None) -> ProtocolApproval
+    protocol_approvals(protocol_id=None, content_hash=None);  is_protocol_approved(id, hash) -> bool
+    create_session(SessionPlan) -> Session;  session(id);  sessions(*, subject_id=None, status=None)
+    start_session(id, *, operator) / pause_session(id, *, operator, reason="")
+    resume_session(id, *, operator, reason="") / complete_session(id)
+    abort_session(id, *, operator, reason) / fault_session(Fault)          -> Session
+    begin_delivery(DeliveryPlan) / record_progress(id, index, *, pulses_delivered, ...)
+    finish_delivery(DeliveryResult)                                        -> Delivery
+    resume_point(id) -> ResumePoint;  skip_partial / retry_partial(id, index, *, operator, reason)
+    record_action(OperatorAction);  record_override(Override);  record_fault(Fault)
+    session_detail(id) -> SessionDetail
+    exposure_between(subject_id, start_utc, end_utc) / exposure_on_day(subject_id, day, *, tz)
+    pulses_on_day(subject_id, day, *, tz) -> int       (cap-safe: counts unconfirmed trains)
+    mark_interrupted_sessions();  integrity_check();  storage_settings()
 """
 
 from __future__ import annotations
@@ -73,7 +98,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -1329,7 +1354,8 @@ class Records:
                 yield conn
                 conn.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 raise RecordRefused(f"{doing}: the database refused it: {exc}", path=self._path) from exc
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -2061,33 +2087,36 @@ class Records:
                 raise _sqlite_error(exc, self._path, "computing the resume point") from exc
 
     def _resume_point(self, conn: sqlite3.Connection, session_id: str) -> ResumePoint:
+        # Aggregates in SQL: this runs before every train, so it must not grow with the session.
         row = conn.execute(
             "SELECT planned_deliveries FROM sessions WHERE session_id = ?", (session_id,)
         ).fetchone()
         if row is None:
             raise UnknownRecord(f"no session {session_id} in {self._path}", path=self._path)
         planned = row[0]
+        completed, skipped, pulses = conn.execute(
+            """SELECT coalesce(sum(state = 'completed'), 0),
+                      coalesce(sum(state != 'completed' AND resolution = 'skipped'), 0),
+                      coalesce(sum(pulses_delivered), 0)
+               FROM deliveries WHERE session_id = ?""",
+            (session_id,),
+        ).fetchone()
+        # The first position neither completed nor skipped (begin_delivery keeps the done ones a
+        # prefix, but the answer must not depend on it).
+        (next_index,) = conn.execute(
+            """WITH done(i) AS (SELECT DISTINCT delivery_index FROM deliveries
+                                WHERE session_id = ? AND (state = 'completed' OR resolution = 'skipped'))
+               SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM done WHERE i = 0) THEN 0
+                           ELSE (SELECT min(i + 1) FROM done WHERE i + 1 NOT IN (SELECT i FROM done)) END""",
+            (session_id,),
+        ).fetchone()
         cursor = conn.execute(
-            "SELECT * FROM deliveries WHERE session_id = ? ORDER BY delivery_index, attempt", (session_id,)
+            """SELECT * FROM deliveries WHERE session_id = ? AND delivery_index = ?
+               AND resolution IS NULL AND state != 'completed'""",
+            (session_id, next_index),
         )
         cursor.row_factory = sqlite3.Row
-        deliveries = [_delivery_from_row(r) for r in cursor.fetchall()]
-        done: set[int] = set()
-        open_attempts: dict[int, Delivery] = {}
-        completed = skipped = pulses = 0
-        for delivery in deliveries:
-            pulses += delivery.pulses_delivered
-            if delivery.state is DeliveryState.COMPLETED:
-                completed += 1
-                done.add(delivery.index)
-            elif delivery.resolution is Resolution.SKIPPED:
-                skipped += 1
-                done.add(delivery.index)
-            elif delivery.resolution is None:
-                open_attempts[delivery.index] = delivery
-        next_index = 0
-        while next_index in done:
-            next_index += 1
+        partial_row = cursor.fetchone()
         return ResumePoint(
             session_id=session_id,
             next_index=next_index,
@@ -2095,7 +2124,7 @@ class Records:
             completed_deliveries=completed,
             skipped_deliveries=skipped,
             pulses_delivered=pulses,
-            partial=open_attempts.get(next_index),
+            partial=None if partial_row is None else _delivery_from_row(partial_row),
         )
 
     # -- actions, overrides, faults --------------------------------------------------------------
@@ -2267,8 +2296,9 @@ class Records:
 
     def exposure_on_day(self, subject_id: str, day: date, *, tz: tzinfo = UTC) -> Exposure:
         """``exposure_between`` over one calendar day in ``tz`` (the site's time zone for daily caps)."""
-        start = datetime.combine(day, time(0), tzinfo=tz)
-        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+        midnight = datetime.min.time()
+        start = datetime.combine(day, midnight, tzinfo=tz)
+        end = datetime.combine(day + timedelta(days=1), midnight, tzinfo=tz)
         return self.exposure_between(subject_id, start, end)
 
     def pulses_on_day(self, subject_id: str, day: date, *, tz: tzinfo = UTC) -> int:
