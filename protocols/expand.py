@@ -23,7 +23,7 @@ from typing import Literal
 from tmsctl.drivers.base import DeviceLimits
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.findings import Finding, Issue, Severity
-from tmsctl.protocols.models import Intensity, Plan, PlanLayer, Protocol, format_number
+from tmsctl.protocols.models import Intensity, Plan, PlanLayer, Protocol, exact, format_number
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.protocols.thresholds import MotorThreshold, coil_matches, exact_pct_mso, round_half_up
 
@@ -51,7 +51,7 @@ def expand(
     duration_s = float(plan.train_duration_s)
 
     ramp = protocol.intensity.ramp
-    scaling = Fraction(protocol.intensity.scaling_pct)
+    scaling = exact(protocol.intensity.scaling_pct)
     conditioning_mso = resolver.conditioning_pct_mso(plan.conditioning)
     trains: list[ScheduledTrain] = []
     cache: dict[Fraction, tuple[int | None, float | None]] = {}
@@ -148,7 +148,7 @@ def _ramp_factor(first_trains: int, start_pct: float, index: int) -> Fraction:
     """Linear from ``start_pct`` % of the target at train 0 to 100 % at train ``first_trains``."""
     if index >= first_trains:
         return Fraction(1)
-    start = Fraction(start_pct) / 100
+    start = exact(start_pct) / 100
     return start + (1 - start) * Fraction(index, first_trains)
 
 
@@ -156,8 +156,8 @@ def _day(protocol: Protocol, plan: Plan, session_end_s: float) -> tuple[int, tup
     accelerated = protocol.accelerated
     if accelerated is None:
         return 1, (0.0,), session_end_s
-    interval = Fraction(accelerated.inter_session_interval_min) * 60
-    step = interval if accelerated.interval_measured == "start_to_start" else interval + Fraction(session_end_s)
+    interval = exact(accelerated.inter_session_interval_min) * 60
+    step = interval if accelerated.interval_measured == "start_to_start" else interval + exact(session_end_s)
     onsets = tuple(float(k * step) for k in range(accelerated.sessions_per_day))
     return accelerated.sessions_per_day, onsets, onsets[-1] + session_end_s
 
@@ -199,7 +199,7 @@ class _IntensityResolver:
         return tuple(self._used.values())
 
     def target(self) -> tuple[int | None, float | None]:
-        return self.resolve_exact(Fraction(self._protocol.intensity.scaling_pct))
+        return self.resolve_exact(exact(self._protocol.intensity.scaling_pct))
 
     def resolve(self, prescription: Fraction) -> tuple[int | None, float | None]:
         """(whole %MSO or None, intensity in % of ``mt_reference`` or None)."""
@@ -208,7 +208,7 @@ class _IntensityResolver:
             return mso, float(prescription)
         if mso is None or self._mt_for_rules is None:
             return mso, None
-        return mso, float(Fraction(mso) * 100 / Fraction(self._mt_for_rules.value_pct_mso))
+        return mso, float(Fraction(mso) * 100 / exact(self._mt_for_rules.value_pct_mso))
 
     def resolve_exact(self, prescription: Fraction) -> tuple[int | None, float | None]:
         exact_value = self._exact(self._protocol.intensity.reference, self._threshold, prescription)
@@ -228,7 +228,7 @@ class _IntensityResolver:
                 threshold = self._threshold
             else:
                 threshold = self._select(conditioning.reference, required=True)
-        exact_value = self._exact(conditioning.reference, threshold, Fraction(conditioning.scaling_pct))
+        exact_value = self._exact(conditioning.reference, threshold, exact(conditioning.scaling_pct))
         if exact_value is None:
             return None
         whole = round_half_up(exact_value)

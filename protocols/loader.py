@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
@@ -117,6 +118,14 @@ def read_document(text: str | bytes, *, path: str = "<text>") -> tuple[dict[str,
         raise
     except MarkedYAMLError as error:
         raise _syntax_error(error, path) from None
+    except ReaderError as error:
+        position = error.position if isinstance(error.position, int) else 0
+        raise ProtocolFileError(
+            f"the character {error.character!r} is not allowed in YAML text",
+            path=path,
+            line=text.count("\n", 0, position) + 1,
+            hint="remove control characters; save the file as plain UTF-8 text",
+        ) from None
     except (YAMLError, RecursionError, ValueError, Warning) as error:
         raise ProtocolFileError(f"cannot read the YAML: {_one_line(str(error))}", path=path) from None
     except Exception as error:  # noqa: BLE001 - the reader must never leak a traceback
@@ -133,8 +142,8 @@ def read_document(text: str | bytes, *, path: str = "<text>") -> tuple[dict[str,
     return _plain(loaded, (), lines, path), lines
 
 
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt", pure=True)
+def _yaml(typ: str = "rt") -> YAML:
+    yaml = YAML(typ=typ, pure=True)
     yaml.version = (1, 2)
     yaml.allow_duplicate_keys = False
     return yaml
@@ -152,7 +161,8 @@ def _screen(text: str, path: str) -> None:
     """Refuse the YAML features a protocol never needs, before anything is built."""
     depth = 0
     documents = 0
-    for event in _yaml().parse(text):
+    # The safe parser yields the same events as the round-trip one, without collecting comments.
+    for event in _yaml("safe").parse(text):
         line = event.start_mark.line + 1 if event.start_mark is not None else None
 
         def refuse(message: str, hint: str, line: int | None = line) -> ProtocolFileError:

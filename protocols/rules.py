@@ -384,12 +384,13 @@ class _Evaluation:
                 status="V",
                 hint="lower the frequency or the intensity, or use a stimulator that can deliver it",
             )
-        if train.kind == "train" and self.protocol.timed_by == "stimulator":
+        step = device.frequency_step_hz
+        if train.kind == "train" and self.protocol.timed_by == "stimulator" and step > 0:
+            # A step of 0 means the device has no train timer (its capability refusal says so).
             self.checked.add("device.frequency-step")
-            step = device.frequency_step_hz
             assert train.frequency_hz is not None
             steps = train.frequency_hz / step
-            if step > 0 and abs(steps - round(steps)) > 1e-6:
+            if abs(steps - round(steps)) > 1e-6:
                 yield Issue(
                     "device.frequency-step",
                     Severity.REFUSE,
