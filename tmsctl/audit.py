@@ -58,7 +58,7 @@ from tmsctl.clock import Clock, SystemClock
 from tmsctl.errors import TmsError
 
 if TYPE_CHECKING:
-    from structlog.typing import EventDict, Processor, WrappedLogger
+    from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 # structlog (and the rich it pulls in) is imported only when a logger is built: the records
 # store and the CLI's start-up need the redaction rules here, not the logging machinery.
@@ -98,13 +98,15 @@ _SECRET_PAIR = re.compile(
     r"(\"[^\"]*\"?|'[^']*'?|[^&;,\s#'\"}\]]+)"
 )
 
+# scheme://user:password@host (a careless password may hold '/', so only '?', '#', '@' end it)
+_URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://[^/\s:@?#]*:)([^@\s?#]+)(@)")
+
 
 def _redact_pair(match: re.Match[str]) -> str:
     value = match.group(3)
     quote = value[0] if value[0] in "'\"" else ""
     return match.group(1) + match.group(2) + quote + REDACTED + quote
-# scheme://user:password@host (a careless password may hold '/', so only '?', '#', '@' end it)
-_URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://[^/\s:@?#]*:)([^@\s?#]+)(@)")
+
 
 # Levels fsync'd whatever the caller says: faults and errors must survive a power cut.
 _DURABLE_LEVELS = frozenset({"warning", "warn", "error", "critical", "exception", "fatal"})
@@ -190,6 +192,19 @@ def monotonic_offset_processor(clock: Clock, origin_s: float) -> Processor:
         return event_dict
 
     return add_offset
+
+
+def _pin_session(session_id: str, simulated: bool) -> Processor:
+    """Every line names its session and says whether it was simulated; nothing bound can change it."""
+
+    def pin(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        for key, fixed in (("session_id", session_id), ("simulated", simulated)):
+            if key in event_dict and event_dict[key] != fixed:
+                event_dict[f"{key}_claimed"] = event_dict[key]
+            event_dict[key] = fixed
+        return event_dict
+
+    return pin
 
 
 def _json_default(value: Any) -> Any:
@@ -321,7 +336,7 @@ def make_session_logger(
     simulated: bool,
     clock: Clock | None = None,
     monotonic_origin_s: float | None = None,
-) -> Any:
+) -> FilteringBoundLogger:
     """A structlog BoundLogger writing the session's JSON-lines audit log at ``path``.
 
     Close it with ``close_session_logger`` (or use ``SessionAuditLog``). ``clock`` gives the
@@ -339,14 +354,14 @@ def _wrap(
     simulated: bool,
     clock: Clock | None,
     monotonic_origin_s: float | None,
-) -> Any:
+) -> FilteringBoundLogger:
     import structlog
 
     clock = clock or SystemClock()
     processors: list[Processor] = [*audit_processors(clock)]
     if monotonic_origin_s is not None:
         processors.append(monotonic_offset_processor(clock, monotonic_origin_s))
-    processors.append(_jsonl_renderer)
+    processors += [_pin_session(session_id, bool(simulated)), _jsonl_renderer]
     return structlog.wrap_logger(
         audit_file,
         processors=processors,
@@ -371,7 +386,7 @@ class SessionAuditLog:
     """A session's audit file and its logger, as a context manager that closes (and fsyncs)."""
 
     file: AuditFile
-    logger: Any
+    logger: FilteringBoundLogger
 
     @classmethod
     def open(

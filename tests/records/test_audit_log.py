@@ -61,6 +61,14 @@ def test_each_event_is_one_json_line_with_the_fixed_fields(log_path: Path, clock
     assert datetime.fromisoformat(second["t_wall"]).tzinfo is not None
 
 
+def test_session_and_simulated_flag_cannot_be_rebound(log_path: Path, clock: VirtualClock) -> None:
+    with SessionAuditLog.open(log_path, session_id="K7M2-9QXD", simulated=True, clock=clock) as log:
+        log.logger.bind(simulated=False).info("train_finished", session_id="OTHER")
+    (event,) = read_audit_log(log_path)
+    assert (event["session_id"], event["simulated"]) == ("K7M2-9QXD", True)
+    assert (event["session_id_claimed"], event["simulated_claimed"]) == ("OTHER", False)
+
+
 def test_the_monotonic_offset_can_come_from_the_clock(log_path: Path, clock: VirtualClock) -> None:
     clock.advance(100.0)
     log = make_session_logger(log_path, session_id="S", simulated=False, clock=clock, monotonic_origin_s=40.0)

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,11 @@ from records_helpers import deliver, running_session, train_plan
 from tmsctl.audit import read_audit_log
 from tmsctl.clock import VirtualClock
 from tmsctl.records import (
+    ActionKind,
     DeliveryResult,
     DeliveryState,
+    Fault,
+    OperatorAction,
     RecordRefused,
     Records,
     SessionOwnedElsewhere,
@@ -339,8 +343,6 @@ def test_a_second_store_in_the_same_process_sees_the_owner_alive(db_path: Path, 
 
 
 def test_a_faulted_session_stays_faulted_after_its_process_ends(db_path: Path, clock: VirtualClock) -> None:
-    from tmsctl.records import Fault
-
     with Records(db_path, clock=clock) as store:
         session_id = running_session(store)
         store.fault_session(Fault(session_id, "coil_overtemp", "41 C", "armed"))
@@ -348,3 +350,26 @@ def test_a_faulted_session_stays_faulted_after_its_process_ends(db_path: Path, c
         assert store.session(session_id).status is SessionStatus.FAULTED
         assert len(store.session_detail(session_id).faults) == 1
         assert store.resume_session(session_id, operator="tech1", reason="coil cooled").run_segments == 2
+
+
+def test_one_store_is_safe_to_share_between_threads(records: Records) -> None:
+    session_id = running_session(records)
+    failures: list[BaseException] = []
+
+    def confirm_many(operator: str) -> None:
+        try:
+            for number in range(25):
+                records.record_action(OperatorAction(session_id, ActionKind.CONFIRM, operator, f"#{number}"))
+        except BaseException as exc:  # collected for the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=confirm_many, args=(f"op{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    deliver(records, session_id, 0)  # the owning thread keeps recording meanwhile
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    actions = records.session_detail(session_id).actions
+    assert len([a for a in actions if a.kind is ActionKind.CONFIRM]) == 75
+    assert records.resume_point(session_id).next_index == 1
