@@ -9,6 +9,7 @@ path (or connect to the TCP address) as if it were the device.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import select
 import socket
@@ -24,12 +25,44 @@ from .device import SimulatedDevice
 _POLL_S = 0.2  # longest sleep between checks of the stop flag
 
 
+class StatusFile:
+    """The simulator's own account (pulses, state), rewritten atomically whenever it changes, so
+    another process — a test, a lab's monitor — can compare it with what the controller recorded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._last: dict[str, object] | None = None
+
+    def update(self, device: SimulatedDevice) -> None:
+        state = {
+            "pulses": device.pulse_count,
+            "armed": bool(getattr(device, "armed", False) or getattr(device, "ready", False)),
+            "remote": bool(getattr(device, "remote", False)),
+            "faults": [what for _, what in device.fault_log],
+            "interlocks": [what for _, what in getattr(device, "interlocks", [])],
+        }
+        if state == self._last:
+            return
+        self._last = state
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.path)
+
+
 class _Server:
-    def __init__(self, device: SimulatedDevice, clock: Clock, stop: threading.Event, log: Callable[[str], None]):
+    def __init__(
+        self,
+        device: SimulatedDevice,
+        clock: Clock,
+        stop: threading.Event,
+        log: Callable[[str], None],
+        status: StatusFile | None = None,
+    ):
         self.device = device
         self.clock = clock
         self.stop = stop
         self.log = log
+        self.status = status
         self._logged_faults = 0
 
     def _timeout(self) -> float:
@@ -62,6 +95,8 @@ class _Server:
         if out and alive:
             write(out)
         self._report()
+        if self.status is not None:
+            self.status.update(self.device)
         return alive
 
 
@@ -85,9 +120,10 @@ def serve_pty(
     clock: Clock | None = None,
     link: Path | None = None,
     log: Callable[[str], None] = lambda _: None,
+    status: StatusFile | None = None,
 ) -> None:
     master, slave, path = open_pty(link)
-    server = _Server(device, clock or SystemClock(), stop, log)
+    server = _Server(device, clock or SystemClock(), stop, log, status)
     ready(path)
 
     def recv() -> bytes:
@@ -117,9 +153,10 @@ def serve_tcp(
     ready: Callable[[str], None],
     clock: Clock | None = None,
     log: Callable[[str], None] = lambda _: None,
+    status: StatusFile | None = None,
 ) -> None:
     """One client at a time; the device keeps its state across connections like a real unit."""
-    server = _Server(device, clock or SystemClock(), stop, log)
+    server = _Server(device, clock or SystemClock(), stop, log, status)
     with socket.create_server((host, port)) as listener:
         listener.settimeout(_POLL_S)
         bound_host, bound_port = listener.getsockname()[:2]

@@ -256,6 +256,9 @@ def sim_serve(
     fault: Annotated[
         str, typer.Option("--fault", help="Fault plan, e.g. 'coil_unplugged@30s,no_reply@cmd5,stall@10s+5s'.")
     ] = "",
+    status_file: Annotated[
+        Path | None, typer.Option("--status-file", help="Keep the simulator's own pulse count and state in this JSON file.")
+    ] = None,
 ) -> None:
     """Run a simulated stimulator that any program can open like the real device.
 
@@ -265,7 +268,7 @@ def sim_serve(
     from tmsctl.clock import SystemClock
     from tmsctl.simulators import registry as sims
     from tmsctl.simulators.device import parse_fault_plan
-    from tmsctl.simulators.serve import serve_pty, serve_tcp
+    from tmsctl.simulators.serve import StatusFile, serve_pty, serve_tcp
 
     with reported():
         if pty == (tcp is not None):
@@ -288,8 +291,9 @@ def sim_serve(
         def log(line: str) -> None:
             err.print(line, highlight=False)
 
+        status = StatusFile(status_file) if status_file else None
         if pty:
-            serve_pty(instance.device, stop=stop, ready=ready, clock=clock, link=link, log=log)
+            serve_pty(instance.device, stop=stop, ready=ready, clock=clock, link=link, log=log, status=status)
         else:
             assert tcp is not None
             host, _, port_text = tcp.rpartition(":")
@@ -299,7 +303,7 @@ def sim_serve(
             except ValueError:
                 raise InvalidArgument(f"--tcp wants HOST:PORT, got {tcp!r}") from None
             try:
-                serve_tcp(instance.device, host=host, port=port, stop=stop, ready=ready, clock=clock, log=log)
+                serve_tcp(instance.device, host=host, port=port, stop=stop, ready=ready, clock=clock, log=log, status=status)
             except OSError as exc:
                 raise ConnectionFailed(f"cannot listen on {host}:{port}: {exc}") from exc
         err.print(f"stopped; {instance.device.pulse_count} pulse(s) delivered", highlight=False)

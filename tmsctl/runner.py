@@ -27,6 +27,7 @@ from tmsctl.transport import wire_time_s
 
 ARM_LEAD_S = 2.5  # arm this long before a train (arming takes up to 1 s on a Magstim)
 PREPARE_LEAD_S = 4.0  # set intensity/train parameters this long before
+START_LEAD_S = ARM_LEAD_S + 1.0  # the first train: time to set parameters, then arm
 STAY_ARMED_GAP_S = 45.0  # stay armed between trains closer than this (devices self-disarm at 60 s)
 INTENT_LEAD_S = 0.1  # commit a train's intent this long before it fires (an fsync takes a few ms)
 FIRE_COMMAND_BYTES = 3  # the pulse happens when the command's last byte arrives
@@ -150,7 +151,7 @@ class SessionRunner:
         # The session clock starts so that the first remaining train keeps its place relative to
         # the ones after it; a resumed session re-bases on its next train.
         first = trains[0]
-        session_start = self.clock.now() + PREPARE_LEAD_S + ARM_LEAD_S - first.onset_s
+        session_start = self.clock.now() + START_LEAD_S - first.onset_s
         self.progress.session_start = session_start
         try:
             for i, train in enumerate(trains):

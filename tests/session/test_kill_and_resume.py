@@ -1,0 +1,110 @@
+"""SIGKILL the controller mid-session while the simulator runs in another process, then resume.
+
+Every time: the records' count of delivered pulses equals the simulator's own count, and the
+resumed runs deliver exactly the remainder (no train repeated, none skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tmsctl.records import Records, SessionStatus
+
+PROTOCOL = """\
+schema_version: 1
+id: kill-test
+title: Short fast protocol for the kill test
+coil: {family: figure8}
+target: {method: eeg_10_20, site: F3}
+hemisphere: left
+intensity: {reference: rMT, scaling_pct: 80}
+pattern:
+  kind: rtms
+  frequency_hz: 10
+  pulses_per_train: 10
+  inter_train_interval_s: 2
+  trains: 8
+"""
+TOTAL = 80
+pytestmark = pytest.mark.slow
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout  # the test's own stopwatch; the code under test uses its clock
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _sim_state(status: Path) -> dict:
+    try:
+        return json.loads(status.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+@pytest.fixture
+def pty_simulator(tmp_path: Path):
+    status = tmp_path / "sim-status.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tmsctl", "sim", "serve", "rapid2", "--pty", "--status-file", str(status)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    path = proc.stdout.readline().strip()
+    assert path.startswith("/dev/"), proc.stderr.read()
+    yield path, status
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+
+
+def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) -> None:
+    pty_path, status = pty_simulator
+    protocol = tmp_path / "kill.yaml"
+    protocol.write_text(PROTOCOL)
+    db = tmp_path / "records.db"
+    env = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
+    base = [
+        sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
+        f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K001", "--mt", "50", "--yes", "--no-live",
+        "--db", str(db), "--log-dir", str(tmp_path / "logs"),
+    ]
+    # kill points, as pulse counts the simulator has reached: mid-train, between trains, mid-train
+    kill_points = [(15, 0.0), (40, 0.6), (65, 0.0)]
+    session_id = None
+    for reached, extra_delay in kill_points:
+        args = base + (["--resume", session_id] if session_id else [])
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_for(lambda: _sim_state(status).get("pulses", 0) >= reached, 60, f"{reached} pulses")
+        time.sleep(extra_delay)
+        proc.kill()
+        proc.wait(10)
+        # the unit finishes a train it was running, then disarms when keep-alives stop
+        _wait_for(lambda: not _sim_state(status).get("armed", True), 10, "the simulator to disarm")
+        with Records(db) as records:
+            sessions = records.sessions(subject_id="K001")
+            assert len(sessions) == 1
+            session_id = sessions[0].session_id
+            assert records.session(session_id).status is SessionStatus.INTERRUPTED
+            recorded = records.resume_point(session_id).pulses_delivered
+        delivered = _sim_state(status)["pulses"]
+        assert recorded == delivered, f"after the kill at {reached}: record {recorded}, simulator {delivered}"
+
+    done = subprocess.run(base + ["--resume", session_id], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with Records(db) as records:
+        assert records.session(session_id).status is SessionStatus.COMPLETED
+        assert records.resume_point(session_id).pulses_delivered == TOTAL
+    state = _sim_state(status)
+    assert state["pulses"] == TOTAL
+    assert state["interlocks"] == []
