@@ -180,6 +180,16 @@ class SimulatedDevice:
             candidates.append(timer)
         return min(candidates) if candidates else None
 
+    def readable_count(self, now: float) -> int:
+        """How many reply bytes a reader could take at ``now``."""
+        self.advance(now)
+        count = 0
+        for t, _ in self._tx:
+            if t > now:
+                break
+            count += 1
+        return count
+
     def time_when_readable(self, n: int) -> float | None:
         """The earliest instant worth waking a reader that wants ``n`` more reply bytes.
 

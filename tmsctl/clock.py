@@ -197,9 +197,9 @@ class VirtualClock:
             if deadline is not None and self._now >= deadline:
                 return False
             if self._autojump and deadline is not None and self._participants == 1 and not self._waiting:
-                # The only participant waits: nothing else can happen first, jump right away.
+                # The only participant waits: nothing else can happen first, jump right away
+                # (nobody is blocked in the condition, so there is no one to notify).
                 self._now = deadline
-                self._cond.notify_all()
                 return bool(event is not None and event.is_set())
             if deadline is not None:
                 heapq.heappush(self._deadlines, deadline)

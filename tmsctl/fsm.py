@@ -93,10 +93,11 @@ class StateMachine:
             after_state_change=self._changed,
             finalize_event=self._finalize,
         )
+        self._state = State.DISCONNECTED
 
     @property
     def state(self) -> State:
-        return _as_state(self._model.state)
+        return self._state
 
     def may(self, trigger: str) -> bool:
         return trigger in self._machine.get_triggers(self.state)
@@ -121,6 +122,7 @@ class StateMachine:
             raise SafetyViolation(str(exc)) from exc
 
     def _changed(self, event: EventData) -> None:
+        self._state = _as_state(self._model.state)
         self._on_change(_as_state(event.transition.source), _as_state(event.transition.dest), event.event.name)
 
     def _finalize(self, event: EventData) -> None:
@@ -129,6 +131,7 @@ class StateMachine:
     def force(self, state: State) -> None:
         """Tests only (the h2-style table test): put the machine in ``state``."""
         self._machine.set_state(state, model=self._model)
+        self._state = state
 
     def mermaid(self) -> str:
         lines = ["stateDiagram-v2", f"    [*] --> {State.DISCONNECTED.value}"]

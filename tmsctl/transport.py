@@ -106,7 +106,7 @@ class Transport:
         self._taps.append(tap)
 
     def _emit(self, direction: str, data: bytes) -> None:
-        if data:
+        if data and self._taps:
             t = self.clock.now()
             for tap in self._taps:
                 tap(direction, data, t)

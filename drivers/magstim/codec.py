@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from typing import Union
 
 from tmsctl.errors import ChecksumError, DeviceRefused, EchoMismatch, InvalidArgument, ProtocolError
@@ -456,7 +457,7 @@ def bytes_needed(command: int, received: bytes, version: Version | None = None, 
             return 1
         return max(0, terminator + 2 - n)
     if n == 1:
-        return 1
+        return 2  # every reply other than a lone '?' has at least echo, status/marker, checksum
     if received[1:2] in (b"?", b"S"):
         return max(0, 3 - n)
     expected = reply_length(command, version, model)
@@ -595,7 +596,15 @@ def host_frame_length(command: int, model: Model, version: Version | None, first
     """
     if command not in COMMANDS_BY_MODEL[model]:
         return None
-    data_len = {
+    if command == REMOTE_ON and model is Model.RAPID2 and uses_unlock_code(version) and first_data != PAD[0]:
+        return 1 + UNLOCK_CODE_LENGTH + 1
+    return 1 + _data_lengths(_major(version)).get(command, 1) + 1
+
+
+@lru_cache(maxsize=32)
+def _data_lengths(major: int) -> dict[int, int]:
+    version = (major,)
+    return {
         SET_POWER_A: 3,
         SET_POWER_B: 3,
         SET_ISI: 3,
@@ -603,10 +612,7 @@ def host_frame_length(command: int, model: Model, version: Version | None, first
         SET_PULSES: pulses_digits(version),
         SET_DURATION: duration_digits(version),
         SET_CHARGE_DELAY: charge_delay_digits(version),
-    }.get(command, 1)
-    if command == REMOTE_ON and model is Model.RAPID2 and uses_unlock_code(version) and first_data != PAD[0]:
-        data_len = UNLOCK_CODE_LENGTH
-    return 1 + data_len + 1
+    }
 
 
 def parse_host_frame(buffer: bytes, model: Model, version: Version | None) -> tuple[HostFrame | None, int]:

@@ -69,8 +69,7 @@ class Serial(SerialBase):
         self._check_open()
         inst = self.instance
         with inst.lock:
-            inst.device.advance(inst.clock.now())
-            return sum(1 for t, _ in inst.device._tx if t <= inst.clock.now())
+            return inst.device.readable_count(inst.clock.now())
 
     def write(self, data: bytes) -> int:
         self._check_open()

@@ -180,7 +180,7 @@ def test_reply_lengths() -> None:
 
 def test_bytes_needed_walks_every_shape() -> None:
     assert c.bytes_needed(c.SET_MODE, b"") == 1
-    assert c.bytes_needed(c.SET_MODE, b"E") == 1
+    assert c.bytes_needed(c.SET_MODE, b"E") == 2
     assert c.bytes_needed(c.SET_MODE, b"ES") == 1
     assert c.bytes_needed(c.SET_MODE, b"E\x89") == 1
     assert c.bytes_needed(c.GET_RAPID_PARAMETERS, b"\\\x89", (9, 0)) == 22
