@@ -242,6 +242,11 @@ class SimulatedDevice:
     def pulse_count(self) -> int:
         return len(self.pulses)
 
+    @property
+    def is_energised(self) -> bool:
+        """True while the unit could deliver a pulse (armed or charged). Models override this."""
+        raise NotImplementedError
+
     # -- for subclasses ------------------------------------------------------------------------------
     def _on_bytes(self, now: float) -> int | None:
         """Consume complete frames from ``self._inbuf``; return how many more bytes the next

@@ -137,6 +137,10 @@ class MagstimSimulator(SimulatedDevice):
         self._train_timers: list[_Timer] = []
         self._rts = False
 
+    @property
+    def is_energised(self) -> bool:
+        return self.armed or self.ready or self.train_running
+
     # -- status bytes ---------------------------------------------------------------------------
     def instrument_status(self) -> c.InstrumentStatus:
         return c.InstrumentStatus.build(

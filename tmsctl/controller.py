@@ -77,6 +77,7 @@ class Controller:
         self.coil_temperature_c: float | None = None
         self.intensity_pct_mso: int | None = None
         self.train: tuple[float, int] | None = None  # (frequency_hz, pulses) configured on the device
+        self.train_timing = 0.0  # seconds from the first to the last pulse of the configured train
         self.last_fault: str | None = None
         self.pulses_delivered = 0
         self.delivery: Delivery | None = None
@@ -201,7 +202,31 @@ class Controller:
         set_train = getattr(self.driver, "set_train")
         self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: set_train(frequency_hz, pulses))
         self.train = (frequency_hz, pulses)
+        self.train_timing = (pulses - 1) / frequency_hz  # first to last pulse
         self._emit(TrainConfigured, frequency_hz=frequency_hz, n_pulses=pulses)
+
+    def configure_theta_burst(
+        self, *, pulses_per_burst: int, burst_frequency_hz: float, burst_rate_hz: float, bursts: int
+    ) -> None:
+        """Device-timed theta burst (e.g. 3 pulses at 50 Hz, bursts at 5 Hz, 10 bursts per train)."""
+        if Capability.THETA_BURST not in self.capabilities:
+            raise InvalidArgument(
+                f"{self.driver.display_name} cannot time theta bursts itself",
+                hint="run theta burst on a stimulator that can (e.g. a MagPro X100)",
+            )
+        if self.state not in (State.IDLE, State.ARMED, State.PAUSED):
+            raise GuardRejected("configure theta burst", [f"the controller is {self.state.value}"])
+        set_burst = getattr(self.driver, "set_theta_burst")
+        self._device_call(
+            "set theta burst",
+            lambda: set_burst(
+                pulses_per_burst=pulses_per_burst, burst_frequency_hz=burst_frequency_hz,
+                burst_rate_hz=burst_rate_hz, bursts=bursts,
+            ),
+        )
+        self.train = (burst_rate_hz, pulses_per_burst * bursts)
+        self.train_timing = ((bursts - 1) / burst_rate_hz + (pulses_per_burst - 1) / burst_frequency_hz)
+        self._emit(TrainConfigured, frequency_hz=burst_rate_hz, n_pulses=pulses_per_burst * bursts)
 
     def configure_single_pulse(self) -> None:
         leave = getattr(self.driver, "set_single_pulse_mode", None)
@@ -293,7 +318,7 @@ class Controller:
             self._device_call("RTS trigger", getattr(self.driver, "trigger_via_rts"))
         else:
             self._device_call("fire", self.driver.fire)
-        duration = (pulses - 1) / self.train[0] if self.train else 0.0
+        duration = self.train_timing if self.train else 0.0
         self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train)
         limits = self.driver.limits
         if is_train:

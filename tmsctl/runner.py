@@ -258,6 +258,9 @@ class SessionRunner:
             train.kind == "train" and train.n_pulses > 1 and Capability.INTERNAL_TRAIN in c.capabilities
             and train.frequency_hz is not None
         )
+        if train.kind == "theta_burst" and Capability.THETA_BURST in c.capabilities:
+            self._prepare_theta_burst(train, intensity)
+            return
         if wants_train:
             assert train.frequency_hz is not None
             # Rapid²: power before frequency (the frequency ceiling depends on power), unless the
@@ -273,6 +276,24 @@ class SessionRunner:
                 c.configure_single_pulse()
         if c.intensity_pct_mso != intensity:
             c.set_intensity(intensity)
+
+
+    def _prepare_theta_burst(self, train: ScheduledTrain, intensity: int) -> None:
+        """A device-timed theta-burst train, read off the schedule's pulse offsets."""
+        c = self.controller
+        offsets = train.pulse_offsets_s
+        gaps = [round(b - a, 9) for a, b in zip(offsets, offsets[1:])]
+        inner = min(gaps)
+        per_burst = next((i + 1 for i, g in enumerate(gaps) if g > inner + 1e-9), len(offsets))
+        bursts = len(offsets) // per_burst
+        burst_rate = 1.0 / (offsets[per_burst] - offsets[0]) if bursts > 1 else 1.0
+        if c.intensity_pct_mso != intensity:
+            c.set_intensity(intensity)
+        wanted = (burst_rate, len(offsets))
+        if c.train != wanted:
+            c.configure_theta_burst(
+                pulses_per_burst=per_burst, burst_frequency_hz=1.0 / inner, burst_rate_hz=burst_rate, bursts=bursts
+            )
 
 
 class _Stop(Exception):
