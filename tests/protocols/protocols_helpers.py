@@ -154,13 +154,9 @@ def rtms(
     pattern: dict[str, Any] = {"kind": "rtms", "frequency_hz": frequency_hz, "pulses_per_train": pulses, "trains": trains}
     if trains > 1 and iti_s is not None:
         pattern["inter_train_interval_s"] = iti_s
+    fields: dict[str, Any] = {"coil": {"family": family}, **top}
     return Protocol.model_validate(
-        document(
-            coil={"family": family},
-            intensity={"reference": reference, "scaling_pct": pct},
-            pattern=pattern,
-            **top,
-        )
+        document(intensity={"reference": reference, "scaling_pct": pct}, pattern=pattern, **fields)
     )
 
 
