@@ -188,7 +188,14 @@ def run(
         out.print(f"[bold green]{summary}[/]")
         return
     err.print(f"[bold red]{summary}[/]" + (f": {result.reason}" if result.reason else ""), highlight=False)
-    err.print(f"the device is disarmed; resume with: tmsctl run {protocol} --device {device} --subject {subject} --resume {session_id}", highlight=False)
+    if result.outcome is RunOutcome.ABORTED:
+        err.print("the device is disarmed; the operator abort is recorded and ends this session", highlight=False)
+    else:
+        err.print(
+            f"the device is disarmed; after checking the cause, resume with: tmsctl run {protocol} "
+            f"--device {device} --subject {subject} --resume {session_id}",
+            highlight=False,
+        )
     raise typer.Exit(EXIT_ABORTED if result.outcome in (RunOutcome.ABORTED, RunOutcome.PAUSED) else EXIT_FAULT)
 
 
