@@ -185,7 +185,7 @@ def run(
         f"{planned.schedule.total_pulses} pulses"
     )
     if result.outcome is RunOutcome.COMPLETED:
-        out.print(f"[bold green]{summary}[/]")
+        out.print(f"[bold green]{summary}[/]", highlight=False)
         return
     err.print(f"[bold red]{summary}[/]" + (f": {result.reason}" if result.reason else ""), highlight=False)
     if result.outcome is RunOutcome.ABORTED:

@@ -1,0 +1,128 @@
+"""`tmsctl run`, `sessions` and `session show` as a technician uses them (simulator, virtual time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tmsctl.cli import EXIT_REFUSED, app
+
+runner = CliRunner()
+LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
+SHORT = """\
+schema_version: 1
+id: short-cli
+title: Short CLI test protocol
+coil: {family: figure8}
+target: {method: eeg_10_20, site: F3}
+hemisphere: left
+intensity: {reference: rMT, scaling_pct: 100}
+pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 20, inter_train_interval_s: 8, trains: 4}
+"""
+
+
+@pytest.fixture
+def short(tmp_path: Path) -> Path:
+    path = tmp_path / "short.yaml"
+    path.write_text(SHORT)
+    return path
+
+
+def _run(*args: str, db: Path):
+    return runner.invoke(app, ["run", *args, "--db", str(db), "--no-live"])
+
+
+def test_a_session_runs_and_is_listed(short: Path, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    result = _run(str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes", "--virtual-time", db=db)
+    assert result.exit_code == 0, result.output
+    assert "completed, 80 of 80 pulses" in result.stdout
+    listed = json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout)
+    assert len(listed) == 1 and listed[0]["simulated"] and listed[0]["status"] == "completed"
+    shown = runner.invoke(app, ["session", "show", listed[0]["session"], "--db", str(db), "--json"])
+    assert json.loads(shown.stdout)["pulses_delivered"] == 80
+
+
+def test_dry_run_touches_nothing(short: Path, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    result = _run(str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--dry-run", db=db)
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.stdout
+    assert json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout) == []
+
+
+def test_declining_the_confirmation_arms_nothing(short: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50",
+              "--db", str(tmp_path / "r.db"), "--no-live", "--virtual-time"], input="n\n",
+    )
+    assert result.exit_code != 0
+    assert "completed" not in result.stdout
+
+
+def test_theta_burst_on_a_rapid2_is_refused_with_the_reason(tmp_path: Path) -> None:
+    result = _run(str(LIBRARY / "itbs-600.yaml"), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50",
+                  "--yes", "--virtual-time", db=tmp_path / "r.db")
+    assert result.exit_code == EXIT_REFUSED
+    assert "theta" in result.output.lower()
+    assert "Traceback" not in result.output
+
+
+def test_a_guideline_warning_needs_a_recorded_override(tmp_path: Path) -> None:
+    risky = tmp_path / "risky.yaml"
+    risky.write_text(SHORT.replace("pulses_per_train: 20", "pulses_per_train: 60").replace("trains: 4", "trains: 2"))
+    db = tmp_path / "r.db"
+    refused = _run(str(risky), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes", "--virtual-time", db=db)
+    assert refused.exit_code == EXIT_REFUSED, refused.output
+    rule = next(word for word in refused.output.split() if word.startswith("wassermann"))
+    rule = rule.rstrip(":")
+    allowed = _run(str(risky), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes", "--virtual-time",
+                   "--override", f"{rule}=approved research protocol 2026-17", db=db)
+    assert allowed.exit_code == 0, allowed.output
+    from tmsctl.records import Records
+
+    with Records(db) as records:
+        session = records.sessions()[0]
+        overrides = records.session_detail(session.session_id).overrides
+    assert [o.reason for o in overrides] == ["approved research protocol 2026-17"]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("pattern: [unclosed", "short.yaml:"), ("schema_version: 1\nid: x\nbogus_key: 1\n", "bogus_key")],
+)
+def test_bad_protocol_files_give_one_line_with_file_and_field(tmp_path: Path, text: str, fragment: str) -> None:
+    bad = tmp_path / "short.yaml"
+    bad.write_text(text)
+    result = _run(str(bad), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes", db=tmp_path / "r.db")
+    assert result.exit_code == EXIT_REFUSED
+    assert fragment in result.output and "Traceback" not in result.output
+
+
+def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> None:
+    import io
+
+    pexpect = pytest.importorskip("pexpect")
+    screen = io.StringIO()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "tmsctl", "run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes",
+         "--virtual-time", "--db", str(tmp_path / "r.db")],
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"}, encoding="utf-8", timeout=60,
+        dimensions=(40, 100),
+    )
+    child.logfile_read = screen
+    child.expect("Ctrl-C disarms and stops")
+    child.expect("completed, 80 of 80 pulses")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    text = screen.getvalue()
+    for label in ("state", "train", "pulses", "elapsed", "coil", "SIMULATED"):
+        assert label in text, label
+    assert "80 / 80" in text
