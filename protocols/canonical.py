@@ -17,7 +17,9 @@ HASH_DOMAIN = b"tmsctl.protocol.v1\n"
 
 def canonical_json(protocol: Protocol) -> str:
     """Sorted keys, no whitespace, UTF-8 text, every field present."""
-    return json.dumps(protocol.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        protocol.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def content_hash(protocol: Protocol) -> str:

@@ -22,7 +22,7 @@ from typing import Literal
 
 from tmsctl.drivers.base import DeviceLimits
 from tmsctl.protocols.canonical import content_hash
-from tmsctl.protocols.findings import Finding, Issue, Severity
+from tmsctl.protocols.findings import Issue, Severity
 from tmsctl.protocols.models import Intensity, Plan, PlanLayer, Protocol, exact, format_number
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.protocols.thresholds import MotorThreshold, coil_matches, exact_pct_mso, round_half_up
@@ -56,7 +56,9 @@ def expand(
     trains: list[ScheduledTrain] = []
     cache: dict[Fraction, tuple[int | None, float | None]] = {}
     for index, onset_ticks in enumerate(onsets):
-        prescription = scaling * _ramp_factor(ramp.first_trains, ramp.start_pct_of_target, index) if ramp else scaling
+        prescription = (
+            scaling * _ramp_factor(ramp.first_trains, ramp.start_pct_of_target, index) if ramp else scaling
+        )
         if prescription not in cache:
             cache[prescription] = resolver.resolve(prescription)
         mso, pct_mt = cache[prescription]
@@ -192,7 +194,9 @@ class _IntensityResolver:
         else:
             self._mt_for_rules = None
         self.mt_reference: Literal["rMT", "aMT"] | None = (
-            reference if reference != "MSO" else (self._mt_for_rules.reference if self._mt_for_rules else None)
+            reference
+            if reference != "MSO"
+            else (self._mt_for_rules.reference if self._mt_for_rules else None)
         )
 
     def used(self) -> tuple[MotorThreshold, ...]:
@@ -236,7 +240,9 @@ class _IntensityResolver:
             self._rounded.append((exact_value, whole))
         return whole
 
-    def _exact(self, reference: str, threshold: MotorThreshold | None, prescription: Fraction) -> Fraction | None:
+    def _exact(
+        self, reference: str, threshold: MotorThreshold | None, prescription: Fraction
+    ) -> Fraction | None:
         if reference == "MSO":
             return prescription
         if threshold is None:

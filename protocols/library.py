@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tmsctl.errors import ProtocolFileError
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.protocols.models import Protocol
+
+from tmsctl.errors import ProtocolFileError
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ def load_library_protocol(protocol_id: str) -> Protocol:
             protocol = load_protocol(entry.path)
             if protocol.id != protocol_id:
                 raise ProtocolFileError(
-                    f"the file declares id {protocol.id!r}", path=str(entry.path), field="id",
+                    f"the file declares id {protocol.id!r}",
+                    path=str(entry.path),
+                    field="id",
                     hint="library files are named after their id",
                 )
             return protocol

@@ -29,7 +29,6 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
@@ -38,9 +37,10 @@ from ruamel.yaml.events import (
     NodeEvent,
     ScalarEvent,
 )
+from ruamel.yaml.reader import ReaderError
+from tmsctl.protocols.models import SCHEMA_VERSION, Protocol
 
 from tmsctl.errors import ProtocolFileError
-from tmsctl.protocols.models import SCHEMA_VERSION, Protocol
 
 MAX_FILE_BYTES = 64 * 1024
 MAX_NESTING = 12
@@ -108,7 +108,9 @@ def read_document(text: str | bytes, *, path: str = "<text>") -> tuple[dict[str,
     elif len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise _too_big(path)
     if not text.strip():
-        raise ProtocolFileError("the file is empty", path=path, hint="start from a file in the protocol library")
+        raise ProtocolFileError(
+            "the file is empty", path=path, hint="start from a file in the protocol library"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
@@ -179,7 +181,10 @@ def _screen(text: str, path: str) -> None:
                     "remove the %YAML line",
                 )
         if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor):
-            raise refuse("anchors (&name) and aliases (*name) are not used in protocol files", "write values out in full")
+            raise refuse(
+                "anchors (&name) and aliases (*name) are not used in protocol files",
+                "write values out in full",
+            )
         if isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.tag is not None:
             raise refuse(f"YAML tags ({event.tag}) are not used in protocol files", "remove the tag")
         if isinstance(event, ScalarEvent) and len(event.value) > MAX_SCALAR_CHARS:
@@ -190,7 +195,9 @@ def _screen(text: str, path: str) -> None:
         if isinstance(event, CollectionStartEvent):
             depth += 1
             if depth > MAX_NESTING:
-                raise refuse(f"the document is nested more than {MAX_NESTING} levels deep", "check the indentation")
+                raise refuse(
+                    f"the document is nested more than {MAX_NESTING} levels deep", "check the indentation"
+                )
         elif isinstance(event, CollectionEndEvent):
             depth -= 1
 
@@ -276,7 +283,9 @@ def _migrate(data: dict[str, Any], lines: dict[Path_, int], path: str) -> dict[s
 # --- pydantic errors → located problems -----------------------------------------------------
 
 
-def _problems(error: ValidationError, data: dict[str, Any], lines: dict[Path_, int]) -> list[tuple[str, int, str, str]]:
+def _problems(
+    error: ValidationError, data: dict[str, Any], lines: dict[Path_, int]
+) -> list[tuple[str, int, str, str]]:
     problems: list[tuple[str, int, str, str, bool]] = []
     seen: set[tuple[Any, ...]] = set()
     for item in error.errors(include_url=False):
@@ -304,11 +313,7 @@ def _locate(data: Any, loc: list[str | int]) -> tuple[Path_, str]:
     named: list[str | int] = []
     for position, element in enumerate(loc):
         last = position == len(loc) - 1
-        if isinstance(current, dict) and isinstance(element, str) and element in current:
-            current = current[element]
-            found.append(element)
-            named.append(element)
-        elif isinstance(current, list) and isinstance(element, int) and 0 <= element < len(current):
+        if _has(current, element):
             current = current[element]
             found.append(element)
             named.append(element)
@@ -316,6 +321,14 @@ def _locate(data: Any, loc: list[str | int]) -> tuple[Path_, str]:
             named.append(element)
         # otherwise: a union tag pydantic inserts ('rtms', 'function-after[...]'); not a key
     return tuple(found), _dotted(tuple(named))
+
+
+def _has(container: Any, element: str | int) -> bool:
+    if isinstance(container, dict):
+        return isinstance(element, str) and element in container
+    if isinstance(container, list):
+        return isinstance(element, int) and 0 <= element < len(container)
+    return False
 
 
 def _line_of(found: Path_, lines: dict[Path_, int]) -> int:
@@ -364,18 +377,25 @@ def _describe(item: Any, field: str) -> tuple[str, str]:
         return f"missing required key '{name}'", f"add `{name}:`; `tmsctl protocol schema` lists every key"
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(name, sorted(known_field_names()), n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else "check the spelling; `tmsctl protocol schema` lists every key"
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else "check the spelling; `tmsctl protocol schema` lists every key"
+        )
         return f"unknown key '{name}'", hint
     if kind == "union_tag_invalid":
+        discriminator = str(ctx.get("discriminator", "kind")).strip("'")
         return (
-            f"{ctx.get('discriminator', 'kind').strip(chr(39))} {_short(ctx.get('tag'))} is not one of "
-            f"{ctx.get('expected_tags')}",
+            f"{discriminator} {_short(ctx.get('tag'))} is not one of {ctx.get('expected_tags')}",
             "check the spelling",
         )
     if kind == "union_tag_not_found":
         discriminator = str(ctx.get("discriminator", "kind")).strip("'")
         choices = _DISCRIMINATOR_CHOICES.get(discriminator, "")
-        return f"missing '{discriminator}'", f"add `{discriminator}:` — one of {choices}" if choices else f"add `{discriminator}:`"
+        return (
+            f"missing '{discriminator}'",
+            f"add `{discriminator}:` — one of {choices}" if choices else f"add `{discriminator}:`",
+        )
     if kind in _TYPE_WORDS:
         hint = ""
         if isinstance(got, str) and kind in ("int_type", "float_type"):

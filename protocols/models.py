@@ -90,7 +90,6 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
-
 from tmsctl.drivers.base import Capability
 
 SCHEMA_VERSION = 1
@@ -121,7 +120,9 @@ _EEG_SITE = re.compile(r"^(Fp|AF|F|FT|FC|C|T|TP|CP|P|PO|O|I)(z|[1-9]|10)$")
 
 def invalid(field: str, message: str, hint: str = "") -> PydanticCustomError:
     """A validation error that names the offending field below the model that raises it."""
-    return PydanticCustomError("tmsctl_invalid", "{message}", {"message": message, "field": field, "hint": hint})
+    return PydanticCustomError(
+        "tmsctl_invalid", "{message}", {"message": message, "field": field, "hint": hint}
+    )
 
 
 def exact(value: float) -> Fraction:
@@ -134,19 +135,21 @@ def format_number(value: float) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, strict=True, allow_inf_nan=False, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # --- provenance -----------------------------------------------------------------------------
 
 
 class Source(_Model):
-    citation: Annotated[str, Field(min_length=3, max_length=500)]
-    """Author, year, journal or document, e.g. "Huang YZ et al. 2005, Neuron 45:201"."""
-    status: Literal["V", "S", "C", "R", "D", "U"]
-    """Evidence tag: V verified, S secondary, C from code, R recalled, D our design, U unverified."""
+    citation: Annotated[str, Field(min_length=3, max_length=500)] = Field(
+        description='Author, year, journal or document, e.g. "Huang YZ et al. 2005, Neuron 45:201".',
+    )
+    status: Literal["V", "S", "C", "R", "D", "U"] = Field(
+        description=(
+            "Evidence tag: V verified, S secondary, C from code, R recalled, D our design, U unverified."
+        ),
+    )
     url: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=500)] | None = None
     note: LongText | None = None
 
@@ -155,67 +158,84 @@ class Source(_Model):
 
 
 class Coil(_Model):
-    family: CoilFamily
-    """Selects the safety rules: figure8 (Wassermann/Chen), H1/H4/H7 (cleared envelopes), others none."""
-    model: Name | None = None
-    """The coil model, e.g. "Magstim D70² Alpha"; a motor threshold must come from this model."""
+    family: CoilFamily = Field(
+        description=(
+            "Selects the safety rules: figure8 (Wassermann/Chen), H1/H4/H7 (cleared envelopes), others none."
+        ),
+    )
+    model: Name | None = Field(
+        None,
+        description='The coil model, e.g. "Magstim D70² Alpha"; a motor threshold must come from this model.',
+    )
 
 
 class _TargetBase(_Model):
-    region: Name | None = None
-    """The brain area aimed at, e.g. "left DLPFC"."""
+    region: Name | None = Field(None, description='The brain area aimed at, e.g. "left DLPFC".')
 
 
 class EegSiteTarget(_TargetBase):
     method: Literal["eeg_10_20"]
-    site: Annotated[str, Field(max_length=4)]
-    """A 10-20/10-10 electrode position, e.g. F3, F4, Fz, AF3."""
+    site: Annotated[str, Field(max_length=4)] = Field(
+        description="A 10-20/10-10 electrode position, e.g. F3, F4, Fz, AF3.",
+    )
 
     @model_validator(mode="after")
     def _known_site(self) -> EegSiteTarget:
         if not (_EEG_SITE.match(self.site) or self.site in {"T3", "T4", "T5", "T6"}):
-            raise invalid("site", f"{self.site!r} is not a 10-20/10-10 electrode name", "e.g. F3, F4, Fz, AF3")
+            raise invalid(
+                "site", f"{self.site!r} is not a 10-20/10-10 electrode name", "e.g. F3, F4, Fz, AF3"
+            )
         return self
 
 
 class BeamF3Target(_TargetBase):
     method: Literal["beam_f3"]
-    site: Literal["F3", "F4"]
-    """F3 (left) or F4 (right), located with the Beam et al. 2009 head-measurement method."""
+    site: Literal["F3", "F4"] = Field(
+        description="F3 (left) or F4 (right), located with the Beam et al. 2009 head-measurement method.",
+    )
 
 
 class DistanceRuleTarget(_TargetBase):
     method: Literal["distance_rule"]
-    distance_cm: Annotated[float, Field(gt=0, le=15)]
-    """Distance along the scalp from the reference point, e.g. 5, 5.5 or 6 (the "n-cm rule")."""
+    distance_cm: Annotated[float, Field(gt=0, le=15)] = Field(
+        description='Distance along the scalp from the reference point, e.g. 5, 5.5 or 6 (the "n-cm rule").',
+    )
     reference_point: Literal["hand_motor_hotspot", "foot_motor_hotspot"] = "hand_motor_hotspot"
     direction: Literal["anterior", "posterior"] = "anterior"
 
 
 class MniTarget(_TargetBase):
     method: Literal["mni"]
-    x_mm: Annotated[float, Field(ge=-130, le=130)]
-    """MNI x in mm; negative is left."""
+    x_mm: Annotated[float, Field(ge=-130, le=130)] = Field(description="MNI x in mm; negative is left.")
     y_mm: Annotated[float, Field(ge=-130, le=130)]
     z_mm: Annotated[float, Field(ge=-130, le=130)]
 
 
 class NeuronavigationTarget(_TargetBase):
     method: Literal["neuronavigation"]
-    landmark: Name
-    """The individual target marked in the neuronavigation system, e.g. the sgACC-anticorrelated cluster."""
+    landmark: Name = Field(
+        description=(
+            "The individual target marked in the neuronavigation system, e.g. the "
+            "sgACC-anticorrelated cluster."
+        ),
+    )
 
 
 class MotorHotspotTarget(_TargetBase):
     method: Literal["motor_hotspot"]
-    muscle: Annotated[str, Field(min_length=2, max_length=40)]
-    """The muscle whose hot spot is stimulated, e.g. FDI, APB, TA."""
+    muscle: Annotated[str, Field(min_length=2, max_length=40)] = Field(
+        description="The muscle whose hot spot is stimulated, e.g. FDI, APB, TA.",
+    )
 
 
 class DescribedTarget(_TargetBase):
     method: Literal["described"]
-    description: LongText
-    """A written placement procedure, when none of the structured methods fits (e.g. H7 helmet placement)."""
+    description: LongText = Field(
+        description=(
+            "A written placement procedure, when none of the structured methods fits (e.g. H7 helmet"
+            " placement)."
+        ),
+    )
 
 
 Target = Annotated[
@@ -239,10 +259,14 @@ class Stimulus(_Model):
 
 
 class Intensity(_Model):
-    reference: IntensityReference
-    """rMT / aMT: percent of the motor threshold measured with this stimulator and coil; MSO: absolute."""
-    scaling_pct: Annotated[float, Field(gt=0, le=300)]
-    """Percent of the reference: 120 means 120 % rMT; with MSO a whole number such as 55."""
+    reference: IntensityReference = Field(
+        description=(
+            "rMT / aMT: percent of the motor threshold measured with this stimulator and coil; MSO: absolute."
+        ),
+    )
+    scaling_pct: Annotated[float, Field(gt=0, le=300)] = Field(
+        description="Percent of the reference: 120 means 120 % rMT; with MSO a whole number such as 55.",
+    )
 
     @model_validator(mode="after")
     def _plausible(self) -> Intensity:
@@ -268,10 +292,12 @@ class Intensity(_Model):
 
 
 class Ramp(_Model):
-    first_trains: Annotated[int, Field(ge=1, le=1000)]
-    """How many trains the ramp spans; the train after them runs at the full target."""
-    start_pct_of_target: Annotated[float, Field(ge=10, lt=100)]
-    """Intensity of the first train in percent of the target intensity, e.g. 80."""
+    first_trains: Annotated[int, Field(ge=1, le=1000)] = Field(
+        description="How many trains the ramp spans; the train after them runs at the full target.",
+    )
+    start_pct_of_target: Annotated[float, Field(ge=10, lt=100)] = Field(
+        description="Intensity of the first train in percent of the target intensity, e.g. 80.",
+    )
 
 
 class SessionIntensity(Intensity):
@@ -362,8 +388,10 @@ def _check_fits(layers: tuple[PlanLayer, ...], field_of: list[str]) -> None:
 class SinglePulsePattern(_Model):
     kind: Literal["single_pulse"]
     pulses: Count
-    interval_s: PositiveSeconds | None = None
-    """Onset to onset; required when there is more than one pulse."""
+    interval_s: PositiveSeconds | None = Field(
+        None,
+        description="Onset to onset; required when there is more than one pulse.",
+    )
 
     @model_validator(mode="after")
     def _interval(self) -> SinglePulsePattern:
@@ -378,20 +406,31 @@ class SinglePulsePattern(_Model):
 
 class PairedPulsePattern(_Model):
     kind: Literal["paired_pulse"]
-    conditioning_intensity: Intensity
-    """The first pulse of each pair; the top-level intensity is the test (second) pulse."""
-    inter_stimulus_interval_ms: Annotated[float, Field(gt=0, le=1000)]
-    """Conditioning pulse onset to test pulse onset."""
+    conditioning_intensity: Intensity = Field(
+        description="The first pulse of each pair; the top-level intensity is the test (second) pulse.",
+    )
+    inter_stimulus_interval_ms: Annotated[float, Field(gt=0, le=1000)] = Field(
+        description="Conditioning pulse onset to test pulse onset.",
+    )
     pairs: Count
-    pair_interval_s: PositiveSeconds | None = None
-    """Onset of one pair to the onset of the next; required with more than one pair."""
+    pair_interval_s: PositiveSeconds | None = Field(
+        None,
+        description="Onset of one pair to the onset of the next; required with more than one pair.",
+    )
 
     @model_validator(mode="after")
     def _intervals(self) -> PairedPulsePattern:
         if self.pairs > 1 and self.pair_interval_s is None:
-            raise invalid("pair_interval_s", "more than one pair needs pair_interval_s", "e.g. pair_interval_s: 5")
-        if self.pair_interval_s is not None and self.pair_interval_s * 1000 <= self.inter_stimulus_interval_ms:
-            raise invalid("pair_interval_s", "pairs would overlap: pair_interval_s ≤ the inter-stimulus interval")
+            raise invalid(
+                "pair_interval_s", "more than one pair needs pair_interval_s", "e.g. pair_interval_s: 5"
+            )
+        if (
+            self.pair_interval_s is not None
+            and self.pair_interval_s * 1000 <= self.inter_stimulus_interval_ms
+        ):
+            raise invalid(
+                "pair_interval_s", "pairs would overlap: pair_interval_s ≤ the inter-stimulus interval"
+            )
         return self
 
     def plan(self) -> Plan:
@@ -402,10 +441,19 @@ class PairedPulsePattern(_Model):
 
 class _TrainSpacing(_Model):
     trains: Annotated[int, Field(ge=1, le=10_000)] = 1
-    inter_train_interval_s: Annotated[float, Field(ge=0, le=3600)] | None = None
-    """Off time: from the end of a train (first pulse + pulses/frequency) to the next train's first pulse."""
-    train_onset_interval_s: Annotated[float, Field(gt=0, le=3600)] | None = None
-    """Alternative to inter_train_interval_s: first pulse of a train to the first pulse of the next."""
+    inter_train_interval_s: Annotated[float, Field(ge=0, le=3600)] | None = Field(
+        None,
+        description=(
+            "Off time: from the end of a train (first pulse + pulses/frequency) to the next train's "
+            "first pulse."
+        ),
+    )
+    train_onset_interval_s: Annotated[float, Field(gt=0, le=3600)] | None = Field(
+        None,
+        description=(
+            "Alternative to inter_train_interval_s: first pulse of a train to the first pulse of the next."
+        ),
+    )
 
     def _cycle_s(self, train_duration_s: Fraction) -> Fraction:
         if self.trains == 1:
@@ -440,8 +488,10 @@ class RtmsPattern(_TrainSpacing):
     kind: Literal["rtms"]
     frequency_hz: Frequency
     pulses_per_train: Count | None = None
-    train_duration_s: PositiveSeconds | None = None
-    """Alternative to pulses_per_train: pulses = frequency × duration must be a whole number."""
+    train_duration_s: PositiveSeconds | None = Field(
+        None,
+        description="Alternative to pulses_per_train: pulses = frequency × duration must be a whole number.",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> RtmsPattern:
@@ -461,7 +511,9 @@ class RtmsPattern(_TrainSpacing):
                     "use pulses_per_train, or a duration that holds a whole number of pulses",
                 )
             if pulses < 2:
-                raise invalid("train_duration_s", "a train needs at least 2 pulses; use single_pulse otherwise")
+                raise invalid(
+                    "train_duration_s", "a train needs at least 2 pulses; use single_pulse otherwise"
+                )
         elif self.pulses_per_train < 2:
             raise invalid("pulses_per_train", "a train needs at least 2 pulses", "use kind: single_pulse")
         self._check_spacing(self._pulse_count() / exact(self.frequency_hz))
@@ -482,12 +534,14 @@ class RtmsPattern(_TrainSpacing):
 class ThetaBurstPattern(_TrainSpacing):
     kind: Literal["theta_burst"]
     pulses_per_burst: Annotated[int, Field(ge=2, le=10)] = 3
-    burst_frequency_hz: Frequency = 50.0
-    """Pulse rate inside a burst (50 Hz in standard TBS)."""
-    burst_rate_hz: Frequency = 5.0
-    """Bursts per second (5 Hz, theta, in standard TBS)."""
-    bursts_per_train: Annotated[int, Field(ge=1, le=10_000)]
-    """iTBS: 10 (a 2 s train); cTBS300: 100; cTBS600: 200."""
+    burst_frequency_hz: Frequency = Field(
+        50.0,
+        description="Pulse rate inside a burst (50 Hz in standard TBS).",
+    )
+    burst_rate_hz: Frequency = Field(5.0, description="Bursts per second (5 Hz, theta, in standard TBS).")
+    bursts_per_train: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        description="iTBS: 10 (a 2 s train); cTBS300: 100; cTBS600: 200.",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> ThetaBurstPattern:
@@ -517,10 +571,15 @@ class Layer(_Model):
     count: Count
     interval_ms: Annotated[float, Field(gt=0, le=3_600_000)] | None = None
     interval_s: Annotated[float, Field(gt=0, le=MAX_SESSION_DURATION_S)] | None = None
-    frequency_hz: Frequency | None = None
-    """Items per second; the same as interval_s = 1/frequency_hz."""
-    builds: Literal["burst", "train", "block", "session"]
-    """What this layer makes from the items of the layer below: burst, train, block or session."""
+    frequency_hz: Frequency | None = Field(
+        None,
+        description="Items per second; the same as interval_s = 1/frequency_hz.",
+    )
+    builds: Literal["burst", "train", "block", "session"] = Field(
+        description=(
+            "What this layer makes from the items of the layer below: burst, train, block or session."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_interval(self) -> Layer:
@@ -528,7 +587,11 @@ class Layer(_Model):
         if len(given) > 1:
             raise invalid("interval_s", "give one of interval_ms, interval_s and frequency_hz, not several")
         if self.count > 1 and not given:
-            raise invalid("interval_ms", f"{self.count} items need their spacing", "add interval_ms, interval_s or frequency_hz")
+            raise invalid(
+                "interval_ms",
+                f"{self.count} items need their spacing",
+                "add interval_ms, interval_s or frequency_hz",
+            )
         return self
 
     def interval(self) -> Fraction:
@@ -554,8 +617,11 @@ def is_standard_theta_burst(inner: tuple[PlanLayer, ...]) -> bool:
 
 class LayersPattern(_Model):
     kind: Literal["layers"]
-    layers: Annotated[Seq[Layer], Field(min_length=1, max_length=8)]
-    """Innermost first: the first layer repeats pulses, each next layer repeats the group below."""
+    layers: Annotated[Seq[Layer], Field(min_length=1, max_length=8)] = Field(
+        description=(
+            "Innermost first: the first layer repeats pulses, each next layer repeats the group below."
+        ),
+    )
 
     @model_validator(mode="after")
     def _structure(self) -> LayersPattern:
@@ -568,7 +634,9 @@ class LayersPattern(_Model):
             )
         levels = [_LEVELS[layer.builds] for layer in self.layers]
         for index in range(1, len(levels)):
-            if levels[index] < levels[index - 1] or (levels[index] == levels[index - 1] == _LEVELS["session"]):
+            if levels[index] < levels[index - 1] or (
+                levels[index] == levels[index - 1] == _LEVELS["session"]
+            ):
                 raise invalid(
                     f"layers.{index}.builds",
                     f"a {self.layers[index].builds} layer cannot come after a {self.layers[index - 1].builds} layer",
@@ -576,7 +644,10 @@ class LayersPattern(_Model):
                 )
         total = math.prod(layer.count for layer in self.layers)
         if total > MAX_PULSES_PER_SESSION:
-            raise invalid("layers", f"{total:,} pulses per session is beyond any protocol (limit {MAX_PULSES_PER_SESSION:,})")
+            raise invalid(
+                "layers",
+                f"{total:,} pulses per session is beyond any protocol (limit {MAX_PULSES_PER_SESSION:,})",
+            )
         plan_layers = tuple(PlanLayer(layer.count, layer.interval(), layer.builds) for layer in self.layers)
         _check_fits(plan_layers, [f"layers.{i}" for i in range(len(self.layers))])
         return self
@@ -610,22 +681,28 @@ Pattern = Annotated[
 class Accelerated(_Model):
     sessions_per_day: Annotated[int, Field(ge=2, le=24)]
     inter_session_interval_min: Annotated[float, Field(gt=0, le=720)]
-    interval_measured: Literal["start_to_start", "end_to_start"]
-    """Which points the interval joins; sources are often ambiguous, so it must be stated."""
+    interval_measured: Literal["start_to_start", "end_to_start"] = Field(
+        description="Which points the interval joins; sources are often ambiguous, so it must be stated.",
+    )
 
 
 class Requirements(_Model):
-    capabilities: Annotated[Seq[Annotated[Capability, Strict(False)]], Field(max_length=16)] = ()
-    """Device capabilities needed beyond those the pattern implies."""
-    models: Annotated[Seq[Name], Field(max_length=32)] = ()
-    """Stimulator models (driver names) the protocol may run on; empty means any."""
+    capabilities: Annotated[Seq[Annotated[Capability, Strict(False)]], Field(max_length=16)] = Field(
+        (),
+        description="Device capabilities needed beyond those the pattern implies.",
+    )
+    models: Annotated[Seq[Name], Field(max_length=32)] = Field(
+        (),
+        description="Stimulator models (driver names) the protocol may run on; empty means any.",
+    )
 
 
 class Limits(_Model):
-    max_total_pulses: Annotated[int, Field(ge=1, le=MAX_PULSES_PER_SESSION)] | None = None
-    """The most pulses one session may deliver."""
-    max_session_duration_s: PositiveSeconds | None = None
-    """The longest nominal session."""
+    max_total_pulses: Annotated[int, Field(ge=1, le=MAX_PULSES_PER_SESSION)] | None = Field(
+        None,
+        description="The most pulses one session may deliver.",
+    )
+    max_session_duration_s: PositiveSeconds | None = Field(None, description="The longest nominal session.")
     max_pulses_per_day: Annotated[int, Field(ge=1, le=24 * MAX_PULSES_PER_SESSION)] | None = None
 
 
@@ -635,10 +712,10 @@ class Limits(_Model):
 class Protocol(_Model):
     """A stimulation protocol file (tmsctl protocol format, schema_version 1)."""
 
-    schema_version: Literal[1]
-    """The file format version; write 1."""
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
-    """A short name: lower-case letters, digits and '-'."""
+    schema_version: Literal[1] = Field(description="The file format version; write 1.")
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")] = Field(
+        description="A short name: lower-case letters, digits and '-'.",
+    )
     title: Name
     description: LongText | None = None
     sources: Annotated[Seq[Source], Field(max_length=32)] = ()
@@ -646,11 +723,12 @@ class Protocol(_Model):
     target: Target
     hemisphere: Hemisphere
     stimulus: Stimulus | None = None
-    intensity: SessionIntensity
-    """The train intensity (the test pulse for paired_pulse)."""
+    intensity: SessionIntensity = Field(description="The train intensity (the test pulse for paired_pulse).")
     pattern: Pattern
-    timed_by: Literal["stimulator", "external_trigger"] = "stimulator"
-    """Who times the pulses: the stimulator itself, or an external TTL trigger source."""
+    timed_by: Literal["stimulator", "external_trigger"] = Field(
+        "stimulator",
+        description="Who times the pulses: the stimulator itself, or an external TTL trigger source.",
+    )
     accelerated: Accelerated | None = None
     requires: Requirements = Requirements()
     limits: Limits = Limits()
@@ -702,7 +780,10 @@ class Protocol(_Model):
     def _check_totals(self, plan: Plan) -> None:
         total = plan.total_pulses
         if total > MAX_PULSES_PER_SESSION:
-            raise invalid("pattern", f"{total:,} pulses per session is beyond any protocol (limit {MAX_PULSES_PER_SESSION:,})")
+            raise invalid(
+                "pattern",
+                f"{total:,} pulses per session is beyond any protocol (limit {MAX_PULSES_PER_SESSION:,})",
+            )
         duration = float(plan.session_duration_s)
         if duration > MAX_SESSION_DURATION_S:
             raise invalid("pattern", f"a {duration / 3600:.1f} h session is beyond any protocol (limit 12 h)")

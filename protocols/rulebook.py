@@ -94,7 +94,9 @@ class WassermannTable(_Data):
                 limit = float(raw.removeprefix(">")) if isinstance(raw, str) else float(raw)
                 if isinstance(raw, str) and not raw.startswith(">") or limit <= 0:
                     raise ValueError(f"cell {row.frequency_hz:g} Hz / {column:g} % is {raw!r}")
-                table[(row.frequency_hz, column)] = WassermannCell(row.frequency_hz, column, limit, open_ended)
+                table[(row.frequency_hz, column)] = WassermannCell(
+                    row.frequency_hz, column, limit, open_ended
+                )
         return table
 
 
@@ -188,7 +190,7 @@ def rulebook() -> Rulebook:
     for name in RULE_FILES:
         try:
             raw, data = _read(name)
-        except Exception as error:  # noqa: BLE001 - any failure here means "no rulebook"
+        except Exception as error:  # any failure here means there is no rulebook
             raise RulebookError(f"rule file {name} cannot be read: {error}") from error
         digest.update(name.encode() + b"\0" + raw + b"\0")
         loaded[name] = data

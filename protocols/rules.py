@@ -29,12 +29,13 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from tmsctl.drivers.base import Capability, DeviceLimits
-from tmsctl.errors import InvalidArgument
 from tmsctl.protocols.findings import Finding, Issue, Severity, sort_findings
 from tmsctl.protocols.models import Protocol, format_number, is_standard_theta_burst
 from tmsctl.protocols.rulebook import Rulebook, rulebook
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.protocols.thresholds import MotorThreshold
+
+from tmsctl.errors import InvalidArgument
 
 REPETITIVE = ("train", "theta_burst", "patterned")
 DEVICE_SOURCE = "device specification (DeviceLimits of the connected model)"
@@ -243,7 +244,9 @@ def _decide(
 class _Evaluation:
     """Applies every rule once per distinct train shape and merges the findings."""
 
-    def __init__(self, schedule: Schedule, book: Rulebook, policy: SitePolicy, require_complete: bool) -> None:
+    def __init__(
+        self, schedule: Schedule, book: Rulebook, policy: SitePolicy, require_complete: bool
+    ) -> None:
         self.schedule = schedule
         self.book = book
         self.policy = policy
@@ -454,20 +457,19 @@ class _Evaluation:
                 status="V",
                 hint="split the trains",
             )
-        elif gap is not None:
-            if _below(gap, wait):
-                yield Issue(
-                    "device.inter-train-wait",
-                    Severity.REFUSE,
-                    f"only {_n(gap)} s from the end of a train to the next; the {name} needs at least "
-                    f"{_n(round(wait, 3))} s after {train.n_pulses} pulses at {mso} %MSO to recover",
-                    DEVICE_SOURCE,
-                    value=gap,
-                    limit=wait,
-                    unit="s",
-                    status="V",
-                    hint="lengthen the inter-train interval",
-                )
+        elif gap is not None and _below(gap, wait):
+            yield Issue(
+                "device.inter-train-wait",
+                Severity.REFUSE,
+                f"only {_n(gap)} s from the end of a train to the next; the {name} needs at least "
+                f"{_n(round(wait, 3))} s after {train.n_pulses} pulses at {mso} %MSO to recover",
+                DEVICE_SOURCE,
+                value=gap,
+                limit=wait,
+                unit="s",
+                status="V",
+                hint="lengthen the inter-train interval",
+            )
 
     def _device_single(self, device: DeviceLimits, train: ScheduledTrain, mso: int) -> Iterable[Issue]:
         self.checked.add("device.single-pulse-rate")
@@ -604,7 +606,9 @@ class _Evaluation:
             )
             return
         limit = cell.limit_s * (table.strict_mode_factor if self.policy.strict_wassermann else 1.0)
-        strict = f" × {table.strict_mode_factor:g} (site strict mode)" if self.policy.strict_wassermann else ""
+        strict = (
+            f" × {table.strict_mode_factor:g} (site strict mode)" if self.policy.strict_wassermann else ""
+        )
         if reference == "aMT":
             yield Issue(
                 "wassermann.amt-as-rmt",
@@ -700,11 +704,17 @@ class _Evaluation:
         if _exceeds(train.frequency_hz, family.max_frequency_hz):
             yield outside(f"{_n(train.frequency_hz)} Hz", train.frequency_hz, family.max_frequency_hz, "Hz")
         if _exceeds(train.duration_s, family.max_train_duration_s):
-            yield outside(f"a {_n(train.duration_s)} s train", train.duration_s, family.max_train_duration_s, "s max")
+            yield outside(
+                f"a {_n(train.duration_s)} s train", train.duration_s, family.max_train_duration_s, "s max"
+            )
         if gap is not None and _below(gap, family.min_inter_train_interval_s):
             yield outside(f"{_n(gap)} s between trains", gap, family.min_inter_train_interval_s, "s min")
         pct = self._pct_mt(train, rule_id, f"the {name} intensity limit")
-        if pct is not None and family.max_intensity_pct_mt is not None and _exceeds(pct, family.max_intensity_pct_mt):
+        if (
+            pct is not None
+            and family.max_intensity_pct_mt is not None
+            and _exceeds(pct, family.max_intensity_pct_mt)
+        ):
             yield outside(f"{_n(pct)} % MT", pct, family.max_intensity_pct_mt, "% MT max")
 
     def _theta_burst_intensity(self, train: ScheduledTrain) -> Iterable[Issue]:
@@ -735,10 +745,20 @@ class _Evaluation:
             assert family.max_trains is not None and family.max_pulses_per_session is not None
             rule_id = f"envelope.{schedule.coil_family}"
             if len(schedule.trains) > family.max_trains:
-                self._envelope_total(rule_id, f"{len(schedule.trains)} trains", len(schedule.trains), family.max_trains, "trains")
+                self._envelope_total(
+                    rule_id,
+                    f"{len(schedule.trains)} trains",
+                    len(schedule.trains),
+                    family.max_trains,
+                    "trains",
+                )
             if schedule.total_pulses > family.max_pulses_per_session:
                 self._envelope_total(
-                    rule_id, f"{schedule.total_pulses:,} pulses", schedule.total_pulses, family.max_pulses_per_session, "pulses"
+                    rule_id,
+                    f"{schedule.total_pulses:,} pulses",
+                    schedule.total_pulses,
+                    family.max_pulses_per_session,
+                    "pulses",
                 )
         if family.table == "wassermann" and "theta_burst" in kinds:
             self._theta_burst_session()
@@ -773,12 +793,17 @@ class _Evaluation:
         train_s = float(plan.train_duration_s)
         if not repeating_outer:
             if _exceeds(train_s, tbs.ctbs_max_continuous_s):
-                problems.append(f"continuous theta burst for {_n(train_s)} s (cTBS: at most {tbs.ctbs_max_continuous_s:g} s)")
+                problems.append(
+                    f"continuous theta burst for {_n(train_s)} s (cTBS: at most {tbs.ctbs_max_continuous_s:g} s)"
+                )
         elif len(repeating_outer) > 1:
             problems.append("trains are grouped in blocks, unlike iTBS")
         else:
             interval = float(repeating_outer[0].interval_s)
-            if abs(train_s - tbs.itbs_train_duration_s) > 1e-9 or abs(interval - tbs.itbs_train_onset_interval_s) > 1e-9:
+            if (
+                abs(train_s - tbs.itbs_train_duration_s) > 1e-9
+                or abs(interval - tbs.itbs_train_onset_interval_s) > 1e-9
+            ):
                 problems.append(
                     f"trains of {_n(train_s)} s every {_n(interval)} s (iTBS: {tbs.itbs_train_duration_s:g} s every "
                     f"{tbs.itbs_train_onset_interval_s:g} s)"
@@ -984,7 +1009,7 @@ def _ask(query: Callable[..., float], *arguments: float) -> float:
     """A device-limit query; a spec that cannot answer makes the train refused, never passed."""
     try:
         value = float(query(*arguments))
-    except Exception as error:  # noqa: BLE001 - any failure of the spec becomes a refusal
+    except Exception as error:  # any failure of the spec becomes a refusal
         raise _Unanswered(f"{query.__name__}{arguments}: {error}") from error
     if math.isnan(value):
         raise _Unanswered(f"{query.__name__}{arguments} gave no number")

@@ -14,8 +14,9 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Literal
 
-from tmsctl.errors import InvalidArgument
 from tmsctl.protocols.models import Coil, exact
+
+from tmsctl.errors import InvalidArgument
 
 
 @dataclass(frozen=True)

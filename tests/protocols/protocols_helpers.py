@@ -74,7 +74,9 @@ class TestRapid2:
         on_time = math.inf if energy == 0 else 63000 / (frequency_hz * energy)
         return math.inf if on_time > 60 else on_time
 
-    def min_inter_train_interval_s(self, intensity_pct_mso: float, frequency_hz: float, pulses_per_train: int) -> float:
+    def min_inter_train_interval_s(
+        self, intensity_pct_mso: float, frequency_hz: float, pulses_per_train: int
+    ) -> float:
         energy = ENERGY_J[self._power(intensity_pct_mso)]
         return max(0.5, pulses_per_train * (frequency_hz * energy - 1050) / (1050 * frequency_hz))
 
@@ -108,7 +110,9 @@ class TestBurstStimulator(TestRapid2):
     def max_train_on_time_s(self, intensity_pct_mso: float, frequency_hz: float) -> float:
         return math.inf
 
-    def min_inter_train_interval_s(self, intensity_pct_mso: float, frequency_hz: float, pulses_per_train: int) -> float:
+    def min_inter_train_interval_s(
+        self, intensity_pct_mso: float, frequency_hz: float, pulses_per_train: int
+    ) -> float:
         return 0.5
 
 
@@ -151,7 +155,12 @@ def rtms(
     family: str = "figure8",
     **top: Any,
 ) -> Protocol:
-    pattern: dict[str, Any] = {"kind": "rtms", "frequency_hz": frequency_hz, "pulses_per_train": pulses, "trains": trains}
+    pattern: dict[str, Any] = {
+        "kind": "rtms",
+        "frequency_hz": frequency_hz,
+        "pulses_per_train": pulses,
+        "trains": trains,
+    }
     if trains > 1 and iti_s is not None:
         pattern["inter_train_interval_s"] = iti_s
     fields: dict[str, Any] = {"coil": {"family": family}, **top}

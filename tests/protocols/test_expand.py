@@ -6,7 +6,6 @@ from fractions import Fraction
 
 import pytest
 from protocols_helpers import RAPID2, document, mt, rtms, rule_ids
-
 from tmsctl.protocols import Protocol, expand, load_library_protocol
 from tmsctl.protocols.findings import describe_trains
 from tmsctl.protocols.thresholds import round_half_up
@@ -21,7 +20,13 @@ def test_onsets_come_from_indices_not_from_summing_intervals() -> None:
     schedule = expand(
         protocol(
             intensity={"reference": "MSO", "scaling_pct": 30},
-            pattern={"kind": "rtms", "frequency_hz": 50, "pulses_per_train": 2, "train_onset_interval_s": 0.1, "trains": 1000},
+            pattern={
+                "kind": "rtms",
+                "frequency_hz": 50,
+                "pulses_per_train": 2,
+                "train_onset_interval_s": 0.1,
+                "trains": 1000,
+            },
             limits={},
         )
     )
@@ -76,7 +81,9 @@ def test_layers_describe_the_same_itbs_as_the_theta_burst_kind() -> None:
 
 
 def test_layers_classify_plain_and_patterned_trains() -> None:
-    plain = protocol(pattern={"kind": "layers", "layers": [{"count": 40, "frequency_hz": 10, "builds": "train"}]})
+    plain = protocol(
+        pattern={"kind": "layers", "layers": [{"count": 40, "frequency_hz": 10, "builds": "train"}]}
+    )
     assert expand(plain).trains[0].kind == "train" and expand(plain).trains[0].frequency_hz == 10
     patterned = protocol(
         pattern={
@@ -97,7 +104,10 @@ def test_layers_classify_plain_and_patterned_trains() -> None:
 
 def test_single_and_paired_pulses() -> None:
     single = expand(
-        protocol(intensity={"reference": "MSO", "scaling_pct": 60}, pattern={"kind": "single_pulse", "pulses": 3, "interval_s": 5})
+        protocol(
+            intensity={"reference": "MSO", "scaling_pct": 60},
+            pattern={"kind": "single_pulse", "pulses": 3, "interval_s": 5},
+        )
     )
     assert [(t.onset_s, t.n_pulses, t.duration_s, t.kind) for t in single.trains] == [
         (0.0, 1, 0.0, "single_pulse"),
@@ -125,12 +135,23 @@ def test_single_and_paired_pulses() -> None:
 
 def test_a_ramp_rises_linearly_then_holds_and_each_train_is_rounded() -> None:
     ramped = protocol(
-        intensity={"reference": "rMT", "scaling_pct": 120, "ramp": {"first_trains": 4, "start_pct_of_target": 80}},
+        intensity={
+            "reference": "rMT",
+            "scaling_pct": 120,
+            "ramp": {"first_trains": 4, "start_pct_of_target": 80},
+        },
     )
     schedule = expand(ramped, thresholds=[mt(55)])
     prescriptions = [t.intensity_pct_of_reference for t in schedule.trains[:6]]
     assert prescriptions == [96.0, 102.0, 108.0, 114.0, 120.0, 120.0]
-    assert [t.intensity_pct_mso for t in schedule.trains[:6]] == [53, 56, 59, 63, 66, 66]  # 52.8 56.1 59.4 62.7
+    assert [t.intensity_pct_mso for t in schedule.trains[:6]] == [
+        53,
+        56,
+        59,
+        63,
+        66,
+        66,
+    ]  # 52.8 56.1 59.4 62.7
     assert schedule.intensity_pct_mso == 66
     assert "intensity.rounded" in rule_ids(schedule.findings)
 
@@ -190,7 +211,13 @@ def test_expansion_is_pure() -> None:
 
 @pytest.mark.parametrize(
     ("numbers", "text"),
-    [((), ""), ((3,), "train 3"), ((1, 2, 3), "trains 1–3"), ((1, 2, 5), "trains 1–2, 5"), (tuple(range(1, 20, 2)), "trains 1, 3, 5, … (10 in all)")],
+    [
+        ((), ""),
+        ((3,), "train 3"),
+        ((1, 2, 3), "trains 1–3"),
+        ((1, 2, 5), "trains 1–2, 5"),
+        (tuple(range(1, 20, 2)), "trains 1, 3, 5, … (10 in all)"),
+    ],
 )
 def test_train_numbers_read_naturally(numbers, text) -> None:
     assert describe_trains(numbers) == text

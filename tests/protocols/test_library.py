@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from protocols_helpers import BURST, RAPID2, mt, rule_ids
+from tmsctl.protocols import check, content_hash, expand, library_path, list_library, load_library_protocol
 
 from tmsctl.errors import ProtocolFileError
-from tmsctl.protocols import check, content_hash, expand, library_path, list_library, load_library_protocol
 
 # id: (pulses per session, nominal duration s, end of last train s, last pulse onset s)
 # Figures from protocols.md §4 (n/f train length, gap ITI; onset-to-onset for TBS and 1 Hz).
@@ -107,13 +107,20 @@ ON_RAPID2 = {
 def thresholds_for(protocol_id: str, stimulator: str):
     protocol = load_library_protocol(protocol_id)
     family = protocol.coil.family
-    return [mt(50, family=family, stimulator=stimulator), mt(40, reference="aMT", family=family, stimulator=stimulator)]
+    return [
+        mt(50, family=family, stimulator=stimulator),
+        mt(40, reference="aMT", family=family, stimulator=stimulator),
+    ]
 
 
 @pytest.mark.parametrize("protocol_id", sorted(ON_RAPID2))
 def test_library_on_the_test_rapid2(protocol_id: str) -> None:
     status, refusals = ON_RAPID2[protocol_id]
-    verdict = check(load_library_protocol(protocol_id), device=RAPID2, thresholds=thresholds_for(protocol_id, RAPID2.model))
+    verdict = check(
+        load_library_protocol(protocol_id),
+        device=RAPID2,
+        thresholds=thresholds_for(protocol_id, RAPID2.model),
+    )
     assert verdict.status == status, [f.message for f in verdict.findings]
     assert rule_ids(verdict.refusals) == refusals
     assert verdict.complete
@@ -133,7 +140,11 @@ spec = pytest.importorskip("tmsctl.drivers.magstim.spec")
 
 
 def on_spec(protocol_id: str, device):
-    return check(load_library_protocol(protocol_id), device=device, thresholds=thresholds_for(protocol_id, device.model))
+    return check(
+        load_library_protocol(protocol_id),
+        device=device,
+        thresholds=thresholds_for(protocol_id, device.model),
+    )
 
 
 def test_library_on_a_rapid2_spec_with_software_9() -> None:
@@ -163,5 +174,7 @@ def test_single_pulse_units_refuse_every_library_train(model: str) -> None:
 def test_rapid2_spec_agrees_with_the_test_device_on_the_device_vectors() -> None:
     rapid2 = spec.load_spec("magstim-rapid2").for_version((9, 0))
     assert rapid2.max_frequency_hz(80) == RAPID2.max_frequency_hz(80) == 18
-    assert rapid2.min_inter_train_interval_s(80, 18, 36) == pytest.approx(RAPID2.min_inter_train_interval_s(80, 18, 36))
+    assert rapid2.min_inter_train_interval_s(80, 18, 36) == pytest.approx(
+        RAPID2.min_inter_train_interval_s(80, 18, 36)
+    )
     assert rapid2.max_train_on_time_s(100, 10) == pytest.approx(RAPID2.max_train_on_time_s(100, 10))

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from protocols_helpers import BASE, document
 from ruamel.yaml import YAML
-
-from tmsctl.errors import ProtocolFileError
 from tmsctl.protocols import Protocol, canonical_json, content_hash, load_protocol, load_protocol_text
 from tmsctl.protocols.loader import MAX_FILE_BYTES, ProtocolValidationError, known_field_names
+
+from tmsctl.errors import ProtocolFileError
 
 GOOD = """\
 # yaml-language-server: $schema=../schema/protocol.schema.json
@@ -62,23 +62,89 @@ def test_a_good_file_loads() -> None:
 
 # (what, how to break GOOD, the line that should be named, field, words in the message)
 BROKEN = [
-    ("wrong type", ("frequency_hz: 10", 'frequency_hz: "10"'), "frequency_hz", "pattern.frequency_hz", "expected a number"),
-    ("unknown key", ("frequency_hz: 10", "frequncy_hz: 10"), "frequncy_hz", "pattern.frequncy_hz", "unknown key"),
-    ("negative count", ("trains: 75", "trains: -75"), "trains: -75", "pattern.trains", "greater than or equal to 1"),
-    ("absurd frequency", ("frequency_hz: 10", "frequency_hz: 10000"), "frequency_hz", "pattern.frequency_hz", "less than or equal"),
-    ("fractional count", ("pulses_per_train: 40", "pulses_per_train: 40.5"), "pulses_per_train", "pattern.pulses_per_train", "whole number"),
+    (
+        "wrong type",
+        ("frequency_hz: 10", 'frequency_hz: "10"'),
+        "frequency_hz",
+        "pattern.frequency_hz",
+        "expected a number",
+    ),
+    (
+        "unknown key",
+        ("frequency_hz: 10", "frequncy_hz: 10"),
+        "frequncy_hz",
+        "pattern.frequncy_hz",
+        "unknown key",
+    ),
+    (
+        "negative count",
+        ("trains: 75", "trains: -75"),
+        "trains: -75",
+        "pattern.trains",
+        "greater than or equal to 1",
+    ),
+    (
+        "absurd frequency",
+        ("frequency_hz: 10", "frequency_hz: 10000"),
+        "frequency_hz",
+        "pattern.frequency_hz",
+        "less than or equal",
+    ),
+    (
+        "fractional count",
+        ("pulses_per_train: 40", "pulses_per_train: 40.5"),
+        "pulses_per_train",
+        "pattern.pulses_per_train",
+        "whole number",
+    ),
     ("bool as count", ("trains: 75", "trains: true"), "trains: true", "pattern.trains", "whole number"),
-    ("yes is a string in YAML 1.2", ("hemisphere: left", "hemisphere: yes"), "hemisphere", "hemisphere", "not allowed"),
+    (
+        "yes is a string in YAML 1.2",
+        ("hemisphere: left", "hemisphere: yes"),
+        "hemisphere",
+        "hemisphere",
+        "not allowed",
+    ),
     ("bad enum", ("family: figure8", "family: figure-9"), "coil:", "coil.family", "not allowed"),
     ("bad kind", ("kind: rtms", "kind: rtm"), "pattern:", "pattern", "not one of"),
     ("missing kind", ("  kind: rtms\n", ""), "pattern:", "pattern", "missing 'kind'"),
-    ("fraction instead of percent", ("scaling_pct: 120", "scaling_pct: 1.2"), "intensity:", "intensity.scaling_pct", "implausibly low"),
-    ("limit contradicts pattern", ("max_total_pulses: 3000", "max_total_pulses: 300"), "limits:", "limits.max_total_pulses", "3,000"),
-    ("hemisphere contradicts target", ("hemisphere: left", "hemisphere: right"), "hemisphere", "hemisphere", "does not match"),
+    (
+        "fraction instead of percent",
+        ("scaling_pct: 120", "scaling_pct: 1.2"),
+        "intensity:",
+        "intensity.scaling_pct",
+        "implausibly low",
+    ),
+    (
+        "limit contradicts pattern",
+        ("max_total_pulses: 3000", "max_total_pulses: 300"),
+        "limits:",
+        "limits.max_total_pulses",
+        "3,000",
+    ),
+    (
+        "hemisphere contradicts target",
+        ("hemisphere: left", "hemisphere: right"),
+        "hemisphere",
+        "hemisphere",
+        "does not match",
+    ),
     ("nan", ("frequency_hz: 10", "frequency_hz: .nan"), "frequency_hz", "pattern.frequency_hz", "finite"),
-    ("infinity", ("inter_train_interval_s: 26", "inter_train_interval_s: .inf"), "inter_train_interval_s", "pattern.inter_train_interval_s", "finite"),
+    (
+        "infinity",
+        ("inter_train_interval_s: 26", "inter_train_interval_s: .inf"),
+        "inter_train_interval_s",
+        "pattern.inter_train_interval_s",
+        "finite",
+    ),
     ("beam site", ("site: F3", "site: Q7"), "target:", "target.site", "use 'F3' or 'F4'"),
-    ("unknown eeg site", ("method: beam_f3, site: F3", "method: eeg_10_20, site: Q7"), "target:", "target.site", "electrode"),
+    (
+        "unknown eeg site",
+        ("method: beam_f3, site: F3", "method: eeg_10_20, site: Q7"),
+        "target:",
+        "target.site",
+        "electrode",
+    ),
 ]
 
 
@@ -158,7 +224,9 @@ def test_a_file_path_labels_the_error(tmp_path: Path) -> None:
     path.write_text(GOOD.replace("trains: 75", "trains: zero"))
     with pytest.raises(ProtocolFileError) as caught:
         load_protocol(path)
-    assert str(caught.value).startswith(f"{path}:{line_of(path.read_text(), 'trains: zero')} [pattern.trains]")
+    assert str(caught.value).startswith(
+        f"{path}:{line_of(path.read_text(), 'trains: zero')} [pattern.trains]"
+    )
 
 
 def test_byte_order_mark_and_crlf_are_accepted() -> None:
@@ -212,7 +280,9 @@ def assert_located(error: ProtocolFileError, text: str) -> None:
 
 
 YAMLISH = st.text(
-    alphabet=st.sampled_from(list("abcdefghijklmnopqrstuvwxyz_0123456789 :-[]{},.'\"#&*!|>%@`?\n\t\\") + ["\x00", "é", "\ufeff"]),
+    alphabet=st.sampled_from(
+        list("abcdefghijklmnopqrstuvwxyz_0123456789 :-[]{},.'\"#&*!|>%@`?\n\t\\") + ["\x00", "é", "\ufeff"]
+    ),
     max_size=300,
 )
 
@@ -242,12 +312,28 @@ SCALARS = st.one_of(
     st.text(max_size=20),
     st.sampled_from(["rMT", "aMT", "MSO", "rtms", "theta_burst", "figure8", "H1", "left", "F3", "train"]),
 )
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 PATHS = [
-    ("id",), ("title",), ("hemisphere",), ("coil", "family"), ("coil", "model"), ("target", "method"),
-    ("target", "site"), ("intensity", "reference"), ("intensity", "scaling_pct"), ("pattern", "kind"),
-    ("pattern", "frequency_hz"), ("pattern", "pulses_per_train"), ("pattern", "trains"),
-    ("pattern", "inter_train_interval_s"), ("limits", "max_total_pulses"), ("schema_version",),
+    ("id",),
+    ("title",),
+    ("hemisphere",),
+    ("coil", "family"),
+    ("coil", "model"),
+    ("target", "method"),
+    ("target", "site"),
+    ("intensity", "reference"),
+    ("intensity", "scaling_pct"),
+    ("pattern", "kind"),
+    ("pattern", "frequency_hz"),
+    ("pattern", "pulses_per_train"),
+    ("pattern", "trains"),
+    ("pattern", "inter_train_interval_s"),
+    ("limits", "max_total_pulses"),
+    ("schema_version",),
 ]
 
 
@@ -265,7 +351,11 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
         action = draw(st.sampled_from(["replace", "delete", "nudge"]))
         if action == "delete":
             parent.pop(path[-1], None)
-        elif action == "nudge" and isinstance(parent.get(path[-1]), (int, float)) and not isinstance(parent.get(path[-1]), bool):
+        elif (
+            action == "nudge"
+            and isinstance(parent.get(path[-1]), (int, float))
+            and not isinstance(parent.get(path[-1]), bool)
+        ):
             parent[path[-1]] = parent[path[-1]] * draw(st.sampled_from([-1, 0, 0.5, 1.5, 10, 1000]))
         else:
             parent[path[-1]] = draw(VALUES)
@@ -277,7 +367,7 @@ def render(data: dict[str, Any], style: str) -> str:
         return json.dumps(data, indent=2, ensure_ascii=True)
     try:
         return dump(data)
-    except Exception:  # noqa: BLE001 - ruamel cannot emit every generated string
+    except Exception:  # ruamel cannot emit every generated string
         reject()
         raise
 

@@ -7,13 +7,13 @@ Rapid² numbers from the test device), then compared with what ``check`` decided
 from __future__ import annotations
 
 from fractions import Fraction
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 from protocols_helpers import BURST, RAPID2, document, mt
 from pydantic import ValidationError
-
 from tmsctl.protocols import Protocol, check, expand
 from tmsctl.protocols.thresholds import round_half_up
 
@@ -35,7 +35,9 @@ def wassermann_limit(frequency_hz: float, pct: float) -> float | None:
     return None if row is None or column is None else CELLS[row][column]
 
 
-def independent_violations(frequency: float, pulses: int, trains: int, iti: float, pct: float, threshold: int) -> list[str]:
+def independent_violations(
+    frequency: float, pulses: int, trains: int, iti: float, pct: float, threshold: int
+) -> list[str]:
     """Every rule of the figure-8 + Rapid² rulebook, recomputed from the parameters alone."""
     problems = []
     duration = pulses / frequency
@@ -61,8 +63,15 @@ def independent_violations(frequency: float, pulses: int, trains: int, iti: floa
     return problems
 
 
-def rtms_protocol(frequency: float, pulses: int, trains: int, iti: float, pct: float, family: str = "figure8") -> Protocol:
-    pattern: dict[str, Any] = {"kind": "rtms", "frequency_hz": frequency, "pulses_per_train": pulses, "trains": trains}
+def rtms_protocol(
+    frequency: float, pulses: int, trains: int, iti: float, pct: float, family: str = "figure8"
+) -> Protocol:
+    pattern: dict[str, Any] = {
+        "kind": "rtms",
+        "frequency_hz": frequency,
+        "pulses_per_train": pulses,
+        "trains": trains,
+    }
     if trains > 1:
         pattern["inter_train_interval_s"] = iti
     return Protocol.model_validate(
@@ -72,10 +81,10 @@ def rtms_protocol(frequency: float, pulses: int, trains: int, iti: float, pct: f
 
 def assert_schedule_shape(schedule) -> None:
     onsets = [train.onset_s for train in schedule.trains]
-    assert all(a < b for a, b in zip(onsets, onsets[1:], strict=False)), "onsets strictly increase"
+    assert all(a < b for a, b in pairwise(onsets)), "onsets strictly increase"
     for train in schedule.trains:
         offsets = train.pulse_offsets_s
-        assert offsets[0] == 0 and all(a < b for a, b in zip(offsets, offsets[1:], strict=False))
+        assert offsets[0] == 0 and all(a < b for a, b in pairwise(offsets))
         assert len(offsets) == train.n_pulses
         gap = schedule.gap_after_s(train)
         assert gap is None or gap >= -EPS, "trains never overlap"
@@ -103,7 +112,9 @@ def test_an_allowed_rtms_schedule_obeys_every_rule_and_only_violations_are_stopp
         return
     verdict = check(protocol, device=RAPID2, thresholds=[mt(threshold)])
     problems = independent_violations(frequency, pulses, trains, iti, pct, threshold)
-    note(f"{verdict.status}: {[f.message for f in verdict.findings if f.severity != 'info']}; expected {problems}")
+    note(
+        f"{verdict.status}: {[f.message for f in verdict.findings if f.severity != 'info']}; expected {problems}"
+    )
     assert_schedule_shape(verdict.schedule)
     assert verdict.complete
     if verdict.allowed:
@@ -122,7 +133,9 @@ def test_an_allowed_rtms_schedule_obeys_every_rule_and_only_violations_are_stopp
     iti=st.integers(0, 60).map(float),
     pct=st.integers(18, 26).map(lambda fives: fives * 5),
 )
-def test_an_allowed_h1_schedule_stays_inside_the_cleared_envelope(frequency, pulses, trains, iti, pct) -> None:
+def test_an_allowed_h1_schedule_stays_inside_the_cleared_envelope(
+    frequency, pulses, trains, iti, pct
+) -> None:
     try:
         protocol = rtms_protocol(frequency, pulses, trains, iti, pct, family="H1")
     except ValidationError:
@@ -157,7 +170,9 @@ def test_an_allowed_theta_burst_schedule_is_standard_tbs(
     if trains > 1:
         pattern["train_onset_interval_s"] = onset_interval
     try:
-        protocol = Protocol.model_validate(document(intensity={"reference": "rMT", "scaling_pct": pct}, pattern=pattern))
+        protocol = Protocol.model_validate(
+            document(intensity={"reference": "rMT", "scaling_pct": pct}, pattern=pattern)
+        )
     except ValidationError:
         assume(False)
         return
@@ -182,9 +197,14 @@ def test_any_valid_layered_protocol_expands_to_a_well_formed_schedule(layers, tr
     builds[train_at] = "train"
     for index in range(train_at + 1, len(layers)):
         builds[index] = "block"
-    pattern = {"kind": "layers", "layers": [{**layer, "builds": b} for layer, b in zip(layers, builds, strict=True)]}
+    pattern = {
+        "kind": "layers",
+        "layers": [{**layer, "builds": b} for layer, b in zip(layers, builds, strict=True)],
+    }
     try:
-        protocol = Protocol.model_validate(document(intensity={"reference": "MSO", "scaling_pct": 30}, pattern=pattern))
+        protocol = Protocol.model_validate(
+            document(intensity={"reference": "MSO", "scaling_pct": 30}, pattern=pattern)
+        )
     except ValidationError:
         assume(False)
         return

@@ -11,7 +11,6 @@ from datetime import datetime
 
 import pytest
 from protocols_helpers import BURST, RAPID2, document, mt, rtms, rule_ids
-
 from tmsctl.protocols import Protocol, SitePolicy, check, load_library_protocol, rulebook
 
 # --- 8.1 Wassermann look-ups, figure-8 ----------------------------------------------------------
@@ -201,7 +200,9 @@ def test_missing_mt_is_refused_when_thresholds_are_given_but_none_fits() -> None
 # --- 8.3 device hard limits (TestRapid2: type 0, 240 V) ---------------------------------------
 
 
-def mso_rtms(power: int, frequency: float, pulses: int, *, iti_s: float | None = None, trains: int = 1) -> Protocol:
+def mso_rtms(
+    power: int, frequency: float, pulses: int, *, iti_s: float | None = None, trains: int = 1
+) -> Protocol:
     return rtms(frequency, pulses, pct=power, reference="MSO", iti_s=iti_s, trains=trains)
 
 
@@ -275,7 +276,11 @@ def test_theta_burst_on_a_rapid2_is_refused_for_want_of_the_capability() -> None
     refusals = {f.rule_id: f for f in verdict.refusals}
     assert "device.capability" in refusals
     assert "cannot time theta bursts" in refusals["device.capability"].message
-    allowed = check(load_library_protocol("itbs-600"), device=BURST, thresholds=[mt(30, reference="aMT", stimulator="test-burst")])
+    allowed = check(
+        load_library_protocol("itbs-600"),
+        device=BURST,
+        thresholds=[mt(30, reference="aMT", stimulator="test-burst")],
+    )
     assert allowed.status == ALLOW, [f.message for f in allowed.findings]
 
 

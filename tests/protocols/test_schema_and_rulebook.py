@@ -8,15 +8,17 @@ import json
 import pytest
 from protocols_helpers import rtms
 from ruamel.yaml import YAML
-
-from tmsctl.errors import InvalidArgument
 from tmsctl.protocols import SitePolicy, check, list_library, rulebook
 from tmsctl.protocols.schema_file import REGENERATE, generate_schema, render_schema, schema_path
+
+from tmsctl.errors import InvalidArgument
 
 
 def test_checked_in_schema_matches_the_models() -> None:
     on_disk = schema_path().read_text(encoding="utf-8")
-    assert on_disk == render_schema(), f"protocols/schema/protocol.schema.json is out of date; run: {REGENERATE}"
+    assert on_disk == render_schema(), (
+        f"protocols/schema/protocol.schema.json is out of date; run: {REGENERATE}"
+    )
 
 
 def test_library_files_validate_against_the_published_schema() -> None:
@@ -101,7 +103,9 @@ def test_overrides_lift_warnings_with_a_reason_and_never_refusals() -> None:
     assert empty.status == "needs_override" and "wassermann.train-duration" in empty.overrides_rejected
     unused = check(warned, overrides={"chen.inter-train-interval": "not needed"})
     assert unused.overrides_unused == ("chen.inter-train-interval",)
-    refused = check(rtms(10, 40), device=RAPID2, thresholds=[mt(85)], overrides={"device.intensity": "please"})
+    refused = check(
+        rtms(10, 40), device=RAPID2, thresholds=[mt(85)], overrides={"device.intensity": "please"}
+    )
     assert refused.status == "refused"
     assert refused.overrides_rejected["device.intensity"] == "a hard limit cannot be overridden"
 
