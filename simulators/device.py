@@ -180,6 +180,10 @@ class SimulatedDevice:
             candidates.append(timer)
         return min(candidates) if candidates else None
 
+    def queued_reply(self) -> list[tuple[float, int]]:
+        """Reply bytes already on their way (arrival time, byte), oldest first; not consumed."""
+        return list(self._tx)
+
     def readable_count(self, now: float) -> int:
         """How many reply bytes a reader could take at ``now``."""
         self.advance(now)

@@ -104,6 +104,44 @@ class Serial(SerialBase):
             clock.sleep_until(upcoming)
         return bytes(out)
 
+    def read_frame_until(self, bytes_needed, deadline: float) -> bytes:
+        """Read one frame whose length ``bytes_needed(received)`` reveals as bytes arrive.
+
+        Equivalent to reading byte by byte with a deadline, but the frame's bytes already on
+        their way are inspected (not consumed) so the clock jumps once, to the byte that
+        completes the frame. Returns what arrived by the deadline (possibly incomplete).
+        """
+        self._check_open()
+        inst = self.instance
+        clock = inst.clock
+        out = bytearray()
+        while True:
+            need = bytes_needed(bytes(out))
+            if need <= 0:
+                return bytes(out)
+            with inst.lock:
+                device = inst.device
+                device.advance(clock.now())
+                frame = bytearray(out)
+                last_t = None
+                for t, byte in device.queued_reply():
+                    if bytes_needed(bytes(frame)) <= 0:
+                        break
+                    frame.append(byte)
+                    last_t = t
+                complete = bytes_needed(bytes(frame)) <= 0
+                target = last_t if complete else device.time_when_readable(len(frame) - len(out) + 1)
+            if target is None or target > deadline:
+                clock.sleep_until(deadline)
+                with inst.lock:
+                    out += inst.device.read(clock.now(), len(frame) - len(out) if complete else None)
+                return bytes(out)
+            clock.sleep_until(target)
+            with inst.lock:
+                out += inst.device.read(clock.now(), len(frame) - len(out) if complete else need)
+            if complete:
+                return bytes(out)
+
     def reset_input_buffer(self) -> None:
         self._check_open()
         inst = self.instance
