@@ -105,18 +105,23 @@ class SessionRunner:
         )
         self._pause = threading.Event()
         self._abort = threading.Event()
+        self._wake = self.clock.event()  # set by a request so waits end at once, not at a poll
         self._reason = ""
         controller.pulse_cap = PulseCap(schedule.total_pulses, pulses_already_delivered)
         controller.intensity_cap_pct_mso = max(t.intensity_pct_mso or 0 for t in schedule.trains)
 
     # -- requests (any thread, signal handlers) --------------------------------------------------------
     def request_pause(self, reason: str = "operator pause") -> None:
+        """From another thread (a UI): stop before the next train, disarmed. Not for signal handlers."""
         self._reason = reason
         self._pause.set()
+        self._wake.set()
 
     def request_abort(self, reason: str = "operator abort") -> None:
+        """From another thread (a UI): stop now, disarmed. Not for signal handlers (use Ctrl-C)."""
         self._reason = reason
         self._abort.set()
+        self._wake.set()
 
     # -- running -----------------------------------------------------------------------------------------
     def _publish(self) -> None:
@@ -134,7 +139,7 @@ class SessionRunner:
             if now >= until:
                 return
             self._publish()
-            self.clock.sleep_until(min(until, nxt, now + 0.25))
+            self.clock.wait(self._wake, min(until, nxt))
 
     def _check_requests(self) -> None:
         if self._abort.is_set():
