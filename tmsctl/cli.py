@@ -316,6 +316,9 @@ def _mount_optional_apps() -> None:
     for module, name, help_text in (
         ("tmsctl.cli_protocol", "protocol", "Validate, show and explain stimulation protocols."),
         ("tmsctl.cli_target", None, None),  # brings its own `target` group
+        ("tmsctl.cli_mt", None, None),  # brings its own `mt` command
+        ("tmsctl.cli_export", "export", "Export recorded sessions (BIDS-NIBS)."),
+        ("tmsctl.cli_report", "report", "Readable reports of sessions and courses."),
     ):
         try:
             sub = import_module(module).app
