@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
@@ -28,7 +28,9 @@ from tmsctl.cli import (
     reported,
 )
 from tmsctl.errors import InvalidArgument
-from tmsctl.runner import Progress, RunOutcome, SessionRunner
+
+if TYPE_CHECKING:  # the runner pulls in the protocol models; `tmsctl --help` should not wait for them
+    from tmsctl.runner import Progress, SessionRunner
 
 DbOption = Annotated[
     Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
@@ -129,6 +131,7 @@ def run(
     live: Annotated[bool, typer.Option("--live/--no-live", help="Show the live panel.")] = True,
 ) -> None:
     """Run a protocol session: check, show the plan, confirm, then stimulate with a live panel."""
+    from tmsctl.runner import RunOutcome
     from tmsctl.session import SessionRefused, SessionRequest, plan_session, run_planned
 
     overrides = {}
