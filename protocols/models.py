@@ -354,6 +354,11 @@ class Plan:
         return nominal if nominal else self.train_duration_s
 
     @property
+    def end_s(self) -> Fraction:
+        """End of the last train: its onset plus its nominal duration."""
+        return span_s(self.outer) + self.train_duration_s
+
+    @property
     def last_pulse_onset_s(self) -> Fraction:
         return span_s(self.outer) + span_s(self.inner)
 
@@ -814,7 +819,7 @@ class Protocol(_Model):
         accelerated = self.accelerated
         assert accelerated is not None
         interval_s = accelerated.inter_session_interval_min * 60
-        session_end = float(plan.last_pulse_onset_s + plan.train_duration_s)
+        session_end = float(plan.end_s)
         if accelerated.interval_measured == "start_to_start" and interval_s < session_end:
             raise invalid(
                 "accelerated.inter_session_interval_min",

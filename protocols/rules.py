@@ -77,6 +77,10 @@ class SitePolicy:
 
     def validate(self, book: Rulebook) -> None:
         site = book.site
+        for name in ("max_pulses_per_day", "max_sessions_per_day", "min_minutes_between_session_starts"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise InvalidArgument(f"site policy {name} must be positive, got {value!r}")
         looser = []
         if self.max_pulses_per_day is not None and self.max_pulses_per_day > site.max_pulses_per_day:
             looser.append(f"max_pulses_per_day {self.max_pulses_per_day} > {site.max_pulses_per_day}")
