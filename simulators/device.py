@@ -112,12 +112,14 @@ class PulseRecord:
     source: str  # "serial", "rts", "train"
 
 
-@dataclass(order=True)
 class _Timer:
-    t: float
-    seq: int
-    action: Callable[[float], None] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
+    __slots__ = ("t", "seq", "action", "cancelled")
+
+    def __init__(self, t: float, seq: int, action: Callable[[float], None]) -> None:
+        self.t = t
+        self.seq = seq
+        self.action = action
+        self.cancelled = False
 
 
 class SimulatedDevice:
@@ -141,7 +143,7 @@ class SimulatedDevice:
         self._tx_line_free = start
         self._inbuf = bytearray()
         self._bytes_awaited = 0
-        self._timers: list[_Timer] = []
+        self._timers: list[tuple[float, int, _Timer]] = []  # a heap ordered by (time, sequence)
         self._seq = 0
         self.commands_seen = 0
         self.coil = CoilModel(updated_at=start)
@@ -223,7 +225,7 @@ class SimulatedDevice:
                 break
             self.now = t
             if t_timer <= t_rx:
-                timer = heapq.heappop(self._timers)
+                _, _, timer = heapq.heappop(self._timers)
                 timer.action(timer.t)
             else:
                 _, byte = self._rx.popleft()
@@ -266,7 +268,7 @@ class SimulatedDevice:
     def _schedule(self, t: float, action: Callable[[float], None]) -> _Timer:
         self._seq += 1
         timer = _Timer(t, self._seq, action)
-        heapq.heappush(self._timers, timer)
+        heapq.heappush(self._timers, (t, self._seq, timer))
         return timer
 
     @staticmethod
@@ -275,9 +277,10 @@ class SimulatedDevice:
             timer.cancelled = True
 
     def _next_timer(self) -> float | None:
-        while self._timers and self._timers[0].cancelled:
-            heapq.heappop(self._timers)
-        return self._timers[0].t if self._timers else None
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
 
     def _count_command(self, now: float) -> None:
         self.commands_seen += 1

@@ -103,6 +103,7 @@ _NEEDS_REMOTE = {
     c.SET_PULSES, c.SET_DURATION, c.ENHANCED_ON, c.ENHANCED_OFF, c.IGNORE_COIL_INTERLOCK, c.SET_CHARGE_DELAY,
 }  # fmt: skip
 _V9_ONLY = {c.GET_SYSTEM_STATUS, c.SET_CHARGE_DELAY, c.GET_CHARGE_DELAY}
+_HANDLER_NAMES = {cmd: f"_cmd_{cmd:02x}" for cmd in range(256)}
 
 
 class MagstimSimulator(SimulatedDevice):
@@ -168,10 +169,11 @@ class MagstimSimulator(SimulatedDevice):
         while self._inbuf:
             frame, consumed = c.parse_host_frame(bytes(self._inbuf), self.model, self.version)
             if consumed == 0:
-                if len(self._inbuf) >= 2:
-                    length = c.host_frame_length(self._inbuf[0], self.model, self.version, self._inbuf[1])
-                    return None if length is None else length - len(self._inbuf)
-                return None
+                second = self._inbuf[1] if len(self._inbuf) >= 2 else None
+                if second is None and self._inbuf[0] == c.REMOTE_ON:
+                    return None  # Q's length depends on its first data byte (pad or unlock code)
+                length = c.host_frame_length(self._inbuf[0], self.model, self.version, second)
+                return None if length is None else length - len(self._inbuf)
             del self._inbuf[:consumed]
             if frame is None:
                 self._reply(c.UNKNOWN_COMMAND, now)  # not a command this unit knows
@@ -196,7 +198,7 @@ class MagstimSimulator(SimulatedDevice):
             self._refuse(cmd, now, "control command without remote control")
             return
         before = self.instrument_status()
-        handler = getattr(self, f"_cmd_{cmd:02x}")
+        handler = getattr(self, _HANDLER_NAMES[cmd])
         result = handler(frame.data, now)
         if result is None:
             return  # the handler replied (a refusal)

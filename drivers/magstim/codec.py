@@ -158,8 +158,11 @@ class InstrumentStatus:
         fatal_error: bool = False,
         remote_control: bool = False,
     ) -> InstrumentStatus:
-        bits = (standby, armed, ready, coil_present, replace_coil, error_present, fatal_error, remote_control)
-        return cls(sum(1 << i for i, on in enumerate(bits) if on))
+        return cls(
+            bool(standby) | bool(armed) << 1 | bool(ready) << 2 | bool(coil_present) << 3
+            | bool(replace_coil) << 4 | bool(error_present) << 5 | bool(fatal_error) << 6
+            | bool(remote_control) << 7
+        )
 
     def describe(self) -> str:
         names = [
@@ -206,17 +209,11 @@ class RapidStatus:
         theta_psu_detected: bool = False,
         modified_coil_algorithm: bool = False,
     ) -> RapidStatus:
-        bits = (
-            enhanced_power,
-            train_running,
-            wait,
-            single_pulse_mode,
-            hv_psu_connected,
-            coil_ready,
-            theta_psu_detected,
-            modified_coil_algorithm,
+        return cls(
+            bool(enhanced_power) | bool(train_running) << 1 | bool(wait) << 2 | bool(single_pulse_mode) << 3
+            | bool(hv_psu_connected) << 4 | bool(coil_ready) << 5 | bool(theta_psu_detected) << 6
+            | bool(modified_coil_algorithm) << 7
         )
-        return cls(sum(1 << i for i, on in enumerate(bits) if on))
 
 
 @dataclass(frozen=True)
@@ -492,7 +489,13 @@ def decode_reply(command: int, raw: bytes, version: Version | None = None, model
     Raises DeviceRefused for the device's own refusals, ChecksumError/EchoMismatch/ProtocolError
     for anything malformed. Never raises anything else.
     """
-    raw = bytes(raw)
+    return _decode_reply(command, bytes(raw), version, model)
+
+
+# A pure function of immutable inputs with immutable results; keep-alive replies repeat the same
+# few byte strings thousands of times a session, so their meaning is worked out once.
+@lru_cache(maxsize=4096)
+def _decode_reply(command: int, raw: bytes, version: Version | None, model: Model) -> Reply:
     sent = show(bytes([command])) if 0 <= command < 256 else repr(command)
     if raw == UNKNOWN_COMMAND:
         raise DeviceRefused(
@@ -615,6 +618,7 @@ def _data_lengths(major: int) -> dict[int, int]:
     }
 
 
+@lru_cache(maxsize=4096)
 def parse_host_frame(buffer: bytes, model: Model, version: Version | None) -> tuple[HostFrame | None, int]:
     """Take one host frame off the front of ``buffer``.
 

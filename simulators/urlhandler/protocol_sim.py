@@ -124,12 +124,14 @@ class Serial(SerialBase):
                 device.advance(clock.now())
                 frame = bytearray(out)
                 last_t = None
-                for t, byte in device.queued_reply():
-                    if bytes_needed(bytes(frame)) <= 0:
-                        break
-                    frame.append(byte)
-                    last_t = t
-                complete = bytes_needed(bytes(frame)) <= 0
+                queued = device.queued_reply()
+                taken = 0
+                while (more := bytes_needed(bytes(frame))) > 0 and taken < len(queued):
+                    chunk = queued[taken : taken + more]
+                    frame += bytes(b for _, b in chunk)
+                    last_t = chunk[-1][0]
+                    taken += len(chunk)
+                complete = more <= 0
                 target = last_t if complete else device.time_when_readable(len(frame) - len(out) + 1)
             if target is None or target > deadline:
                 clock.sleep_until(deadline)
