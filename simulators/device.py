@@ -216,28 +216,35 @@ class SimulatedDevice:
         return min(candidates) if candidates else None
 
     def advance(self, now: float) -> None:
+        """Process, in time order, every host byte arrival and timer due by ``now``."""
+        rx, timers = self._rx, self._timers
+        inf = math.inf
         while True:
-            t_rx = self._rx[0][0] if self._rx else math.inf
-            t_timer = self._next_timer()
-            t_timer = math.inf if t_timer is None else t_timer
-            t = min(t_rx, t_timer)
-            if t > now:
-                break
-            self.now = t
+            while timers and timers[0][2].cancelled:
+                heapq.heappop(timers)
+            t_timer = timers[0][0] if timers else inf
+            t_rx = rx[0][0] if rx else inf
             if t_timer <= t_rx:
-                _, _, timer = heapq.heappop(self._timers)
-                timer.action(timer.t)
-            else:
-                _, byte = self._rx.popleft()
-                if self._stalled_until is not None and t < self._stalled_until:
-                    self._bytes_awaited = 0
-                    continue  # a stalled device drops what it hears
-                self._inbuf.append(byte)
-                if self._bytes_awaited > 1:
-                    self._bytes_awaited -= 1  # the frame cannot be complete yet
-                    continue
-                self._bytes_awaited = self._on_bytes(t) or 0
-        self.now = max(self.now, now)
+                if t_timer > now:
+                    break
+                self.now = t_timer
+                _, _, timer = heapq.heappop(timers)
+                timer.action(t_timer)
+                continue
+            if t_rx > now:
+                break
+            self.now = t_rx
+            _, byte = rx.popleft()
+            if self._stalled_until is not None and t_rx < self._stalled_until:
+                self._bytes_awaited = 0
+                continue  # a stalled device drops what it hears
+            self._inbuf.append(byte)
+            if self._bytes_awaited > 1:
+                self._bytes_awaited -= 1  # the frame cannot be complete yet
+                continue
+            self._bytes_awaited = self._on_bytes(t_rx) or 0
+        if now > self.now:
+            self.now = now
 
     def set_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
         """RTS/DTR changed (only in-process attachments can model this)."""

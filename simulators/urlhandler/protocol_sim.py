@@ -115,8 +115,8 @@ class Serial(SerialBase):
         inst = self.instance
         clock = inst.clock
         out = bytearray()
+        need = bytes_needed(b"")
         while True:
-            need = bytes_needed(bytes(out))
             if need <= 0:
                 return bytes(out)
             with inst.lock:
@@ -126,11 +126,13 @@ class Serial(SerialBase):
                 last_t = None
                 queued = device.queued_reply()
                 taken = 0
-                while (more := bytes_needed(bytes(frame))) > 0 and taken < len(queued):
+                more = need
+                while more > 0 and taken < len(queued):
                     chunk = queued[taken : taken + more]
                     frame += bytes(b for _, b in chunk)
                     last_t = chunk[-1][0]
                     taken += len(chunk)
+                    more = bytes_needed(bytes(frame))
                 complete = more <= 0
                 target = last_t if complete else device.time_when_readable(len(frame) - len(out) + 1)
             if target is None or target > deadline:
@@ -143,6 +145,7 @@ class Serial(SerialBase):
                 out += inst.device.read(clock.now(), len(frame) - len(out) if complete else need)
             if complete:
                 return bytes(out)
+            need = bytes_needed(bytes(out))
 
     def reset_input_buffer(self) -> None:
         self._check_open()
