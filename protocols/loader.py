@@ -34,6 +34,7 @@ from ruamel.yaml.events import (
     CollectionEndEvent,
     CollectionStartEvent,
     DocumentStartEvent,
+    MappingStartEvent,
     NodeEvent,
     ScalarEvent,
 )
@@ -159,16 +160,64 @@ def _too_big(path: str) -> ProtocolFileError:
     )
 
 
+class _Position:
+    """Where the event walk is: one entry per open mapping or sequence."""
+
+    def __init__(self) -> None:
+        # (is_mapping, path, keys seen, expecting a key, current key or index)
+        self.stack: list[list[Any]] = []
+
+    def here(self) -> Path_:
+        """The path of the node the next event starts."""
+        if not self.stack:
+            return ()
+        is_mapping, path, _keys, expecting_key, current = self.stack[-1]
+        if is_mapping and expecting_key:
+            return path
+        return path + (current,)
+
+    def open(self, is_mapping: bool) -> None:
+        self.stack.append([is_mapping, self.here(), set(), True, 0])
+
+    def close(self) -> None:
+        self.stack.pop()
+        self.node_done()
+
+    def key(self, name: str) -> bool:
+        """Record a mapping key; False when the mapping already has it."""
+        entry = self.stack[-1]
+        if name in entry[2]:
+            return False
+        entry[2].add(name)
+        entry[3], entry[4] = False, name
+        return True
+
+    def expecting_key(self) -> bool:
+        return bool(self.stack) and self.stack[-1][0] and self.stack[-1][3]
+
+    def node_done(self) -> None:
+        if not self.stack:
+            return
+        entry = self.stack[-1]
+        if entry[0]:
+            entry[3] = True  # a value is complete: the next scalar is a key
+        else:
+            entry[4] += 1
+
+
 def _screen(text: str, path: str) -> None:
     """Refuse the YAML features a protocol never needs, before anything is built."""
-    depth = 0
     documents = 0
+    position = _Position()
     # The safe parser yields the same events as the round-trip one, without collecting comments.
     for event in _yaml("safe").parse(text):
         line = event.start_mark.line + 1 if event.start_mark is not None else None
+        field = _dotted(position.here()) or None
 
-        def refuse(message: str, hint: str, line: int | None = line) -> ProtocolFileError:
-            return ProtocolFileError(message, path=path, line=line, hint=hint)
+        def refuse(
+            message: str, hint: str, line: int | None = line, field: str | None = field
+        ) -> ProtocolFileError:
+            return ProtocolFileError(message, path=path, line=line, field=field, hint=hint)
 
         if isinstance(event, DocumentStartEvent):
             documents += 1
@@ -187,19 +236,33 @@ def _screen(text: str, path: str) -> None:
             )
         if isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.tag is not None:
             raise refuse(f"YAML tags ({event.tag}) are not used in protocol files", "remove the tag")
-        if isinstance(event, ScalarEvent) and len(event.value) > MAX_SCALAR_CHARS:
-            raise refuse(
-                f"a value of {len(event.value):,} characters is longer than any field allows",
-                "check that this is a protocol file",
-            )
-        if isinstance(event, CollectionStartEvent):
-            depth += 1
-            if depth > MAX_NESTING:
+        if isinstance(event, ScalarEvent):
+            if len(event.value) > MAX_SCALAR_CHARS:
+                raise refuse(
+                    f"a value of {len(event.value):,} characters is longer than any field allows",
+                    "check that this is a protocol file",
+                )
+            if position.expecting_key():
+                if not position.key(event.value):
+                    raise refuse(
+                        f"duplicate key '{event.value}'",
+                        "each key may appear only once in a mapping",
+                        field=_dotted(position.here() + (event.value,)),
+                    )
+            else:
+                position.node_done()
+        elif isinstance(event, CollectionStartEvent):
+            if position.expecting_key():
+                raise refuse(
+                    "a key must be a name, not a list or mapping", "keys are words such as frequency_hz"
+                )
+            position.open(isinstance(event, MappingStartEvent))
+            if len(position.stack) > MAX_NESTING:
                 raise refuse(
                     f"the document is nested more than {MAX_NESTING} levels deep", "check the indentation"
                 )
         elif isinstance(event, CollectionEndEvent):
-            depth -= 1
+            position.close()
 
 
 def _syntax_error(error: MarkedYAMLError, path: str) -> ProtocolFileError:

@@ -183,7 +183,7 @@ def test_a_misspelt_key_suggests_the_right_one() -> None:
         ("a: " + "[" * 40 + "]" * 40 + "\n", 1, "nested"),
         ("a: " + "9" * 5000 + "\n", 1, "longer than any field"),
         ("a: 1\n\x00\n", 2, "YAML"),
-        ("? [a, b]\n: 1\n", 1, "not a name"),
+        ("? [a, b]\n: 1\n", 1, "must be a name"),
         ("1: x\n", 1, "not a name"),
         ("schema_version: 1\n", 1, "missing required key"),
         ("id: x\n", 1, "schema_version"),
@@ -195,6 +195,21 @@ def test_malformed_yaml_is_located(text: str, line: int, words: str) -> None:
     assert error.path == "p.yaml"
     assert error.line == line, str(error)
     assert words.lower() in str(error).lower(), str(error)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("  trains: 75", "  trains: 75\n  trains: 3"), "pattern.trains"),
+        (("coil: {family: figure8}", "coil: {family: figure8, family: H1}"), "coil.family"),
+        (("id: neurostar-10hz-ldlpfc", "id: !!str neurostar-10hz-ldlpfc"), "id"),
+        (("  frequency_hz: 10", "  frequency_hz: &f 10"), "pattern.frequency_hz"),
+    ],
+)
+def test_duplicate_keys_tags_and_anchors_name_their_field(change, field) -> None:
+    error = error_of(GOOD.replace(*change))
+    assert error.field == field, str(error)
+    assert error.line == line_of(GOOD.replace(*change), change[1].split("\n")[-1].strip()), str(error)
 
 
 def test_empty_and_non_utf8_files() -> None:
