@@ -182,9 +182,25 @@ class SimulatedDevice:
             candidates.append(timer)
         return min(candidates) if candidates else None
 
-    def queued_reply(self) -> list[tuple[float, int]]:
-        """Reply bytes already on their way (arrival time, byte), oldest first; not consumed."""
-        return list(self._tx)
+    def peek_frame(self, prefix: bytes, bytes_needed: Callable[[bytes], int]) -> tuple[int, float | None, bool]:
+        """Look (without consuming) at the reply bytes already on their way, as a reader that has
+        ``prefix`` and learns the frame's length from ``bytes_needed`` would take them.
+
+        Returns (how many of them complete or extend the frame, arrival of the last one, complete?).
+        """
+        frame = bytearray(prefix)
+        more = bytes_needed(prefix)
+        taken, last_t = 0, None
+        for t, byte in self._tx:
+            if more <= 0:
+                break
+            frame.append(byte)
+            taken += 1
+            last_t = t
+            more -= 1
+            if more == 0:
+                more = bytes_needed(bytes(frame))
+        return taken, last_t, more <= 0
 
     def readable_count(self, now: float) -> int:
         """How many reply bytes a reader could take at ``now``."""

@@ -115,37 +115,22 @@ class Serial(SerialBase):
         inst = self.instance
         clock = inst.clock
         out = bytearray()
-        need = bytes_needed(b"")
         while True:
-            if need <= 0:
-                return bytes(out)
             with inst.lock:
                 device = inst.device
                 device.advance(clock.now())
-                frame = bytearray(out)
-                last_t = None
-                queued = device.queued_reply()
-                taken = 0
-                more = need
-                while more > 0 and taken < len(queued):
-                    chunk = queued[taken : taken + more]
-                    frame += bytes(b for _, b in chunk)
-                    last_t = chunk[-1][0]
-                    taken += len(chunk)
-                    more = bytes_needed(bytes(frame))
-                complete = more <= 0
-                target = last_t if complete else device.time_when_readable(len(frame) - len(out) + 1)
+                taken, last_t, complete = device.peek_frame(bytes(out), bytes_needed)
+                target = last_t if complete else device.time_when_readable(taken + 1)
             if target is None or target > deadline:
                 clock.sleep_until(deadline)
                 with inst.lock:
-                    out += inst.device.read(clock.now(), len(frame) - len(out) if complete else None)
+                    out += inst.device.read(clock.now(), taken if complete else None)
                 return bytes(out)
             clock.sleep_until(target)
             with inst.lock:
-                out += inst.device.read(clock.now(), len(frame) - len(out) if complete else need)
-            if complete:
+                out += inst.device.read(clock.now(), taken if complete else max(1, bytes_needed(bytes(out))))
+            if complete or bytes_needed(bytes(out)) <= 0:
                 return bytes(out)
-            need = bytes_needed(bytes(out))
 
     def reset_input_buffer(self) -> None:
         self._check_open()
