@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tmsctl.errors import ProtocolFileError
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.protocols.models import Protocol
-
-from tmsctl.errors import ProtocolFileError
 
 
 @dataclass(frozen=True)

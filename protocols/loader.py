@@ -39,9 +39,9 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 from ruamel.yaml.reader import ReaderError
-from tmsctl.protocols.models import SCHEMA_VERSION, Protocol
 
 from tmsctl.errors import ProtocolFileError
+from tmsctl.protocols.models import SCHEMA_VERSION, Protocol
 
 MAX_FILE_BYTES = 64 * 1024
 MAX_NESTING = 12

@@ -29,13 +29,12 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from tmsctl.drivers.base import Capability, DeviceLimits
+from tmsctl.errors import InvalidArgument
 from tmsctl.protocols.findings import Finding, Issue, Severity, sort_findings
 from tmsctl.protocols.models import Protocol, format_number, is_standard_theta_burst
 from tmsctl.protocols.rulebook import Rulebook, rulebook
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.protocols.thresholds import MotorThreshold
-
-from tmsctl.errors import InvalidArgument
 
 REPETITIVE = ("train", "theta_burst", "patterned")
 DEVICE_SOURCE = "device specification (DeviceLimits of the connected model)"

@@ -14,9 +14,8 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Literal
 
-from tmsctl.protocols.models import Coil, exact
-
 from tmsctl.errors import InvalidArgument
+from tmsctl.protocols.models import Coil, exact
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ import json
 import pytest
 from protocols_helpers import rtms
 from ruamel.yaml import YAML
+from tmsctl.errors import InvalidArgument
 from tmsctl.protocols import SitePolicy, check, list_library, rulebook
 from tmsctl.protocols.schema_file import REGENERATE, generate_schema, render_schema, schema_path
-
-from tmsctl.errors import InvalidArgument
 
 
 def test_checked_in_schema_matches_the_models() -> None:
