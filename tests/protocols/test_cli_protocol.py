@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from tmsctl.cli_protocol import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, app, duration_text
 from tmsctl.protocols import library_path, list_library
 from tmsctl.protocols.schema_file import render_schema
-from typer.testing import CliRunner
+
 
 runner = CliRunner()
 LIBRARY = [str(entry.path) for entry in list_library()]
