@@ -101,6 +101,7 @@ def _show_plan(planned: Any) -> None:
     table.add_row("pulses", f"{s.total_pulses}" + (f" ({planned.pulses_already_delivered} already delivered)" if planned.start_index else ""))
     table.add_row("duration", _fmt_duration(s.duration_s))
     table.add_row("protocol hash", planned.verdict.protocol_hash[:16] + "…")
+    table.add_row("approval", planned.approval.detail if planned.approval.approved else f"NOT APPROVED — {planned.request.allow_unapproved_reason}")
     out.print(table)
     for f in planned.verdict.findings:
         colour = {"refuse": "red", "warn": "yellow"}.get(getattr(f.severity, "value", str(f.severity)), "dim")
@@ -120,6 +121,10 @@ def run(
         list[str] | None, typer.Option("--override", help="RULE=REASON: lift a guideline warning (recorded).")
     ] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue an interrupted session.")] = None,
+    allow_unapproved: Annotated[
+        str | None,
+        typer.Option("--allow-unapproved", help="REASON: run a protocol nobody approved (the reason is recorded)."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and show the plan; touch nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (scripts).")] = False,
     virtual_time: Annotated[
@@ -148,6 +153,7 @@ def run(
             request = SessionRequest(
                 protocol, device, subject, operator=operator, mt_pct_mso=mt, overrides=overrides,
                 resume_session_id=resume, virtual_time=virtual_time, trigger_source=trigger,
+                allow_unapproved_reason=allow_unapproved,
                 log_dir=log_dir or (Path(records.path).parent / "logs"),
             )
             try:

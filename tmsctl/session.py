@@ -14,6 +14,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from tmsctl.approval import APPROVAL_RULE_ID, ApprovalStatus, approval_status
 from tmsctl.clock import Clock, SystemClock, VirtualClock
 from tmsctl.controller import Controller, Delivery
 from tmsctl.drivers.base import DeviceInfo
@@ -43,6 +44,7 @@ class SessionRequest:
     virtual_time: bool = False  # only for in-process simulators
     trigger_source: str = "serial"
     log_dir: Path | None = None
+    allow_unapproved_reason: str | None = None  # run a protocol nobody approved; recorded
 
 
 @dataclass
@@ -56,6 +58,7 @@ class PlannedSession:
     schedule: Schedule
     thresholds: tuple[MotorThreshold, ...]
     clock: Clock
+    approval: ApprovalStatus
     start_index: int = 0
     pulses_already_delivered: int = 0
 
@@ -111,7 +114,16 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
         protocol, device=limits, thresholds=thresholds, overrides=dict(request.overrides),
         pulses_already_today=pulses_today, require_complete=True,
     )
-    planned = PlannedSession(request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock)
+    approval = approval_status(protocol.id, verdict.protocol_hash, records)
+    planned = PlannedSession(request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock, approval)
+    if not approval.approved and not (request.allow_unapproved_reason or "").strip():
+        raise SessionRefused(
+            f"{approval.detail}; an unapproved or modified protocol does not run", verdict,
+            hint=(
+                f"have it reviewed and approved (tmsctl protocol approve {request.protocol_path} --by NAME), "
+                "or run it once with --allow-unapproved 'REASON' (recorded)"
+            ),
+        )
     if verdict.status == "refused":
         raise SessionRefused(
             f"protocol {protocol.id} is refused: " + "; ".join(f.message for f in verdict.refusals), verdict,
@@ -299,6 +311,12 @@ def run_planned(
             )
         )
         session_id = session.session_id
+        if not planned.approval.approved:
+            records.record_override(
+                rec.Override(session_id, APPROVAL_RULE_ID, planned.approval.detail, req.operator,
+                             (req.allow_unapproved_reason or "").strip(), planned.verdict.protocol_hash,
+                             planned.verdict.rulebook_version)
+            )
         for rule_id, reason in planned.verdict.overrides_used.items():
             finding = next(f for f in planned.verdict.findings if f.rule_id == rule_id)
             records.record_override(

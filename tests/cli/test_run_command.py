@@ -34,7 +34,7 @@ def short(tmp_path: Path) -> Path:
 
 
 def _run(*args: str, db: Path):
-    return runner.invoke(app, ["run", *args, "--db", str(db), "--no-live"])
+    return runner.invoke(app, ["run", *args, "--db", str(db), "--no-live", "--allow-unapproved", "CLI test"])
 
 
 def test_a_session_runs_and_is_listed(short: Path, tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_dry_run_touches_nothing(short: Path, tmp_path: Path) -> None:
 def test_declining_the_confirmation_arms_nothing(short: Path, tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50",
-              "--db", str(tmp_path / "r.db"), "--no-live", "--virtual-time"], input="n\n",
+              "--db", str(tmp_path / "r.db"), "--no-live", "--virtual-time", "--allow-unapproved", "test"], input="n\n",
     )
     assert result.exit_code != 0
     assert "completed" not in result.stdout
@@ -112,7 +112,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
     child = pexpect.spawn(
         sys.executable,
         ["-m", "tmsctl", "run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes",
-         "--virtual-time", "--db", str(tmp_path / "r.db")],
+         "--virtual-time", "--db", str(tmp_path / "r.db"), "--allow-unapproved", "pty test"],
         env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"}, encoding="utf-8", timeout=60,
         dimensions=(40, 100),
     )

@@ -77,7 +77,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
     base = [
         sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
         f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K001", "--mt", "50", "--yes", "--no-live",
-        "--db", str(db), "--log-dir", str(tmp_path / "logs"),
+        "--db", str(db), "--log-dir", str(tmp_path / "logs"), "--allow-unapproved", "kill test protocol",
     ]
     # kill points, as pulse counts the simulator has reached: mid-train, between trains, mid-train
     kill_points = [(15, 0.0), (40, 0.6), (65, 0.0)]

@@ -52,7 +52,18 @@ def _simulator(profile: str = "rapid2", faults: str = ""):
     return clock, sims.create(profile, clock=clock, faults=parse_fault_plan(faults), name=name)
 
 
-def _plan(protocol: Path, sim, clock, records, **kw):
+def approve(records, path: Path) -> None:
+    from tmsctl.protocols.canonical import content_hash
+    from tmsctl.protocols.loader import load_protocol
+
+    protocol = load_protocol(path)
+    if not records.is_protocol_approved(protocol.id, content_hash(protocol)):
+        records.approve_protocol(protocol.id, content_hash(protocol), approved_by="reviewer")
+
+
+def _plan(protocol: Path, sim, clock, records, *, approved: bool = True, **kw):
+    if approved and protocol.parent != LIBRARY:
+        approve(records, protocol)
     request = SessionRequest(protocol, f"sim://{sim.name}", "S001", operator="tester", mt_pct_mso=kw.pop("mt", 55), **kw)
     planned = plan_session(request, records)
     assert planned.clock is clock  # a pre-registered simulator brings its own clock
@@ -167,3 +178,18 @@ def test_virtual_time_is_refused_for_a_real_port(records, short_protocol) -> Non
     request = SessionRequest(short_protocol, "magstim-rapid2:///dev/ttyUSB0", "S001", mt_pct_mso=50, virtual_time=True)
     with pytest.raises(Exception, match="virtual-time"):
         plan_session(request, records)
+
+
+def test_an_unapproved_or_modified_protocol_is_refused_unless_allowed_with_a_reason(records, short_protocol, tmp_path) -> None:
+    clock, sim = _simulator()
+    with pytest.raises(SessionRefused, match="never approved"):
+        _plan(short_protocol, sim, clock, records, approved=False)
+    modified = tmp_path / "neurostar-10hz-ldlpfc.yaml"
+    modified.write_text((LIBRARY / "neurostar-10hz-ldlpfc.yaml").read_text().replace("scaling_pct: 120", "scaling_pct: 110"))
+    with pytest.raises(SessionRefused, match="differs from the vetted library protocol"):
+        _plan(modified, sim, clock, records, approved=False)
+    planned = _plan(short_protocol, sim, clock, records, approved=False, allow_unapproved_reason="pilot, IRB 2026-17")
+    session_id, result = run_planned(planned, records)
+    assert result.outcome is RunOutcome.COMPLETED
+    overrides = records.session_detail(session_id).overrides
+    assert [(o.rule_id, o.reason) for o in overrides] == [("approval.unapproved-protocol", "pilot, IRB 2026-17")]
