@@ -89,7 +89,9 @@ def test_a_guideline_warning_needs_a_recorded_override(tmp_path: Path) -> None:
     with Records(db) as records:
         session = records.sessions()[0]
         overrides = records.session_detail(session.session_id).overrides
-    assert [o.reason for o in overrides] == ["approved research protocol 2026-17"]
+    assert sorted((o.rule_id.split(".")[0], o.reason) for o in overrides) == [
+        ("approval", "CLI test"), ("wassermann", "approved research protocol 2026-17")
+    ]
 
 
 @pytest.mark.parametrize(
