@@ -47,9 +47,14 @@ def register_profile(profile: SimulatorProfile) -> None:
     _PROFILES[profile.name] = profile
 
 
+_builtins_loaded = False
+
+
 def _load_builtin_profiles() -> None:
-    if _PROFILES:
+    global _builtins_loaded
+    if _builtins_loaded:
         return
+    _builtins_loaded = True  # before registering: a profile registered by a user must not hide ours
     from . import magstim
 
     for name, p in magstim.PROFILES.items():
