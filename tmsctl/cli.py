@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.main
 from rich.console import Console
+from typer import _click as click  # typer vendors its own click; its classes are these
+from typer.core import TyperCommand, TyperGroup
 
 from tmsctl import __version__
 from tmsctl.errors import (
@@ -44,8 +47,59 @@ EXIT_FAULT = 5
 EXIT_NOT_FOUND = 6
 EXIT_ABORTED = 130
 
+# Command groups that live in their own modules, imported only when used: `tmsctl --help` and
+# `tmsctl fire` should not wait for the protocol models or the report renderer to load.
+# name -> (module, the command inside the module's app to use (None: the app itself), help)
+LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
+    "protocol": ("tmsctl.cli_protocol", None, "Validate, show and explain stimulation protocols."),
+    "target": ("tmsctl.cli_target", "target", "DLPFC scalp targets from head measurements."),
+    "mt": ("tmsctl.cli_mt", "mt", "Hunt a motor threshold on a stimulator and record it."),
+    "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
+    "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
+}
+
+
+def _available(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
+def _load_lazy(name: str) -> click.core.Command:
+    from importlib import import_module
+
+    module, inner, _ = LAZY_COMMANDS[name]
+    command = typer.main.get_command(import_module(module).app)
+    subcommands = getattr(command, "commands", {})
+    if inner is not None and inner in subcommands:
+        command = subcommands[inner]
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    def list_commands(self, ctx: click.core.Context) -> list[str]:
+        names = list(super().list_commands(ctx))
+        return names + [n for n, (module, _, _) in LAZY_COMMANDS.items() if n not in names and _available(module)]
+
+    def get_command(self, ctx: click.core.Context, name: str) -> click.core.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in LAZY_COMMANDS and _available(LAZY_COMMANDS[name][0]):
+            # for listing in --help: a stand-in with the help line, no import
+            help_text = LAZY_COMMANDS[name][2]
+            return TyperCommand(name, help=help_text, short_help=help_text)
+        return command
+
+    def resolve_command(self, ctx: click.core.Context, args: list[str]):  # type: ignore[no-untyped-def]
+        name = args[0] if args else ""
+        if name in LAZY_COMMANDS and name not in self.commands and _available(LAZY_COMMANDS[name][0]):
+            self.commands[name] = _load_lazy(name)
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
     name="tmsctl",
+    cls=LazyGroup,
     help="Safe, testable control of TMS stimulators (research use; not a medical device).",
     no_args_is_help=True,
     add_completion=False,
@@ -308,29 +362,6 @@ def sim_serve(
                 raise ConnectionFailed(f"cannot listen on {host}:{port}: {exc}") from exc
         err.print(f"stopped; {instance.device.pulse_count} pulse(s) delivered", highlight=False)
 
-
-def _mount_optional_apps() -> None:
-    """Sub-apps that live in their own modules."""
-    from importlib import import_module
-
-    for module, name, help_text in (
-        ("tmsctl.cli_protocol", "protocol", "Validate, show and explain stimulation protocols."),
-        ("tmsctl.cli_target", None, None),  # brings its own `target` group
-        ("tmsctl.cli_mt", None, None),  # brings its own `mt` command
-        ("tmsctl.cli_export", "export", "Export recorded sessions (BIDS-NIBS)."),
-        ("tmsctl.cli_report", "report", "Readable reports of sessions and courses."),
-    ):
-        try:
-            sub = import_module(module).app
-        except ModuleNotFoundError:
-            continue
-        if name is None:
-            app.add_typer(sub)
-        else:
-            app.add_typer(sub, name=name, help=help_text)
-
-
-_mount_optional_apps()
 
 from tmsctl import cli_run as _cli_run  # noqa: E402,F401  (registers run, sessions, session)
 
