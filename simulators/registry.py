@@ -55,7 +55,7 @@ def _load_builtin_profiles() -> None:
     if _builtins_loaded:
         return
     _builtins_loaded = True  # before registering: a profile registered by a user must not hide ours
-    from . import magstim
+    from . import deymed, magstim, magventure
 
     for name, p in magstim.PROFILES.items():
         register_profile(
@@ -63,6 +63,22 @@ def _load_builtin_profiles() -> None:
                 name, p.driver, p.display_name,
                 lambda start, faults, p=p: magstim.MagstimSimulator(p, start=start, faults=faults),
                 dict(p.driver_options),
+            )
+        )
+    for name, mp in magventure.PROFILES.items():
+        register_profile(
+            SimulatorProfile(
+                name, mp.driver, mp.display_name,
+                lambda start, faults, mp=mp: magventure.MagProSimulator(mp, start=start, faults=faults),
+                dict(mp.driver_options),
+            )
+        )
+    for name, dp in deymed.PROFILES.items():
+        register_profile(
+            SimulatorProfile(
+                name, dp.driver, dp.display_name,
+                lambda start, faults, dp=dp: deymed.DuoMagSimulator(dp, start=start, faults=faults),
+                dict(dp.driver_options),
             )
         )
 

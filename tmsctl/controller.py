@@ -56,6 +56,7 @@ class Delivery:
     expected_end: float
     trigger_source: str
     is_train: bool
+    confirmed: bool = True  # False when the device cannot confirm a pulse (no replies, e.g. DuoMAG)
 
 
 class Controller:
@@ -73,6 +74,7 @@ class Controller:
         self.dispatcher = Dispatcher(listeners)
         self.fsm = StateMachine(self._state_changed, self._audit_trigger)
         self.info: DeviceInfo | None = None
+        self.confirmed_replies = True
         self.status: DeviceStatus | None = None
         self.coil_temperature_c: float | None = None
         self.intensity_pct_mso: int | None = None
@@ -155,6 +157,11 @@ class Controller:
         info = self._device_call("connect", self.driver.connect)
         assert isinstance(info, DeviceInfo)
         self.info = info
+        # A device that does not answer commands (no CONFIRMED_REPLIES, or a driver that says so)
+        # gets every delivery recorded as unconfirmed.
+        self.confirmed_replies = Capability.CONFIRMED_REPLIES in info.capabilities and getattr(
+            self.driver, "confirmed_replies", True
+        )
         self.status = self._device_call("status", self.driver.status)  # type: ignore[assignment]
         self.fsm.fire("connected")
         self._emit(
@@ -315,11 +322,12 @@ class Controller:
         self.fsm.fire("fire")
         fired_at = self.clock.now()  # the trigger leaves now; the reply comes a few ms later
         if trigger_source == "rts":
-            self._device_call("RTS trigger", getattr(self.driver, "trigger_via_rts"))
+            result = self._device_call("RTS trigger", getattr(self.driver, "trigger_via_rts"))
         else:
-            self._device_call("fire", self.driver.fire)
+            result = self._device_call("fire", self.driver.fire)
+        confirmed = self.confirmed_replies and getattr(result, "confirmed", True)
         duration = self.train_timing if self.train else 0.0
-        self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train)
+        self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train, confirmed)
         limits = self.driver.limits
         if is_train:
             assert self.train is not None
@@ -333,7 +341,7 @@ class Controller:
             self.pulse_cap.record(pulses)
         if not is_train:
             self._finish_delivery()
-        return self.delivery or Delivery(pulses, intensity, fired_at, fired_at, trigger_source, False)
+        return self.delivery or Delivery(pulses, intensity, fired_at, fired_at, trigger_source, False, confirmed)
 
     def _finish_delivery(self) -> None:
         delivery = self.delivery

@@ -1,0 +1,190 @@
+"""Simulated Deymed DuoMAG: doubled raw-byte commands in, a 0xFF-separated status stream out.
+
+The device side of ``tmsctl.drivers.deymed.codec`` on top of ``SimulatedDevice``. Like the unit
+(``shared/reference/deymed.md``), it answers nothing: host bytes go through the codec's command
+parser, and the only output is a status record every ``record_period_s``, each followed by the
+0xFF sync byte. Planned reply faults therefore hit the status stream: ``no_reply`` drops one
+record, ``garbled_byte`` corrupts one, ``bad_checksum`` corrupts the sync byte after one.
+
+The unit's own protection, written here independently of the driver and spec: a fire byte that
+arrives while the unit is not charged, without a coil, with an overheated coil or with a voltage
+error is not fired but counted as an omitted pulse (status byte 6) and written to ``interlocks``.
+
+Behaviour the sources leave open (all U): the unit powers up at 0 %; charging to a new
+intensity takes ``charge_time_s(intensity)``; after a pulse it waits its recharge delay, then
+recharges; coil temperature appears as a raw ADC count of 4 per °C; it streams 50 records a
+second, newer models' 15-byte records with the coil type. The host bytes a serial read has not
+taken are capped like an OS buffer, so an idle host cannot make the model grow without bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tmsctl.drivers.deymed import codec as c
+from tmsctl.drivers.deymed.status import MAX_RAW_BYTE
+
+from .device import Fault, FaultKind, SimulatedDevice
+
+_UNREAD_BYTES_CAP = 4096  # a driver that stops reading loses the oldest records, as with a full OS buffer
+_ADC_COUNTS_PER_C = 4
+
+
+@dataclass(frozen=True)
+class DuoMagProfile:
+    name: str
+    display_name: str
+    driver: str = "deymed-duomag"
+    record_period_s: float = 0.02
+    coil_type: int | None = 1  # 70BF; None → the older 13-byte record
+    coil_overheat_c: float = 40.0
+    initial_recharge_delay: c.DelayCode = c.DelayCode(100, c.DelayStep.MS_1)
+    initial_ttl_out_delay: c.DelayCode = c.DelayCode(1, c.DelayStep.MS_10)
+    driver_options: dict[str, str] = field(default_factory=dict)
+
+    def charge_time_s(self, intensity_pct: int) -> float:
+        return 0.1 + 0.3 * intensity_pct / 100
+
+
+PROFILES: dict[str, DuoMagProfile] = {
+    "duomag": DuoMagProfile("duomag", "Deymed DuoMAG (simulated)"),
+    "duomag-13": DuoMagProfile("duomag-13", "Deymed DuoMAG, 13-byte status records (simulated)", coil_type=None),
+}
+
+
+class DuoMagSimulator(SimulatedDevice):
+    baudrate = c.BAUD_RATE
+    bits_per_byte = 1 + 8 + c.STOP_BITS
+    reply_latency_s = 0.0  # the stream has no request to be late for
+
+    def __init__(self, profile: DuoMagProfile, *, start: float = 0.0, faults: tuple[Fault, ...] = ()) -> None:
+        super().__init__(start=start, faults=faults)
+        self.profile = profile
+        self.parser = c.DuoMagCommandParser()
+        self.rejected_bytes: list[tuple[float, str]] = []
+        self.interlocks: list[tuple[float, str]] = []
+        self.intensity_pct = 0
+        self.intensity_change_pct = 0
+        self.charged_at = start
+        self.omitted_pulses = 0
+        self.recharge_delay = profile.initial_recharge_delay
+        self.ttl_out_delay = profile.initial_ttl_out_delay
+        self.voltage_error = False
+        self._record_cache: tuple[tuple[object, ...], bytes] | None = None
+        self._reply(bytes((c.SYNC,)), start)
+        self._schedule(start + profile.record_period_s, self._stream)
+
+    @property
+    def is_energised(self) -> bool:
+        """Charged, or charging, to a non-zero output: a fire byte would (soon) deliver a pulse."""
+        return self.intensity_pct > 0
+
+    def charged(self, now: float) -> bool:
+        return now >= self.charged_at
+
+    def coil_overheated(self, now: float) -> bool:
+        return self.coil.at(now) >= self.profile.coil_overheat_c
+
+    # -- the stream -----------------------------------------------------------------------------------
+    def status(self, now: float) -> c.DuoMagStatus:
+        raw_c = min(MAX_RAW_BYTE, round(self.coil.at(now) * _ADC_COUNTS_PER_C))
+        return c.DuoMagStatus(
+            ttl_trigger_demand=False,
+            intensity_change_pct=self.intensity_change_pct,
+            intensity_pct_mso=self.intensity_pct,
+            coil_temperature_raw=raw_c,
+            resistor_temperature_raw=100,
+            discharge_temperature_raw=100,
+            omitted_pulses=self.omitted_pulses,
+            power_overheat=False,
+            coil_disconnected=not self.coil.present,
+            voltage_hold_error=self.voltage_error,
+            voltage_recharge_error=False,
+            power_fan_seized=False,
+            coil_overheat=self.coil_overheated(now),
+            resistor_overheat=False,
+            discharge_overheat=False,
+            coil_data_ok=self.coil.present,
+            receiving_usb=True,
+            idle_time=False,
+            charged=self.charged(now),
+            ttl_out_delay=self.ttl_out_delay,
+            recharge_delay=self.recharge_delay,
+            coil_type=self.profile.coil_type,
+        )
+
+    def _record_bytes(self, now: float) -> bytes:
+        # The record rarely changes between periods; encode it only when it does.
+        key = (
+            self.intensity_pct, self.intensity_change_pct, round(self.coil.at(now) * _ADC_COUNTS_PER_C),
+            self.omitted_pulses, self.coil.present, self.voltage_error, self.coil_overheated(now),
+            self.charged(now), self.recharge_delay, self.ttl_out_delay,
+        )
+        if self._record_cache is None or self._record_cache[0] != key:
+            self._record_cache = (key, c.encode_status_record(self.status(now)) + bytes((c.SYNC,)))
+        return self._record_cache[1]
+
+    def _stream(self, now: float) -> None:
+        self._schedule(now + self.profile.record_period_s, self._stream)
+        if len(self._tx) > _UNREAD_BYTES_CAP:
+            return
+        self._reply(self._record_bytes(now), now)
+
+    # -- input ----------------------------------------------------------------------------------------
+    def _on_bytes(self, now: float) -> int | None:
+        commands = self.parser.feed(bytes(self._inbuf))
+        self._inbuf.clear()
+        for reject in self.parser.drain_rejects():
+            self.rejected_bytes.append((now, reject.message))
+        for command in commands:
+            self._count_command(now)
+            if self.stalled:
+                continue
+            self._handle(command, now)
+        return None
+
+    def _handle(self, command: c.HostCommand, now: float) -> None:
+        if isinstance(command, c.SetIntensity):
+            self._set_intensity(command.intensity_pct_mso, now)
+        elif isinstance(command, c.Fire):
+            self._fire(now)
+        elif isinstance(command, c.SetRechargeDelay):
+            self.recharge_delay = command.delay
+        elif isinstance(command, c.SetTtlOutDelay):
+            self.ttl_out_delay = command.delay
+
+    def _set_intensity(self, intensity_pct: int, now: float) -> None:
+        change = intensity_pct - self.intensity_pct
+        self.intensity_change_pct = max(-16, min(15, change))
+        self.intensity_pct = intensity_pct
+        if change > 0:  # charging up takes time; lowering discharges at once
+            self.charged_at = max(self.charged_at, now + self.profile.charge_time_s(intensity_pct))
+
+    def _refusal(self, now: float) -> str | None:
+        if not self.coil.present:
+            return "coil disconnected"
+        if self.coil_overheated(now):
+            return "coil overheated"
+        if self.voltage_error:
+            return "voltage hold error"
+        if not self.charged(now):
+            return f"not charged for another {self.charged_at - now:.3f} s"
+        return None
+
+    def _fire(self, now: float) -> None:
+        why = self._refusal(now)
+        if why:
+            self.omitted_pulses = (self.omitted_pulses + 1) % (MAX_RAW_BYTE + 1)
+            self.interlocks.append((now, f"fire omitted: {why}"))
+            return
+        if self.intensity_pct == 0:
+            return  # nothing to discharge
+        energy_j = 2.0 * self.intensity_pct  # U: coil heating only
+        self._record_pulse(now, self.intensity_pct, energy_j, "serial")
+        self.charged_at = now + self.recharge_delay.delay_us / 1e6 + self.profile.charge_time_s(self.intensity_pct)
+
+    def _on_fault(self, fault: Fault, now: float) -> None:
+        if fault.kind is FaultKind.OVER_TEMPERATURE:
+            self.coil.force(now, self.profile.coil_overheat_c + 2.0)
+        if fault.kind is FaultKind.DEVICE_ERROR:
+            self.voltage_error = True

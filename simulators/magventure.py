@@ -1,0 +1,471 @@
+"""Simulated MagVenture MagPro, speaking the real frames at 38400 baud with the unit's habits.
+
+The device side of ``tmsctl.drivers.magventure.codec`` on top of ``SimulatedDevice``: host frames
+are found by the codec's host parser, read requests are answered, writes are never answered, and
+the unit talks on its own the way the reference describes (``shared/reference/magventure.md`` §4):
+
+* ID 1 after every amplitude change, ID 3 when the coil's whole-degree temperature or the coil
+  changes, ID 8 on page changes and when a sequence starts or stops, ID 2 (di/dt) after every
+  stimulus — one per single trigger and one per burst in Biphasic Burst (U: the reference leaves
+  open whether a burst reports once or per pulse);
+* three messages (IDs 1, 3, 8) right after enabling, as an X100 is said to send (U: which three).
+
+Trains and theta bursts are timed by the device: the Timing page sets rate, stimuli per train,
+number of trains and the gap between trains; ``StartTrain`` runs them on the device's own clock.
+
+The interlocks are this module's own, written from the reference and not shared with the driver
+or the spec: a disabled unit ignores triggers; a unit without a coil, with a hot coil or with an
+internal error will not enable and disables itself; triggers faster than the model's rate, a
+train outside the Timing page, settings the model lacks, a waveform write with the wrong model
+byte, and changes while a sequence runs are all ignored. The real unit has no refusal message, so
+each refusal is silent on the wire and written to ``interlocks``.
+
+Behaviour the sources leave open follows the choices above and these: no keep-alive (none is
+needed, reference §1); the older firmware generation (``generation="older"``) ignores the
+0x0A/0x0B/0x0C requests; disabling stops a running sequence; coil heating uses a guessed energy
+per pulse (U).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from tmsctl.drivers.magventure import codec as c
+
+from .device import Fault, FaultKind, SimulatedDevice, _Timer
+
+# Per-model offers and rate ceilings (Hz), from the reference's code and range tables (C: PYTMS,
+# MPC), kept apart from the driver's spec on purpose: the two layers must not share a mistake.
+_OFFERS: dict[c.MagProModel, tuple[set[c.Mode], set[c.CurrentDirection], set[c.Waveform]]] = {
+    c.MagProModel.R30: ({c.Mode.STANDARD}, {c.CurrentDirection.NORMAL}, {c.Waveform.BIPHASIC}),
+    c.MagProModel.X100: (
+        {c.Mode.STANDARD},
+        {c.CurrentDirection.NORMAL, c.CurrentDirection.REVERSE},
+        {c.Waveform.MONOPHASIC, c.Waveform.BIPHASIC, c.Waveform.BIPHASIC_BURST},
+    ),
+    c.MagProModel.R30_OPTION: (
+        {c.Mode.STANDARD, c.Mode.TWIN, c.Mode.DUAL},
+        {c.CurrentDirection.NORMAL},
+        {c.Waveform.MONOPHASIC, c.Waveform.BIPHASIC},
+    ),
+    c.MagProModel.X100_OPTION: (
+        {c.Mode.STANDARD, c.Mode.POWER, c.Mode.TWIN, c.Mode.DUAL},
+        {c.CurrentDirection.NORMAL, c.CurrentDirection.REVERSE},
+        {c.Waveform.MONOPHASIC, c.Waveform.BIPHASIC, c.Waveform.HALFSINE, c.Waveform.BIPHASIC_BURST},
+    ),
+}
+_MAX_RATE_HZ = {
+    c.MagProModel.R30: 30, c.MagProModel.X100: 100, c.MagProModel.R30_OPTION: 30, c.MagProModel.X100_OPTION: 100,
+}
+_BURST_RATE_HZ = 20  # bursts per second (PYTMS)
+_TWIN_DUAL_RATE_HZ = {c.MagProModel.R30_OPTION: 5, c.MagProModel.X100_OPTION: 20}
+_MAX_PULSES = 1000
+_MAX_TRAINS = 500
+_MAX_ITI_S_X10 = 3000
+_TEMPERATURE_CHECK_S = 1.0  # how often the unit looks at its coil sensor
+
+
+@dataclass(frozen=True)
+class MagProProfile:
+    name: str
+    model: c.MagProModel
+    display_name: str
+    driver: str = "magventure-magpro"
+    generation: str = "newer"  # "older": no 0x0A/0x0B/0x0C
+    serial_number: int = 123456
+    coil_type: int = 60  # Cool-B65
+    coil_limit_c: float = 40.0  # the unit disables itself at or above this (U: no published figure)
+    reply_latency_s: float = 0.02  # reference §1: typically 20–80 ms
+    energy_j_per_pct: float = 0.6  # coil heating only (U: no published energy per pulse)
+    driver_options: dict[str, str] = field(default_factory=dict)
+
+    def max_rate_hz(self, mode: c.Mode, waveform: c.Waveform) -> int:
+        if waveform is c.Waveform.BIPHASIC_BURST:
+            return _BURST_RATE_HZ
+        if mode in (c.Mode.TWIN, c.Mode.DUAL):
+            return _TWIN_DUAL_RATE_HZ[self.model] if waveform is not c.Waveform.MONOPHASIC else 5
+        if mode is c.Mode.POWER:
+            return 20
+        return _MAX_RATE_HZ[self.model]
+
+
+PROFILES: dict[str, MagProProfile] = {
+    "magpro-x100": MagProProfile("magpro-x100", c.MagProModel.X100, "MagVenture MagPro X100 (simulated)"),
+    "magpro-r30": MagProProfile("magpro-r30", c.MagProModel.R30, "MagVenture MagPro R30 (simulated)"),
+    "magpro-x100-option": MagProProfile(
+        "magpro-x100-option", c.MagProModel.X100_OPTION, "MagVenture MagPro X100 with MagOption (simulated)"
+    ),
+    "magpro-r30-option": MagProProfile(
+        "magpro-r30-option", c.MagProModel.R30_OPTION, "MagVenture MagPro R30 with MagOption (simulated)"
+    ),
+    "magpro-r30-older": MagProProfile(
+        "magpro-r30-older", c.MagProModel.R30, "MagVenture MagPro R30, older firmware (simulated)",
+        generation="older",
+    ),
+}
+PROFILES["magpro"] = PROFILES["magpro-x100"]
+
+
+def _in_rate_grid(rate_hz_x10: int) -> bool:
+    # 0.1–1.0 Hz in tenths, whole hertz above (reference §4 "Value ranges").
+    return 1 <= rate_hz_x10 <= 10 or (rate_hz_x10 > 10 and rate_hz_x10 % 10 == 0)
+
+
+class MagProSimulator(SimulatedDevice):
+    baudrate = c.BAUD_RATE
+    bits_per_byte = 10
+
+    def __init__(self, profile: MagProProfile, *, start: float = 0.0, faults: tuple[Fault, ...] = ()) -> None:
+        self.reply_latency_s = profile.reply_latency_s
+        super().__init__(start=start, faults=faults)
+        self.profile = profile
+        self.model = profile.model
+        self.parser = c.MagProHostFrameParser()
+        self.rejected_frames: list[tuple[float, str]] = []
+        self.interlocks: list[tuple[float, str]] = []
+        self.enabled = False
+        self.error = False
+        self.amplitude_a = 30
+        self.amplitude_b = 0
+        self.mode = c.Mode.STANDARD
+        self.waveform = c.Waveform.BIPHASIC
+        self.direction = c.CurrentDirection.NORMAL
+        self.burst_pulses = 3
+        self.ipi_ms_x10 = 200
+        self.ba_ratio_x100 = 100
+        self.page = int(c.Page.MAIN)
+        self.timing_control = c.TimingControl.SEQUENCE
+        self.rate_hz_x10 = 10
+        self.pulses_per_train = 10
+        self.train_count = 1
+        self.iti_s_x10 = 10
+        self.warning_sound = False
+        self.input_delay_ms_x10 = 0
+        self.output_delay_ms_x10 = 0
+        self.charge_delay_ms = 0
+        self.sequence_running = False
+        self.stimulus_count = 0
+        self.next_trigger_at = -math.inf
+        self._sequence_timers: list[_Timer] = []
+        self._stimulus_timers: list[_Timer] = []
+        self._reported_temperature = self._temperature_byte(start)
+        self._reported_coil_type = profile.coil_type
+        self._schedule(start + _TEMPERATURE_CHECK_S, self._check_temperature)
+
+    @property
+    def is_energised(self) -> bool:
+        return self.enabled or self.sequence_running
+
+    # -- what the unit reports ----------------------------------------------------------------------
+    def status_byte(self) -> c.StatusByte:
+        return c.StatusByte(self.mode, self.waveform, self.enabled, self.model)
+
+    def coil_type(self) -> int:
+        return self.profile.coil_type if self.coil.present else 0
+
+    def _temperature_byte(self, now: float) -> int:
+        return max(0, min(255, round(self.coil.at(now))))
+
+    def short_status(self, now: float) -> c.ShortStatus:
+        return c.ShortStatus(
+            self.status_byte(), self.profile.serial_number, self._temperature_byte(now), self.coil_type(),
+            self.amplitude_a, self.amplitude_b,
+        )
+
+    def long_status(self, now: float) -> c.LongStatus:
+        return c.LongStatus(
+            self.status_byte(), self.profile.serial_number, self._temperature_byte(now), self.coil_type(),
+            self.amplitude_a, self.amplitude_b, self.amplitude_a, self.amplitude_b, 100, 100, self.page,
+            self.sequence_running,
+        )
+
+    def waveform_settings(self) -> c.WaveformSettings:
+        # ID 9 answers carry an index into the table that applies (reference §4, note the asymmetry).
+        if self.mode not in (c.Mode.TWIN, c.Mode.DUAL) and self.ipi_ms_x10 in c.BURST_IPI_MS_X10:
+            ipi_index = c.burst_ipi_index(self.ipi_ms_x10)
+        else:
+            ipi_index = c.twin_dual_ipi_index(self.ipi_ms_x10)
+        ba_index = 100 - self.amplitude_b if self.mode is c.Mode.DUAL else c.twin_ba_index(self.ba_ratio_x100)
+        return c.WaveformSettings(
+            0, self.model, self.mode, self.direction, self.waveform, self.burst_pulses, ipi_index, ba_index
+        )
+
+    def timing_settings(self) -> c.TimingSettings:
+        return c.TimingSettings(
+            0, self.timing_control, False, self.rate_hz_x10, self.pulses_per_train, self.train_count,
+            self.iti_s_x10, self.warning_sound, 100, 0,
+        )
+
+    # -- sending ------------------------------------------------------------------------------------------
+    def _answer(self, message: c.DeviceMessage, now: float) -> None:
+        self._reply(c.encode_device_message(message), now)
+
+    def _unprompted(self, message: c.DeviceMessage, now: float) -> None:
+        """A message the unit sends on its own. Planned reply faults hit answers to commands only."""
+        pending, self._pending_reply_faults = self._pending_reply_faults, []
+        try:
+            self._reply(c.encode_device_message(message), now)
+        finally:
+            self._pending_reply_faults = pending
+
+    def _interlock(self, now: float, why: str) -> None:
+        self.interlocks.append((now, why))
+
+    # -- input ----------------------------------------------------------------------------------------------
+    def _on_bytes(self, now: float) -> int | None:
+        commands = self.parser.feed(bytes(self._inbuf))
+        self._inbuf.clear()
+        for reject in self.parser.drain_rejects():
+            self.rejected_frames.append((now, reject.message))
+        for command in commands:
+            self._count_command(now)
+            if self.stalled:
+                continue
+            self._handle(command, now)
+        pending = self.parser.pending
+        if len(pending) >= 2 and pending[0] == c.START:
+            return pending[1] + 4 - len(pending)
+        return None
+
+    def _handle(self, command: c.HostCommand, now: float) -> None:
+        generation_newer = self.profile.generation == "newer"
+        if isinstance(command, c.RequestShortStatus):
+            self._answer(self.short_status(now), now)
+        elif isinstance(command, c.RequestLongStatus):
+            self._answer(self.long_status(now), now)
+        elif isinstance(command, c.SetAmplitude):
+            self._set_amplitude(command, now)
+        elif isinstance(command, c.SetEnabled):
+            if command.enabled:
+                self._enable(now)
+            else:
+                self._disable(now, "")
+        elif isinstance(command, c.Trigger):
+            self._trigger(now)
+        elif isinstance(command, c.StartTrain):
+            self._start_sequence(now)
+        elif isinstance(command, c.SetPage):
+            self._set_page(int(command.page), now)
+        elif isinstance(command, c.SetTrainLegacy):
+            self._set_timing(now, self.timing_control, command.rate_hz_x10, command.pulses_per_train,
+                             command.train_count, command.iti_s_x10, self.warning_sound)
+        elif isinstance(command, c.SetDelaysLegacy):
+            self._set_delays(now, command.input_delay_ms_x10, command.output_delay_ms_x10, command.charge_delay_ms)
+        elif isinstance(command, c.RequestWaveform):
+            self._answer(self.waveform_settings(), now)
+        elif isinstance(command, c.SetWaveform):
+            self._set_waveform(command, now)
+        elif not generation_newer:
+            return  # the older firmware does not know 0x0A/0x0B/0x0C: silence
+        elif isinstance(command, c.RequestTiming):
+            self._answer(self.timing_settings(), now)
+        elif isinstance(command, c.SetTiming):
+            self._set_timing(now, command.timing_control, command.rate_hz_x10, command.pulses_per_train,
+                             command.train_count, command.iti_s_x10, command.warning_sound)
+        elif isinstance(command, c.RequestDelays):
+            self._answer(c.DelaySettings(0, self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms), now)
+        elif isinstance(command, c.SetDelays):
+            self._set_delays(now, command.input_delay_ms_x10, command.output_delay_ms_x10, command.charge_delay_ms)
+        elif isinstance(command, c.RequestPageAndCount):
+            self._answer(c.PageAndCount.build(stimulus_count=self.stimulus_count & 0xFFFF, page=self.page), now)
+        # unknown commands: ignored, like any write the unit does not take
+
+    # -- settings ---------------------------------------------------------------------------------------
+    def _set_amplitude(self, command: c.SetAmplitude, now: float) -> None:
+        if self.sequence_running:
+            self._interlock(now, "amplitude change while a sequence runs: ignored")
+            return
+        self.amplitude_a = command.amplitude_a_pct
+        if command.amplitude_b_pct is not None:
+            self.amplitude_b = command.amplitude_b_pct
+        self._unprompted(c.AmplitudeChanged(self.amplitude_a, self.amplitude_b, self.status_byte()), now)
+
+    def front_panel_amplitude(self, amplitude_a_pct: int, now: float) -> None:
+        """Someone turns the amplitude knob (tests): the unit reports it unprompted."""
+        self.advance(now)
+        self.amplitude_a = amplitude_a_pct
+        self._unprompted(c.AmplitudeChanged(self.amplitude_a, self.amplitude_b, self.status_byte()), now)
+
+    def _set_page(self, page: int, now: float) -> None:
+        if self.sequence_running:
+            self._interlock(now, "page change while a sequence runs: ignored")
+            return
+        self.page = page
+        self._unprompted(c.PageChanged(self.page, False, self.status_byte()), now)
+
+    def _set_timing(
+        self, now: float, control: c.TimingControl, rate: int, pulses: int, trains: int, iti: int, warning: bool
+    ) -> None:
+        why = None
+        if self.sequence_running:
+            why = "Timing page change while a sequence runs"
+        elif self.page != c.Page.TIMING:
+            why = "train settings outside the Timing page"
+        elif not _in_rate_grid(rate) or rate > 10 * self.profile.max_rate_hz(self.mode, self.waveform):
+            why = f"rate {rate / 10:g} Hz not offered in {self.mode.name} / {self.waveform.name}"
+        elif not 1 <= pulses <= _MAX_PULSES or not 1 <= trains <= _MAX_TRAINS or not 1 <= iti <= _MAX_ITI_S_X10:
+            why = f"train {pulses} pulses × {trains} trains, ITI {iti / 10:g} s out of range"
+        if why:
+            self._interlock(now, why + ": ignored")
+            return
+        self.timing_control, self.rate_hz_x10, self.pulses_per_train = control, rate, pulses
+        self.train_count, self.iti_s_x10, self.warning_sound = trains, iti, warning
+
+    def _set_delays(self, now: float, input_x10: int, output_x10: int, charge_ms: int) -> None:
+        if self.sequence_running:
+            self._interlock(now, "delay change while a sequence runs: ignored")
+            return
+        if output_x10 < 0 and self.timing_control is not c.TimingControl.SEQUENCE:
+            self._interlock(now, "negative trigger-out delay without Sequence timing: ignored")
+            return
+        self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms = input_x10, output_x10, charge_ms
+
+    def _set_waveform(self, command: c.SetWaveform, now: float) -> None:
+        modes, directions, waveforms = _OFFERS[self.model]
+        why = None
+        if self.sequence_running:
+            why = "waveform change while a sequence runs"
+        elif command.model is not self.model:
+            why = f"waveform write names model {command.model.name}, this unit is {self.model.name}"
+        elif command.mode not in modes or command.current_direction not in directions or command.waveform not in waveforms:
+            why = f"{command.mode.name} / {command.current_direction.name} / {command.waveform.name} not offered"
+        if why:
+            self._interlock(now, why + ": ignored")
+            return
+        self.mode, self.direction, self.waveform = command.mode, command.current_direction, command.waveform
+        self.burst_pulses, self.ipi_ms_x10, self.ba_ratio_x100 = (
+            command.burst_pulses, command.ipi_ms_x10, command.ba_ratio_x100
+        )
+
+    # -- enable / disable ---------------------------------------------------------------------------------
+    def _may_enable(self, now: float) -> str | None:
+        if not self.coil.present:
+            return "no coil connected"
+        if self.coil.at(now) >= self.profile.coil_limit_c:
+            return f"coil at {self.coil.at(now):.1f} °C, limit {self.profile.coil_limit_c:.1f} °C"
+        if self.error:
+            return "internal error on the display"
+        return None
+
+    def _enable(self, now: float) -> None:
+        why = self._may_enable(now)
+        if why:
+            self._interlock(now, f"enable refused: {why}")
+            return
+        if self.enabled:
+            return
+        self.enabled = True
+        status = self.status_byte()
+        self._unprompted(c.AmplitudeChanged(self.amplitude_a, self.amplitude_b, status), now)
+        self._unprompted(c.CoilChanged(self._temperature_byte(now), self.coil_type(), status), now)
+        self._unprompted(c.PageChanged(self.page, self.sequence_running, status), now)
+
+    def _disable(self, now: float, why: str) -> None:
+        if why:
+            self.fault_log.append((now, why))
+        was_running = self.sequence_running
+        self.enabled = False
+        self._stop_sequence()
+        if was_running:
+            self._unprompted(c.PageChanged(self.page, False, self.status_byte()), now)
+
+    def _stop_sequence(self) -> None:
+        for timer in (*self._sequence_timers, *self._stimulus_timers):
+            self._cancel(timer)
+        self._sequence_timers = []
+        self._stimulus_timers = []
+        self.sequence_running = False
+
+    # -- stimuli ------------------------------------------------------------------------------------------
+    def _may_stimulate(self, now: float) -> str | None:
+        if not self.enabled:
+            return "not enabled"
+        return self._may_enable(now)
+
+    def _stimulus(self, now: float, source: str) -> None:
+        """One stimulus: a pulse, or a burst of pulses in Biphasic Burst; then its di/dt report."""
+        pulses = self.burst_pulses if self.waveform is c.Waveform.BIPHASIC_BURST else 1
+        interval = self.ipi_ms_x10 / 10_000
+        self._stimulus_timers = [t for t in self._stimulus_timers if not t.cancelled and t.t > now]
+        self._pulse(now, source)
+        for k in range(1, pulses):
+            self._stimulus_timers.append(self._schedule(now + k * interval, lambda t: self._pulse(t, "train")))
+        self.stimulus_count += 1
+        self._stimulus_timers.append(self._schedule(now + (pulses - 1) * interval, self._report_didt))
+
+    def _pulse(self, now: float, source: str) -> None:
+        self._record_pulse(now, self.amplitude_a, self.profile.energy_j_per_pct * self.amplitude_a, source)
+        if self.coil.at(now) >= self.profile.coil_limit_c:
+            self._disable(now, "coil over temperature: disabled")
+
+    def _report_didt(self, now: float) -> None:
+        didt = min(255, round(self.amplitude_a * 1.6))  # 80 A/µs at 50 % (the reference's example frame)
+        self._unprompted(c.PulseDidt(didt, 0, self.status_byte()), now)
+
+    def _trigger(self, now: float) -> None:
+        why = self._may_stimulate(now)
+        if why is None and self.sequence_running:
+            why = "a sequence is running"
+        if why is None and now < self.next_trigger_at:
+            why = f"triggered {self.next_trigger_at - now:.3f} s before the unit had recharged"
+        if why:
+            self._interlock(now, f"trigger ignored: {why}")
+            return
+        self.next_trigger_at = now + 1.0 / self.profile.max_rate_hz(self.mode, self.waveform)
+        self._stimulus(now, "serial")
+
+    def _start_sequence(self, now: float) -> None:
+        why = self._may_stimulate(now)
+        if why is None and self.sequence_running:
+            why = "a sequence is already running"
+        if why is None and self.page != c.Page.TIMING:
+            why = "not on the Timing page"
+        if why is None and self.timing_control is not c.TimingControl.SEQUENCE:
+            why = f"timing control is {self.timing_control.name}, waiting for external triggers"
+        if why is None and now < self.next_trigger_at:
+            why = "started before the unit had recharged"
+        if why:
+            self._interlock(now, f"train start ignored: {why}")
+            return
+        period = 10.0 / self.rate_hz_x10
+        train_length = (self.pulses_per_train - 1) * period
+        times = []
+        for train in range(self.train_count):
+            first = now + train * (train_length + self.iti_s_x10 / 10)
+            times.extend(first + k * period for k in range(self.pulses_per_train))
+        self.sequence_running = True
+        self._unprompted(c.PageChanged(self.page, True, self.status_byte()), now)
+        self._stimulus(now, "serial")
+        self._sequence_timers = [self._schedule(t, lambda t: self._stimulus(t, "train")) for t in times[1:]]
+        burst_tail = (self.burst_pulses - 1) * self.ipi_ms_x10 / 10_000 if self.waveform is c.Waveform.BIPHASIC_BURST else 0.0
+        end = times[-1] + burst_tail
+        self._sequence_timers.append(self._schedule(end + 1e-6, self._sequence_finished))
+
+    def _sequence_finished(self, now: float) -> None:
+        self._sequence_timers = []
+        self.sequence_running = False
+        self.next_trigger_at = now + 1.0 / self.profile.max_rate_hz(self.mode, self.waveform)
+        self._unprompted(c.PageChanged(self.page, False, self.status_byte()), now)
+
+    # -- the coil -----------------------------------------------------------------------------------------
+    def _check_temperature(self, now: float) -> None:
+        self._schedule(now + _TEMPERATURE_CHECK_S, self._check_temperature)
+        temperature, coil_type = self._temperature_byte(now), self.coil_type()
+        if (temperature, coil_type) != (self._reported_temperature, self._reported_coil_type):
+            self._reported_temperature, self._reported_coil_type = temperature, coil_type
+            self._unprompted(c.CoilChanged(temperature, coil_type, self.status_byte()), now)
+        if self.enabled and self.coil.at(now) >= self.profile.coil_limit_c:
+            self._disable(now, "coil over temperature: disabled")
+
+    def _on_fault(self, fault: Fault, now: float) -> None:
+        if fault.kind is FaultKind.OVER_TEMPERATURE:
+            self.coil.force(now, self.profile.coil_limit_c + 2.0)
+        if fault.kind is FaultKind.DEVICE_ERROR:
+            self.error = True
+        if fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED):
+            self._reported_temperature, self._reported_coil_type = self._temperature_byte(now), self.coil_type()
+            self._unprompted(c.CoilChanged(self._reported_temperature, self._reported_coil_type, self.status_byte()), now)
+        if fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED, FaultKind.DEVICE_ERROR):
+            if self.enabled:
+                self._disable(now, f"{fault.kind.value}: disabled")
