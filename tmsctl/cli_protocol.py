@@ -93,6 +93,50 @@ class _Usage(Exception):
 
 
 @app.command()
+def approve(
+    file: Annotated[Path, typer.Argument(help="The protocol file, exactly as it will be run.", show_default=False)],
+    by: Annotated[str, typer.Option("--by", help="Who reviewed and approves it (recorded).", show_default=False)],
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+    ] = None,
+) -> None:
+    """Approve a protocol's exact content for this site: sessions of it may then run.
+
+    The approval is bound to the content hash: any change to what the file delivers makes it a
+    different, unapproved protocol.
+    """
+    from tmsctl.approval import approval_status
+    from tmsctl.protocols.canonical import content_hash
+    from tmsctl.records import Records
+
+    try:
+        protocol = load_protocol(file)
+        digest = content_hash(protocol)
+        verdict = check(protocol)
+        if verdict.status == "refused":
+            err.print(f"[red]refused[/]: {escape(str(file))} cannot be approved: it breaks a hard limit")
+            for finding in verdict.refusals:
+                err.print(f"  {escape(_finding_text(finding))}")
+            raise typer.Exit(EXIT_REFUSED)
+        with Records(db) if db is not None else Records() as records:
+            before = approval_status(protocol.id, digest, records)
+            approval = records.approve_protocol(protocol.id, digest, approved_by=by)
+    except ProtocolFileError as error:
+        _print_file_error(error)
+        raise typer.Exit(EXIT_REFUSED) from None
+    except TmsError as error:
+        err.print(f"[red]error[/]: {escape(error.message)}")
+        if error.hint:
+            err.print(f"what to do: {escape(error.hint)}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    note = f" (already {before.detail})" if before.approved else ""
+    out.print(
+        f"approved {protocol.id} ({digest[:19]}…) by {escape(approval.approved_by)} on "
+        f"{approval.approved_at:%Y-%m-%d %H:%M} UTC{escape(note)}"
+    )
+
+
+@app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Protocol files to check.", show_default=False)],
     as_json: JsonOption = False,

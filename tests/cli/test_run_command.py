@@ -128,3 +128,17 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
     for label in ("state", "train", "pulses", "elapsed", "coil", "SIMULATED"):
         assert label in text, label
     assert "80 / 80" in text
+
+
+def test_approve_then_run_without_allowing_unapproved(short: Path, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    args = ["run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes",
+            "--virtual-time", "--no-live", "--db", str(db)]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == EXIT_REFUSED and "never approved" in refused.output
+    approved = runner.invoke(app, ["protocol", "approve", str(short), "--by", "Dr Review", "--db", str(db)])
+    assert approved.exit_code == 0, approved.output
+    assert runner.invoke(app, args).exit_code == 0
+    short.write_text(SHORT.replace("scaling_pct: 100", "scaling_pct: 105"))  # modified after approval
+    again = runner.invoke(app, args)
+    assert again.exit_code == EXIT_REFUSED and "never approved" in again.output
