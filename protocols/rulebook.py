@@ -148,6 +148,7 @@ class SiteCaps(_Data):
     min_minutes_between_session_starts: Positive
     max_pulses_per_session: Annotated[int, Field(ge=1)]
     single_pulse_repetitive_interval_s: Positive
+    max_motor_threshold_age_days: Positive
 
 
 @dataclass(frozen=True)

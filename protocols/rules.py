@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -73,14 +74,26 @@ class SitePolicy:
     max_pulses_per_day: int | None = None
     max_sessions_per_day: int | None = None
     min_minutes_between_session_starts: float | None = None
+    max_motor_threshold_age_days: float | None = None
 
     def validate(self, book: Rulebook) -> None:
         site = book.site
-        for name in ("max_pulses_per_day", "max_sessions_per_day", "min_minutes_between_session_starts"):
+        for name in (
+            "max_pulses_per_day", "max_sessions_per_day", "min_minutes_between_session_starts",
+            "max_motor_threshold_age_days",
+        ):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise InvalidArgument(f"site policy {name} must be positive, got {value!r}")
         looser = []
+        if (
+            self.max_motor_threshold_age_days is not None
+            and self.max_motor_threshold_age_days > site.max_motor_threshold_age_days
+        ):
+            looser.append(
+                f"max_motor_threshold_age_days {self.max_motor_threshold_age_days:g} > "
+                f"{site.max_motor_threshold_age_days:g}"
+            )
         if self.max_pulses_per_day is not None and self.max_pulses_per_day > site.max_pulses_per_day:
             looser.append(f"max_pulses_per_day {self.max_pulses_per_day} > {site.max_pulses_per_day}")
         if self.max_sessions_per_day is not None and self.max_sessions_per_day > site.max_sessions_per_day:
@@ -161,6 +174,7 @@ def check(
     minutes_since_last_session_start: float | None = None,
     policy: SitePolicy | None = None,
     require_complete: bool = False,
+    as_of: datetime | None = None,
 ) -> Verdict:
     """Apply the rulebook to a protocol (expanded here) or to an already expanded schedule.
 
@@ -189,6 +203,8 @@ def check(
     evaluation = _Evaluation(schedule, book, policy, require_complete)
     evaluation.run()
     evaluation.history(pulses_already_today, sessions_already_today, minutes_since_last_session_start)
+    if as_of is not None:
+        evaluation.threshold_age(as_of)
     complete = evaluation.completeness()
     findings = sort_findings(schedule.findings + evaluation.findings())
     return _decide(schedule, findings, dict(overrides or {}), evaluation.checked, complete, book.version)
@@ -922,6 +938,25 @@ class _Evaluation:
                     "min",
                 )
 
+    def threshold_age(self, as_of: datetime) -> None:
+        """A motor threshold older than the site's limit needs a recorded reason (``mt.stale``)."""
+        limit_days = self._cap("max_motor_threshold_age_days", self.book.site.max_motor_threshold_age_days)
+        self.checked.add("mt.stale")
+        for threshold in self.schedule.thresholds_used:
+            if threshold.measured_at is None:
+                continue
+            age_days = (as_of - threshold.measured_at).total_seconds() / 86400
+            if age_days > limit_days:
+                self._site_issue(
+                    "mt.stale",
+                    f"the {threshold.describe()} was measured {_n(age_days)} days ago, longer ago than the "
+                    f"site limit of {limit_days:g} days",
+                    age_days,
+                    limit_days,
+                    "days",
+                    hint="measure the threshold again (tmsctl mt), or record why the old one still holds",
+                )
+
     def history(self, pulses_today: int, sessions_today: int, minutes_since_last: float | None) -> None:
         schedule, site = self.schedule, self.book.site
         max_sessions = self._cap("max_sessions_per_day", site.max_sessions_per_day)
@@ -953,7 +988,10 @@ class _Evaluation:
                 "min",
             )
 
-    def _site_issue(self, rule_id: str, text: str, value: float, limit: float, unit: str) -> None:
+    def _site_issue(
+        self, rule_id: str, text: str, value: float, limit: float, unit: str,
+        hint: str = "record the reason to exceed the site cap",
+    ) -> None:
         site = self.book.site
         self.add(
             Issue(
@@ -965,7 +1003,7 @@ class _Evaluation:
                 limit=limit,
                 unit=unit,
                 status=site.status,
-                hint="record the reason to exceed the site cap",
+                hint=hint,
             )
         )
 

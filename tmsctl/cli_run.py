@@ -131,6 +131,9 @@ def run(
         bool, typer.Option("--virtual-time", help="Simulators only: run the session on a virtual clock (seconds, not minutes).")
     ] = False,
     trigger: Annotated[str, typer.Option("--trigger", help="serial | rts")] = "serial",
+    max_mt_age_days: Annotated[
+        float | None, typer.Option("--max-mt-age-days", help="Stricter limit on the age of a recorded motor threshold.")
+    ] = None,
     db: DbOption = None,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Where the JSON-lines audit log goes.")] = None,
     live: Annotated[bool, typer.Option("--live/--no-live", help="Show the live panel.")] = True,
@@ -153,7 +156,7 @@ def run(
             request = SessionRequest(
                 protocol, device, subject, operator=operator, mt_pct_mso=mt, overrides=overrides,
                 resume_session_id=resume, virtual_time=virtual_time, trigger_source=trigger,
-                allow_unapproved_reason=allow_unapproved,
+                allow_unapproved_reason=allow_unapproved, max_mt_age_days=max_mt_age_days,
                 log_dir=log_dir or (Path(records.path).parent / "logs"),
             )
             try:

@@ -22,7 +22,7 @@ from tmsctl.errors import InvalidArgument, SafetyViolation, TmsError
 from tmsctl.events import Event, Listener
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.protocols.models import Coil, Protocol
-from tmsctl.protocols.rules import Verdict, check
+from tmsctl.protocols.rules import SitePolicy, Verdict, check
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.protocols.thresholds import MotorThreshold
 from tmsctl.registry import open_driver
@@ -45,6 +45,7 @@ class SessionRequest:
     trigger_source: str = "serial"
     log_dir: Path | None = None
     allow_unapproved_reason: str | None = None  # run a protocol nobody approved; recorded
+    max_mt_age_days: float | None = None  # stricter than the rulebook's default, never looser
 
 
 @dataclass
@@ -112,7 +113,8 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
     pulses_today = records.pulses_on_day(request.subject_id, today) if records is not None else 0
     verdict = check(
         protocol, device=limits, thresholds=thresholds, overrides=dict(request.overrides),
-        pulses_already_today=pulses_today, require_complete=True,
+        pulses_already_today=pulses_today, require_complete=True, as_of=clock.wall(),
+        policy=SitePolicy(max_motor_threshold_age_days=request.max_mt_age_days),
     )
     approval = approval_status(protocol.id, verdict.protocol_hash, records)
     planned = PlannedSession(request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock, approval)
@@ -146,8 +148,8 @@ def _thresholds(request: SessionRequest, protocol: Protocol, info: DeviceInfo, r
     reference = protocol.intensity.reference
     if reference == "MSO":
         return ()
-    if request.mt_pct_mso is not None:
-        return (MotorThreshold(reference, request.mt_pct_mso, info.model, protocol.coil),)
+    if request.mt_pct_mso is not None:  # measured for this session, now
+        return (MotorThreshold(reference, request.mt_pct_mso, info.model, protocol.coil, None),)
     if records is None:
         return ()
     out = []

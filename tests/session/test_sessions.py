@@ -193,3 +193,39 @@ def test_an_unapproved_or_modified_protocol_is_refused_unless_allowed_with_a_rea
     assert result.outcome is RunOutcome.COMPLETED
     overrides = records.session_detail(session_id).overrides
     assert [(o.rule_id, o.reason) for o in overrides] == [("approval.unapproved-protocol", "pilot, IRB 2026-17")]
+
+
+def test_a_stale_motor_threshold_needs_a_recorded_reason(records, short_protocol) -> None:
+    from datetime import timedelta
+
+    from tmsctl import records as rec
+
+    clock, sim = _simulator()
+    measured = clock.wall() - timedelta(days=10)
+    records.ensure_subject("S001")
+    records.record_motor_threshold(
+        rec.MotorThreshold("S001", "magstim-rapid2", "SIM-1", "figure8", 52.0, "rMT", "ML-PEST", measured, "tester")
+    )
+    with pytest.raises(SessionRefused, match="10 days ago") as info:
+        _plan(short_protocol, sim, clock, records, mt=None)
+    assert "mt.stale" in str(info.value)
+    planned = _plan(short_protocol, sim, clock, records, mt=None, overrides={"mt.stale": "re-checked 2 pulses, unchanged"})
+    assert planned.schedule.intensity_pct_mso == 52
+    with pytest.raises(Exception, match="only tighten"):
+        _plan(short_protocol, sim, clock, records, mt=None, max_mt_age_days=30)
+
+
+def test_a_site_may_demand_fresher_thresholds(records, short_protocol) -> None:
+    from datetime import timedelta
+
+    from tmsctl import records as rec
+
+    clock, sim = _simulator()
+    records.ensure_subject("S001")
+    records.record_motor_threshold(
+        rec.MotorThreshold("S001", "magstim-rapid2", "SIM-1", "figure8", 52.0, "rMT", "ML-PEST",
+                           clock.wall() - timedelta(days=3), "tester")
+    )
+    assert _plan(short_protocol, sim, clock, records, mt=None).verdict.allowed
+    with pytest.raises(SessionRefused, match="mt.stale"):
+        _plan(short_protocol, sim, clock, records, mt=None, max_mt_age_days=2)
