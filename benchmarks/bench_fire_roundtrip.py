@@ -69,6 +69,20 @@ def _serve(conn) -> None:  # runs in the child process
     serve_pty(instance.device, stop=stop, ready=conn.send)
 
 
+def measure_pty(samples: int) -> list[float]:
+    """Round trips (ms) to the pty simulator running in another process."""
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=_serve, args=(child,), daemon=True)
+    server.start()
+    path = parent.recv()
+    try:
+        pty_ms, _ = measure(path, SystemClock(), samples)
+    finally:
+        parent.send("stop")
+        server.join(5)
+    return pty_ms
+
+
 def row(label: str, values: list[float]) -> str:
     return f"{label:<44} {statistics.mean(values):8.3f} {_percentile(values, 0.99):8.3f} {max(values):8.3f}"
 
@@ -83,15 +97,7 @@ def main() -> None:
     sim_clock_ms, sim_cpu_ms = measure("sim://m200-bench", virtual, args.samples)
     real_ms, _ = measure("sim://m200-bench", SystemClock(), args.samples)
 
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_serve, args=(child,), daemon=True)
-    server.start()
-    path = parent.recv()
-    try:
-        pty_ms, _ = measure(path, SystemClock(), args.samples)
-    finally:
-        parent.send("stop")
-        server.join(5)
+    pty_ms = measure_pty(args.samples)
 
     print(f"fire round trip (EH -> reply), {args.samples} samples, ms")
     print(f"{'':<44} {'mean':>8} {'p99':>8} {'max':>8}")

@@ -50,17 +50,15 @@ def _serve(conn) -> None:
     conn.send([p.t for p in instance.device.pulses])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trains", type=int, default=20)
-    args = parser.parse_args()
+def measure(trains: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(error at the simulator, error of the trigger leaving the host), summaries in ms."""
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
     server = ctx.Process(target=_serve, args=(child,), daemon=True)
     server.start()
     path = parent.recv()
     clock = SystemClock()
-    protocol = load_protocol_text(PROTOCOL.format(trains=args.trains))
+    protocol = load_protocol_text(PROTOCOL.format(trains=trains))
     from tmsctl.simulators.magstim import SIMULATOR_UNLOCK_CODE
 
     driver = open_driver(f"magstim-rapid2://{path}", clock)
@@ -78,9 +76,16 @@ def main() -> None:
     start = runner.progress.session_start
     firsts = pulses[:: schedule.trains[0].n_pulses]
     errors = [t - (start + train.onset_s) for t, train in zip(firsts, schedule.trains)]
-    stats = onset_error_summary(errors)
-    host = onset_error_summary(result.onset_errors_s)
-    print(f"train onset error over the pty simulator, {len(errors)} trains ({result.outcome.value})")
+    assert result.outcome.value == "completed", result.reason
+    return onset_error_summary(errors), onset_error_summary(result.onset_errors_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trains", type=int, default=20)
+    args = parser.parse_args()
+    stats, host = measure(args.trains)
+    print(f"train onset error over the pty simulator, {args.trains} trains")
     print(f"  measured at the simulator: mean {stats['mean_ms']:+.3f} ms, p99 |e| {stats['p99_ms']:.3f} ms, "
           f"max |e| {stats['max_ms']:.3f} ms, drift {stats['drift_ms']:+.3f} ms   (target p99 < 2 ms, no drift)")
     print(f"  trigger leaving the host:  mean {host['mean_ms']:+.3f} ms, p99 |e| {host['p99_ms']:.3f} ms, "
