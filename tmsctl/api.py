@@ -424,6 +424,14 @@ class _Core:
             self.deliveries.coil_reading()
         return info
 
+    def fire(self, trigger_source: str) -> Delivery:
+        c = self.require()
+        if c.state is State.ARMED and c.status is not None and not c.status.ready:
+            status = c._device_call("wait until charged", c.driver.wait_ready)  # noqa: SLF001 - as the runner does
+            assert isinstance(status, DeviceStatus)
+            c.status = status
+        return c.fire(trigger_source=trigger_source)
+
     def require(self) -> Controller:
         c = self.controller
         if c is None or c.state is State.DISCONNECTED:
@@ -556,12 +564,17 @@ class Stimulator:
         return self._core.call("arm", lambda: self._core.require().arm())
 
     def fire(self, *, trigger_source: str = "serial", wait: bool = True) -> Delivery:
-        """One trigger. A configured train is waited for to its end unless ``wait=False``."""
+        """One trigger. A configured train is waited for to its end unless ``wait=False``.
+
+        A unit still recharging from the previous pulse is waited for (polled until charged, as the
+        session runner does), so the pulse may leave later than the call; its ``pulse_delivered``
+        event carries the instant the trigger actually left.
+        """
         if trigger_source not in ("serial", "rts"):
             raise InvalidArgument(f"trigger_source must be 'serial' or 'rts', got {trigger_source!r}")
         core = self._core
         until = (lambda: core.controller is None or core.controller.delivery is None) if wait else None
-        call = core.submit("fire", lambda: core.require().fire(trigger_source=trigger_source), until=until)
+        call = core.submit("fire", lambda: core.fire(trigger_source), until=until)
         train_s = 0.0
         c = core.controller
         if c is not None and c.train is not None:
