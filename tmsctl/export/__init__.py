@@ -1,0 +1,1 @@
+"""Exports of recorded sessions to community formats (each pinned to a named version)."""
