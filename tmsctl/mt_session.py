@@ -463,14 +463,18 @@ def make_procedure(
     """``ml-pest`` (20 pulses unless ``max_trials``) or ``5of10`` (IFCN relative frequency)."""
     state = muscle_state_for(reference)
     extra: dict[str, Any] = {} if max_trials is None else {"max_trials": max_trials}
-    if method == "ml-pest":
-        return MlPest(start_pct_mso=start_pct_mso, max_pct_mso=max_pct_mso, muscle_state=state, **extra)
-    if method == "5of10":
-        return RelativeFrequency(start_pct_mso=start_pct_mso, max_pct_mso=max_pct_mso, muscle_state=state, **extra)
-    raise InvalidArgument(
-        f"unknown threshold method {method!r}",
-        hint=f"choose one of: {', '.join(METHODS)}",
-    )
+    if method not in METHODS:
+        raise InvalidArgument(f"unknown threshold method {method!r}", hint=f"choose one of: {', '.join(METHODS)}")
+    kind = MlPest if method == "ml-pest" else RelativeFrequency
+    try:
+        return kind(start_pct_mso=start_pct_mso, max_pct_mso=max_pct_mso, muscle_state=state, **extra)
+    except InvalidArgument as exc:
+        if exc.hint:
+            raise
+        raise InvalidArgument(
+            exc.message,
+            hint=f"start within 1–{max_pct_mso} %MSO (near the hot-spot intensity); trials a positive whole number",
+        ) from None
 
 
 def parse_coil(text: str) -> Coil:
@@ -526,7 +530,9 @@ def stimulator_serial_for(device: DeviceURL, given: str | None) -> str:
     if text.upper().startswith(SIMULATOR_SERIAL_PREFIX):
         raise InvalidArgument(f"serial {text!r} is reserved for simulators", hint="use the unit's own serial")
     if len(text) > 80 or any(not ch.isprintable() for ch in text):
-        raise InvalidArgument(f"serial {text!r} must be printable text of at most 80 characters")
+        raise InvalidArgument(
+            f"serial {text!r} must be printable text of at most 80 characters", hint="copy it from the unit's label"
+        )
     return text
 
 
@@ -612,7 +618,8 @@ def _clock_for(device: DeviceURL, virtual_time: bool) -> Clock:
         return SystemClock()
     if not device.is_simulator:
         raise InvalidArgument(
-            "virtual time runs only in-process simulators (sim://…): a real device lives in real time"
+            "virtual time runs only in-process simulators (sim://…): a real device lives in real time",
+            hint="leave --virtual-time out for a real stimulator",
         )
     return VirtualClock()
 
@@ -629,7 +636,9 @@ def check_request(request: MtRequest) -> tuple[DeviceURL, str]:
         max_trials=request.max_trials,
     )
     if not request.operator.strip():
-        raise InvalidArgument("the operator's name is recorded with the threshold and cannot be empty")
+        raise InvalidArgument(
+            "the operator's name is recorded with the threshold and cannot be empty", hint="give --operator NAME"
+        )
     device = parse(request.device_url)
     serial = stimulator_serial_for(device, request.stimulator_serial)
     if request.virtual_time and not device.is_simulator:
