@@ -303,7 +303,9 @@ class Controller:
             reasons.append(f"coil at {self.coil_temperature_c:.1f} °C")
         for why in (
             self.rate.why_not(now),
-            self.energy.why_not(now, pulses, intensity_pct_mso) if self.energy else None,
+            # no intensity yet: already refused above, and the energy table has no entry for it
+            self.energy.why_not(now, pulses, intensity_pct_mso)
+            if self.energy and self.intensity_pct_mso is not None else None,
             self.pulse_cap.why_not(pulses) if self.pulse_cap else None,
         ):
             if why:
@@ -418,6 +420,15 @@ class Controller:
         if self.delivery is not None and self.delivery.is_train:
             self._check_train_end()
         return self.next_deadline()
+
+    def refresh_status(self) -> DeviceStatus:
+        """Read the device's status now (it also serves as a keep-alive) and act on what it says."""
+        status = self._device_call("status read", self.driver.keepalive)
+        assert isinstance(status, DeviceStatus)
+        self.status = status
+        self._check_status(status)
+        self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
+        return status
 
     def _check_status(self, status: DeviceStatus) -> None:
         if self.state in (State.ARMED, State.STIMULATING) and not status.armed:

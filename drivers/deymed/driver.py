@@ -261,6 +261,8 @@ class DuoMagDriver:
         if self.armed:
             self._raise_problem()
             self._apply_intensity(value)
+            self.target_pct = value
+            self.wait_ready()  # the unit recharges to the new intensity; a fire before that would be omitted
         self.target_pct = value
 
     # -- arm / fire / disarm ---------------------------------------------------------------------------
