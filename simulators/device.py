@@ -267,6 +267,11 @@ class SimulatedDevice:
         self.advance(now)
         self._on_modem_lines(rts, dtr, now)
 
+    def inject(self, kind: FaultKind, at: float, *, duration_s: float | None = None) -> None:
+        """Plan one more fault while running (tests): it happens at clock time ``at``."""
+        fault = Fault(kind, at_s=at - self.started_at, duration_s=duration_s)
+        self._schedule(at, lambda t: self._trigger_fault(fault, t))
+
     @property
     def pulse_count(self) -> int:
         return len(self.pulses)

@@ -29,6 +29,7 @@ ARM_LEAD_S = 2.5  # arm this long before a train (arming takes up to 1 s on a Ma
 PREPARE_LEAD_S = 4.0  # set intensity/train parameters this long before
 START_LEAD_S = ARM_LEAD_S + 1.0  # the first train: time to set parameters, then arm
 STAY_ARMED_GAP_S = 45.0  # stay armed between trains closer than this (devices self-disarm at 60 s)
+FRESH_STATUS_LEAD_S = 0.05  # read status this long before each trigger (an exchange takes ~8 ms)
 INTENT_LEAD_S = 0.1  # commit a train's intent this long before it fires (an fsync takes a few ms)
 FIRE_COMMAND_BYTES = 3  # the pulse happens when the command's last byte arrives
 
@@ -226,7 +227,10 @@ class SessionRunner:
                 self.log.begin(train, onset, self.trigger_source)
             else:
                 self._wait_ready()
-            self._wait(fire_at - 0.02, fire_at=fire_at)
+            self._wait(fire_at - FRESH_STATUS_LEAD_S, fire_at=fire_at)
+            # A status read just before the trigger: if the unit disarmed itself since the last
+            # keep-alive (coil, temperature, error), we learn it here instead of from a refusal.
+            c.refresh_status()
             self.clock.sleep_until(fire_at)
             delivery = c.fire(trigger_source=self.trigger_source)
             error = (delivery.started_at + (lead if self.trigger_source == "serial" else 0.0)) - (onset + offset)
