@@ -48,7 +48,9 @@ class DuoMagProfile:
 
 PROFILES: dict[str, DuoMagProfile] = {
     "duomag": DuoMagProfile("duomag", "Deymed DuoMAG (simulated)"),
-    "duomag-13": DuoMagProfile("duomag-13", "Deymed DuoMAG, 13-byte status records (simulated)", coil_type=None),
+    "duomag-13": DuoMagProfile(
+        "duomag-13", "Deymed DuoMAG, 13-byte status records (simulated)", coil_type=None
+    ),
 }
 
 
@@ -116,9 +118,16 @@ class DuoMagSimulator(SimulatedDevice):
     def _record_bytes(self, now: float) -> bytes:
         # The record rarely changes between periods; encode it only when it does.
         key = (
-            self.intensity_pct, self.intensity_change_pct, round(self.coil.at(now) * _ADC_COUNTS_PER_C),
-            self.omitted_pulses, self.coil.present, self.voltage_error, self.coil_overheated(now),
-            self.charged(now), self.recharge_delay, self.ttl_out_delay,
+            self.intensity_pct,
+            self.intensity_change_pct,
+            round(self.coil.at(now) * _ADC_COUNTS_PER_C),
+            self.omitted_pulses,
+            self.coil.present,
+            self.voltage_error,
+            self.coil_overheated(now),
+            self.charged(now),
+            self.recharge_delay,
+            self.ttl_out_delay,
         )
         if self._record_cache is None or self._record_cache[0] != key:
             self._record_cache = (key, c.encode_status_record(self.status(now)) + bytes((c.SYNC,)))
@@ -181,7 +190,9 @@ class DuoMagSimulator(SimulatedDevice):
             return  # nothing to discharge
         energy_j = 2.0 * self.intensity_pct  # U: coil heating only
         self._record_pulse(now, self.intensity_pct, energy_j, "serial")
-        self.charged_at = now + self.recharge_delay.delay_us / 1e6 + self.profile.charge_time_s(self.intensity_pct)
+        self.charged_at = (
+            now + self.recharge_delay.delay_us / 1e6 + self.profile.charge_time_s(self.intensity_pct)
+        )
 
     def _on_fault(self, fault: Fault, now: float) -> None:
         if fault.kind is FaultKind.OVER_TEMPERATURE:

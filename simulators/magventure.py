@@ -56,7 +56,10 @@ _OFFERS: dict[c.MagProModel, tuple[set[c.Mode], set[c.CurrentDirection], set[c.W
     ),
 }
 _MAX_RATE_HZ = {
-    c.MagProModel.R30: 30, c.MagProModel.X100: 100, c.MagProModel.R30_OPTION: 30, c.MagProModel.X100_OPTION: 100,
+    c.MagProModel.R30: 30,
+    c.MagProModel.X100: 100,
+    c.MagProModel.R30_OPTION: 30,
+    c.MagProModel.X100_OPTION: 100,
 }
 _BURST_RATE_HZ = 20  # bursts per second (PYTMS)
 _TWIN_DUAL_RATE_HZ = {c.MagProModel.R30_OPTION: 5, c.MagProModel.X100_OPTION: 20}
@@ -100,7 +103,9 @@ PROFILES: dict[str, MagProProfile] = {
         "magpro-r30-option", c.MagProModel.R30_OPTION, "MagVenture MagPro R30 with MagOption (simulated)"
     ),
     "magpro-r30-older": MagProProfile(
-        "magpro-r30-older", c.MagProModel.R30, "MagVenture MagPro R30, older firmware (simulated)",
+        "magpro-r30-older",
+        c.MagProModel.R30,
+        "MagVenture MagPro R30, older firmware (simulated)",
         generation="older",
     ),
 }
@@ -169,14 +174,27 @@ class MagProSimulator(SimulatedDevice):
 
     def short_status(self, now: float) -> c.ShortStatus:
         return c.ShortStatus(
-            self.status_byte(), self.profile.serial_number, self._temperature_byte(now), self.coil_type(),
-            self.amplitude_a, self.amplitude_b,
+            self.status_byte(),
+            self.profile.serial_number,
+            self._temperature_byte(now),
+            self.coil_type(),
+            self.amplitude_a,
+            self.amplitude_b,
         )
 
     def long_status(self, now: float) -> c.LongStatus:
         return c.LongStatus(
-            self.status_byte(), self.profile.serial_number, self._temperature_byte(now), self.coil_type(),
-            self.amplitude_a, self.amplitude_b, self.amplitude_a, self.amplitude_b, 100, 100, self.page,
+            self.status_byte(),
+            self.profile.serial_number,
+            self._temperature_byte(now),
+            self.coil_type(),
+            self.amplitude_a,
+            self.amplitude_b,
+            self.amplitude_a,
+            self.amplitude_b,
+            100,
+            100,
+            self.page,
             self.sequence_running,
         )
 
@@ -193,8 +211,16 @@ class MagProSimulator(SimulatedDevice):
 
     def timing_settings(self) -> c.TimingSettings:
         return c.TimingSettings(
-            0, self.timing_control, False, self.rate_hz_x10, self.pulses_per_train, self.train_count,
-            self.iti_s_x10, self.warning_sound, 100, 0,
+            0,
+            self.timing_control,
+            False,
+            self.rate_hz_x10,
+            self.pulses_per_train,
+            self.train_count,
+            self.iti_s_x10,
+            self.warning_sound,
+            100,
+            0,
         )
 
     # -- sending ------------------------------------------------------------------------------------------
@@ -248,10 +274,19 @@ class MagProSimulator(SimulatedDevice):
         elif isinstance(command, c.SetPage):
             self._set_page(int(command.page), now)
         elif isinstance(command, c.SetTrainLegacy):
-            self._set_timing(now, self.timing_control, command.rate_hz_x10, command.pulses_per_train,
-                             command.train_count, command.iti_s_x10, self.warning_sound)
+            self._set_timing(
+                now,
+                self.timing_control,
+                command.rate_hz_x10,
+                command.pulses_per_train,
+                command.train_count,
+                command.iti_s_x10,
+                self.warning_sound,
+            )
         elif isinstance(command, c.SetDelaysLegacy):
-            self._set_delays(now, command.input_delay_ms_x10, command.output_delay_ms_x10, command.charge_delay_ms)
+            self._set_delays(
+                now, command.input_delay_ms_x10, command.output_delay_ms_x10, command.charge_delay_ms
+            )
         elif isinstance(command, c.RequestWaveform):
             self._answer(self.waveform_settings(), now)
         elif isinstance(command, c.SetWaveform):
@@ -261,14 +296,28 @@ class MagProSimulator(SimulatedDevice):
         elif isinstance(command, c.RequestTiming):
             self._answer(self.timing_settings(), now)
         elif isinstance(command, c.SetTiming):
-            self._set_timing(now, command.timing_control, command.rate_hz_x10, command.pulses_per_train,
-                             command.train_count, command.iti_s_x10, command.warning_sound)
+            self._set_timing(
+                now,
+                command.timing_control,
+                command.rate_hz_x10,
+                command.pulses_per_train,
+                command.train_count,
+                command.iti_s_x10,
+                command.warning_sound,
+            )
         elif isinstance(command, c.RequestDelays):
-            self._answer(c.DelaySettings(0, self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms), now)
+            self._answer(
+                c.DelaySettings(0, self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms),
+                now,
+            )
         elif isinstance(command, c.SetDelays):
-            self._set_delays(now, command.input_delay_ms_x10, command.output_delay_ms_x10, command.charge_delay_ms)
+            self._set_delays(
+                now, command.input_delay_ms_x10, command.output_delay_ms_x10, command.charge_delay_ms
+            )
         elif isinstance(command, c.RequestPageAndCount):
-            self._answer(c.PageAndCount.build(stimulus_count=self.stimulus_count & 0xFFFF, page=self.page), now)
+            self._answer(
+                c.PageAndCount.build(stimulus_count=self.stimulus_count & 0xFFFF, page=self.page), now
+            )
         # unknown commands: ignored, like any write the unit does not take
 
     # -- settings ---------------------------------------------------------------------------------------
@@ -295,7 +344,14 @@ class MagProSimulator(SimulatedDevice):
         self._unprompted(c.PageChanged(self.page, False, self.status_byte()), now)
 
     def _set_timing(
-        self, now: float, control: c.TimingControl, rate: int, pulses: int, trains: int, iti: int, warning: bool
+        self,
+        now: float,
+        control: c.TimingControl,
+        rate: int,
+        pulses: int,
+        trains: int,
+        iti: int,
+        warning: bool,
     ) -> None:
         why = None
         if self.sequence_running:
@@ -304,7 +360,9 @@ class MagProSimulator(SimulatedDevice):
             why = "train settings outside the Timing page"
         elif not _in_rate_grid(rate) or rate > 10 * self.profile.max_rate_hz(self.mode, self.waveform):
             why = f"rate {rate / 10:g} Hz not offered in {self.mode.name} / {self.waveform.name}"
-        elif not 1 <= pulses <= _MAX_PULSES or not 1 <= trains <= _MAX_TRAINS or not 1 <= iti <= _MAX_ITI_S_X10:
+        elif (
+            not 1 <= pulses <= _MAX_PULSES or not 1 <= trains <= _MAX_TRAINS or not 1 <= iti <= _MAX_ITI_S_X10
+        ):
             why = f"train {pulses} pulses × {trains} trains, ITI {iti / 10:g} s out of range"
         if why:
             self._interlock(now, why + ": ignored")
@@ -319,7 +377,11 @@ class MagProSimulator(SimulatedDevice):
         if output_x10 < 0 and self.timing_control is not c.TimingControl.SEQUENCE:
             self._interlock(now, "negative trigger-out delay without Sequence timing: ignored")
             return
-        self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms = input_x10, output_x10, charge_ms
+        self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms = (
+            input_x10,
+            output_x10,
+            charge_ms,
+        )
 
     def _set_waveform(self, command: c.SetWaveform, now: float) -> None:
         modes, directions, waveforms = _OFFERS[self.model]
@@ -328,14 +390,21 @@ class MagProSimulator(SimulatedDevice):
             why = "waveform change while a sequence runs"
         elif command.model is not self.model:
             why = f"waveform write names model {command.model.name}, this unit is {self.model.name}"
-        elif command.mode not in modes or command.current_direction not in directions or command.waveform not in waveforms:
-            why = f"{command.mode.name} / {command.current_direction.name} / {command.waveform.name} not offered"
+        elif (
+            command.mode not in modes
+            or command.current_direction not in directions
+            or command.waveform not in waveforms
+        ):
+            offer = f"{command.mode.name} / {command.current_direction.name} / {command.waveform.name}"
+            why = f"{offer} not offered"
         if why:
             self._interlock(now, why + ": ignored")
             return
         self.mode, self.direction, self.waveform = command.mode, command.current_direction, command.waveform
         self.burst_pulses, self.ipi_ms_x10, self.ba_ratio_x100 = (
-            command.burst_pulses, command.ipi_ms_x10, command.ba_ratio_x100
+            command.burst_pulses,
+            command.ipi_ms_x10,
+            command.ba_ratio_x100,
         )
 
     # -- enable / disable ---------------------------------------------------------------------------------
@@ -390,7 +459,9 @@ class MagProSimulator(SimulatedDevice):
         self._stimulus_timers = [t for t in self._stimulus_timers if not t.cancelled and t.t > now]
         self._pulse(now, source)
         for k in range(1, pulses):
-            self._stimulus_timers.append(self._schedule(now + k * interval, lambda t: self._pulse(t, "train")))
+            self._stimulus_timers.append(
+                self._schedule(now + k * interval, lambda t: self._pulse(t, "train"))
+            )
         self.stimulus_count += 1
         self._stimulus_timers.append(self._schedule(now + (pulses - 1) * interval, self._report_didt))
 
@@ -438,7 +509,11 @@ class MagProSimulator(SimulatedDevice):
         self._unprompted(c.PageChanged(self.page, True, self.status_byte()), now)
         self._stimulus(now, "serial")
         self._sequence_timers = [self._schedule(t, lambda t: self._stimulus(t, "train")) for t in times[1:]]
-        burst_tail = (self.burst_pulses - 1) * self.ipi_ms_x10 / 10_000 if self.waveform is c.Waveform.BIPHASIC_BURST else 0.0
+        burst_tail = (
+            (self.burst_pulses - 1) * self.ipi_ms_x10 / 10_000
+            if self.waveform is c.Waveform.BIPHASIC_BURST
+            else 0.0
+        )
         end = times[-1] + burst_tail
         self._sequence_timers.append(self._schedule(end + 1e-6, self._sequence_finished))
 
@@ -464,8 +539,13 @@ class MagProSimulator(SimulatedDevice):
         if fault.kind is FaultKind.DEVICE_ERROR:
             self.error = True
         if fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED):
-            self._reported_temperature, self._reported_coil_type = self._temperature_byte(now), self.coil_type()
-            self._unprompted(c.CoilChanged(self._reported_temperature, self._reported_coil_type, self.status_byte()), now)
+            self._reported_temperature, self._reported_coil_type = (
+                self._temperature_byte(now),
+                self.coil_type(),
+            )
+            self._unprompted(
+                c.CoilChanged(self._reported_temperature, self._reported_coil_type, self.status_byte()), now
+            )
         if fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED, FaultKind.DEVICE_ERROR):
             if self.enabled:
                 self._disable(now, f"{fault.kind.value}: disabled")

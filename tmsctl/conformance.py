@@ -105,12 +105,15 @@ BUILTIN_TARGETS: tuple[ConformanceTarget, ...] = (
     ConformanceTarget(
         "duomag",
         label="deymed-duomag",
-        undetectable_faults=MappingProxyType({
-            FaultKind.NO_REPLY: (
-                "the DuoMAG answers nothing: a status record that never comes is followed by the next one, "
-                "and no record carries a sequence number"
-            ),
-        }),
+        undetectable_faults=MappingProxyType(
+            {
+                FaultKind.NO_REPLY: (
+                    "the DuoMAG answers nothing: a status record that never comes is followed by the next "
+                    "one, "
+                    "and no record carries a sequence number"
+                ),
+            }
+        ),
     ),
 )
 
@@ -245,7 +248,7 @@ def check_single_pulse_cycle(target: ConformanceTarget) -> None:
 
 
 def check_device_timed_train(target: ConformanceTarget) -> None:
-    """Where the device times trains itself: one trigger, exactly the configured pulses at the configured rate."""
+    """Where the device times trains: one trigger, exactly the configured pulses at the configured rate."""
     with conformance_rig(target) as rig:
         c = rig.controller
         c.set_intensity(40)
@@ -338,14 +341,18 @@ def check_fault(target: ConformanceTarget, kind: FaultKind) -> None:
         assert not rig.energised, f"{kind.value}: the device is still energised after close"
 
 
-EXCHANGE_CHECKS: Mapping[str, Callable[[ConformanceTarget], None]] = MappingProxyType({
-    "connect": check_connect,
-    "single_pulse_cycle": check_single_pulse_cycle,
-    "device_timed_train": check_device_timed_train,
-    "long_idle_keepalive": check_long_idle_keepalive,
-    "missed_keepalive": check_missed_keepalive,
-    **{f"fault_{kind.value}": (lambda target, kind=kind: check_fault(target, kind)) for kind in FaultKind},
-})
+EXCHANGE_CHECKS: Mapping[str, Callable[[ConformanceTarget], None]] = MappingProxyType(
+    {
+        "connect": check_connect,
+        "single_pulse_cycle": check_single_pulse_cycle,
+        "device_timed_train": check_device_timed_train,
+        "long_idle_keepalive": check_long_idle_keepalive,
+        "missed_keepalive": check_missed_keepalive,
+        **{
+            f"fault_{kind.value}": (lambda target, kind=kind: check_fault(target, kind)) for kind in FaultKind
+        },
+    }
+)
 
 
 def run_exchange_checks(target: ConformanceTarget) -> None:
@@ -373,7 +380,10 @@ class _Model:
 
 
 class ControllerMachine(RuleBasedStateMachine):
-    """Controller + driver + simulator against a reference model. Bind ``TARGET`` (see ``stateful_machine``)."""
+    """Controller + driver + simulator against a reference model.
+
+    Bind ``TARGET`` (see ``stateful_machine``).
+    """
 
     TARGET: ConformanceTarget
 
@@ -434,8 +444,13 @@ class ControllerMachine(RuleBasedStateMachine):
         self.model.energised = False
         self.model.train_end = None
 
-    def _call(self, what: str, call: Callable[[], Any], expected: tuple[type[TmsError], ...] = ()) -> TmsError | None:
-        """Run ``call``; ``expected`` empty means it must succeed. Unforeseen errors need a fault to explain them."""
+    def _call(
+        self, what: str, call: Callable[[], Any], expected: tuple[type[TmsError], ...] = ()
+    ) -> TmsError | None:
+        """Run ``call``; ``expected`` empty means it must succeed.
+
+        Errors the model did not foresee need a fault (injected, or the device's own) to explain them.
+        """
         try:
             call()
         except TmsError as exc:
@@ -449,7 +464,9 @@ class ControllerMachine(RuleBasedStateMachine):
             self._absorb(exc)
             return exc
         if expected:
-            raise AssertionError(f"{self.TARGET.name}: {what} succeeded; the model expected {[e.__name__ for e in expected]}")
+            raise AssertionError(
+                f"{self.TARGET.name}: {what} succeeded; the model expected {[e.__name__ for e in expected]}"
+            )
         return None
 
     def _absorb(self, exc: TmsError) -> None:
@@ -460,7 +477,9 @@ class ControllerMachine(RuleBasedStateMachine):
         self.fault_log_seen = len(self.rig.device.fault_log) if self.rig else 0
 
     def _latch(self) -> None:
-        assert self.c.state in (State.FAULT, State.ESTOP), f"expected a latched fault, controller is {self.c.state.value}"
+        assert self.c.state in (State.FAULT, State.ESTOP), (
+            f"expected a latched fault, controller is {self.c.state.value}"
+        )
         self.model.latched = True
         self._now_disarmed()
 
@@ -520,7 +539,10 @@ class ControllerMachine(RuleBasedStateMachine):
         if self._call("service", lambda: self.c.wait_until(target)) is not None:
             return
         while self.c.state is State.STIMULATING or (self.c.status is not None and not self.c.status.ready):
-            if self.now >= deadline or self._call("service", lambda: self.c.wait_until(self.now + 0.1)) is not None:
+            if (
+                self.now >= deadline
+                or self._call("service", lambda: self.c.wait_until(self.now + 0.1)) is not None
+            ):
                 return
         if m.train_end is not None and self.now > m.train_end:
             m.train_end = None
@@ -544,7 +566,9 @@ class ControllerMachine(RuleBasedStateMachine):
             # The model does not reproduce the energy budget or the device's own charge state; a refusal
             # may only name those.
             unforeseeable = ("energy budget", "not charged")
-            assert all(any(u in r for u in unforeseeable) for r in exc.reasons) or self._explained(), exc.reasons
+            assert all(any(u in r for u in unforeseeable) for r in exc.reasons) or self._explained(), (
+                exc.reasons
+            )
             return
         except TmsError as exc:
             assert self._explained(), f"{self.TARGET.name}: fire raised {type(exc).__name__}: {exc}"
@@ -554,7 +578,9 @@ class ControllerMachine(RuleBasedStateMachine):
         if m.train is not None:
             frequency, pulses = m.train
             m.train_end = now + (pulses - 1) / frequency
-            m.earliest_trigger = m.train_end + self.limits.min_inter_train_interval_s(intensity, frequency, pulses)
+            m.earliest_trigger = m.train_end + self.limits.min_inter_train_interval_s(
+                intensity, frequency, pulses
+            )
             m.last_train_end = m.train_end
             m.pulses_expected += pulses
         else:
@@ -571,8 +597,11 @@ class ControllerMachine(RuleBasedStateMachine):
         return self.now >= m.last_train_end + wait
 
     @precondition(
-        lambda self: Capability.INTERNAL_TRAIN in self.c.capabilities and self.model.intensity is not None
-        and not self.model.latched
+        lambda self: (
+            Capability.INTERNAL_TRAIN in self.c.capabilities
+            and self.model.intensity is not None
+            and not self.model.latched
+        )
     )
     @rule(frequency=st.sampled_from(TRAIN_FREQUENCIES_HZ), pulses=st.integers(2, 20))
     def configure_train(self, frequency: float, pulses: int) -> None:
@@ -591,7 +620,9 @@ class ControllerMachine(RuleBasedStateMachine):
             and pulses / frequency <= limits.max_train_on_time_s(m.intensity, frequency)
         )
         if not allowed:
-            error = self._call("configure_train", lambda: self.c.configure_train(frequency, pulses), (InvalidArgument,))
+            error = self._call(
+                "configure_train", lambda: self.c.configure_train(frequency, pulses), (InvalidArgument,)
+            )
             if isinstance(error, InvalidArgument):
                 self._latch()
             return
@@ -612,7 +643,9 @@ class ControllerMachine(RuleBasedStateMachine):
         self._call("service", lambda: self.c.wait_until(self.now + seconds))
         m = self.model
         if m.train_end is not None and not m.latched and self.now > m.train_end + 1.0:
-            assert self.c.state is State.ARMED, f"a train that ended at {m.train_end:.3f} s still runs at {self.now:.3f} s"
+            assert self.c.state is State.ARMED, (
+                f"a train that ended at {m.train_end:.3f} s still runs at {self.now:.3f} s"
+            )
             m.train_end = None
 
     @precondition(lambda self: not self.model.latched)
@@ -665,7 +698,9 @@ class ControllerMachine(RuleBasedStateMachine):
         assert self.rig is not None
         self.rig.clock.advance(STALL_S + 1.0)
         self.rig.close()
-        assert not self.rig.energised, f"{self.TARGET.name}: the device is energised after the controller closed"
+        assert not self.rig.energised, (
+            f"{self.TARGET.name}: the device is energised after the controller closed"
+        )
         self._check_pulses()
         self.rig = None
         self._new_rig()
@@ -676,7 +711,8 @@ class ControllerMachine(RuleBasedStateMachine):
         pulses = self.rig.device.pulses
         for pulse in pulses[self.pulses_checked :]:
             assert any(start - _TIME_TOLERANCE_S <= pulse.t <= end for start, end in self.windows), (
-                f"{self.TARGET.name}: a pulse at {pulse.t:.4f} s while the model says disarmed (windows {self.windows})"
+                f"{self.TARGET.name}: a pulse at {pulse.t:.4f} s while the model says disarmed "
+                f"(windows {self.windows})"
             )
         self.pulses_checked = len(pulses)
 
@@ -713,7 +749,9 @@ class ControllerMachine(RuleBasedStateMachine):
         assert self.rig is not None
         since = self.fault_injected_at if self.fault_injected_at is not None else math.inf
         provoked = [entry for entry in self.rig.interlocks if entry[0] < since]
-        assert provoked == [], f"{self.TARGET.name}: the controller provoked the device's own interlock: {provoked}"
+        assert provoked == [], (
+            f"{self.TARGET.name}: the controller provoked the device's own interlock: {provoked}"
+        )
 
     @invariant()
     def controller_and_device_agree(self) -> None:
@@ -724,9 +762,13 @@ class ControllerMachine(RuleBasedStateMachine):
             assert m.disarm_unconfirmed, (
                 f"{self.TARGET.name}: the device is energised while the controller is {c.state.value}"
             )
-        unexplained = self.fault_injected_at is None and len(self.rig.device.fault_log) == self.fault_log_at_arm
+        unexplained = (
+            self.fault_injected_at is None and len(self.rig.device.fault_log) == self.fault_log_at_arm
+        )
         if c.state in (State.ARMED, State.STIMULATING) and unexplained and m.intensity:
-            assert device_energised, f"{self.TARGET.name}: the controller is {c.state.value}, the device is not energised"
+            assert device_energised, (
+                f"{self.TARGET.name}: the controller is {c.state.value}, the device is not energised"
+            )
         if m.latched:
             assert c.state in (State.FAULT, State.ESTOP)
         elif m.energised:
@@ -752,9 +794,7 @@ def stateful_machine(target: ConformanceTarget) -> type[ControllerMachine]:
     return type(f"ControllerMachine_{slug}", (ControllerMachine,), {"TARGET": target})
 
 
-def run_stateful(
-    target: ConformanceTarget, *, max_examples: int | None = None, step_count: int = 25
-) -> None:
+def run_stateful(target: ConformanceTarget, *, max_examples: int | None = None, step_count: int = 25) -> None:
     """Run the safety machine for ``target``; defaults scale with the loaded Hypothesis profile."""
     base = settings()
     examples = max_examples if max_examples is not None else max(20, base.max_examples // 4)
@@ -765,8 +805,20 @@ def run_stateful(
 
 
 __all__ = [
-    "BUILTIN_TARGETS", "EXCHANGE_CHECKS", "ConformanceTarget", "ControllerMachine", "Rig", "check_connect",
-    "check_device_timed_train", "check_fault", "check_long_idle_keepalive", "check_missed_keepalive",
-    "check_single_pulse_cycle", "conformance_rig", "open_rig", "run_exchange_checks", "run_stateful",
+    "BUILTIN_TARGETS",
+    "EXCHANGE_CHECKS",
+    "ConformanceTarget",
+    "ControllerMachine",
+    "Rig",
+    "check_connect",
+    "check_device_timed_train",
+    "check_fault",
+    "check_long_idle_keepalive",
+    "check_missed_keepalive",
+    "check_single_pulse_cycle",
+    "conformance_rig",
+    "open_rig",
+    "run_exchange_checks",
+    "run_stateful",
     "stateful_machine",
 ]

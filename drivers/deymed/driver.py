@@ -65,7 +65,9 @@ class DuoMagDriver:
         self.target_pct: int | None = None  # the operator's intensity, applied when armed
         self.unconfirmed_pulses = 0
         self._expected_pct = 0  # what every record must show
-        self._accepted: set[int] | None = {0}  # intensities a record may show now (None: any, while disarming)
+        self._accepted: set[int] | None = {
+            0
+        }  # intensities a record may show now (None: any, while disarming)
         self._coil_type_in_records: bool | None = None  # fixed at connect: the record length must not change
         self._joined = False  # the first sync byte has been seen (bytes before it are half a record)
         self._problem: str | None = None
@@ -74,10 +76,14 @@ class DuoMagDriver:
     def _check(self, record: c.DuoMagStatus) -> None:
         self.records_seen += 1
         self.last = record
-        if self._coil_type_in_records is not None and (record.coil_type is not None) != self._coil_type_in_records:
+        if (
+            self._coil_type_in_records is not None
+            and (record.coil_type is not None) != self._coil_type_in_records
+        ):
             raise ProtocolError(
                 f"{self.display_name} status records changed length (coil-type byte "
-                f"{'appeared' if record.coil_type is not None else 'vanished'}): a sync byte was lost or corrupted",
+                f"{'appeared' if record.coil_type is not None else 'vanished'}): "
+                "a sync byte was lost or corrupted",
                 raw=c.encode_status_record(record),
             )
         if self._accepted is not None and record.intensity_pct_mso not in self._accepted:
@@ -134,7 +140,8 @@ class DuoMagDriver:
             problem, self._problem = self._problem, None
             raise DeviceStateError(
                 f"{self.display_name}: {problem}",
-                hint="someone changed the stimulator at its front panel, or the status stream is corrupted; check it",
+                hint="someone changed the stimulator at its front panel, or the status stream is corrupted; "
+                "check it",
             )
 
     def _await(self, wanted: str, matches: Any, before: object, now_value: Any) -> c.DuoMagStatus:
@@ -168,7 +175,9 @@ class DuoMagDriver:
         try:
             self._send(c.SetIntensity(pct))
             record = self._await(
-                f"{pct} %MSO", lambda r: r.intensity_pct_mso == pct, f"{before} %MSO",
+                f"{pct} %MSO",
+                lambda r: r.intensity_pct_mso == pct,
+                f"{before} %MSO",
                 lambda r: f"{r.intensity_pct_mso} %MSO",
             )
         except BaseException:
@@ -250,7 +259,10 @@ class DuoMagDriver:
 
     # -- intensity ----------------------------------------------------------------------------------
     def set_intensity(self, intensity_pct_mso: int) -> None:
-        """Armed: send and confirm from the stream. Disarmed: remember it for ``arm()`` (the unit stays at 0 %)."""
+        """Armed: send it and confirm it from the stream, then wait for the recharge.
+
+        Disarmed: remember it for ``arm()``; the unit stays at 0 %.
+        """
         value = intensity_pct_mso
         ceiling = self.limits.max_intensity_pct_mso
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= ceiling:
@@ -288,7 +300,9 @@ class DuoMagDriver:
         status = self._neutral(record)
         if not status.ready:
             self.disarm()
-            raise DeviceStateError(f"{self.display_name} was not ready {timeout_s:.1f} s after arming ({status.raw})")
+            raise DeviceStateError(
+                f"{self.display_name} was not ready {timeout_s:.1f} s after arming ({status.raw})"
+            )
         return status
 
     def fire(self) -> DeviceStatus:
@@ -303,7 +317,8 @@ class DuoMagDriver:
             record = self._next_records(deadline, "look for the discharge after firing")[-1]
             if record.omitted_pulses != before:
                 raise DeviceRefused(
-                    f"{self.display_name} counted the fire as an omitted pulse ({record.omitted_pulses} omitted)",
+                    f"{self.display_name} counted the fire as an omitted pulse "
+                    f"({record.omitted_pulses} omitted)",
                     code="omitted_pulse",
                     hint="the unit was not charged, or reports a fault; wait for it to recharge",
                 )
@@ -328,7 +343,9 @@ class DuoMagDriver:
         code = self.limits.check_ttl_out_delay_us(delay_us)
         return self._set_delay(c.SetTtlOutDelay(code), "TTL-out delay", lambda r: r.ttl_out_delay)
 
-    def _set_delay(self, command: c.SetRechargeDelay | c.SetTtlOutDelay, what: str, field: Any) -> c.DelayCode:
+    def _set_delay(
+        self, command: c.SetRechargeDelay | c.SetTtlOutDelay, what: str, field: Any
+    ) -> c.DelayCode:
         self._raise_problem()
 
         def show(record: c.DuoMagStatus) -> str:
@@ -337,5 +354,7 @@ class DuoMagDriver:
 
         before = show(self.last) if self.last is not None else None
         self._send(command)
-        self._await(f"{what} {command.delay.delay_us / 1000:g} ms", lambda r: field(r) == command.delay, before, show)
+        self._await(
+            f"{what} {command.delay.delay_us / 1000:g} ms", lambda r: field(r) == command.delay, before, show
+        )
         return command.delay

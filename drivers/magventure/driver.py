@@ -162,6 +162,7 @@ class MagProDriver:
         self._setting = False  # our own write is in flight: reported changes are expected
         self._front_panel_change: str | None = None
         self._fresh: list[c.DeviceMessage] = []
+        self._resyncing = False
 
     @property
     def spec(self) -> MagProSpec:
@@ -205,9 +206,14 @@ class MagProDriver:
     def _note_status_byte(self, status: c.StatusByte) -> None:
         self.status_byte = status
         known = self.waveform
-        if known is not None and not self._setting and (status.mode, status.waveform) != (known.mode, known.waveform):
+        if (
+            known is not None
+            and not self._setting
+            and (status.mode, status.waveform) != (known.mode, known.waveform)
+        ):
             self._front_panel_change = (
-                f"the unit now reports {_title(status.mode)} mode with the {_title(status.waveform)} waveform; "
+                f"the unit now reports {_title(status.mode)} mode with the "
+                f"{_title(status.waveform)} waveform; "
                 f"tmsctl set {_title(known.mode)} / {_title(known.waveform)}"
             )
 
@@ -222,7 +228,8 @@ class MagProDriver:
         self.page, self.sequence_running = page, running
         if self.train is not None and not self._setting and page != c.Page.TIMING:
             self._front_panel_change = (
-                f"the unit left the Timing page (now {c.page_name(page) or page}); the configured train cannot start"
+                f"the unit left the Timing page (now {c.page_name(page) or page}); "
+                "the configured train cannot start"
             )
 
     def _take(self, data: bytes, what: str) -> list[c.DeviceMessage]:
@@ -230,7 +237,12 @@ class MagProDriver:
         for message in messages:
             self._note(message)
         rejects = self.parser.drain_rejects()
+        if self._resyncing:
+            # the rest of a corruption already reported: skipped until a valid frame arrives
+            self._resyncing = not messages
+            rejects = []
         if rejects:
+            self._resyncing = not messages
             first = rejects[0]
             kind = ChecksumError if isinstance(first, ChecksumError) else ProtocolError
             raise kind(
@@ -288,13 +300,18 @@ class MagProDriver:
                 ) from exc
             self._fresh.extend(self._take(chunk, what))
 
-    def _request(self, command: c.HostCommand, what: str, *, timeout_s: float | None = None) -> c.DeviceMessage:
+    def _request(
+        self, command: c.HostCommand, what: str, *, timeout_s: float | None = None
+    ) -> c.DeviceMessage:
         answer = c.answer_id(command)
         assert answer is not None, f"{command!r} has no documented answer"
         frame = self._send(command, what)
         return self._wait_for(
-            lambda m: m.MESSAGE_ID == answer, what=what, frame=frame,
-            waiting_for=f"answer (ID {answer})", timeout_s=timeout_s,
+            lambda m: m.MESSAGE_ID == answer,
+            what=what,
+            frame=frame,
+            waiting_for=f"answer (ID {answer})",
+            timeout_s=timeout_s,
         )
 
     def _short_status(self, what: str) -> c.ShortStatus:
@@ -332,6 +349,7 @@ class MagProDriver:
         self.transport.read_available()  # bytes from before we were listening: possibly half a frame
         self.parser = c.MagProFrameParser()
         self._front_panel_change = None
+        self._resyncing = False
         short = self._short_status("identify the unit")
         spec = spec_for_model_code(short.status.model)  # refuses the MST and unknown codes
         if self.expected_model is not None and spec.model != self.expected_model:
@@ -359,7 +377,8 @@ class MagProDriver:
                 "serial_number": str(short.serial_number),
                 "coil": c.coil_type_name(short.coil_type) or f"type {short.coil_type}",
                 "firmware_generation": (
-                    "newer (reads 0x0A-0x0C)" if self.generation == NEWER
+                    "newer (reads 0x0A-0x0C)"
+                    if self.generation == NEWER
                     else "older (0x06/0x08 only; trains and delays cannot be read back)"
                 ),
             },
@@ -414,7 +433,9 @@ class MagProDriver:
         self._confirm(got, pct, before, f"amplitude A {pct} %", lambda v: f"{v} %")
         self._amplitude_set = pct
 
-    def _confirm(self, got: object, wanted: object, before: object, what: str, show: Callable[[Any], str]) -> None:
+    def _confirm(
+        self, got: object, wanted: object, before: object, what: str, show: Callable[[Any], str]
+    ) -> None:
         if got == wanted:
             return
         if got == before:
@@ -429,9 +450,12 @@ class MagProDriver:
     def arm(self) -> DeviceStatus:
         """Enable the unit (the front-panel "enable") and confirm it from the long status."""
         self._raise_if_changed()
-        if self.coil_temperature is not None and not self.spec.coil_temperature_allows_arming(self.coil_temperature):
+        if self.coil_temperature is not None and not self.spec.coil_temperature_allows_arming(
+            self.coil_temperature
+        ):
             raise SafetyViolation(
-                f"the coil is at {self.coil_temperature} °C; enabling needs < {self.spec.coil_temperature_limit_c:g} °C"
+                f"the coil is at {self.coil_temperature} °C; enabling needs "
+                f"< {self.spec.coil_temperature_limit_c:g} °C"
             )
         self._send(c.SetEnabled(True), "enable")
         long = self._long_status("confirm enable")
@@ -440,7 +464,8 @@ class MagProDriver:
             raise DeviceRefused(
                 f"{self.display_name} did not enable (status {status.raw})",
                 code="not_applied",
-                hint="a MagPro refuses to enable without a coil, with a hot coil or with an error on its display",
+                hint="a MagPro refuses to enable without a coil, with a hot coil or with an error on its "
+                "display",
             )
         return status
 
@@ -455,7 +480,9 @@ class MagProDriver:
                 raise DeviceStateError(f"{self.display_name} is not enabled (status {status.raw})")
             if self.clock.now() >= deadline:
                 self.disarm()
-                raise DeviceStateError(f"{self.display_name} was not ready {timeout_s:.1f} s after enabling ({status.raw})")
+                raise DeviceStateError(
+                    f"{self.display_name} was not ready {timeout_s:.1f} s after enabling ({status.raw})"
+                )
             self.clock.sleep(READY_POLL_PERIOD_S)
 
     def fire(self) -> DeviceStatus:
@@ -483,7 +510,9 @@ class MagProDriver:
         before = self.stimuli_reported
         frame = self._send(command, what)
         didt = self._wait_for(
-            lambda m: isinstance(m, c.PulseDidt), what=what, frame=frame,
+            lambda m: isinstance(m, c.PulseDidt),
+            what=what,
+            frame=frame,
             waiting_for="di/dt message (the unit did not fire: disabled, recharging or interlocked?)",
             expected_length=8,
         )
@@ -533,7 +562,10 @@ class MagProDriver:
         ipi_ms: float | None = None,
         ba_ratio: float | None = None,
     ) -> c.WaveformSettings:
-        """Write the waveform settings (0x09 01) and confirm them (ID 9). Unnamed fields keep the unit's values."""
+        """Write the waveform settings (0x09 01) and confirm them (ID 9).
+
+        Unnamed fields keep the unit's values.
+        """
         if self.sequence_running:
             raise InvalidArgument("the waveform cannot change while a sequence runs")
         current = self._read_waveform("read waveform settings")
@@ -551,7 +583,9 @@ class MagProDriver:
         self.spec.check_waveform(mode, direction, waveform, burst_pulses=pulses, ba_ratio_x100=ba_x100)
         model = self.spec.model_code
         assert model is not None, "connect() first: the waveform write must echo the unit's model"
-        command = c.SetWaveform(model, mode, direction, waveform, pulses, ipi_x10, ba_x100)  # checks IPI tables
+        command = c.SetWaveform(
+            model, mode, direction, waveform, pulses, ipi_x10, ba_x100
+        )  # checks IPI tables
         self._setting = True
         try:
             self._send(command, "write waveform settings")
@@ -566,7 +600,8 @@ class MagProDriver:
             was = (current.mode, current.current_direction, current.waveform, current.burst_pulses)
             self._confirm(seen, wanted, was, "the waveform write", lambda v: "/".join(str(x) for x in v))
             raise DeviceStateError(
-                f"{self.display_name} reports a {got.ipi_ms_x10()} ×0.1 ms burst interval after setting {ipi_x10}"
+                f"{self.display_name} reports a {got.ipi_ms_x10()} ×0.1 ms burst interval after "
+                f"setting {ipi_x10}"
             )
         return got
 
@@ -599,18 +634,28 @@ class MagProDriver:
         if self.page != c.Page.TIMING:
             self.set_page(c.Page.TIMING)  # the unit only starts trains from its Timing page
         before = self._read_timing("read the Timing page")
-        command = c.SetTiming(c.TimingControl.SEQUENCE, rate_hz_x10, stimuli, 1, SINGLE_TRAIN_ITI_S_X10, False)
+        command = c.SetTiming(
+            c.TimingControl.SEQUENCE, rate_hz_x10, stimuli, 1, SINGLE_TRAIN_ITI_S_X10, False
+        )
         self._send(command, "write the Timing page")
         got = self._read_timing("read back the Timing page")
 
         def fields(t: c.TimingSettings) -> tuple[object, ...]:
-            return (t.timing_control, t.rate_hz_x10, t.pulses_per_train, t.train_count, t.iti_s_x10, t.warning_sound)
+            return (
+                t.timing_control,
+                t.rate_hz_x10,
+                t.pulses_per_train,
+                t.train_count,
+                t.iti_s_x10,
+                t.warning_sound,
+            )
 
         wanted = (c.TimingControl.SEQUENCE, rate_hz_x10, stimuli, 1, SINGLE_TRAIN_ITI_S_X10, False)
         self._confirm(fields(got), wanted, fields(before), "the Timing-page write", lambda v: repr(v))
         if got.ramp_up_trains:
             raise DeviceStateError(
-                f"{self.display_name} has a ramp-up set ({got.ramp_up_pct} % over {got.ramp_up_trains} trains), "
+                f"{self.display_name} has a ramp-up set ({got.ramp_up_pct} % over "
+                f"{got.ramp_up_trains} trains), "
                 "which tmsctl cannot write; clear it at the unit"
             )
 
@@ -645,16 +690,23 @@ class MagProDriver:
         bursts = _whole(bursts, "bursts per train")
         rate = _scaled(burst_rate_hz, 10, "burst rate", "Hz")
         if not (isinstance(burst_frequency_hz, int | float) and burst_frequency_hz > 0):
-            raise InvalidArgument(f"burst frequency must be a positive number of Hz, got {burst_frequency_hz!r}")
-        ipi_x10 = _scaled(1000 / burst_frequency_hz, 10, f"inter-pulse interval (1/{burst_frequency_hz:g} Hz)", "ms")
+            raise InvalidArgument(
+                f"burst frequency must be a positive number of Hz, got {burst_frequency_hz!r}"
+            )
+        ipi_x10 = _scaled(
+            1000 / burst_frequency_hz, 10, f"inter-pulse interval (1/{burst_frequency_hz:g} Hz)", "ms"
+        )
         c.burst_ipi_index(ipi_x10)  # in the Biphasic Burst interval table, or InvalidArgument
         if (per_burst - 1) * ipi_x10 / 10 >= 10000 / rate:
             raise InvalidArgument(
-                f"{per_burst} pulses {ipi_x10 / 10:g} ms apart do not fit in a {1 / (rate / 10) * 1000:g} ms burst period"
+                f"{per_burst} pulses {ipi_x10 / 10:g} ms apart do not fit in a "
+                f"{1 / (rate / 10) * 1000:g} ms burst period"
             )
         plan = TrainPlan(rate / 10, bursts, per_burst, 10000 / ipi_x10)
         if plan.duration_s > self.spec.max_train_duration_s:
-            raise InvalidArgument(f"a {plan.duration_s:g} s train exceeds the {self.spec.max_train_duration_s:g} s limit")
+            raise InvalidArgument(
+                f"a {plan.duration_s:g} s train exceeds the {self.spec.max_train_duration_s:g} s limit"
+            )
         self.train = None
         mode = self.waveform.mode if self.waveform else c.Mode.STANDARD
         self.spec.check_rate(rate, mode=mode, waveform=c.Waveform.BIPHASIC_BURST)
@@ -669,7 +721,9 @@ class MagProDriver:
         self._leave_burst()
 
     # -- delays -----------------------------------------------------------------------------------------
-    def set_delays(self, *, input_delay_ms: float, output_delay_ms: float, charge_delay_ms: int) -> c.DelaySettings:
+    def set_delays(
+        self, *, input_delay_ms: float, output_delay_ms: float, charge_delay_ms: int
+    ) -> c.DelaySettings:
         """Trigger-in, trigger-out (may be negative with Sequence timing) and charge delays, read back."""
         self._require_read_back("the delays")
         in_x10 = _scaled(input_delay_ms, 10, "trigger-in delay", "ms")

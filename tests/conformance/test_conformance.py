@@ -22,7 +22,13 @@ def test_safety_machine(target: str) -> None:
 
 
 def test_every_builtin_driver_family_has_a_target() -> None:
-    assert set(TARGETS) == {"magstim-200", "magstim-bistim", "magstim-rapid2", "magventure-magpro", "deymed-duomag"}
+    assert set(TARGETS) == {
+        "magstim-200",
+        "magstim-bistim",
+        "magstim-rapid2",
+        "magventure-magpro",
+        "deymed-duomag",
+    }
 
 
 def test_a_target_names_its_driver_in_the_url() -> None:
