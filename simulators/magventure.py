@@ -249,7 +249,10 @@ class MagProSimulator(SimulatedDevice):
             if self.stalled:
                 continue
             self._handle(command, now)
+        # How many more bytes the frame in progress needs, so we are not called for each byte.
         pending = self.parser.pending
+        if not pending:
+            return 5  # the shortest frame: FE, length 1, ID, CRC, FF
         if len(pending) >= 2 and pending[0] == c.START:
             return pending[1] + 4 - len(pending)
         return None
