@@ -212,13 +212,16 @@ class VirtualClock:
                     if deadline is not None and self._now >= deadline:
                         return False
                     if self._autojump and self._waiting >= self._participants:
-                        if self._deadlines:
-                            self._now = max(self._now, self._deadlines[0])
+                        if not self._deadlines:
+                            raise RuntimeError(
+                                "virtual clock deadlock: every participant waits with no deadline"
+                            )
+                        if self._deadlines[0] > self._now:
+                            self._now = self._deadlines[0]
                             self._cond.notify_all()
                             continue
-                        raise RuntimeError(
-                            "virtual clock deadlock: every participant waits with no deadline"
-                        )
+                        # another waiter's deadline has come: it was notified and must get the
+                        # lock to wake up, so wait (releasing it) instead of spinning here
                     self._cond.wait()
             finally:
                 self._waiting -= 1
