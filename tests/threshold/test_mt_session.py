@@ -8,7 +8,6 @@ record, at the recorded intensity. Run this file as a script for the distributio
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import random
 import statistics
@@ -51,47 +50,6 @@ from tmsctl.threshold import (
 from tmsctl.url import parse
 
 _names = itertools.count()
-
-
-class TwoWaiterVirtualClock(VirtualClock):
-    """VirtualClock with the autojump hand-over fixed for two threads waiting on it at once.
-
-    ``VirtualClock._wait`` (tmsctl/clock.py) livelocks when the last thread to wait has a later
-    deadline than another waiter: it advances time to the other's deadline and then loops holding
-    the condition's lock, so the thread whose deadline came can never wake. A slow technician
-    (the entry helper thread waiting on the clock while the hunt services the device) is exactly
-    that case. This copy waits on the condition instead of spinning; it goes once clock.py has
-    the fix (reported to the lead).
-    """
-
-    def _wait(self, event, deadline):  # type: ignore[no-untyped-def]
-        with self._cond:
-            if event is not None and event.is_set():
-                return True
-            if deadline is not None and self._now >= deadline:
-                return False
-            if deadline is not None:
-                heapq.heappush(self._deadlines, deadline)
-            self._waiting += 1
-            self._cond.notify_all()
-            try:
-                while True:
-                    if event is not None and event.is_set():
-                        return True
-                    if deadline is not None and self._now >= deadline:
-                        return False
-                    everyone_waits = self._autojump and self._waiting >= self._participants
-                    if everyone_waits and self._deadlines and self._deadlines[0] > self._now:
-                        self._now = self._deadlines[0]
-                        self._cond.notify_all()
-                        continue
-                    # Also when time stands at another waiter's deadline: let that thread run first.
-                    self._cond.wait()
-            finally:
-                self._waiting -= 1
-                if deadline is not None:
-                    self._deadlines.remove(deadline)
-                    heapq.heapify(self._deadlines)
 
 
 @dataclass
@@ -278,7 +236,7 @@ def test_bad_entries_are_asked_again_and_no_trial_is_lost(make_bench):
 
 def test_a_slow_entry_keeps_the_device_serviced_and_armed(make_bench):
     # 12 s to read each MEP: far beyond the Magstim's 1 s armed keep-alive, below the 20 s disarm.
-    bench = make_bench("rapid2", clock=TwoWaiterVirtualClock())
+    bench = make_bench("rapid2", clock=VirtualClock())
     clock = bench.clock
     answer = deterministic(47.3)
 
@@ -295,7 +253,7 @@ def test_a_slow_entry_keeps_the_device_serviced_and_armed(make_bench):
 
 
 def test_an_entry_slower_than_the_limit_disarms_until_the_next_pulse(make_bench):
-    bench = make_bench("rapid2", clock=TwoWaiterVirtualClock())
+    bench = make_bench("rapid2", clock=VirtualClock())
     clock = bench.clock
     notices: list[str] = []
     states: list[tuple[float, bool]] = []
@@ -364,7 +322,7 @@ def test_coil_unplugged_mid_hunt_ends_disarmed_with_a_clear_error(make_bench):
 
 def test_a_fault_while_an_entry_is_awaited_stops_at_once(make_bench):
     # The coil comes off 3 s after pulse 1 while the technician still reads its MEP (10 s).
-    bench = make_bench("rapid2", faults="coil_unplugged@4s", clock=TwoWaiterVirtualClock())
+    bench = make_bench("rapid2", faults="coil_unplugged@4s", clock=VirtualClock())
     clock = bench.clock
 
     def reading(pending: PendingTrial) -> MepResponse:
