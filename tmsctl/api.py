@@ -427,9 +427,7 @@ class _Core:
     def fire(self, trigger_source: str) -> Delivery:
         c = self.require()
         if c.state is State.ARMED and c.status is not None and not c.status.ready:
-            status = c._device_call("wait until charged", c.driver.wait_ready)  # noqa: SLF001 - as the runner does
-            assert isinstance(status, DeviceStatus)
-            c.status = status
+            c.wait_ready()
         return c.fire(trigger_source=trigger_source)
 
     def require(self) -> Controller:

@@ -18,7 +18,6 @@ from rich.text import Text
 from tmsctl.cli import (
     EXIT_ABORTED,
     EXIT_FAULT,
-    EXIT_REFUSED,
     DeviceOption,
     _sigterm_as_interrupt,
     app,

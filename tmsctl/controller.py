@@ -270,9 +270,7 @@ class Controller:
             self.fsm.fire("resume")
         self.fsm.fire("arm")
         self._device_call("arm", self.driver.arm)
-        status = self._device_call("wait until charged", self.driver.wait_ready)
-        assert isinstance(status, DeviceStatus)
-        self.status = status
+        status = self.wait_ready()
         self.fsm.fire("armed")
         return status
 
@@ -420,6 +418,13 @@ class Controller:
         if self.delivery is not None and self.delivery.is_train:
             self._check_train_end()
         return self.next_deadline()
+
+    def wait_ready(self) -> DeviceStatus:
+        """Poll the device until it reports charged (after a recharge); faults like any exchange."""
+        status = self._device_call("wait until charged", self.driver.wait_ready)
+        assert isinstance(status, DeviceStatus)
+        self.status = status
+        return status
 
     def refresh_status(self) -> DeviceStatus:
         """Read the device's status now (it also serves as a keep-alive) and act on what it says."""

@@ -202,6 +202,16 @@ class QueuedListener:
                     pass
 
     def stop(self) -> None:
-        self._queue.put(None)
+        # A full queue must not block the caller: drop the oldest event (counted) to make room.
+        while True:
+            try:
+                self._queue.put_nowait(None)
+                break
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.overflowed += 1
+                except queue.Empty:
+                    pass
         self._thread.join(timeout=5)
         self.inner.stop()

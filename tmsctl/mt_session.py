@@ -375,12 +375,8 @@ class MtHunt:
 
     def _confirm_charged(self) -> None:
         """Poll until the unit reports charged (a recharge after a pulse or a power change)."""
-        c = self.controller
-        # Controller.arm waits for the charge itself; between pulses the runner's way is the same
-        # guarded driver call, so a failure here latches FAULT and disarms like any other.
-        status = c._device_call("wait until charged", c.driver.wait_ready)
-        assert isinstance(status, DeviceStatus)
-        c.status = status
+        # a failure here latches FAULT and disarms like any other device call
+        self.controller.wait_ready()
 
     # -- the MEP entry -------------------------------------------------------------------------------
     def _answer(self, pending: PendingTrial) -> tuple[MepResponse, int]:

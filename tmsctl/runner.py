@@ -253,11 +253,8 @@ class SessionRunner:
 
     def _wait_ready(self) -> None:
         c = self.controller
-        status = c.status
-        if status is not None and status.ready:
-            return
-        status = c._device_call("wait until charged", c.driver.wait_ready)  # type: ignore[assignment]
-        c.status = status  # type: ignore[assignment]
+        if c.status is None or not c.status.ready:
+            c.wait_ready()
 
     def _prepare(self, train: ScheduledTrain) -> None:
         c = self.controller
