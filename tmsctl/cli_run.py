@@ -130,6 +130,9 @@ def run(
         bool, typer.Option("--virtual-time", help="Simulators only: run the session on a virtual clock (seconds, not minutes).")
     ] = False,
     trigger: Annotated[str, typer.Option("--trigger", help="serial | rts")] = "serial",
+    stimulator_serial: Annotated[
+        str | None, typer.Option("--stimulator-serial", help="Use only motor thresholds measured on this unit.")
+    ] = None,
     max_mt_age_days: Annotated[
         float | None, typer.Option("--max-mt-age-days", help="Stricter limit on the age of a recorded motor threshold.")
     ] = None,
@@ -156,6 +159,7 @@ def run(
                 protocol, device, subject, operator=operator, mt_pct_mso=mt, overrides=overrides,
                 resume_session_id=resume, virtual_time=virtual_time, trigger_source=trigger,
                 allow_unapproved_reason=allow_unapproved, max_mt_age_days=max_mt_age_days,
+                stimulator_serial=stimulator_serial,
                 log_dir=log_dir or (Path(records.path).parent / "logs"),
             )
             try:

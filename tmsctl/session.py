@@ -17,6 +17,7 @@ from typing import Any
 from tmsctl.approval import APPROVAL_RULE_ID, ApprovalStatus, approval_status
 from tmsctl.clock import Clock, SystemClock, VirtualClock
 from tmsctl.controller import Controller, Delivery
+from tmsctl.mt_session import SIMULATOR_SERIAL_PREFIX
 from tmsctl.drivers.base import DeviceInfo
 from tmsctl.errors import InvalidArgument, SafetyViolation, TmsError
 from tmsctl.events import Event, Listener
@@ -46,6 +47,7 @@ class SessionRequest:
     log_dir: Path | None = None
     allow_unapproved_reason: str | None = None  # run a protocol nobody approved; recorded
     max_mt_age_days: float | None = None  # stricter than the rulebook's default, never looser
+    stimulator_serial: str | None = None  # use only thresholds measured on this unit
 
 
 @dataclass
@@ -60,6 +62,7 @@ class PlannedSession:
     thresholds: tuple[MotorThreshold, ...]
     clock: Clock
     approval: ApprovalStatus
+    threshold_ids: dict[int, int] = field(default_factory=dict)  # id(MotorThreshold) -> records id
     start_index: int = 0
     pulses_already_delivered: int = 0
 
@@ -108,7 +111,7 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
         limits = driver.limits
     finally:
         driver.close()
-    thresholds = _thresholds(request, protocol, info, records)
+    thresholds, threshold_ids = _thresholds(request, protocol, info, records)
     today = clock.wall().astimezone(UTC).date()
     pulses_today = records.pulses_on_day(request.subject_id, today) if records is not None else 0
     verdict = check(
@@ -117,7 +120,9 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
         policy=SitePolicy(max_motor_threshold_age_days=request.max_mt_age_days),
     )
     approval = approval_status(protocol.id, verdict.protocol_hash, records)
-    planned = PlannedSession(request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock, approval)
+    planned = PlannedSession(
+        request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock, approval, threshold_ids
+    )
     if not approval.approved and not (request.allow_unapproved_reason or "").strip():
         raise SessionRefused(
             f"{approval.detail}; an unapproved or modified protocol does not run", verdict,
@@ -144,20 +149,41 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
     return planned
 
 
-def _thresholds(request: SessionRequest, protocol: Protocol, info: DeviceInfo, records: Any) -> tuple[MotorThreshold, ...]:
+def _thresholds(
+    request: SessionRequest, protocol: Protocol, info: DeviceInfo, records: Any
+) -> tuple[tuple[MotorThreshold, ...], dict[int, int]]:
+    """The motor thresholds the protocol may resolve %MT from, and their record ids.
+
+    From the records: only the protocol's reference (rMT/aMT); never one measured on a simulator
+    for a real device; only the given stimulator serial when one is given; and of several for the
+    same stimulator model and coil only the latest (ties: the one recorded last).
+    """
     reference = protocol.intensity.reference
     if reference == "MSO":
-        return ()
+        return (), {}
     if request.mt_pct_mso is not None:  # measured for this session, now
-        return (MotorThreshold(reference, request.mt_pct_mso, info.model, protocol.coil, None),)
+        return (MotorThreshold(reference, request.mt_pct_mso, info.model, protocol.coil, None),), {}
     if records is None:
-        return ()
-    out = []
+        return (), {}
+    latest: dict[tuple[str, str], Any] = {}
     for t in records.motor_thresholds(request.subject_id):
-        ref = getattr(t.reference, "value", t.reference)
-        if ref == reference:
-            out.append(MotorThreshold(ref, t.value_pct_mso, t.stimulator_model, coil_from_key(t.coil), t.measured_at))
-    return tuple(out)
+        if getattr(t.reference, "value", t.reference) != reference:
+            continue
+        if not info.simulated and t.stimulator_serial.startswith(SIMULATOR_SERIAL_PREFIX):
+            continue  # a simulated hunt never sets a real session's intensity
+        if request.stimulator_serial and t.stimulator_serial != request.stimulator_serial:
+            continue
+        key = (t.stimulator_model, t.coil)
+        best = latest.get(key)
+        if best is None or (t.measured_at, t.threshold_id or 0) > (best.measured_at, best.threshold_id or 0):
+            latest[key] = t
+    chosen, ids = [], {}
+    for t in latest.values():
+        mt = MotorThreshold(reference, t.value_pct_mso, t.stimulator_model, coil_from_key(t.coil), t.measured_at)
+        chosen.append(mt)
+        if t.threshold_id is not None:
+            ids[id(mt)] = t.threshold_id
+    return tuple(chosen), ids
 
 
 def coil_key(coil: Coil) -> str:
@@ -310,6 +336,10 @@ def run_planned(
                 planned_pulses=schedule.total_pulses,
                 device_firmware=".".join(map(str, planned.info.version)) if planned.info.version else None,
                 coil=coil_key(planned.protocol.coil),
+                thresholds_used=tuple(
+                    rec.ThresholdUsed(t.reference, t.value_pct_mso, planned.threshold_ids.get(id(t)))
+                    for t in schedule.thresholds_used
+                ),
             )
         )
         session_id = session.session_id

@@ -229,3 +229,42 @@ def test_a_site_may_demand_fresher_thresholds(records, short_protocol) -> None:
     assert _plan(short_protocol, sim, clock, records, mt=None).verdict.allowed
     with pytest.raises(SessionRefused, match="mt.stale"):
         _plan(short_protocol, sim, clock, records, mt=None, max_mt_age_days=2)
+
+
+def test_thresholds_from_a_simulator_never_set_a_real_session_and_serials_are_respected(records) -> None:
+    from datetime import timedelta
+
+    from tmsctl import records as rec
+    from tmsctl.drivers.base import DeviceInfo
+    from tmsctl.protocols.loader import load_protocol_text
+    from tmsctl.session import _thresholds
+
+    now = VirtualClock().wall()
+    records.ensure_subject("S001")
+    for serial, value, age in (("SIM-rapid2", 40.0, 0), ("RAPID-17", 55.0, 2), ("RAPID-17", 56.0, 1), ("RAPID-99", 61.0, 0)):
+        records.record_motor_threshold(
+            rec.MotorThreshold("S001", "magstim-rapid2", serial, "figure8", value, "rMT", "ML-PEST",
+                               now - timedelta(days=age), "tester")
+        )
+    protocol = load_protocol_text(SHORT)
+    real = DeviceInfo("magstim-rapid2", "Magstim Rapid²", (9, 0), frozenset(), simulated=False)
+    request = SessionRequest(Path("x.yaml"), "magstim-rapid2:///dev/ttyUSB0", "S001")
+    chosen, ids = _thresholds(request, protocol, real, records)
+    assert [t.value_pct_mso for t in chosen] == [61.0]  # the latest real one, never the simulator's
+    request.stimulator_serial = "RAPID-17"
+    chosen, ids = _thresholds(request, protocol, real, records)
+    assert [t.value_pct_mso for t in chosen] == [56.0] and len(ids) == 1
+
+
+def test_the_threshold_used_is_recorded_with_the_session(records, short_protocol) -> None:
+    from tmsctl import records as rec
+
+    clock, sim = _simulator()
+    records.ensure_subject("S001")
+    stored = records.record_motor_threshold(
+        rec.MotorThreshold("S001", "magstim-rapid2", "SIM-x", "figure8", 52.0, "rMT", "ML-PEST", clock.wall(), "tester")
+    )
+    planned = _plan(short_protocol, sim, clock, records, mt=None)
+    session_id, _ = run_planned(planned, records)
+    used = records.session(session_id).thresholds_used
+    assert [(u.value_pct_mso, u.threshold_id) for u in used] == [(52.0, stored.threshold_id)]
