@@ -225,6 +225,26 @@ def check_connect(target: ConformanceTarget) -> None:
         assert rig.interlocks == [] and rig.device.fault_log == []
 
 
+def check_refusals_before_setup(target: ConformanceTarget) -> None:
+    """Fire before arming and arm before an intensity: refused by the guards, with every reason."""
+    with conformance_rig(target) as rig:
+        c = rig.controller
+        try:
+            c.fire()
+        except GuardRejected as exc:
+            assert any("not armed" in r for r in exc.reasons) and any("None" in r for r in exc.reasons)
+        else:
+            raise AssertionError(f"{target.name}: fire was allowed before anything was set")
+        try:
+            c.arm()
+        except GuardRejected as exc:
+            assert exc.reasons == ["no intensity set"]
+        else:
+            raise AssertionError(f"{target.name}: arm was allowed without an intensity")
+        assert c.state is State.IDLE and not rig.energised
+        assert rig.device.pulse_count == 0 and rig.interlocks == []
+
+
 def check_single_pulse_cycle(target: ConformanceTarget) -> None:
     """Set intensity, arm, ready, fire twice (rate-limited), disarm: exactly two pulses, nothing refused."""
     with conformance_rig(target) as rig:
@@ -344,6 +364,7 @@ def check_fault(target: ConformanceTarget, kind: FaultKind) -> None:
 EXCHANGE_CHECKS: Mapping[str, Callable[[ConformanceTarget], None]] = MappingProxyType(
     {
         "connect": check_connect,
+        "refusals_before_setup": check_refusals_before_setup,
         "single_pulse_cycle": check_single_pulse_cycle,
         "device_timed_train": check_device_timed_train,
         "long_idle_keepalive": check_long_idle_keepalive,
@@ -815,6 +836,7 @@ __all__ = [
     "check_fault",
     "check_long_idle_keepalive",
     "check_missed_keepalive",
+    "check_refusals_before_setup",
     "check_single_pulse_cycle",
     "conformance_rig",
     "open_rig",

@@ -241,10 +241,11 @@ class DuoMagDriver:
         return self._neutral(self._fresh("status read"))
 
     def keepalive(self) -> DeviceStatus:
-        """A fresh record: the stream is alive. Raises on faults or an intensity nobody set here."""
+        """A fresh record: the stream is alive. Raises on an intensity nobody set here, and on fault
+        bits while armed (disarmed, they show in the status and the controller refuses to arm)."""
         record = self._fresh("keep-alive")
         self._raise_problem()
-        if record.faults:
+        if record.faults and self.armed:
             raise DeviceStateError(f"{self.display_name} reports {', '.join(record.faults)}")
         return self._neutral(record)
 

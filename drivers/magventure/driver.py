@@ -350,6 +350,10 @@ class MagProDriver:
         self.parser = c.MagProFrameParser()
         self._front_panel_change = None
         self._resyncing = False
+        # Nothing carries over from an earlier connection: the unit may have been changed since.
+        self.waveform = None
+        self.train = None
+        self._amplitude_set = None
         short = self._short_status("identify the unit")
         spec = spec_for_model_code(short.status.model)  # refuses the MST and unknown codes
         if self.expected_model is not None and spec.model != self.expected_model:

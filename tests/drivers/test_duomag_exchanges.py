@@ -273,9 +273,19 @@ def test_a_front_panel_intensity_change_is_reported() -> None:
 @pytest.mark.parametrize(
     "flag", ["coil_overheat", "coil_disconnected", "voltage_hold_error", "power_fan_seized"]
 )
-def test_fault_bits_stop_the_session(flag: str) -> None:
-    with exchange([], every(rec(0), PERIOD_S, 2) + [(0.5, rec(0, **{flag: True}))]) as (driver, clock):
+def test_fault_bits_stop_an_armed_unit_and_show_in_the_status_of_a_disarmed_one(flag: str) -> None:
+    faulty = rec(0, **{flag: True})
+    with exchange([], every(rec(0), PERIOD_S, 2) + [(0.5, faulty), (0.52, faulty)]) as (driver, clock):
         connect(driver)
+        clock.sleep(0.45)
+        status = driver.keepalive()
+    assert status.error and flag in status.raw and status.coil_present == (flag != "coil_disconnected")
+    pairs = [(H("32 32"), rec(50))]
+    stream = [(PERIOD_S, rec(0)), *every(rec(50), 0.05, 2), (0.5, rec(50, **{flag: True}))]
+    with exchange(pairs, stream) as (driver, clock):
+        connect(driver)
+        driver.set_intensity(50)
+        driver.arm()
         clock.sleep(0.45)
         with pytest.raises(DeviceStateError, match=flag):
             driver.keepalive()
