@@ -216,7 +216,9 @@ class SessionRunner:
             c.arm()
         host_timed = train.n_pulses > 1 and c.train is None
         offsets = train.pulse_offsets_s if host_timed else (0.0,)
-        lead = wire_time_s(FIRE_COMMAND_BYTES) if self.trigger_source == "serial" else 0.0
+        # A driver whose trigger frame differs from a Magstim's 3 bytes at 9600 baud says how long it takes.
+        serial_lead = getattr(c.driver, "trigger_lead_s", None) or wire_time_s(FIRE_COMMAND_BYTES)
+        lead = serial_lead if self.trigger_source == "serial" else 0.0
         delivered_pulses = 0
         for k, offset in enumerate(offsets):
             fire_at = onset + offset - lead

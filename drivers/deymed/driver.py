@@ -72,6 +72,11 @@ class DuoMagDriver:
         self._joined = False  # the first sync byte has been seen (bytes before it are half a record)
         self._problem: str | None = None
 
+    @property
+    def trigger_lead_s(self) -> float:
+        """From sending the fire bytes to the pulse: their wire time (the second byte fires)."""
+        return wire_time_s(len(c.encode_command(c.Fire())), c.BAUD_RATE, BITS_PER_BYTE)
+
     # -- the stream ---------------------------------------------------------------------------------
     def _check(self, record: c.DuoMagStatus) -> None:
         self.records_seen += 1

@@ -165,6 +165,11 @@ class MagProDriver:
         self._resyncing = False
 
     @property
+    def trigger_lead_s(self) -> float:
+        """From sending a trigger (03 or 04 frame, 5 bytes) to the pulse: the frame's wire time."""
+        return wire_time_s(len(c.encode_host_command(c.Trigger())), self.baudrate, BITS_PER_BYTE)
+
+    @property
     def spec(self) -> MagProSpec:
         limits = self.limits
         return limits.spec if isinstance(limits, NegotiatedLimits) else limits

@@ -123,3 +123,27 @@ def test_info_shows_what_each_new_device_can_confirm() -> None:
     duomag = runner.invoke(app, ["info", "--device", "sim://duomag"])
     assert duomag.exit_code == 0, duomag.output
     assert "Deymed DuoMAG" in duomag.stdout and "confirmed_replies" not in duomag.stdout
+
+
+@pytest.mark.parametrize("protocol", ["neurostar-10hz-ldlpfc.yaml", "itbs-600.yaml"])
+def test_device_timed_trains_start_on_their_scheduled_onsets(protocol: str, tmp_path: Path) -> None:
+    """The runner leads each trigger by the MagPro's frame time (5 bytes at 38400 baud), not a Magstim's."""
+    from tmsctl.records import Records
+    from tmsctl.session import SessionRequest, plan_session, run_planned
+
+    name = f"onset-magpro-{next(_names)}"
+    instance = sims.create("magpro-x100", clock=VirtualClock(), name=name)
+    runners = []
+    try:
+        with Records(tmp_path / "r.db") as records:
+            request = SessionRequest(LIBRARY / protocol, f"sim://{name}", "S001", mt_pct_mso=50)
+            planned = plan_session(request, records)
+            _, result = run_planned(planned, records, on_runner=runners.append)
+    finally:
+        sims.remove(name)
+    assert result.outcome.value == "completed"
+    start = runners[0].progress.session_start
+    triggers = [p.t for p in instance.device.pulses if p.source == "serial"]
+    onsets = [start + train.onset_s for train in planned.schedule.trains]
+    assert len(triggers) == len(onsets)
+    assert max(abs(t - onset) for t, onset in zip(triggers, onsets)) < 1e-6
