@@ -35,3 +35,17 @@ def test_a_target_names_its_driver_in_the_url() -> None:
     target = ConformanceTarget("magpro-r30", driver="magventure-magpro-r30")
     assert target.url("x") == "magventure-magpro-r30+sim://x"
     assert target.name == "magventure-magpro-r30@magpro-r30"
+
+
+def test_every_simulator_profile_speaks_to_a_registered_driver_and_every_family_is_covered() -> None:
+    from tmsctl.registry import drivers
+    from tmsctl.simulators import registry as sims
+
+    registered = drivers()
+    profiles = sims.profiles()
+    assert {profile.driver for profile in profiles.values()} <= set(registered)
+    covered = {profiles[target.profile].driver for target in BUILTIN_TARGETS}
+    for name in registered:
+        assert any(name == driver or name.startswith(driver + "-") for driver in covered), (
+            f"driver {name} has no conformance target"
+        )
