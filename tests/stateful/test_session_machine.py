@@ -99,6 +99,13 @@ class SessionMachine(RuleBasedStateMachine):
             self.session_id, result = run_planned(
                 planned, self.records, on_progress=on_progress, on_runner=lambda r: holder.update(runner=r)
             )
+        except TmsError:
+            # the fault hit while connecting for the run: the session is on record as faulted
+            self.session_id = self.records.sessions()[-1].session_id
+            self.status = self.records.session(self.session_id).status
+            assert self.status is SessionStatus.FAULTED
+            self.pending_fault = False
+            return
         except _Crash:
             # the dead process's records connection goes away; the next opener sees it interrupted
             self.records.close()
