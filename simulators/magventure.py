@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from tmsctl.drivers.magventure import codec as c
 
-from .device import Fault, FaultKind, SimulatedDevice, _Timer
+from .device import Fault, FaultKind, SimulatedDevice
 
 # Per-model offers and rate ceilings (Hz), from the reference's code and range tables (C: PYTMS,
 # MPC), kept apart from the driver's spec on purpose: the two layers must not share a mistake.
@@ -152,8 +153,8 @@ class MagProSimulator(SimulatedDevice):
         self.sequence_running = False
         self.stimulus_count = 0
         self.next_trigger_at = -math.inf
-        self._sequence_timers: list[_Timer] = []
-        self._stimulus_timers: list[_Timer] = []
+        self._sequence_timers: list[Any] = []  # handles from _schedule, for _cancel
+        self._stimulus_timers: list[tuple[float, Any]] = []  # (due, handle): a burst's later pulses
         self._reported_temperature = self._temperature_byte(start)
         self._reported_coil_type = profile.coil_type
         self._schedule(start + _TEMPERATURE_CHECK_S, self._check_temperature)
@@ -443,7 +444,7 @@ class MagProSimulator(SimulatedDevice):
             self._unprompted(c.PageChanged(self.page, False, self.status_byte()), now)
 
     def _stop_sequence(self) -> None:
-        for timer in (*self._sequence_timers, *self._stimulus_timers):
+        for timer in (*self._sequence_timers, *(handle for _, handle in self._stimulus_timers)):
             self._cancel(timer)
         self._sequence_timers = []
         self._stimulus_timers = []
@@ -459,14 +460,14 @@ class MagProSimulator(SimulatedDevice):
         """One stimulus: a pulse, or a burst of pulses in Biphasic Burst; then its di/dt report."""
         pulses = self.burst_pulses if self.waveform is c.Waveform.BIPHASIC_BURST else 1
         interval = self.ipi_ms_x10 / 10_000
-        self._stimulus_timers = [t for t in self._stimulus_timers if not t.cancelled and t.t > now]
+        self._stimulus_timers = [(due, handle) for due, handle in self._stimulus_timers if due > now]
         self._pulse(now, source)
         for k in range(1, pulses):
-            self._stimulus_timers.append(
-                self._schedule(now + k * interval, lambda t: self._pulse(t, "train"))
-            )
+            due = now + k * interval
+            self._stimulus_timers.append((due, self._schedule(due, lambda t: self._pulse(t, "train"))))
         self.stimulus_count += 1
-        self._stimulus_timers.append(self._schedule(now + (pulses - 1) * interval, self._report_didt))
+        report_at = now + (pulses - 1) * interval
+        self._stimulus_timers.append((report_at, self._schedule(report_at, self._report_didt)))
 
     def _pulse(self, now: float, source: str) -> None:
         self._record_pulse(now, self.amplitude_a, self.profile.energy_j_per_pct * self.amplitude_a, source)
