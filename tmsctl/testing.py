@@ -102,3 +102,14 @@ def expected_exchange(
         raise ExchangeMismatch(f"{len(left)} scripted exchange(s) never happened; next: {left[0]!r}")
     if port._rx:
         raise ExchangeMismatch(f"the driver left {bytes(port._rx)!r} unread")
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    # The conformance suite (tmsctl.conformance) needs hypothesis, a test dependency: reachable
+    # from here, imported only when asked for.
+    if name in ("ConformanceTarget", "BUILTIN_TARGETS", "EXCHANGE_CHECKS", "run_exchange_checks",
+                "stateful_machine", "run_stateful"):
+        from tmsctl import conformance
+
+        return getattr(conformance, name)
+    raise AttributeError(f"module 'tmsctl.testing' has no attribute {name!r}")
