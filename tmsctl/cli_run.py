@@ -291,6 +291,8 @@ def session_show(
         highlight=False,
     )
     out.print(f"device {s.device_model} ({s.device_url}); pulses delivered {point.pulses_delivered} of {s.planned_pulses}")
+    if not s.replies_confirmed:
+        out.print("[yellow]this device never confirms commands or pulses: the counts are what was sent, unconfirmed[/]")
     out.print(f"trains recorded {len(deliveries)} of {s.planned_deliveries}; next train {point.next_index + 1}")
     for f in faults:
         out.print(f"  [red]fault[/] {f.code}: {f.detail}", highlight=False)

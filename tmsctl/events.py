@@ -43,6 +43,7 @@ class Connected(Event):
     display_name: str = ""
     version: str | None = None
     simulated: bool = False
+    confirmed_replies: bool = True  # False: the device never confirms what it was told (DuoMAG)
 
 
 @_kind("state_changed")

@@ -114,7 +114,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
     import msvcrt
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x544D5343  # "TMSC" in the SQLite header: tells our files from anyone else's
 BUSY_TIMEOUT_S = 5.0
 
@@ -467,6 +467,7 @@ class SessionPlan:
     coil: str | None = None
     thresholds_used: tuple[ThresholdUsed, ...] = ()
     session_id: str | None = None  # None: the store makes a short random one
+    replies_confirmed: bool = True  # False for a device that never answers (DuoMAG): nothing it did is confirmed
 
     def __post_init__(self) -> None:
         validate_subject_id(self.subject_id)
@@ -536,6 +537,7 @@ class Session:
     started_at: datetime | None
     ended_at: datetime | None  # for interrupted sessions: the last recorded activity
     run_segments: int
+    replies_confirmed: bool = True
 
 
 @dataclass(frozen=True)
@@ -966,7 +968,13 @@ def _split_sql(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-MIGRATIONS: tuple[Migration, ...] = (_create_schema_v1,)
+def _add_replies_confirmed_v2(conn: sqlite3.Connection) -> None:
+    # A device that never answers (Deymed DuoMAG) cannot confirm what it was told or that a pulse
+    # left: its sessions are marked so, and every delivery in them counts as unconfirmed.
+    conn.execute("ALTER TABLE sessions ADD COLUMN replies_confirmed INTEGER NOT NULL DEFAULT 1")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_create_schema_v1, _add_replies_confirmed_v2)
 
 
 def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration], *, path: str = "") -> int:
@@ -1568,8 +1576,9 @@ class Records:
                 conn.execute(
                     """INSERT INTO sessions (session_id, subject_id, protocol_id, protocol_hash,
                            protocol_text, device_url, device_model, device_serial, device_firmware, coil,
-                           simulated, planned_deliveries, planned_pulses, status, created_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)""",
+                           simulated, planned_deliveries, planned_pulses, status, created_at,
+                           replies_confirmed)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)""",
                     (
                         session_id,
                         plan.subject_id,
@@ -1585,6 +1594,7 @@ class Records:
                         plan.planned_deliveries,
                         plan.planned_pulses,
                         self._stamp(None),
+                        int(plan.replies_confirmed),
                     ),
                 )
                 conn.executemany(
@@ -2349,6 +2359,7 @@ def _session_from_row(r: sqlite3.Row, thresholds: Sequence[sqlite3.Row]) -> Sess
         started_at=_from_db_time(r["started_at"]),
         ended_at=_from_db_time(r["ended_at"]),
         run_segments=r["run_segments"],
+        replies_confirmed=bool(r["replies_confirmed"]),
     )
 
 

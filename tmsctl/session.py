@@ -18,7 +18,7 @@ from tmsctl.approval import APPROVAL_RULE_ID, ApprovalStatus, approval_status
 from tmsctl.clock import Clock, SystemClock, VirtualClock
 from tmsctl.controller import Controller, Delivery
 from tmsctl.mt_session import SIMULATOR_SERIAL_PREFIX
-from tmsctl.drivers.base import DeviceInfo
+from tmsctl.drivers.base import Capability, DeviceInfo
 from tmsctl.errors import InvalidArgument, SafetyViolation, TmsError
 from tmsctl.events import Event, Listener
 from tmsctl.protocols.loader import load_protocol
@@ -336,6 +336,7 @@ def run_planned(
                 planned_pulses=schedule.total_pulses,
                 device_firmware=".".join(map(str, planned.info.version)) if planned.info.version else None,
                 coil=coil_key(planned.protocol.coil),
+                replies_confirmed=Capability.CONFIRMED_REPLIES in planned.info.capabilities,
                 thresholds_used=tuple(
                     rec.ThresholdUsed(t.reference, t.value_pct_mso, planned.threshold_ids.get(id(t)))
                     for t in schedule.thresholds_used

@@ -171,14 +171,15 @@ def test_migrations_run_forward_one_version_each(tmp_path: Path) -> None:
         seen.append(conn.execute("PRAGMA user_version").fetchone()[0])
         conn.execute("CREATE TABLE notes (note TEXT)")
 
+    n = len(MIGRATIONS)
     conn = _raw(tmp_path / "m.db")
-    assert apply_migrations(conn, MIGRATIONS) == 1
-    assert apply_migrations(conn, (*MIGRATIONS, step_two)) == 2
-    assert seen == [1]
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert apply_migrations(conn, MIGRATIONS) == n
+    assert apply_migrations(conn, (*MIGRATIONS, step_two)) == n + 1
+    assert seen == [n]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == n + 1
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert apply_migrations(conn, (*MIGRATIONS, step_two)) == 2  # idempotent
-    assert seen == [1]
+    assert apply_migrations(conn, (*MIGRATIONS, step_two)) == n + 1  # idempotent
+    assert seen == [n]
 
 
 def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
@@ -190,7 +191,7 @@ def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None
     apply_migrations(conn, MIGRATIONS)
     with pytest.raises(RuntimeError):
         apply_migrations(conn, (*MIGRATIONS, broken))
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half'").fetchone()[0] == 0
 
 

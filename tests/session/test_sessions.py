@@ -268,3 +268,38 @@ def test_the_threshold_used_is_recorded_with_the_session(records, short_protocol
     session_id, _ = run_planned(planned, records)
     used = records.session(session_id).thresholds_used
     assert [(u.value_pct_mso, u.threshold_id) for u in used] == [(52.0, stored.threshold_id)]
+
+
+def test_a_device_that_never_answers_is_recorded_as_unconfirmed(records, tmp_path) -> None:
+    singles = tmp_path / "singles.yaml"
+    singles.write_text(
+        SHORT.replace("pattern:\n  kind: rtms\n  frequency_hz: 10\n  pulses_per_train: 20\n"
+                      "  inter_train_interval_s: 8\n  trains: 6\n", "pattern: {kind: single_pulse, interval_s: 5, pulses: 3}\n")
+        .replace("target: {method: eeg_10_20, site: F3}", "target: {method: motor_hotspot, muscle: FDI}")
+    )
+    clock, sim = _simulator("duomag")
+    planned = _plan(singles, sim, clock, records)
+    session_id, result = run_planned(planned, records)
+    assert result.outcome is RunOutcome.COMPLETED, result.reason
+    assert records.session(session_id).replies_confirmed is False
+    clock2, rapid = _simulator()
+    planned = _plan(singles, rapid, clock2, records)
+    session_id, _ = run_planned(planned, records)
+    assert records.session(session_id).replies_confirmed is True
+
+
+def test_a_version_1_database_is_upgraded(tmp_path) -> None:
+    import sqlite3
+
+    from tmsctl import records as rec
+
+    path = tmp_path / "old.db"
+    with Records(path):
+        pass
+    raw = sqlite3.connect(path)
+    raw.execute("ALTER TABLE sessions DROP COLUMN replies_confirmed")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    with Records(path) as upgraded:
+        assert upgraded.storage_settings().schema_version == rec.SCHEMA_VERSION == 2
