@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
@@ -70,6 +71,12 @@ def register(entry: DriverEntry) -> None:
     _BUILTIN[entry.name] = entry
 
 
+@lru_cache(maxsize=1)
+def _installed_entry_points() -> tuple[Any, ...]:
+    # Scanning installed distributions is slow and their entry points do not change while we run.
+    return tuple(entry_points(group="tmsctl.drivers"))
+
+
 def _load_plugins() -> dict[str, DriverEntry]:
     found = dict(_BUILTIN)
     for module in _EXTRA_MODULES:
@@ -79,7 +86,7 @@ def _load_plugins() -> dict[str, DriverEntry]:
             continue
         for entry in getattr(mod, "DRIVER_ENTRIES", ()):
             found.setdefault(entry.name, entry)
-    for ep in entry_points(group="tmsctl.drivers"):
+    for ep in _installed_entry_points():
         if ep.name not in found:
             found[ep.name] = ep.load()
     return found

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -197,9 +198,10 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 _NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+pytestmark = pytest.mark.timeout(7200 if _NIGHTLY else 120)
 TestSessionMachine = SessionMachine.TestCase
 TestSessionMachine.settings = settings(
-    max_examples=1000 if _NIGHTLY else 6,
+    max_examples=500 if _NIGHTLY else 6,
     stateful_step_count=8,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
