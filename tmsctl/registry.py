@@ -111,11 +111,16 @@ def open_driver(
     clock: Clock | None = None,
     *,
     tap: Tap | None = None,
+    driver_options: dict[str, Any] | None = None,
 ) -> StimulatorDriver:
-    """Open the transport named by ``url`` and build its driver (not yet connected)."""
+    """Open the transport named by ``url`` and build its driver (not yet connected).
+
+    ``driver_options`` are given programmatically (e.g. a simulator's published unlock code when
+    it is served on a pty); the URL's own options win.
+    """
     device = parse(url) if isinstance(url, str) else url
     clock = clock or SystemClock()
-    options: dict[str, Any] = dict(device.options)
+    options: dict[str, Any] = {**(driver_options or {}), **device.options}
     driver_name = device.driver
     if device.is_simulator:
         from tmsctl.simulators import registry as sims

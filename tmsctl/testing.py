@@ -7,8 +7,10 @@ handed out in order, and leaving the block with anything unconsumed fails the te
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from tmsctl.clock import Clock, VirtualClock
 from tmsctl.transport import Transport
@@ -102,6 +104,73 @@ def expected_exchange(
         raise ExchangeMismatch(f"{len(left)} scripted exchange(s) never happened; next: {left[0]!r}")
     if port._rx:
         raise ExchangeMismatch(f"the driver left {bytes(port._rx)!r} unread")
+
+
+@contextmanager
+def attached_simulator(
+    profile: str, attachment: str = "sim", faults: str = "", driver: str | None = None
+) -> Iterator[tuple[Any, Any, Clock]]:
+    """A driver (not yet connected) on a fresh simulator, over one attachment.
+
+    ``attachment``: ``"sim"`` (in-process, on a ``VirtualClock``), ``"pty"`` or ``"tcp"`` (a
+    server thread on the system clock, as ``tmsctl sim serve`` runs it). Yields ``(driver,
+    simulator instance, clock)``; the driver is closed and the simulator removed afterwards.
+    ``driver`` names another driver than the profile's (to test that it refuses the unit).
+    """
+    import threading
+
+    from tmsctl.clock import SystemClock
+    from tmsctl.registry import open_driver
+    from tmsctl.simulators import registry as sims
+    from tmsctl.simulators.device import parse_fault_plan
+    from tmsctl.simulators.serve import serve_pty, serve_tcp
+
+    plan = parse_fault_plan(faults)
+    if attachment == "sim":
+        clock: Clock = VirtualClock()
+        name = f"{profile}-attached-{next(_attached_names)}"
+        instance = sims.create(profile, clock=clock, faults=plan, name=name)
+        try:
+            opened = open_driver(f"{driver}+sim://{name}" if driver else f"sim://{name}", clock)
+            yield opened, instance, clock
+            opened.close()
+        finally:
+            sims.remove(name)
+        return
+    if attachment not in ("pty", "tcp"):
+        raise ValueError(f"attachment must be sim, pty or tcp, not {attachment!r}")
+    clock = SystemClock()
+    instance = sims.create(profile, clock=clock, faults=plan)
+    stop = threading.Event()
+    address: list[str] = []
+    ready = threading.Event()
+
+    def on_ready(where: str) -> None:
+        address.append(where)
+        ready.set()
+
+    if attachment == "pty":
+        serve = lambda: serve_pty(instance.device, stop=stop, ready=on_ready, clock=clock)  # noqa: E731
+    else:
+        serve = lambda: serve_tcp(  # noqa: E731
+            instance.device, host="127.0.0.1", port=0, stop=stop, ready=on_ready, clock=clock
+        )
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(5):
+            raise RuntimeError(f"the {attachment} simulator did not start")
+        driver_name = driver or instance.profile.driver
+        url = f"{driver_name}://{address[0]}" if attachment == "pty" else f"{driver_name}+socket://{address[0]}"
+        opened = open_driver(url, clock, driver_options=dict(instance.profile.driver_options))
+        yield opened, instance, clock
+        opened.close()
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+_attached_names = itertools.count()
 
 
 def __getattr__(name: str):  # noqa: ANN202

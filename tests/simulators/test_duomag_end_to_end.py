@@ -3,67 +3,17 @@ stream out, nothing confirmed that the stream cannot show."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 
-from tmsctl.clock import SystemClock, VirtualClock
 from tmsctl.drivers.deymed import codec as c
-from tmsctl.drivers.deymed.driver import DuoMagDriver
 from tmsctl.errors import DeviceRefused, DeviceStateError, ProtocolError, TransportTimeout
-from tmsctl.registry import open_driver
-from tmsctl.simulators import registry as sims
-from tmsctl.simulators.device import parse_fault_plan
-from tmsctl.simulators.serve import serve_pty, serve_tcp
+from tmsctl.testing import attached_simulator
 
 _counter = iter(range(1_000_000))
 
 
-@contextmanager
-def attached(
-    profile: str = "duomag", attachment: str = "sim", faults: str = ""
-) -> Iterator[tuple[DuoMagDriver, sims.SimulatorInstance, object]]:
-    plan = parse_fault_plan(faults)
-    if attachment == "sim":
-        clock = VirtualClock()
-        name = f"{profile}-{next(_counter)}"
-        instance = sims.create(profile, clock=clock, faults=plan, name=name)
-        try:
-            driver = open_driver(f"sim://{name}", clock)
-            yield driver, instance, clock  # type: ignore[misc]
-            driver.close()
-        finally:
-            sims.remove(name)
-        return
-    clock = SystemClock()
-    instance = sims.create(profile, clock=clock, faults=plan)
-    stop = threading.Event()
-    address: list[str] = []
-    got_address = threading.Event()
-
-    def ready(a: str) -> None:
-        address.append(a)
-        got_address.set()
-
-    if attachment == "pty":
-        target = lambda: serve_pty(instance.device, stop=stop, ready=ready, clock=clock)  # noqa: E731
-    else:
-        target = lambda: serve_tcp(  # noqa: E731
-            instance.device, host="127.0.0.1", port=0, stop=stop, ready=ready, clock=clock
-        )
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    assert got_address.wait(5)
-    url = f"deymed-duomag://{address[0]}" if attachment == "pty" else f"deymed-duomag+socket://{address[0]}"
-    driver = open_driver(url, clock)
-    try:
-        yield driver, instance, clock  # type: ignore[misc]
-        driver.close()
-    finally:
-        stop.set()
-        thread.join(5)
+def attached(profile: str = "duomag", attachment: str = "sim", faults: str = ""):
+    return attached_simulator(profile, attachment, faults)
 
 
 @pytest.mark.parametrize("attachment", ["sim", "pty", "tcp"])

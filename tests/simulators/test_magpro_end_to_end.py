@@ -7,68 +7,23 @@ import json
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tmsctl.clock import SystemClock, VirtualClock
+from tmsctl.clock import SystemClock
 from tmsctl.drivers.magventure import codec as c
-from tmsctl.drivers.magventure.driver import MagProDriver
 from tmsctl.errors import DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
 from tmsctl.registry import open_driver
-from tmsctl.simulators import registry as sims
-from tmsctl.simulators.device import parse_fault_plan
-from tmsctl.simulators.serve import serve_pty, serve_tcp
+from tmsctl.testing import attached_simulator
 
 _counter = iter(range(1_000_000))
 
 
-@contextmanager
 def attached(
-    profile: str = "magpro-x100", attachment: str = "sim", faults: str = "", driver: str = "magventure-magpro"
-) -> Iterator[tuple[MagProDriver, sims.SimulatorInstance, object]]:
-    plan = parse_fault_plan(faults)
-    if attachment == "sim":
-        clock = VirtualClock()
-        name = f"{profile}-{next(_counter)}"
-        instance = sims.create(profile, clock=clock, faults=plan, name=name)
-        try:
-            magpro = open_driver(f"{driver}+sim://{name}", clock)
-            yield magpro, instance, clock  # type: ignore[misc]
-            magpro.close()
-        finally:
-            sims.remove(name)
-        return
-    clock = SystemClock()
-    instance = sims.create(profile, clock=clock, faults=plan)
-    stop = threading.Event()
-    address: list[str] = []
-    got_address = threading.Event()
-
-    def ready(a: str) -> None:
-        address.append(a)
-        got_address.set()
-
-    if attachment == "pty":
-        target = lambda: serve_pty(instance.device, stop=stop, ready=ready, clock=clock)  # noqa: E731
-    else:
-        target = lambda: serve_tcp(  # noqa: E731
-            instance.device, host="127.0.0.1", port=0, stop=stop, ready=ready, clock=clock
-        )
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    assert got_address.wait(5)
-    url = f"{driver}://{address[0]}" if attachment == "pty" else f"{driver}+socket://{address[0]}"
-    magpro = open_driver(url, clock)
-    try:
-        yield magpro, instance, clock  # type: ignore[misc]
-        magpro.close()
-    finally:
-        stop.set()
-        thread.join(5)
+    profile: str = "magpro-x100", attachment: str = "sim", faults: str = "", driver: str | None = None
+):
+    return attached_simulator(profile, attachment, faults, driver)
 
 
 @pytest.mark.parametrize("attachment", ["sim", "pty", "tcp"])

@@ -3,67 +3,26 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import serial
 
-from tmsctl.clock import SystemClock, VirtualClock
-from tmsctl.drivers.magstim.driver import MagstimDriver, RemoteControlLost
+from tmsctl.clock import VirtualClock
+from tmsctl.drivers.magstim.driver import RemoteControlLost
 from tmsctl.errors import ChecksumError, DeviceRefused, DeviceStateError, ProtocolError, TransportTimeout
 from tmsctl.registry import open_driver
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import FaultKind, parse_fault_plan
-from tmsctl.simulators.magstim import SIMULATOR_UNLOCK_CODE
-from tmsctl.simulators.serve import serve_pty, serve_tcp
+from tmsctl.simulators.serve import serve_pty
+from tmsctl.testing import attached_simulator
 
 MODELS = {"m200": "magstim-200", "bistim": "magstim-bistim", "rapid2": "magstim-rapid2", "rapid2-v8": "magstim-rapid2"}
 _counter = iter(range(1_000_000))
 
 
-@contextmanager
-def attached(profile: str, attachment: str, faults: str = "") -> Iterator[tuple[MagstimDriver, sims.SimulatorInstance, object]]:
-    """A driver connected to a fresh simulator through the given attachment."""
-    plan = parse_fault_plan(faults)
-    if attachment == "sim":
-        clock = VirtualClock()
-        name = f"{profile}-{next(_counter)}"
-        instance = sims.create(profile, clock=clock, faults=plan, name=name)
-        try:
-            driver = open_driver(f"{MODELS[profile]}+sim://{name}", clock)
-            yield driver, instance, clock
-            driver.close()
-        finally:
-            sims.remove(name)
-        return
-    clock = SystemClock()
-    instance = sims.create(profile, clock=clock, faults=plan)
-    stop = threading.Event()
-    address: list[str] = []
-    got_address = threading.Event()
-
-    def ready(a: str) -> None:
-        address.append(a)
-        got_address.set()
-
-    if attachment == "pty":
-        target = lambda: serve_pty(instance.device, stop=stop, ready=ready, clock=clock)  # noqa: E731
-    else:
-        target = lambda: serve_tcp(instance.device, host="127.0.0.1", port=0, stop=stop, ready=ready, clock=clock)  # noqa: E731
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    assert got_address.wait(5)
-    url = f"{MODELS[profile]}://{address[0]}" if attachment == "pty" else f"{MODELS[profile]}+socket://{address[0]}"
-    driver = open_driver(url, clock)
-    if MODELS[profile] == "magstim-rapid2":
-        driver._unlock_code = SIMULATOR_UNLOCK_CODE
-    try:
-        yield driver, instance, clock
-        driver.close()
-    finally:
-        stop.set()
-        thread.join(5)
+def attached(profile: str, attachment: str, faults: str = ""):
+    """A driver on a fresh simulator through the given attachment."""
+    return attached_simulator(profile, attachment, faults)
 
 
 @pytest.mark.parametrize("attachment", ["sim", "pty", "tcp"])
