@@ -599,8 +599,9 @@ class ControllerMachine(RuleBasedStateMachine):
         if m.train is not None:
             frequency, pulses = m.train
             m.train_end = now + (pulses - 1) / frequency
-            m.earliest_trigger = m.train_end + self.limits.min_inter_train_interval_s(
-                intensity, frequency, pulses
+            m.earliest_trigger = max(
+                m.train_end + self.limits.min_inter_train_interval_s(intensity, frequency, pulses),
+                now + self.limits.min_single_pulse_interval_s(intensity),  # whatever fires next
             )
             m.last_train_end = m.train_end
             m.pulses_expected += pulses

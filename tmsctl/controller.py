@@ -333,7 +333,8 @@ class Controller:
         if is_train:
             assert self.train is not None
             gap = limits.min_inter_train_interval_s(intensity, self.train[0], pulses)
-            self.rate.record(now, fired_at + duration + gap, 0.0)
+            # the next trigger also respects the single-pulse rate, whatever it will fire
+            self.rate.record(now, fired_at + duration + gap, limits.min_single_pulse_interval_s(intensity))
         else:
             self.rate.record(now, fired_at, limits.min_single_pulse_interval_s(intensity))
         if self.energy:

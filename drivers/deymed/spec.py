@@ -23,7 +23,7 @@ from pydantic import Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability
-from tmsctl.drivers.magventure.provenance import (
+from tmsctl.drivers.provenance import (
     Frozen,
     Provenance,
     Review,

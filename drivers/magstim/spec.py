@@ -26,13 +26,14 @@ from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability
-from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.drivers.provenance import Frozen, SpecFileError, freeze
+from tmsctl.errors import InvalidArgument
 
 SCHEMA_VERSION = 1
 SPEC_FILES: Mapping[str, str] = MappingProxyType(
@@ -50,21 +51,8 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Percent = Annotated[int, Field(ge=0, le=100)]
 
 
-class SpecFileError(TmsError):
-    """A shipped spec file is missing or fails validation: a packaging or review mistake."""
-
-    hint = "the device limits cannot be trusted; reinstall tmsctl or review the last change to that file"
-
-
-def _freeze(value: Any) -> Any:
-    """Mappings read-only all the way down: specs are cached and shared, and are safety data."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
-    return value
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_freeze = freeze  # shared with the other vendors' specs (tmsctl.drivers.provenance)
+_Frozen = Frozen
 
 
 # --- the file schema -------------------------------------------------------------------------

@@ -38,12 +38,12 @@ from .framing import (
 )
 from .tables import (
     BA_RATIO_STEP_X100,
+    BURST_IPI_MS_X10,
     MAX_BA_RATIO_X100,
-    MIN_BA_RATIO_X100,
     MAX_BURST_PULSES,
+    MIN_BA_RATIO_X100,
     MIN_BURST_PULSES,
     TWIN_DUAL_IPI_MS_X10,
-    BURST_IPI_MS_X10,
     CurrentDirection,
     MagProModel,
     Mode,

@@ -29,9 +29,9 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability
+from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, check_coverage, freeze
 from tmsctl.errors import InvalidArgument, SafetyViolation
 
-from .provenance import Frozen, Provenance, Review, SpecFileError, check_coverage, freeze
 from .tables import CurrentDirection, MagProModel, Mode, TimingControl, Waveform
 
 SPEC_FILE = "magpro.yaml"
