@@ -33,7 +33,6 @@ from tmsctl.records import (
     SessionStatus,
 )
 
-
 # This machine checks logic, not the disk (the kill tests do): a RAM file system spares it
 # thousands of fsyncs where one exists.
 FAST_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -274,4 +273,6 @@ class ResumeMachine(RuleBasedStateMachine):
 
 
 ResumeMachine.TestCase.settings = settings(settings.default, stateful_step_count=30)
+# the nightly profile runs thousands of sequences: give it the time (pytest-timeout is 120 s)
+pytestmark = pytest.mark.timeout(7200 if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else 120)
 test_resume_point_never_repeats_or_skips = ResumeMachine.TestCase
