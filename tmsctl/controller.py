@@ -167,7 +167,7 @@ class Controller:
         self._emit(
             Connected, model=info.model, display_name=info.display_name,
             version=".".join(map(str, info.version)) if info.version else None, simulated=info.simulated,
-            confirmed_replies=Capability.CONFIRMED_REPLIES in info.capabilities,
+            confirmed_replies=self.confirmed_replies,
         )
         now = self.clock.now()
         self._next_keepalive = now + self.limits.keepalive_period_s
