@@ -215,9 +215,12 @@ def _attach_resume(planned: PlannedSession, records: Any) -> None:
 
 
 class RecordsDeliveryLog(DeliveryLog):
-    """The runner's log, written to the records database (one transaction per event)."""
+    """The runner's log: the records database (one transaction per event) and, when given, the
+    session's audit log (one durable line per train start and end)."""
 
-    def __init__(self, records: Any, session_id: str, clock: Clock, origin_s: float, operator: str) -> None:
+    def __init__(
+        self, records: Any, session_id: str, clock: Clock, origin_s: float, operator: str, audit: Any = None
+    ) -> None:
         from tmsctl import records as rec
 
         self._rec = rec
@@ -226,6 +229,11 @@ class RecordsDeliveryLog(DeliveryLog):
         self.clock = clock
         self.origin_s = origin_s
         self.operator = operator
+        self.audit = audit
+
+    def _audit(self, event: str, **fields: Any) -> None:
+        if self.audit is not None:
+            self.audit.info(event, durable=True, t_mono=self.clock.now(), **fields)
 
     def _offset(self) -> float:
         return max(0.0, self.clock.now() - self.origin_s)
@@ -251,8 +259,16 @@ class RecordsDeliveryLog(DeliveryLog):
         self.records.record_progress(
             self.session_id, train.index, pulses_delivered=pulses, onset_offset_s=self._offset()
         )
+        self._audit(
+            "train_started", index=train.index, n_pulses=train.n_pulses,
+            intensity_pct_mso=train.intensity_pct_mso, planned_onset_s=train.onset_s,
+        )
 
     def finish(self, train: ScheduledTrain, delivery: Delivery, onset_error_s: float) -> None:
+        self._audit(
+            "train_finished", index=train.index, pulses_delivered=delivery.pulses,
+            onset_error_ms=round(onset_error_s * 1e3, 3),
+        )
         rec = self._rec
         self.records.finish_delivery(
             rec.DeliveryResult(
@@ -381,7 +397,8 @@ def run_planned(
             records.fault_session(rec.Fault(session_id, type(exc).__name__, exc.message, "connecting"))
             raise
         runner = SessionRunner(
-            controller, schedule, log=RecordsDeliveryLog(records, session_id, clock, origin, req.operator),
+            controller, schedule,
+            log=RecordsDeliveryLog(records, session_id, clock, origin, req.operator, audit=audit_logger),
             start_index=planned.start_index, pulses_already_delivered=planned.pulses_already_delivered,
             trigger_source=req.trigger_source, on_progress=on_progress,
         )

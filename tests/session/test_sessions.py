@@ -303,3 +303,16 @@ def test_a_version_1_database_is_upgraded(tmp_path) -> None:
     raw.close()
     with Records(path) as upgraded:
         assert upgraded.storage_settings().schema_version == rec.SCHEMA_VERSION == 2
+
+
+def test_the_audit_log_holds_every_train(records, short_protocol, tmp_path) -> None:
+    from tmsctl.audit import read_audit_log
+
+    clock, sim = _simulator()
+    planned = _plan(short_protocol, sim, clock, records, log_dir=tmp_path / "logs")
+    session_id, result = run_planned(planned, records)
+    rows = read_audit_log(tmp_path / "logs" / f"{session_id}.jsonl")
+    finished = [r for r in rows if r["event"] == "train_finished"]
+    assert [r["index"] for r in finished] == list(range(6))
+    assert sum(r["pulses_delivered"] for r in finished) == sim.device.pulse_count == 120
+    assert all(r["session_id"] == session_id and r["simulated"] for r in rows)
