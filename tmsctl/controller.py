@@ -100,7 +100,8 @@ class Controller:
         self._emit(StateChanged, source=source.value, dest=dest.value, trigger=trigger)
 
     def _audit_trigger(self, trigger: str, state: State, ok: bool) -> None:
-        """Every attempted trigger is visible in the event stream (finalize_event)."""
+        """transitions' finalize hook. Nothing to add: a taken trigger is already a StateChanged
+        event, and a refused one never reaches the machine (StateMachine.fire raises first)."""
 
     @property
     def state(self) -> State:
@@ -412,11 +413,7 @@ class Controller:
         if due:
             if self._next_coil_read <= now and self.delivery is None and keep_clear_until is None:
                 self._read_coil(now)
-            status = self._device_call("keep-alive", self.driver.keepalive)
-            assert isinstance(status, DeviceStatus)
-            self.status = status
-            self._check_status(status)
-            self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
+            self.refresh_status()
         if self.delivery is not None and self.delivery.is_train:
             self._check_train_end()
         return self.next_deadline()
@@ -430,7 +427,7 @@ class Controller:
 
     def refresh_status(self) -> DeviceStatus:
         """Read the device's status now (it also serves as a keep-alive) and act on what it says."""
-        status = self._device_call("status read", self.driver.keepalive)
+        status = self._device_call("keep-alive (status read)", self.driver.keepalive)
         assert isinstance(status, DeviceStatus)
         self.status = status
         self._check_status(status)

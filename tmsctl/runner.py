@@ -186,6 +186,10 @@ class SessionRunner:
             self.log.fault(type(exc).__name__, detail, self.progress.next_index)
             self._publish()
             return self._result(RunOutcome.FAULTED, f"{detail}" + (f" ({exc.hint})" if exc.hint else ""))
+        except Exception as exc:  # a bug of ours: still end disarmed, and say so in the record
+            self._safe_disarm()
+            self.log.fault("internal_error", f"{type(exc).__name__}: {exc}", self.progress.next_index)
+            raise
 
     def _result(self, outcome: RunOutcome, reason: str = "") -> RunResult:
         return RunResult(

@@ -176,3 +176,34 @@ def test_device_refusal_reaches_the_caller_as_a_typed_error(make_rig) -> None:
     c.status = c.driver.status()
     with pytest.raises((GuardRejected, DeviceRefused, SafetyViolation)):
         c.arm()
+
+
+def test_a_bug_in_the_run_still_ends_disarmed_and_is_recorded(make_rig) -> None:
+    from tmsctl.protocols.expand import expand
+    from tmsctl.protocols.loader import load_protocol_text
+    from tmsctl.runner import DeliveryLog, SessionRunner
+
+    protocol = load_protocol_text(
+        "schema_version: 1\nid: bug\ntitle: bug\ncoil: {family: figure8}\n"
+        "target: {method: eeg_10_20, site: F3}\nhemisphere: left\n"
+        "intensity: {reference: MSO, scaling_pct: 40}\n"
+        "pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 10, inter_train_interval_s: 3, trains: 3}\n"
+    )
+    rig = make_rig()
+
+    class BrokenLog(DeliveryLog):
+        faults: list = []
+
+        def fired(self, train, pulses):  # noqa: ANN001
+            raise RuntimeError("a bug in the log")
+
+        def fault(self, code, detail, index):  # noqa: ANN001
+            self.faults.append((code, detail))
+
+    log = BrokenLog()
+    with pytest.raises(RuntimeError, match="a bug in the log"):
+        SessionRunner(rig.controller, expand(protocol, rig.controller.driver.limits), log=log).run()
+    rig.device.advance(rig.clock.now())  # at once, not after the unit's own keep-alive timeout
+    assert not rig.device.is_energised
+    assert rig.device.pulse_count < 10  # the disarm cut the train short
+    assert log.faults == [("internal_error", "RuntimeError: a bug in the log")]
