@@ -13,7 +13,6 @@ unconfirmed (see ``tmsctl.drivers.deymed.codec``).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
@@ -23,6 +22,7 @@ from pydantic import Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability
+from tmsctl.drivers.checks import positive_hz, whole_percent
 from tmsctl.drivers.provenance import (
     Frozen,
     Provenance,
@@ -104,9 +104,6 @@ class SpecFile(Frozen):
             raise ValueError("the DuoMAG fires single pulses")
         return self
 
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 class DuoMagSpec(Frozen):
@@ -200,21 +197,13 @@ class DuoMagSpec(Frozen):
         return delay_code_for(delay_us)
 
     def _intensity(self, value: object) -> int:
-        if not (_is_number(value) and math.isfinite(value) and value == int(value)):  # type: ignore[arg-type]
-            raise InvalidArgument(
-                f"{self.model}: output must be a whole percentage of maximum output, got {value!r}",
-                hint="the DuoMAG sets intensity in 1 % steps; round the intensity explicitly first",
-            )
-        if not 0 <= value <= self.data.output.max_pct:  # type: ignore[operator]
-            raise InvalidArgument(
-                f"{self.model}: output must be 0–{self.data.output.max_pct} % MSO, got {value}"
-            )
-        return int(value)  # type: ignore[call-overload]
+        return whole_percent(
+            value, who=self.model, ceiling=self.data.output.max_pct,
+            step_hint="the DuoMAG sets intensity in 1 % steps; round the intensity explicitly first",
+        )
 
     def _frequency(self, value: object) -> float:
-        if not (_is_number(value) and math.isfinite(value) and value > 0):  # type: ignore[operator, arg-type]
-            raise InvalidArgument(f"{self.model}: frequency must be a positive number of Hz, got {value!r}")
-        return float(value)  # type: ignore[arg-type]
+        return positive_hz(value, who=self.model)
 
 
 @cache

@@ -29,6 +29,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability
+from tmsctl.drivers.checks import is_number, positive_hz, whole_percent
 from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, check_coverage, freeze
 from tmsctl.errors import InvalidArgument, SafetyViolation
 
@@ -275,9 +276,6 @@ class SpecFile(Frozen):
 # --- the resolved spec ---------------------------------------------------------------------------
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
 
 def _title(member: Mode | Waveform | TimingControl | CurrentDirection) -> str:
     """``BIPHASIC_BURST`` → ``Biphasic Burst``: as the unit's front panel names it."""
@@ -487,7 +485,7 @@ class MagProSpec(Frozen):
 
     def coil_temperature_allows_arming(self, temperature_c: float) -> bool:
         """False at or above the limit: the boundary itself refuses."""
-        if not _is_number(temperature_c) or math.isnan(temperature_c):
+        if not is_number(temperature_c) or math.isnan(temperature_c):
             raise InvalidArgument(f"a coil temperature in °C is a number, got {temperature_c!r}")
         return temperature_c < self.data.coil.temperature_limit_c
 
@@ -518,21 +516,13 @@ class MagProSpec(Frozen):
             raise InvalidArgument(f"{mode.name.title()} mode cannot be combined with Biphasic Burst")
 
     def _intensity(self, value: object) -> int:
-        if not (_is_number(value) and math.isfinite(value) and value == int(value)):  # type: ignore[arg-type]
-            raise InvalidArgument(
-                f"{self.name}: output must be a whole percentage of maximum output, got {value!r}",
-                hint="the MagPro sets amplitude in 1 % steps; round the intensity explicitly first",
-            )
-        if not 0 <= value <= self.data.output.max_pct:  # type: ignore[operator]
-            raise InvalidArgument(
-                f"{self.name}: output must be 0–{self.data.output.max_pct} % MSO, got {value}"
-            )
-        return int(value)  # type: ignore[call-overload]
+        return whole_percent(
+            value, who=self.name, ceiling=self.data.output.max_pct,
+            step_hint="the MagPro sets amplitude in 1 % steps; round the intensity explicitly first",
+        )
 
     def _frequency(self, value: object) -> float:
-        if not (_is_number(value) and math.isfinite(value) and value > 0):  # type: ignore[operator, arg-type]
-            raise InvalidArgument(f"{self.name}: frequency must be a positive number of Hz, got {value!r}")
-        return float(value)  # type: ignore[arg-type]
+        return positive_hz(value, who=self.name)
 
     def _pulses(self, value: object) -> int:
         cap = self.max_pulses_per_train
