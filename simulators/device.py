@@ -15,6 +15,7 @@ virtual clock is exactly as timed as one in real time.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import re
@@ -138,7 +139,12 @@ class SimulatedDevice:
         self.now = start
         self.byte_time_s = self.bits_per_byte / self.baudrate
         self._rx: deque[tuple[float, int]] = deque()
-        self._tx: deque[tuple[float, int]] = deque()
+        # Reply bytes on their way: byte i (from _tx_head) is fully out at _tx_times[i]. Two flat
+        # arrays instead of a deque of (time, byte) pairs so a whole frame is peeked and taken by
+        # slicing: this is the path every simulated command takes.
+        self._tx_data = bytearray()
+        self._tx_times: list[float] = []
+        self._tx_head = 0
         self._rx_line_free = start
         self._tx_line_free = start
         self._inbuf = bytearray()
@@ -157,24 +163,45 @@ class SimulatedDevice:
                 self._schedule(start + fault.at_s, lambda t, f=fault: self._trigger_fault(f, t))
 
     # -- the owner's interface ---------------------------------------------------------------------
-    def feed(self, data: bytes, now: float) -> None:
+    def feed(self, data: bytes, now: float) -> float:
+        """Returns when the last of ``data`` will have arrived."""
         self.advance(now)
+        arrival, byte_time, rx = max(now, self._rx_line_free), self.byte_time_s, self._rx
         for byte in data:
-            arrival = max(now, self._rx_line_free) + self.byte_time_s
-            self._rx_line_free = arrival
-            self._rx.append((arrival, byte))
+            arrival += byte_time
+            rx.append((arrival, byte))
+        self._rx_line_free = arrival
+        return arrival
 
     def read(self, now: float, limit: int | None = None) -> bytes:
         self.advance(now)
-        out = bytearray()
-        while self._tx and self._tx[0][0] <= now and (limit is None or len(out) < limit):
-            out.append(self._tx.popleft()[1])
-        return bytes(out)
+        times, head = self._tx_times, self._tx_head
+        end = len(times) if limit is None else min(len(times), head + limit)
+        if end > head and times[end - 1] > now:
+            end = bisect.bisect_right(times, now, head, end)
+        if end == head:
+            return b""
+        out = bytes(self._tx_data[head:end])
+        if end == len(times):
+            self._tx_data.clear()
+            times.clear()
+            self._tx_head = 0
+        elif end > 4096:  # a reader that never catches up: do not let the taken bytes pile up
+            del self._tx_data[:end]
+            del times[:end]
+            self._tx_head = 0
+        else:
+            self._tx_head = end
+        return out
+
+    @property
+    def unread_reply_bytes(self) -> int:
+        return len(self._tx_times) - self._tx_head
 
     def next_event_time(self) -> float | None:
         candidates = []
-        if self._tx:
-            candidates.append(self._tx[0][0])
+        if self._tx_head < len(self._tx_times):
+            candidates.append(self._tx_times[self._tx_head])
         if self._rx:
             candidates.append(self._rx[0][0])
         timer = self._next_timer()
@@ -188,29 +215,28 @@ class SimulatedDevice:
 
         Returns (how many of them complete or extend the frame, arrival of the last one, complete?).
         """
-        frame = bytearray(prefix)
-        more = bytes_needed(prefix)
-        taken, last_t = 0, None
-        for t, byte in self._tx:
-            if more <= 0:
-                break
-            frame.append(byte)
-            taken += 1
-            last_t = t
-            more -= 1
-            if more == 0:
-                more = bytes_needed(bytes(frame))
+        head, data = self._tx_head, self._tx_data
+        available = len(data) - head
+        taken, more = 0, bytes_needed(prefix)
+        while more > 0 and taken < available:
+            taken = min(available, taken + more)
+            more = bytes_needed(prefix + data[head : head + taken])
+        last_t = self._tx_times[head + taken - 1] if taken else None
         return taken, last_t, more <= 0
 
     def readable_count(self, now: float) -> int:
         """How many reply bytes a reader could take at ``now``."""
         self.advance(now)
-        count = 0
-        for t, _ in self._tx:
-            if t > now:
-                break
-            count += 1
-        return count
+        return bisect.bisect_right(self._tx_times, now, self._tx_head) - self._tx_head
+
+    def next_change_time(self) -> float | None:
+        """When the device could next add reply bytes: the end of the host bytes still in flight
+        (a reply never starts before its command has fully arrived) or its next timer."""
+        timer = self._next_timer()
+        if self._rx:
+            last_host_byte = self._rx[-1][0]
+            return last_host_byte if timer is None else min(last_host_byte, timer)
+        return timer
 
     def time_when_readable(self, n: int) -> float | None:
         """The earliest instant worth waking a reader that wants ``n`` more reply bytes.
@@ -219,21 +245,25 @@ class SimulatedDevice:
         could produce a reply: the end of the host bytes still in flight (a reply never starts
         before its command has fully arrived) or a timer.
         """
-        if 0 < n <= len(self._tx):
-            return self._tx[n - 1][0]
+        if 0 < n <= self.unread_reply_bytes:
+            return self._tx_times[self._tx_head + n - 1]
         candidates = []
         if self._rx:
             candidates.append(self._rx[-1][0])
         timer = self._next_timer()
         if timer is not None:
             candidates.append(timer)
-        if self._tx:
-            candidates.append(self._tx[-1][0])
+        if self.unread_reply_bytes:
+            candidates.append(self._tx_times[-1])
         return min(candidates) if candidates else None
 
     def advance(self, now: float) -> None:
         """Process, in time order, every host byte arrival and timer due by ``now``."""
         rx, timers = self._rx, self._timers
+        if (not rx or rx[0][0] > now) and (not timers or timers[0][0] > now):
+            if now > self.now:  # nothing due: the common case, kept cheap
+                self.now = now
+            return
         inf = math.inf
         while True:
             while timers and timers[0][2].cancelled:
@@ -344,8 +374,9 @@ class SimulatedDevice:
             elif kind is FaultKind.BAD_CHECKSUM and data:
                 data = data[:-1] + bytes([(data[-1] + 1) & 0xFF])
         start = max(now + self.reply_latency_s, self._tx_line_free)
-        for i, byte in enumerate(data):
-            self._tx.append((start + (i + 1) * self.byte_time_s, byte))
+        byte_time = self.byte_time_s
+        self._tx_data += data
+        self._tx_times.extend([start + (i + 1) * byte_time for i in range(len(data))])
         if data:
             self._tx_line_free = start + len(data) * self.byte_time_s
 

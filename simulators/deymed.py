@@ -135,7 +135,7 @@ class DuoMagSimulator(SimulatedDevice):
 
     def _stream(self, now: float) -> None:
         self._schedule(now + self.profile.record_period_s, self._stream)
-        if len(self._tx) > _UNREAD_BYTES_CAP:
+        if self.unread_reply_bytes > _UNREAD_BYTES_CAP:
             return
         self._reply(self._record_bytes(now), now)
 

@@ -166,15 +166,16 @@ class MagstimSimulator(SimulatedDevice):
 
     # -- input ----------------------------------------------------------------------------------
     def _on_bytes(self, now: float) -> int | None:
-        while self._inbuf:
-            frame, consumed = c.parse_host_frame(bytes(self._inbuf), self.model, self.version)
-            if consumed == 0:
-                second = self._inbuf[1] if len(self._inbuf) >= 2 else None
-                if second is None and self._inbuf[0] == c.REMOTE_ON:
+        inbuf = self._inbuf
+        while inbuf:
+            second = inbuf[1] if len(inbuf) >= 2 else None
+            length = c.host_frame_length(inbuf[0], self.model, self.version, second)
+            if length is not None and len(inbuf) < length:
+                if second is None and inbuf[0] == c.REMOTE_ON:
                     return None  # Q's length depends on its first data byte (pad or unlock code)
-                length = c.host_frame_length(self._inbuf[0], self.model, self.version, second)
-                return None if length is None else length - len(self._inbuf)
-            del self._inbuf[:consumed]
+                return length - len(inbuf)  # wait for the rest before parsing
+            frame, consumed = c.parse_host_frame(bytes(inbuf), self.model, self.version)
+            del inbuf[:consumed]
             if frame is None:
                 self._reply(c.UNKNOWN_COMMAND, now)  # not a command this unit knows
                 continue

@@ -15,6 +15,7 @@ Both directions live here because the simulator speaks the device side with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -460,6 +461,34 @@ def bytes_needed(command: int, received: bytes, version: Version | None = None, 
     expected = reply_length(command, version, model)
     assert expected is not None
     return max(0, expected - n)
+
+
+@lru_cache(maxsize=256)
+def reply_reader(command: int, version: Version | None = None, model: Model = Model.RAPID2) -> Callable[[bytes], int]:
+    """``bytes_needed`` for one command, with the command's fixed reply length looked up once.
+
+    The function a transport calls on every read of the reply; ``bytes_needed(command, got, ...)``
+    gives the same answer for every prefix (a property test holds them together).
+    """
+    if command == GET_VERSION:
+        return lambda got: bytes_needed(command, got, version, model)
+    expected = reply_length(command, version, model)
+    assert expected is not None
+    unknown, refusals = UNKNOWN_COMMAND[0], (ord("?"), ord("S"))
+
+    def needed(got: bytes) -> int:
+        n = len(got)
+        if n == 0:
+            return 1
+        if got[0] == unknown:
+            return 0
+        if n == 1:
+            return 2
+        if got[1] in refusals:
+            return max(0, 3 - n)
+        return max(0, expected - n)
+
+    return needed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -108,14 +108,11 @@ class MagstimDriver:
     # -- one exchange -----------------------------------------------------------------------------
     def _exchange(self, frame: bytes, *, what: str) -> c.Reply:
         command = frame[0]
-        # Bytes nobody asked for (a late reply to a timed-out command, line noise) are dropped
-        # before the next command so replies cannot be mismatched; the trace tap still sees them.
-        self.transport.reset_input()
-        self.transport.write(frame)
-        expected = c.reply_length(command, self.version, self.model) or 16
+        version, model = self.version, self.model
+        expected = c.reply_length(command, version, model) or 16
         deadline = self.clock.now() + wire_time_s(len(frame) + expected) + self.reply_timeout_s
         try:
-            raw = self.transport.read_frame(lambda got: c.bytes_needed(command, got, self.version, self.model), deadline)
+            raw = self.transport.exchange(frame, c.reply_reader(command, version, model), deadline)
         except TransportTimeout as exc:
             raise TransportTimeout(
                 f"{self.display_name} did not answer {what} ({c.show(frame)!r}) within "

@@ -15,7 +15,7 @@ from serial.serialutil import PortNotOpenError, SerialBase
 from tmsctl.clock import Clock, SystemClock
 
 from .. import registry
-from ..device import parse_fault_plan
+from ..device import SimulatedDevice, parse_fault_plan
 
 
 class Serial(SerialBase):
@@ -114,23 +114,44 @@ class Serial(SerialBase):
         self._check_open()
         inst = self.instance
         clock = inst.clock
-        out = bytearray()
+        lock = inst.lock
+        awaited: tuple[SimulatedDevice, int, float] | None = None  # a complete frame still arriving
         while True:
-            with inst.lock:
+            with lock:
                 device = inst.device
-                device.advance(clock.now())
-                taken, last_t, complete = device.peek_frame(bytes(out), bytes_needed)
-                target = last_t if complete else device.time_when_readable(taken + 1)
+                now = clock.now()
+                device.advance(now)
+                if awaited is not None and awaited[0] is device and device.time_when_readable(awaited[1]) == awaited[2]:
+                    # Reply bytes are only ever appended: the frame we saw is the one now in.
+                    return device.read(now, awaited[1])
+                taken, last_t, complete = device.peek_frame(b"", bytes_needed)
+                if complete and last_t <= now:
+                    return device.read(now, taken)
+                awaited = (device, taken, last_t) if complete else None
+                # Complete: wake when its last byte is in. Not yet: only the device can change
+                # that, when the command has arrived or at its next timer.
+                target = last_t if complete else device.next_change_time()
             if target is None or target > deadline:
                 clock.sleep_until(deadline)
-                with inst.lock:
-                    out += inst.device.read(clock.now(), taken if complete else None)
-                return bytes(out)
+                with lock:
+                    return inst.device.read(clock.now(), taken)
             clock.sleep_until(target)
-            with inst.lock:
-                out += inst.device.read(clock.now(), taken if complete else max(1, bytes_needed(bytes(out))))
-            if complete or bytes_needed(bytes(out)) <= 0:
-                return bytes(out)
+
+    def exchange_frame(self, frame: bytes, bytes_needed, deadline: float) -> tuple[bytes, bytes]:
+        """Drop unread reply bytes, send ``frame``, read the reply: (dropped bytes, reply).
+
+        The same bytes and timing as ``reset_input_buffer``, ``write`` and ``read_frame_until``
+        in turn, in one call: the path every command of a simulated session takes.
+        """
+        self._check_open()
+        inst = self.instance
+        with inst.lock:
+            device = inst.device
+            now = inst.clock.now()
+            stale = device.read(now)
+            command_arrives = device.feed(bytes(frame), now)
+        inst.clock.sleep_until(min(command_arrives, deadline))
+        return stale, self.read_frame_until(bytes_needed, deadline)
 
     def reset_input_buffer(self) -> None:
         self._check_open()

@@ -189,6 +189,25 @@ def test_bytes_needed_walks_every_shape() -> None:
     assert c.bytes_needed(c.GET_VERSION, b"NV9.0\x00\xc4") == 0
 
 
+@given(
+    model=st.sampled_from(list(c.Model)),
+    version=st.sampled_from([None, (6, 0), (7, 0), (8, 0), (9, 0), (10, 0), (11, 2)]),
+    data=st.data(),
+)
+def test_the_per_command_reply_reader_agrees_with_bytes_needed_on_every_prefix(model, version, data) -> None:
+    command = data.draw(st.sampled_from(sorted(c.COMMANDS_BY_MODEL[model])))
+    received = data.draw(
+        st.one_of(
+            st.binary(max_size=30),
+            st.builds(lambda tail: bytes([command]) + tail, st.binary(max_size=30)),
+            st.builds(lambda m, tail: bytes([command]) + m + tail, st.sampled_from([b"?", b"S"]), st.binary(max_size=3)),
+        )
+    )
+    reader = c.reply_reader(command, version, model)
+    for n in range(len(received) + 1):
+        assert reader(received[:n]) == c.bytes_needed(command, received[:n], version, model)
+
+
 @pytest.mark.parametrize(
     ("call", "fragment"),
     [
