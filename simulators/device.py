@@ -145,6 +145,7 @@ class SimulatedDevice:
         self._tx_data = bytearray()
         self._tx_times: list[float] = []
         self._tx_head = 0
+        self._byte_offsets = [(i + 1) * self.byte_time_s for i in range(32)]
         self._rx_line_free = start
         self._tx_line_free = start
         self._inbuf = bytearray()
@@ -374,11 +375,14 @@ class SimulatedDevice:
             elif kind is FaultKind.BAD_CHECKSUM and data:
                 data = data[:-1] + bytes([(data[-1] + 1) & 0xFF])
         start = max(now + self.reply_latency_s, self._tx_line_free)
-        byte_time = self.byte_time_s
+        n = len(data)
+        offsets = self._byte_offsets
+        if n > len(offsets):
+            offsets = self._byte_offsets = [(i + 1) * self.byte_time_s for i in range(2 * n)]
         self._tx_data += data
-        self._tx_times.extend([start + (i + 1) * byte_time for i in range(len(data))])
-        if data:
-            self._tx_line_free = start + len(data) * self.byte_time_s
+        self._tx_times.extend(map(start.__add__, offsets[:n]))  # byte i is out at start + (i+1) byte-times
+        if n:
+            self._tx_line_free = start + n * self.byte_time_s
 
     def _record_pulse(self, now: float, intensity_pct: int, energy_j: float, source: str) -> None:
         self.pulses.append(PulseRecord(now, intensity_pct, source))

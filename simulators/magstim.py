@@ -137,6 +137,12 @@ class MagstimSimulator(SimulatedDevice):
         self._idle_timer: _Timer | None = None
         self._train_timers: list[_Timer] = []
         self._rts = False
+        # Host frame lengths that the first byte alone decides (all but Q's unlock-code form).
+        self._frame_lengths = {
+            cmd: c.host_frame_length(cmd, self.model, self.version)
+            for cmd in c.COMMANDS_BY_MODEL[self.model]
+            if cmd != c.REMOTE_ON
+        }
 
     @property
     def is_energised(self) -> bool:
@@ -144,35 +150,31 @@ class MagstimSimulator(SimulatedDevice):
 
     # -- status bytes ---------------------------------------------------------------------------
     def instrument_status(self) -> c.InstrumentStatus:
-        return c.InstrumentStatus.build(
-            standby=not (self.armed or self.ready),
-            armed=self.armed and not self.ready,
-            ready=self.ready,
-            coil_present=self.coil.present,
-            error_present=self.error is not None,
-            fatal_error=False,
-            remote_control=self.remote,
+        # The bits of InstrumentStatus.build, spelled out: this runs for every command.
+        armed, ready = self.armed, self.ready
+        return c.InstrumentStatus(
+            (not (armed or ready)) | (armed and not ready) << 1 | ready << 2 | self.coil.present << 3
+            | (self.error is not None) << 5 | self.remote << 7
         )
 
     def rapid_status(self) -> c.RapidStatus:
-        return c.RapidStatus.build(
-            enhanced_power=self.enhanced,
-            train_running=self.train_running,
-            wait=self.now < self.lockout_until,
-            single_pulse_mode=self.duration_ds == 0,
-            hv_psu_connected=True,
-            coil_ready=self.coil.present and self.ready,
+        # The bits of RapidStatus.build (HV PSU always connected), spelled out like the above.
+        return c.RapidStatus(
+            self.enhanced | self.train_running << 1 | (self.now < self.lockout_until) << 2
+            | (self.duration_ds == 0) << 3 | 0x10 | (self.coil.present and self.ready) << 5
         )
 
     # -- input ----------------------------------------------------------------------------------
     def _on_bytes(self, now: float) -> int | None:
         inbuf = self._inbuf
         while inbuf:
-            second = inbuf[1] if len(inbuf) >= 2 else None
-            length = c.host_frame_length(inbuf[0], self.model, self.version, second)
-            if length is not None and len(inbuf) < length:
+            length = self._frame_lengths.get(inbuf[0])
+            if length is None:
+                second = inbuf[1] if len(inbuf) >= 2 else None
                 if second is None and inbuf[0] == c.REMOTE_ON:
                     return None  # Q's length depends on its first data byte (pad or unlock code)
+                length = c.host_frame_length(inbuf[0], self.model, self.version, second)
+            if length is not None and len(inbuf) < length:
                 return length - len(inbuf)  # wait for the rest before parsing
             frame, consumed = c.parse_host_frame(bytes(inbuf), self.model, self.version)
             del inbuf[:consumed]
@@ -222,17 +224,28 @@ class MagstimSimulator(SimulatedDevice):
         return c.ExtendedStatus(0x0004 if self.charge_delay_ms else 0)
 
     # -- keep-alive and timers -------------------------------------------------------------------
+    def _keepalive_limit_s(self) -> float:
+        # The limit depends on the state (1 s armed, 10 s standby), counted from the last command.
+        return self.profile.keepalive_armed_s if (self.armed or self.ready) else self.profile.keepalive_standby_s
+
     def _feed_keepalive(self, now: float) -> None:
         self._last_valid_command_at = now
-        self._rearm_keepalive()
+        timer = self._keepalive
+        # A later deadline needs no new timer: the pending one re-checks when it comes due. Only
+        # a deadline earlier than the pending one (the unit was just armed) needs it moved.
+        if timer is None or timer.cancelled or now + self._keepalive_limit_s() < timer.t:
+            self._rearm_keepalive()
 
     def _rearm_keepalive(self) -> None:
-        # The limit depends on the state (1 s armed, 10 s standby), counted from the last command.
         self._cancel(self._keepalive)
-        limit = self.profile.keepalive_armed_s if (self.armed or self.ready) else self.profile.keepalive_standby_s
-        self._keepalive = self._schedule(self._last_valid_command_at + limit, self._keepalive_expired)
+        self._keepalive = self._schedule(
+            self._last_valid_command_at + self._keepalive_limit_s(), self._keepalive_expired
+        )
 
     def _keepalive_expired(self, now: float) -> None:
+        if self._last_valid_command_at + self._keepalive_limit_s() > now:
+            self._rearm_keepalive()  # commands came since this timer was set: not missed
+            return
         self.remote = False
         if self.train_running:
             # U: a Rapid² times each train itself (one train per trigger, TDb087 §5.6(e)); we

@@ -60,6 +60,10 @@ class Model(Enum):
     BISTIM = "bistim"
     RAPID2 = "rapid2"
 
+    # Members are singletons, so identity hashing is exact, and in C: a model is part of the key
+    # of the cached codec lookups that run on every exchange.
+    __hash__ = object.__hash__
+
 
 class Mode(Enum):
     """The data byte of ``E`` (TDb086 §6): bit 0 stop, bit 1 arm, bit 3 trigger, bit 6 set."""
