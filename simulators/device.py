@@ -343,6 +343,8 @@ class SimulatedDevice:
 
     def _count_command(self, now: float) -> None:
         self.commands_seen += 1
+        if not self._command_faults:
+            return
         for fault in list(self._command_faults):
             if fault.at_command == self.commands_seen:
                 self._command_faults.remove(fault)

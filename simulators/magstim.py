@@ -104,6 +104,9 @@ _NEEDS_REMOTE = {
 }  # fmt: skip
 _V9_ONLY = {c.GET_SYSTEM_STATUS, c.SET_CHARGE_DELAY, c.GET_CHARGE_DELAY}
 _HANDLER_NAMES = {cmd: f"_cmd_{cmd:02x}" for cmd in range(256)}
+# Every possible status byte, built once: one is needed for every command the unit answers.
+_INSTRUMENT_STATUS = tuple(c.InstrumentStatus(raw) for raw in range(256))
+_RAPID_STATUS = tuple(c.RapidStatus(raw) for raw in range(256))
 
 
 class MagstimSimulator(SimulatedDevice):
@@ -152,17 +155,17 @@ class MagstimSimulator(SimulatedDevice):
     def instrument_status(self) -> c.InstrumentStatus:
         # The bits of InstrumentStatus.build, spelled out: this runs for every command.
         armed, ready = self.armed, self.ready
-        return c.InstrumentStatus(
+        return _INSTRUMENT_STATUS[
             (not (armed or ready)) | (armed and not ready) << 1 | ready << 2 | self.coil.present << 3
             | (self.error is not None) << 5 | self.remote << 7
-        )
+        ]
 
     def rapid_status(self) -> c.RapidStatus:
         # The bits of RapidStatus.build (HV PSU always connected), spelled out like the above.
-        return c.RapidStatus(
+        return _RAPID_STATUS[
             self.enhanced | self.train_running << 1 | (self.now < self.lockout_until) << 2
             | (self.duration_ds == 0) << 3 | 0x10 | (self.coil.present and self.ready) << 5
-        )
+        ]
 
     # -- input ----------------------------------------------------------------------------------
     def _on_bytes(self, now: float) -> int | None:

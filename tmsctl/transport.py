@@ -157,14 +157,14 @@ class Transport:
             return self.read_frame(bytes_needed, deadline)
         # The in-process simulator: the same bytes and timing in one call instead of three.
         try:
-            stale, raw = in_process(frame, bytes_needed, deadline)
+            stale, raw, complete = in_process(frame, bytes_needed, deadline)
         except (OSError, serial.SerialException) as exc:
             raise ConnectionFailed(f"exchange with {self.name} failed: {exc}", hint="check the cable") from exc
         if self._taps:
             self._emit("rx", stale)
             self._emit("tx", frame)
             self._emit("rx", raw)
-        return self._complete(raw, bytes_needed)
+        return raw if complete else self._complete(raw, bytes_needed)
 
     def _complete(self, raw: bytes, bytes_needed: Callable[[bytes], int]) -> bytes:
         if bytes_needed(raw) > 0:

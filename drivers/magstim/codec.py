@@ -403,6 +403,7 @@ def encode_charge_delay(delay_ms: int, version: Version | None) -> bytes:
     return encode(SET_CHARGE_DELAY, digits(delay_ms, charge_delay_digits(version), "charge delay (ms)"))
 
 
+@lru_cache(maxsize=64)  # the keep-alive frame is sent twice a second all session
 def encode_query(command: int) -> bytes:
     """Commands that carry only the '@' pad."""
     if command == GET_VERSION:
@@ -675,10 +676,11 @@ def parse_host_frame(buffer: bytes, model: Model, version: Version | None) -> tu
 def encode_reply(
     command: int, status: InstrumentStatus, data: bytes = b"", rapid_status: RapidStatus | None = None
 ) -> bytes:
-    body = bytes([command, status.raw])
-    if rapid_status is not None:
-        body += bytes([rapid_status.raw])
-    return with_checksum(body + data)
+    if rapid_status is None:
+        body = bytes((command, status.raw)) + data
+    else:
+        body = bytes((command, status.raw, rapid_status.raw)) + data
+    return body + bytes((checksum(body),))
 
 
 def encode_refusal(command: int, code: str) -> bytes:

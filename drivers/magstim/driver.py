@@ -9,6 +9,7 @@ no threads: keep-alive timing belongs to the controller, which calls ``keepalive
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -104,15 +105,16 @@ class MagstimDriver:
         self.version: c.Version | None = None
         self.last_status: MagstimStatus | None = None
         self.power_pct: int | None = None
+        self._reply_plans: dict[tuple[int, int, c.Version | None], tuple[Callable[[bytes], int], float]] = {}
+        self._status_reply: c.Reply | None = None
+        self._neutral_status: DeviceStatus | None = None
 
     # -- one exchange -----------------------------------------------------------------------------
     def _exchange(self, frame: bytes, *, what: str) -> c.Reply:
         command = frame[0]
-        version, model = self.version, self.model
-        expected = c.reply_length(command, version, model) or 16
-        deadline = self.clock.now() + wire_time_s(len(frame) + expected) + self.reply_timeout_s
+        reader, allowance_s = self._reply_plan(command, len(frame))
         try:
-            raw = self.transport.exchange(frame, c.reply_reader(command, version, model), deadline)
+            raw = self.transport.exchange(frame, reader, self.clock.now() + allowance_s)
         except TransportTimeout as exc:
             raise TransportTimeout(
                 f"{self.display_name} did not answer {what} ({c.show(frame)!r}) within "
@@ -128,12 +130,29 @@ class MagstimDriver:
             ) from exc
         except ProtocolError as exc:
             raise type(exc)(f"{self.display_name}, {what}: {exc.message}", raw=raw) from exc
-        if reply.status is not None:
+        if reply.status is not None and reply is not self._status_reply:
+            # Decoded replies are cached, so a repeated status reply is the very same object.
             self.last_status = MagstimStatus(reply.status, reply.rapid_status)
+            self._status_reply, self._neutral_status = reply, self.last_status.neutral()
         return reply
+
+    def _reply_plan(self, command: int, frame_length: int) -> tuple[Callable[[bytes], int], float]:
+        """How to read the reply to ``command``: its length reader, and how long it may take."""
+        key = (command, frame_length, self.version)
+        plan = self._reply_plans.get(key)
+        if plan is None:
+            expected = c.reply_length(command, self.version, self.model) or 16
+            plan = (
+                c.reply_reader(command, self.version, self.model),
+                wire_time_s(frame_length + expected) + self.reply_timeout_s,
+            )
+            self._reply_plans[key] = plan
+        return plan
 
     def _status_of(self, reply: c.Reply) -> DeviceStatus:
         assert reply.status is not None
+        if reply is self._status_reply:
+            return self._neutral_status
         return MagstimStatus(reply.status, reply.rapid_status).neutral()
 
     # -- connection -------------------------------------------------------------------------------

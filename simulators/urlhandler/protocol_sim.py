@@ -112,6 +112,26 @@ class Serial(SerialBase):
         completes the frame. Returns what arrived by the deadline (possibly incomplete).
         """
         self._check_open()
+        return self._read_frame(bytes_needed, deadline)[0]
+
+    def exchange_frame(self, frame: bytes, bytes_needed, deadline: float) -> tuple[bytes, bytes, bool]:
+        """Drop unread reply bytes, send ``frame``, read the reply: (dropped, reply, complete?).
+
+        The same bytes and timing as ``reset_input_buffer``, ``write`` and ``read_frame_until``
+        in turn, in one call: the path every command of a simulated session takes.
+        """
+        self._check_open()
+        inst = self.instance
+        with inst.lock:
+            device = inst.device
+            now = inst.clock.now()
+            stale = device.read(now)
+            command_arrives = device.feed(frame, now)
+        inst.clock.sleep_until(command_arrives if command_arrives < deadline else deadline)
+        raw, complete = self._read_frame(bytes_needed, deadline)
+        return stale, raw, complete
+
+    def _read_frame(self, bytes_needed, deadline: float) -> tuple[bytes, bool]:
         inst = self.instance
         clock = inst.clock
         lock = inst.lock
@@ -123,10 +143,10 @@ class Serial(SerialBase):
                 device.advance(now)
                 if awaited is not None and awaited[0] is device and device.time_when_readable(awaited[1]) == awaited[2]:
                     # Reply bytes are only ever appended: the frame we saw is the one now in.
-                    return device.read(now, awaited[1])
+                    return device.read(now, awaited[1]), True
                 taken, last_t, complete = device.peek_frame(b"", bytes_needed)
                 if complete and last_t <= now:
-                    return device.read(now, taken)
+                    return device.read(now, taken), True
                 awaited = (device, taken, last_t) if complete else None
                 # Complete: wake when its last byte is in. Not yet: only the device can change
                 # that, when the command has arrived or at its next timer.
@@ -134,24 +154,9 @@ class Serial(SerialBase):
             if target is None or target > deadline:
                 clock.sleep_until(deadline)
                 with lock:
-                    return inst.device.read(clock.now(), taken)
+                    raw = inst.device.read(clock.now(), taken)
+                return raw, len(raw) == taken and complete
             clock.sleep_until(target)
-
-    def exchange_frame(self, frame: bytes, bytes_needed, deadline: float) -> tuple[bytes, bytes]:
-        """Drop unread reply bytes, send ``frame``, read the reply: (dropped bytes, reply).
-
-        The same bytes and timing as ``reset_input_buffer``, ``write`` and ``read_frame_until``
-        in turn, in one call: the path every command of a simulated session takes.
-        """
-        self._check_open()
-        inst = self.instance
-        with inst.lock:
-            device = inst.device
-            now = inst.clock.now()
-            stale = device.read(now)
-            command_arrives = device.feed(bytes(frame), now)
-        inst.clock.sleep_until(min(command_arrives, deadline))
-        return stale, self.read_frame_until(bytes_needed, deadline)
 
     def reset_input_buffer(self) -> None:
         self._check_open()
