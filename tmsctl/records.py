@@ -117,7 +117,6 @@ except ImportError:  # pragma: no cover - Windows
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x544D5343  # "TMSC" in the SQLite header: tells our files from anyone else's
 BUSY_TIMEOUT_S = 5.0
-WAL_CHECKPOINT_PAGES = 100  # SQLite's default is 1000
 
 SESSION_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -1121,68 +1120,6 @@ def _sqlite_error(exc: sqlite3.Error, path: Path, doing: str) -> RecordsError:
     return RecordsError(f"records database {path}: {doing} failed: {text}", path=path)
 
 
-class _CommitInFlight:
-    """A COMMIT running on its own thread while the writer goes on (see ``_StoreLock``).
-
-    A plain (non-daemon) thread per commit: the interpreter waits for it at exit, so a commit
-    in flight is never abandoned by a normal exit.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, path: Path, doing: str) -> None:
-        self._conn, self._path, self._doing = conn, path, doing
-        self.error: RecordsError | None = None
-        self._thread = threading.Thread(target=self._commit, name="tmsctl-records-commit")
-        self._thread.start()
-
-    def _commit(self) -> None:
-        try:
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
-            self.error = _sqlite_error(exc, self._path, self._doing)
-            self.error.hint = (
-                "this was recorded as done but never reached the disk; the session was stopped. "
-                + (self.error.hint or "")
-            ).strip()
-
-    def wait(self) -> RecordsError | None:
-        self._thread.join()
-        return self.error
-
-
-class _StoreLock:
-    """The one lock around the connection, which also settles a commit left in flight.
-
-    ``wait_for_disk=False`` writes (a train fired, a train finished: the control loop must not
-    wait on the disk during a train) return once their statements ran; their COMMIT (the fsync)
-    finishes on a thread. Whoever takes the lock next, this thread or another, first waits for
-    that commit, so writes stay in order and reads see them; if it failed, that next use raises.
-    """
-
-    def __init__(self) -> None:
-        self._rlock = threading.RLock()
-        self.in_flight: _CommitInFlight | None = None
-
-    def settle(self) -> RecordsError | None:
-        """Wait for a commit in flight; its failure, if any (reported once)."""
-        with self._rlock:
-            in_flight, self.in_flight = self.in_flight, None
-            return in_flight.wait() if in_flight is not None else None
-
-    def __enter__(self) -> _StoreLock:
-        self._rlock.acquire()
-        if self.in_flight is not None:
-            error = self.settle()
-            if error is not None:
-                self._rlock.release()
-                raise error
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._rlock.release()
-
-
 class Records:
     """The records database. Thread-safe (one lock around one connection); a context manager.
 
@@ -1200,7 +1137,7 @@ class Records:
     ) -> None:
         self._path = Path(path).expanduser() if path is not None else default_db_path(env)
         self._clock = clock or SystemClock()
-        self._lock = _StoreLock()
+        self._lock = threading.RLock()
         self._owned: dict[str, _OwnerLock] = {}
         self._conn: sqlite3.Connection | None = None
         self._create_file_if_missing()
@@ -1324,9 +1261,6 @@ class Records:
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self._db.execute("PRAGMA synchronous = FULL")
-            # A small write-ahead log is checkpointed often and then rewritten in place: the fsync
-            # of every commit is cheaper for blocks that exist than for a file that grows.
-            self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             self._db.execute("PRAGMA foreign_keys = ON")
             return str(mode)
 
@@ -1416,11 +1350,8 @@ class Records:
     # -- plumbing --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self, doing: str, *, wait_for_disk: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed (and, with synchronous=FULL, on disk) on exit.
-
-        ``wait_for_disk=False``: the COMMIT finishes on a thread (see ``_StoreLock``).
-        """
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed (and, with synchronous=FULL, on disk) on exit."""
         with self._lock:
             conn = self._db
             try:
@@ -1429,10 +1360,7 @@ class Records:
                 raise _sqlite_error(exc, self._path, doing) from exc
             try:
                 yield conn
-                if wait_for_disk:
-                    conn.execute("COMMIT")
-                else:
-                    self._lock.in_flight = _CommitInFlight(conn, self._path, doing)
+                conn.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -1467,7 +1395,6 @@ class Records:
 
     def close(self) -> None:
         """Close the database and free this process's session locks (sessions keep their status)."""
-        unsaved = self._lock.settle()
         with self._lock:
             for lock in self._owned.values():
                 lock.release(remove=False)
@@ -1475,14 +1402,6 @@ class Records:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-        if unsaved is not None:
-            raise unsaved
-
-    def check_saved(self) -> None:
-        """Raise now if a write that did not wait for the disk failed to reach it (never blocks)."""
-        in_flight = self._lock.in_flight
-        if in_flight is not None and in_flight.error is not None:
-            raise self._lock.settle() or in_flight.error
 
     def __enter__(self) -> Records:
         return self
@@ -2018,16 +1937,10 @@ class Records:
         pulses_delivered: int,
         onset_offset_s: float | None = None,
         onset_utc: datetime | None = None,
-        wait_for_disk: bool = True,
     ) -> Delivery:
-        """Raise the recorded pulse count of the delivery in progress (a host-timed train's pulses,
-        or a device-timed train once its trigger is acknowledged).
-
-        ``wait_for_disk=False`` returns before the commit is on disk (see ``_StoreLock``): for a
-        caller that must not stall; the next use of the store waits for it or raises.
-        """
+        """For host-timed trains: raise the recorded pulse count of the delivery in progress."""
         progress = DeliveryResult(session_id, index, pulses_delivered, False, onset_offset_s, onset_utc)
-        with self._transaction("recording delivery progress", wait_for_disk=wait_for_disk) as conn:
+        with self._transaction("recording delivery progress") as conn:
             current = self._live_delivery(conn, progress.session_id, progress.index)
             self._check_open(current)
             self._require_owner_of_delivery(conn, progress.session_id)
@@ -2054,10 +1967,9 @@ class Records:
             )
             return self._live_delivery(conn, current.session_id, current.index)
 
-    def finish_delivery(self, result: DeliveryResult, *, wait_for_disk: bool = True) -> Delivery:
-        """Record how a begun train or pulse ended: one transaction, on disk when this returns
-        (``wait_for_disk=False``: as ``record_progress``)."""
-        with self._transaction("recording a delivery", wait_for_disk=wait_for_disk) as conn:
+    def finish_delivery(self, result: DeliveryResult) -> Delivery:
+        """Record how a begun train or pulse ended: one transaction, on disk when this returns."""
+        with self._transaction("recording a delivery") as conn:
             current = self._live_delivery(conn, result.session_id, result.index)
             self._check_open(current)
             self._require_owner_of_delivery(conn, result.session_id)

@@ -75,8 +75,6 @@ class DeliveryLog:
     def paused(self, index: int, reason: str) -> None: ...
     def aborted(self, index: int, reason: str) -> None: ...
     def completed(self) -> None: ...
-    def check(self) -> None:
-        """Raise if something already logged failed to be kept (polled while waiting; never blocks)."""
 
 
 class SessionRunner:
@@ -137,7 +135,6 @@ class SessionRunner:
         """Service the device until ``until``, checking for pause/abort requests."""
         while True:
             self._check_requests()
-            self.log.check()
             nxt = self.controller.service(keep_clear_until=fire_at)
             now = self.clock.now()
             if now >= until:

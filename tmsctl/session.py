@@ -256,11 +256,8 @@ class RecordsDeliveryLog(DeliveryLog):
         )
 
     def fired(self, train: ScheduledTrain, pulses: int) -> None:
-        # Not waiting for the disk: the train is running and the device needs servicing. The
-        # commit lands within milliseconds; a failure stops the session at the next check().
         self.records.record_progress(
-            self.session_id, train.index, pulses_delivered=pulses, onset_offset_s=self._offset(),
-            wait_for_disk=False,
+            self.session_id, train.index, pulses_delivered=pulses, onset_offset_s=self._offset()
         )
         self._audit(
             "train_started", index=train.index, n_pulses=train.n_pulses,
@@ -277,12 +274,8 @@ class RecordsDeliveryLog(DeliveryLog):
             rec.DeliveryResult(
                 self.session_id, train.index, delivery.pulses, delivery.pulses == train.n_pulses,
                 onset_offset_s=max(0.0, delivery.started_at - self.origin_s),
-            ),
-            wait_for_disk=False,  # the next train's intent, or the session's end, waits for it
+            )
         )
-
-    def check(self) -> None:
-        self.records.check_saved()
 
     def fault(self, code: str, detail: str, index: int) -> None:
         rec = self._rec

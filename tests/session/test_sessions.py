@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from pathlib import Path
 
 import pytest
@@ -317,39 +316,3 @@ def test_the_audit_log_holds_every_train(records, short_protocol, tmp_path) -> N
     assert [r["index"] for r in finished] == list(range(6))
     assert sum(r["pulses_delivered"] for r in finished) == sim.device.pulse_count == 120
     assert all(r["session_id"] == session_id and r["simulated"] for r in rows)
-
-
-def test_a_train_record_that_never_reaches_the_disk_stops_the_session_disarmed(records, short_protocol) -> None:
-    """The train-fired and train-finished records do not hold up the control loop; their commit
-    runs on a thread. If it fails, the session stops within a service period, disarmed, and the
-    fault says what was lost."""
-    import sqlite3
-
-    class FullDiskAtThirdTrain:
-        def __init__(self, conn):
-            self.conn, self.deferred = conn, 0
-
-        def execute(self, sql, *args):
-            if sql == "COMMIT" and threading.current_thread().name == "tmsctl-records-commit":
-                self.deferred += 1
-                if self.deferred == 5:  # train 3 fired (trains 1 and 2 each wrote fired + finished)
-                    raise sqlite3.OperationalError("database or disk is full")
-            return self.conn.execute(sql, *args)
-
-        def __getattr__(self, name):
-            return getattr(self.conn, name)
-
-    clock, sim = _simulator()
-    planned = _plan(short_protocol, sim, clock, records)
-    records._conn = FullDiskAtThirdTrain(records._conn)
-    session_id, result = run_planned(planned, records)
-    assert result.outcome is RunOutcome.FAULTED
-    assert "disk is full" in result.reason
-    clock.sleep(2.0)
-    sim.device.advance(clock.now())
-    assert not (sim.device.armed or sim.device.ready)
-    detail = records.session_detail(session_id)
-    assert detail.session.status is SessionStatus.FAULTED
-    assert "never reached the disk" in detail.faults[-1].detail or "disk is full" in detail.faults[-1].detail
-    assert records.resume_point(session_id).pulses_delivered == 40  # trains 1 and 2; train 3's record was lost
-    assert 40 < sim.device.pulse_count <= 60
