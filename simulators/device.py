@@ -132,6 +132,9 @@ class SimulatedDevice:
 
     baudrate = 9600
     bits_per_byte = 10
+    # Host frame lengths that the first byte alone decides, for models whose frames have them:
+    # ``_on_bytes`` is then called once per frame, when it is complete.
+    _frame_lengths: dict[int, int] = {}
     reply_latency_s = 0.002  # processing time before the first reply byte
 
     def __init__(self, *, start: float = 0.0, faults: tuple[Fault, ...] = ()) -> None:
@@ -285,10 +288,16 @@ class SimulatedDevice:
             if self._stalled_until is not None and t_rx < self._stalled_until:
                 self._bytes_awaited = 0
                 continue  # a stalled device drops what it hears
-            self._inbuf.append(byte)
+            inbuf = self._inbuf
+            inbuf.append(byte)
             if self._bytes_awaited > 1:
                 self._bytes_awaited -= 1  # the frame cannot be complete yet
                 continue
+            if len(inbuf) == 1:
+                length = self._frame_lengths.get(byte, 0)
+                if length > 1:  # the first byte alone tells the frame's length
+                    self._bytes_awaited = length - 1
+                    continue
             self._bytes_awaited = self._on_bytes(t_rx) or 0
         if now > self.now:
             self.now = now

@@ -141,7 +141,8 @@ class VirtualClock:
         self._start = float(start)
         self._autojump = autojump
         self._wall_start = wall_start or datetime(2026, 1, 1, tzinfo=UTC)
-        self._cond = threading.Condition()
+        self._mutex = threading.RLock()  # re-entrant: an event may be set from a signal handler
+        self._cond = threading.Condition(self._mutex)
         self._deadlines: list[float] = []
         self._waiting = 0
         self._participants = 1
@@ -191,7 +192,7 @@ class VirtualClock:
         return self._wait(event, deadline)
 
     def _wait(self, event: ClockEvent | None, deadline: float | None) -> bool:
-        with self._cond:
+        with self._mutex:  # the C-level lock itself: this runs several times per simulated exchange
             if event is not None and event.is_set():
                 return True
             if deadline is not None and self._now >= deadline:
@@ -201,6 +202,14 @@ class VirtualClock:
                 # (nobody is blocked in the condition, so there is no one to notify).
                 self._now = deadline
                 return bool(event is not None and event.is_set())
+        return self._wait_with_others(event, deadline)
+
+    def _wait_with_others(self, event: ClockEvent | None, deadline: float | None) -> bool:
+        with self._cond:
+            if event is not None and event.is_set():
+                return True
+            if deadline is not None and self._now >= deadline:
+                return False
             if deadline is not None:
                 heapq.heappush(self._deadlines, deadline)
             self._waiting += 1
