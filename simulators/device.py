@@ -154,6 +154,9 @@ class SimulatedDevice:
         self._inbuf = bytearray()
         self._bytes_awaited = 0
         self._timers: list[tuple[float, int, _Timer]] = []  # a heap ordered by (time, sequence)
+        # One deadline kept out of the heap because every command moves it: a keep-alive
+        # watchdog. ``_on_watchdog`` runs when it passes (after heap timers due at the same instant).
+        self._watchdog_at = math.inf
         self._seq = 0
         self.commands_seen = 0
         self.coil = CoilModel(updated_at=start)
@@ -264,7 +267,7 @@ class SimulatedDevice:
     def advance(self, now: float) -> None:
         """Process, in time order, every host byte arrival and timer due by ``now``."""
         rx, timers = self._rx, self._timers
-        if (not rx or rx[0][0] > now) and (not timers or timers[0][0] > now):
+        if (not rx or rx[0][0] > now) and (not timers or timers[0][0] > now) and self._watchdog_at > now:
             if now > self.now:  # nothing due: the common case, kept cheap
                 self.now = now
             return
@@ -274,6 +277,14 @@ class SimulatedDevice:
                 heapq.heappop(timers)
             t_timer = timers[0][0] if timers else inf
             t_rx = rx[0][0] if rx else inf
+            t_watchdog = self._watchdog_at
+            if t_watchdog < t_timer and t_watchdog <= t_rx:
+                if t_watchdog > now:
+                    break
+                self.now = t_watchdog
+                self._watchdog_at = inf
+                self._on_watchdog(t_watchdog)
+                continue
             if t_timer <= t_rx:
                 if t_timer > now:
                     break
@@ -330,6 +341,9 @@ class SimulatedDevice:
     def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
         """Models without a trigger wired to RTS ignore modem lines."""
 
+    def _on_watchdog(self, now: float) -> None:
+        """The watchdog deadline passed (models that set ``_watchdog_at`` override this)."""
+
     def _on_fault(self, fault: Fault, now: float) -> None:
         """Model-specific consequences of coil/temperature/device faults."""
 
@@ -348,7 +362,8 @@ class SimulatedDevice:
         timers = self._timers
         while timers and timers[0][2].cancelled:
             heapq.heappop(timers)
-        return timers[0][0] if timers else None
+        earliest = min(timers[0][0] if timers else math.inf, self._watchdog_at)
+        return None if earliest == math.inf else earliest
 
     def _count_command(self, now: float) -> None:
         self.commands_seen += 1

@@ -133,7 +133,6 @@ class MagstimSimulator(SimulatedDevice):
         self.energy_level_j = 0.0
         self._energy_at = start
         self.interlocks: list[tuple[float, str]] = []  # every refusal the unit made to protect itself
-        self._keepalive: _Timer | None = None
         self._last_valid_command_at = start
         self._disarm_after_train = False
         self._ready_timer: _Timer | None = None
@@ -233,22 +232,13 @@ class MagstimSimulator(SimulatedDevice):
 
     def _feed_keepalive(self, now: float) -> None:
         self._last_valid_command_at = now
-        timer = self._keepalive
-        # A later deadline needs no new timer: the pending one re-checks when it comes due. Only
-        # a deadline earlier than the pending one (the unit was just armed) needs it moved.
-        if timer is None or timer.cancelled or now + self._keepalive_limit_s() < timer.t:
-            self._rearm_keepalive()
+        self._rearm_keepalive()
 
     def _rearm_keepalive(self) -> None:
-        self._cancel(self._keepalive)
-        self._keepalive = self._schedule(
-            self._last_valid_command_at + self._keepalive_limit_s(), self._keepalive_expired
-        )
+        # The device's watchdog slot, not a heap timer: it moves with every command.
+        self._watchdog_at = self._last_valid_command_at + self._keepalive_limit_s()
 
-    def _keepalive_expired(self, now: float) -> None:
-        if self._last_valid_command_at + self._keepalive_limit_s() > now:
-            self._rearm_keepalive()  # commands came since this timer was set: not missed
-            return
+    def _on_watchdog(self, now: float) -> None:  # the keep-alive deadline passed
         self.remote = False
         if self.train_running:
             # U: a Rapid² times each train itself (one train per trigger, TDb087 §5.6(e)); we
@@ -384,7 +374,7 @@ class MagstimSimulator(SimulatedDevice):
     def _cmd_52(self, data: bytes, now: float):  # R: remote control off
         self._disarm(now)
         self.remote = False
-        self._cancel(self._keepalive)
+        self._watchdog_at = math.inf  # no keep-alive is due without remote control
         return b"", self.instrument_status()
 
     def _cmd_40(self, data: bytes, now: float):  # @: power A
