@@ -94,16 +94,18 @@ class StateMachine:
             finalize_event=self._finalize,
         )
         self._state = State.DISCONNECTED
+        # The table never changes after construction: which triggers each state allows, once.
+        self._triggers = {state: frozenset(self._machine.get_triggers(state)) for state in State}
 
     @property
     def state(self) -> State:
         return self._state
 
     def may(self, trigger: str) -> bool:
-        return trigger in self._machine.get_triggers(self.state)
+        return trigger in self._triggers[self._state]
 
     def allowed_triggers(self) -> list[str]:
-        return sorted(t for t in self._machine.get_triggers(self.state) if t in TRIGGERS)
+        return sorted(t for t in self._triggers[self._state] if t in TRIGGERS)
 
     def fire(self, trigger: str) -> None:
         """Take a transition; a trigger not allowed in this state raises with the reason."""

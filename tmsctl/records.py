@@ -1956,6 +1956,7 @@ class Records:
                     path=self._path,
                 )
             self._check_count(current, progress.pulses_delivered)
+            onset_utc = None if progress.onset_utc is None else _to_db_time(progress.onset_utc)
             conn.execute(
                 """UPDATE deliveries SET pulses_delivered = ?,
                        onset_offset_s = coalesce(onset_offset_s, ?), onset_utc = coalesce(onset_utc, ?)
@@ -1963,13 +1964,19 @@ class Records:
                 (
                     progress.pulses_delivered,
                     progress.onset_offset_s,
-                    None if progress.onset_utc is None else _to_db_time(progress.onset_utc),
+                    onset_utc,
                     current.session_id,
                     current.index,
                     current.attempt,
                 ),
             )
-            return self._live_delivery(conn, current.session_id, current.index)
+            # The row as just written, without reading it back (this runs for every train).
+            return replace(
+                current,
+                pulses_delivered=progress.pulses_delivered,
+                onset_offset_s=_coalesce(current.onset_offset_s, progress.onset_offset_s),
+                onset_utc=_coalesce(current.onset_utc, _from_db_time(onset_utc)),
+            )
 
     def finish_delivery(self, result: DeliveryResult) -> Delivery:
         """Record how a begun train or pulse ended: one transaction, on disk when this returns."""
@@ -1993,6 +2000,8 @@ class Records:
                     hint="finish it with completed=False",
                 )
             state = DeliveryState.COMPLETED if result.completed else DeliveryState.STOPPED
+            onset_utc = None if result.onset_utc is None else _to_db_time(result.onset_utc)
+            finished_at = self._stamp(None)
             conn.execute(
                 """UPDATE deliveries SET state = ?, pulses_delivered = ?,
                        onset_offset_s = coalesce(?, onset_offset_s), onset_utc = coalesce(?, onset_utc),
@@ -2002,14 +2011,22 @@ class Records:
                     state.value,
                     result.pulses_delivered,
                     result.onset_offset_s,
-                    None if result.onset_utc is None else _to_db_time(result.onset_utc),
-                    self._stamp(None),
+                    onset_utc,
+                    finished_at,
                     current.session_id,
                     current.index,
                     current.attempt,
                 ),
             )
-            return self._live_delivery(conn, current.session_id, current.index)
+            # The row as just written, without reading it back (this runs for every train).
+            return replace(
+                current,
+                state=state,
+                pulses_delivered=result.pulses_delivered,
+                onset_offset_s=_coalesce(result.onset_offset_s, current.onset_offset_s),
+                onset_utc=_coalesce(_from_db_time(onset_utc), current.onset_utc),
+                finished_at=_from_db_time(finished_at),
+            )
 
     def _require_owner_of_delivery(self, conn: sqlite3.Connection, session_id: str) -> None:
         # A delivery's outcome comes from the process that fired it; it may arrive after a pause
@@ -2365,6 +2382,11 @@ def _session_from_row(r: sqlite3.Row, thresholds: Sequence[sqlite3.Row]) -> Sess
         run_segments=r["run_segments"],
         replies_confirmed=bool(r["replies_confirmed"]),
     )
+
+
+def _coalesce(first: Any, second: Any) -> Any:
+    """SQL's coalesce(first, second)."""
+    return first if first is not None else second
 
 
 def _delivery_from_row(r: sqlite3.Row) -> Delivery:

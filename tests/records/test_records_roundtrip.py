@@ -206,6 +206,7 @@ def test_sessions_round_trip(
     completed=st.booleans(),
     onset_offset_s=offsets,
     onset_utc=st.none() | moments,
+    progress=st.none() | st.tuples(st.floats(0, 1), offsets, st.none() | moments),
 )
 def test_deliveries_round_trip(
     store: Records,
@@ -220,6 +221,7 @@ def test_deliveries_round_trip(
     completed: bool,
     onset_offset_s: float | None,
     onset_utc: datetime | None,
+    progress: tuple[float, float | None, datetime | None] | None,
 ) -> None:
     pulses = {DeliveryKind.SINGLE: 1, DeliveryKind.PAIRED: 2}.get(kind, pulses)
     paired = kind is DeliveryKind.PAIRED
@@ -230,6 +232,14 @@ def test_deliveries_round_trip(
     assert (begun.state, begun.pulses_delivered) == (DeliveryState.IN_PROGRESS, 0)
     assert (begun.attempt, begun.segment) == (1, 1)
     delivered = pulses if completed else int(pulses * delivered_fraction)
+    first_offset, first_utc = None, None
+    if progress is not None:
+        fraction, first_offset, first_utc = progress
+        so_far = min(delivered, int(pulses * fraction))
+        raised = store.record_progress(session_id, 0, pulses_delivered=so_far, onset_offset_s=first_offset,
+                                       onset_utc=first_utc)
+        (recorded,) = store.session_detail(session_id).deliveries
+        assert recorded == raised  # what the call returns is what was stored
     result = DeliveryResult(session_id, 0, delivered, completed, onset_offset_s, onset_utc)
     finished = store.finish_delivery(result)
     (recorded,) = store.session_detail(session_id).deliveries
@@ -239,7 +249,9 @@ def test_deliveries_round_trip(
         assert getattr(recorded, name) == getattr(plan, name), name
     assert (recorded.pulses_delivered, recorded.completed) == (delivered, completed)
     assert recorded.state is (DeliveryState.COMPLETED if completed else DeliveryState.STOPPED)
-    assert (recorded.onset_offset_s, recorded.onset_utc) == (onset_offset_s, onset_utc)
+    # The end's onset wins; an onset given only while in progress is kept.
+    assert recorded.onset_offset_s == (onset_offset_s if onset_offset_s is not None else first_offset)
+    assert recorded.onset_utc == (onset_utc if onset_utc is not None else first_utc)
 
 
 @given(
