@@ -107,6 +107,9 @@ _HANDLER_NAMES = {cmd: f"_cmd_{cmd:02x}" for cmd in range(256)}
 # Every possible status byte, built once: one is needed for every command the unit answers.
 _INSTRUMENT_STATUS = tuple(c.InstrumentStatus(raw) for raw in range(256))
 _RAPID_STATUS = tuple(c.RapidStatus(raw) for raw in range(256))
+# The extended status this model can report: without and with a charge delay set (bit 2).
+_EXTENDED_STATUS = (c.ExtendedStatus(0), c.ExtendedStatus(0x0004))
+_EXTENDED_STATUS_BYTES = tuple(c.encode_extended_status(e) for e in _EXTENDED_STATUS)
 
 
 class MagstimSimulator(SimulatedDevice):
@@ -223,7 +226,7 @@ class MagstimSimulator(SimulatedDevice):
         self._reply(c.encode_refusal(cmd, code), now)
 
     def _extended(self) -> c.ExtendedStatus:
-        return c.ExtendedStatus(0x0004 if self.charge_delay_ms else 0)
+        return _EXTENDED_STATUS[bool(self.charge_delay_ms)]
 
     # -- keep-alive and timers -------------------------------------------------------------------
     def _keepalive_limit_s(self) -> float:
@@ -528,7 +531,7 @@ class MagstimSimulator(SimulatedDevice):
         return c.encode_error_code(self.error or c.ErrorCode("E", 0)), None
 
     def _cmd_78(self, data: bytes, now: float):  # x: system status
-        return c.encode_extended_status(self._extended()), None
+        return _EXTENDED_STATUS_BYTES[bool(self.charge_delay_ms)], None
 
     def _cmd_6e(self, data: bytes, now: float):  # n: charge delay
         limit = 10000 if self.version and self.version[0] >= 10 else 2000
