@@ -182,6 +182,10 @@ class SimulatedDevice:
 
     def read(self, now: float, limit: int | None = None) -> bytes:
         self.advance(now)
+        return self.take_arrived(now, limit)
+
+    def take_arrived(self, now: float, limit: int | None = None) -> bytes:
+        """``read`` for a caller that has just advanced the device to ``now``."""
         times, head = self._tx_times, self._tx_head
         end = len(times) if limit is None else min(len(times), head + limit)
         if end > head and times[end - 1] > now:
@@ -389,8 +393,8 @@ class SimulatedDevice:
         return self._stalled_until is not None and self.now < self._stalled_until
 
     def _reply(self, data: bytes, now: float) -> None:
-        if self.stalled:
-            return
+        if self._stalled_until is not None and self.now < self._stalled_until:
+            return  # stalled
         if self._pending_reply_faults:
             kind = self._pending_reply_faults.pop(0)
             if kind is FaultKind.NO_REPLY:
@@ -400,15 +404,19 @@ class SimulatedDevice:
                 data = data[:index] + bytes([data[index] ^ 0x5A]) + data[index + 1 :]
             elif kind is FaultKind.BAD_CHECKSUM and data:
                 data = data[:-1] + bytes([(data[-1] + 1) & 0xFF])
-        start = max(now + self.reply_latency_s, self._tx_line_free)
+        start = now + self.reply_latency_s
+        if self._tx_line_free > start:
+            start = self._tx_line_free
         n = len(data)
+        if not n:
+            return
         offsets = self._byte_offsets
         if n > len(offsets):
             offsets = self._byte_offsets = [(i + 1) * self.byte_time_s for i in range(2 * n)]
         self._tx_data += data
-        self._tx_times.extend(map(start.__add__, offsets[:n]))  # byte i is out at start + (i+1) byte-times
-        if n:
-            self._tx_line_free = start + n * self.byte_time_s
+        times = [start + offset for offset in offsets[:n]]  # byte i is out at start + (i+1) byte-times
+        self._tx_times += times
+        self._tx_line_free = start + n * self.byte_time_s
 
     def _record_pulse(self, now: float, intensity_pct: int, energy_j: float, source: str) -> None:
         self.pulses.append(PulseRecord(now, intensity_pct, source))

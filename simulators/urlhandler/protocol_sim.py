@@ -125,8 +125,8 @@ class Serial(SerialBase):
         with inst.lock:
             device = inst.device
             now = inst.clock.now()
-            stale = device.read(now)
-            command_arrives = device.feed(frame, now)
+            command_arrives = device.feed(frame, now)  # advances the device to now first
+            stale = device.take_arrived(now)  # the command's own bytes cannot answer before they arrive
         inst.clock.sleep_until(command_arrives if command_arrives < deadline else deadline)
         raw, complete = self._read_frame(bytes_needed, deadline)
         return stale, raw, complete
@@ -143,10 +143,10 @@ class Serial(SerialBase):
                 device.advance(now)
                 if awaited is not None and awaited[0] is device and device.time_when_readable(awaited[1]) == awaited[2]:
                     # Reply bytes are only ever appended: the frame we saw is the one now in.
-                    return device.read(now, awaited[1]), True
+                    return device.take_arrived(now, awaited[1]), True
                 taken, last_t, complete = device.peek_frame(b"", bytes_needed)
                 if complete and last_t <= now:
-                    return device.read(now, taken), True
+                    return device.take_arrived(now, taken), True
                 awaited = (device, taken, last_t) if complete else None
                 # Complete: wake when its last byte is in. Not yet: only the device can change
                 # that, when the command has arrived or at its next timer.
