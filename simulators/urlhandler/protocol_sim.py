@@ -140,10 +140,11 @@ class Serial(SerialBase):
             with lock:
                 device = inst.device
                 now = clock.now()
-                device.advance(now)
-                if awaited is not None and awaited[0] is device and device.time_when_readable(awaited[1]) == awaited[2]:
-                    # Reply bytes are only ever appended: the frame we saw is the one now in.
+                if awaited is not None and awaited[0] is device and now >= awaited[2]:
+                    # Reply bytes are only ever appended and nobody else reads them: the frame we
+                    # saw on its way is the one now in (the device catches up at its next use).
                     return device.take_arrived(now, awaited[1]), True
+                device.advance(now)
                 taken, last_t, complete = device.peek_frame(b"", bytes_needed)
                 if complete and last_t <= now:
                     return device.take_arrived(now, taken), True
