@@ -1878,10 +1878,18 @@ class Records:
                     plan.trigger_source.value,
                     plan.second_intensity_pct_mso,
                     plan.ipi_ms,
-                    self._stamp(None),
+                    started_at := self._stamp(None),
                 ),
             )
-            return self._live_delivery(conn, plan.session_id, plan.index)
+            # The row as just written, without reading it back (this runs before every train).
+            return Delivery(
+                session_id=plan.session_id, index=plan.index, attempt=attempt, kind=plan.kind, segment=segments,
+                planned_onset_s=plan.planned_onset_s, pulses_planned=plan.pulses_planned,
+                intensity_pct_mso=plan.intensity_pct_mso, trigger_source=plan.trigger_source,
+                second_intensity_pct_mso=plan.second_intensity_pct_mso, ipi_ms=plan.ipi_ms,
+                started_at=_from_db_time_required(started_at), state=DeliveryState.IN_PROGRESS,
+                pulses_delivered=0, onset_offset_s=None, onset_utc=None, finished_at=None, resolution=None,
+            )
 
     def _check_next(self, point: ResumePoint, index: int) -> None:
         sid = point.session_id

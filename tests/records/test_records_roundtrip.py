@@ -229,6 +229,7 @@ def test_deliveries_round_trip(
     plan = DeliveryPlan(session_id, 0, kind, planned_onset_s, pulses, intensity, trigger,
                         second if paired else None, ipi_ms if paired else None)
     begun = store.begin_delivery(plan)
+    assert begun == store.resume_point(session_id).partial  # what the call returns is what was stored
     assert (begun.state, begun.pulses_delivered) == (DeliveryState.IN_PROGRESS, 0)
     assert (begun.attempt, begun.segment) == (1, 1)
     delivered = pulses if completed else int(pulses * delivered_fraction)
