@@ -44,6 +44,9 @@ from tmsctl.safety import RUNTIME_LIMITS, EnergyBudget, PulseCap, RateLimiter, R
 
 COIL_READ_PERIOD_S = 5.0
 TRAIN_END_GRACE_S = 2.0  # a train still running this long after its scheduled end is a fault
+# ENERGISED as a tuple for the checks made on every exchange: members are tested by identity
+# first, where a frozenset would hash the enum in Python each time.
+_ENERGISED = tuple(ENERGISED)
 
 
 @dataclass(frozen=True)
@@ -397,10 +400,11 @@ class Controller:
         ``keep_clear_until``: a fire is scheduled then; no keep-alive may start within the guard
         window before it (it would delay the trigger), so one due then goes out early instead.
         """
-        if self.state in (State.DISCONNECTED, State.FAULT, State.ESTOP):
+        state = self.fsm.state
+        if state is State.DISCONNECTED or state is State.FAULT or state is State.ESTOP:
             return math.inf
         now = self.clock.now()
-        if self.state in ENERGISED and now - self._last_contact > 1.0:
+        if state in _ENERGISED and now - self._last_contact > 1.0:
             self._emit(KeepAliveMissed, late_by_s=now - self._last_contact - self.limits.keepalive_period_s)
             self._fault("keepalive_missed", f"no exchange with the device for {now - self._last_contact:.2f} s")
             raise FaultLatched(
@@ -435,10 +439,11 @@ class Controller:
         return status
 
     def _check_status(self, status: DeviceStatus) -> None:
-        if self.state in (State.ARMED, State.STIMULATING) and not status.armed:
+        state = self.fsm.state
+        if (state is State.ARMED or state is State.STIMULATING) and not status.armed:
             self._fault("device_disarmed", f"the device disarmed itself (status {status.raw})")
             raise DeviceStateError(f"{self.driver.display_name} disarmed itself (status {status.raw})")
-        if not status.coil_present and self.state in ENERGISED:
+        if not status.coil_present and state in _ENERGISED:
             self._fault("coil_absent", "the coil was disconnected")
             raise DeviceStateError("the coil was disconnected; the device was disarmed")
 
