@@ -17,6 +17,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_fire_roundtrip  # noqa: E402
 import bench_onset_timing  # noqa: E402
+import bench_itbs_day  # noqa: E402
 import bench_session  # noqa: E402
 
 from tmsctl.clock import SystemClock, VirtualClock, monotonic_ns_for_benchmarks  # noqa: E402
@@ -59,6 +60,14 @@ def main() -> None:
         for i in range(3)
     )
     row("  of which waiting for the disk (its 225 fsyncs)", f"{disk_wall - wall:.3f} s of {disk_wall:.3f} s", "—", None)
+
+    day = bench_itbs_day.run_day()
+    row(
+        "accelerated iTBS day (10 x 1,800 pulses, 50 min apart), sim://magpro, records on disk",
+        f"{day.wall_s:.1f} s: {day.day_s / day.wall_s:,.0f}x the day, {day.stimulating_s / day.wall_s:,.0f}x its stimulation",
+        "—",
+        None,
+    )
 
     # fire round trip
     floor = wire_time_s(6) * 1e3
