@@ -257,14 +257,18 @@ class MagProDriver:
             )
         return messages
 
-    def _bytes_needed(self) -> int:
-        """Bytes that complete the frame in progress (never more: the next may never come)."""
-        pending = self.parser.pending
+    def _frame_bytes_needed(self, got: bytes) -> int:
+        """Bytes that complete the frame in progress (the parser's pending bytes, then ``got``),
+        never more: the next frame may never come. For ``Transport.read_frame``, so a whole frame
+        is read in one go; a byte that cannot start a frame goes to the parser alone."""
+        pending = self.parser.pending + got
         if not pending:
             return OVERHEAD + 1
-        if pending[0] != START or len(pending) < 2:
+        if pending[0] != START:
+            return 0 if got else 1
+        if len(pending) < 2:
             return 1
-        return max(1, pending[1] + OVERHEAD - len(pending))
+        return max(0, pending[1] + OVERHEAD - len(pending))
 
     def _send(self, command: c.HostCommand, what: str) -> bytes:
         self._take(self.transport.read_available(), f"before {what}")  # keep what came unprompted
@@ -292,7 +296,7 @@ class MagProDriver:
                     return message
             self._fresh.clear()
             try:
-                chunk = self.transport.read_exact(self._bytes_needed(), deadline)
+                chunk = self.transport.read_frame(self._frame_bytes_needed, deadline)
             except TransportTimeout as exc:
                 self._fresh.extend(self._take(exc.partial, what))
                 if any(matches(m) for m in self._fresh):
