@@ -105,9 +105,9 @@ class Transport:
     def add_tap(self, tap: Tap) -> None:
         self._taps.append(tap)
 
-    def _emit(self, direction: str, data: bytes) -> None:
+    def _emit(self, direction: str, data: bytes, t: float | None = None) -> None:
         if data and self._taps:
-            t = self.clock.now()
+            t = self.clock.now() if t is None else t
             for tap in self._taps:
                 tap(direction, data, t)
 
@@ -156,13 +156,14 @@ class Transport:
             self.write(frame)
             return self.read_frame(bytes_needed, deadline)
         # The in-process simulator: the same bytes and timing in one call instead of three.
+        sent_at = self.clock.now()
         try:
             stale, raw, complete = in_process(frame, bytes_needed, deadline)
         except (OSError, serial.SerialException) as exc:
             raise ConnectionFailed(f"exchange with {self.name} failed: {exc}", hint="check the cable") from exc
-        if self._taps:
-            self._emit("rx", stale)
-            self._emit("tx", frame)
+        if self._taps:  # stamped as the three steps would have been: dropped and sent at the start
+            self._emit("rx", stale, sent_at)
+            self._emit("tx", frame, sent_at)
             self._emit("rx", raw)
         return raw if complete else self._complete(raw, bytes_needed)
 

@@ -1,0 +1,104 @@
+"""The in-process shortcut (``Transport.exchange`` → the sim port's ``exchange_frame``) against the
+path every other port takes (drop stale bytes, write, read byte by byte with a deadline): the same
+bytes on the wire at the same instants, the same replies and errors, the same pulses at the unit."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tmsctl.clock import VirtualClock
+from tmsctl.errors import TmsError
+from tmsctl.registry import open_driver
+from tmsctl.simulators import registry as sims
+from tmsctl.simulators.device import parse_fault_plan
+
+_names = itertools.count()
+
+
+class ByteByBytePort:
+    """The simulator's port as the transport sees any other pyserial port: no whole-frame calls."""
+
+    _HIDDEN = ("exchange_frame", "read_frame_until")
+
+    def __init__(self, port: Any) -> None:
+        object.__setattr__(self, "_port", port)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._HIDDEN:
+            raise AttributeError(name)
+        return getattr(self._port, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._port, name, value)
+
+
+def _run(script: list[tuple[str, Any]], faults: str, *, shortcut: bool) -> tuple[list, list, list, float]:
+    clock = VirtualClock()
+    name = f"equivalence-{next(_names)}"
+    sim = sims.create("rapid2", clock=clock, faults=parse_fault_plan(faults), name=name)
+    trace: list[tuple[str, bytes, float]] = []
+    try:
+        driver = open_driver(f"sim://{name}", clock, tap=lambda d, data, t: trace.append((d, bytes(data), t)))
+        if not shortcut:
+            driver.transport._port = ByteByBytePort(driver.transport._port)
+        outcomes: list[str] = []
+        for op, arg in [("connect", None), *script]:
+            try:
+                if op == "sleep":
+                    clock.sleep(arg)
+                    result: object = None
+                elif op == "set_intensity":
+                    result = driver.set_intensity(arg)
+                elif op == "set_train":
+                    result = driver.set_train(10.0, arg)
+                else:
+                    result = getattr(driver, op)()
+                outcomes.append(f"{op}: {result!r}")
+            except TmsError as exc:
+                outcomes.append(f"{op}: {type(exc).__name__}: {exc}")
+        pulses = [(p.t, p.intensity_pct, p.source) for p in sim.device.pulses]
+        return outcomes, _merged(trace), pulses + sim.device.fault_log, clock.now()
+    finally:
+        sims.remove(name)
+
+
+def _merged(trace: list[tuple[str, bytes, float]]) -> list[tuple[str, bytes, float]]:
+    """Consecutive chunks in one direction as one (a byte-by-byte reader sees a reply in pieces),
+    stamped with the last piece's instant: when the whole of it had arrived."""
+    merged: list[tuple[str, bytes, float]] = []
+    for direction, data, t in trace:
+        if merged and merged[-1][0] == direction:
+            merged[-1] = (direction, merged[-1][1] + data, t)
+        else:
+            merged.append((direction, data, t))
+    return merged
+
+
+operations = st.one_of(
+    st.tuples(st.sampled_from(["keepalive", "status", "arm", "fire", "disarm", "wait_ready", "set_single_pulse_mode"]),
+              st.none()),
+    st.tuples(st.just("set_intensity"), st.integers(20, 90)),
+    st.tuples(st.just("set_train"), st.integers(2, 20)),
+    st.tuples(st.just("sleep"), st.sampled_from([0.001, 0.05, 0.4, 0.9, 1.5, 12.0])),
+)
+fault_plans = st.sampled_from(
+    ["", "no_reply@cmd4", "garbled_byte@cmd5", "bad_checksum@cmd3", "stall@cmd6+0.5s", "stall@2s",
+     "coil_unplugged@3s", "over_temperature@1s", "device_error@cmd7"]
+)
+
+
+@settings(deadline=None)
+@given(script=st.lists(operations, max_size=14), faults=fault_plans)
+def test_the_shortcut_sends_reads_and_times_exactly_what_the_byte_path_does(script, faults) -> None:
+    fast = _run(script, faults, shortcut=True)
+    slow = _run(script, faults, shortcut=False)
+    assert fast[0] == slow[0]  # every result and every error, word for word
+    assert [(d, data) for d, data, _ in fast[1]] == [(d, data) for d, data, _ in slow[1]]
+    for (_, _, t_fast), (_, _, t_slow) in zip(fast[1], slow[1], strict=True):
+        assert abs(t_fast - t_slow) < 1e-9  # sent and completed at the same instants
+    assert fast[2] == slow[2]  # the unit fired the same pulses and logged the same faults
+    assert abs(fast[3] - slow[3]) < 1e-9
