@@ -158,13 +158,13 @@ class Transport:
         # The in-process simulator: the same bytes and timing in one call instead of three.
         sent_at = self.clock.now()
         try:
-            stale, raw, complete = in_process(frame, bytes_needed, deadline)
+            stale, raw, complete, received_at = in_process(frame, bytes_needed, deadline)
         except (OSError, serial.SerialException) as exc:
             raise ConnectionFailed(f"exchange with {self.name} failed: {exc}", hint="check the cable") from exc
         if self._taps:  # stamped as the three steps would have been: dropped and sent at the start
             self._emit("rx", stale, sent_at)
             self._emit("tx", frame, sent_at)
-            self._emit("rx", raw)
+            self._emit("rx", raw, received_at)
         return raw if complete else self._complete(raw, bytes_needed)
 
     def _complete(self, raw: bytes, bytes_needed: Callable[[bytes], int]) -> bytes:
@@ -178,14 +178,14 @@ class Transport:
 
     def read_frame(self, bytes_needed: Callable[[bytes], int], deadline: float) -> bytes:
         """Read one frame whose length ``bytes_needed(received_so_far)`` reveals as it arrives."""
-        whole_frame = getattr(self._port, "read_frame_until", None)
+        whole_frame = getattr(self._port, "read_frame_timed", None)
         if whole_frame is not None:  # the in-process simulator: same bytes, one clock jump
             try:
-                raw = whole_frame(bytes_needed, deadline)
+                raw, complete, received_at = whole_frame(bytes_needed, deadline)
             except (OSError, serial.SerialException) as exc:
                 raise ConnectionFailed(f"reading from {self.name} failed: {exc}") from exc
-            self._emit("rx", raw)
-            return self._complete(raw, bytes_needed)
+            self._emit("rx", raw, received_at)
+            return raw if complete else self._complete(raw, bytes_needed)
         got = bytearray()
         while (need := bytes_needed(bytes(got))) > 0:
             chunk = self._read_some(need, deadline)

@@ -104,20 +104,22 @@ class Serial(SerialBase):
             clock.sleep_until(upcoming)
         return bytes(out)
 
-    def read_frame_until(self, bytes_needed, deadline: float) -> bytes:
-        """Read one frame whose length ``bytes_needed(received)`` reveals as bytes arrive.
+    def read_frame_timed(self, bytes_needed, deadline: float) -> tuple[bytes, bool, float | None]:
+        """Read one frame whose length ``bytes_needed(received)`` reveals as bytes arrive:
+        (what arrived by the deadline, complete?, when its last byte arrived).
 
         Equivalent to reading byte by byte with a deadline, but the frame's bytes already on
         their way are inspected (not consumed) so the clock jumps once, to the byte that
-        completes the frame. Returns what arrived by the deadline (possibly incomplete).
+        completes the frame.
         """
         self._check_open()
-        return self._read_frame(bytes_needed, deadline)[0]
+        return self._read_frame(bytes_needed, deadline)
 
-    def exchange_frame(self, frame: bytes, bytes_needed, deadline: float) -> tuple[bytes, bytes, bool]:
-        """Drop unread reply bytes, send ``frame``, read the reply: (dropped, reply, complete?).
+    def exchange_frame(self, frame: bytes, bytes_needed, deadline: float) -> tuple[bytes, bytes, bool, float | None]:
+        """Drop unread reply bytes, send ``frame``, read the reply:
+        (dropped, reply, complete?, when the reply's last byte arrived).
 
-        The same bytes and timing as ``reset_input_buffer``, ``write`` and ``read_frame_until``
+        The same bytes and timing as ``reset_input_buffer``, ``write`` and ``read_frame_timed``
         in turn, in one call: the path every command of a simulated session takes.
         """
         self._check_open()
@@ -128,10 +130,9 @@ class Serial(SerialBase):
             command_arrives = device.feed(frame, now)  # advances the device to now first
             stale = device.take_arrived(now)  # the command's own bytes cannot answer before they arrive
         inst.clock.sleep_until(command_arrives if command_arrives < deadline else deadline)
-        raw, complete = self._read_frame(bytes_needed, deadline)
-        return stale, raw, complete
+        return (stale, *self._read_frame(bytes_needed, deadline))
 
-    def _read_frame(self, bytes_needed, deadline: float) -> tuple[bytes, bool]:
+    def _read_frame(self, bytes_needed, deadline: float) -> tuple[bytes, bool, float | None]:
         inst = self.instance
         clock = inst.clock
         lock = inst.lock
@@ -140,14 +141,14 @@ class Serial(SerialBase):
             with lock:
                 device = inst.device
                 now = clock.now()
+                device.advance(now)  # the device is never left behind the clock: others look at it
                 if awaited is not None and awaited[0] is device and now >= awaited[2]:
                     # Reply bytes are only ever appended and nobody else reads them: the frame we
-                    # saw on its way is the one now in (the device catches up at its next use).
-                    return device.take_arrived(now, awaited[1]), True
-                device.advance(now)
+                    # saw on its way is the one now in.
+                    return device.take_arrived(now, awaited[1]), True, awaited[2]
                 taken, last_t, complete = device.peek_frame(b"", bytes_needed)
                 if complete and last_t <= now:
-                    return device.take_arrived(now, taken), True
+                    return device.take_arrived(now, taken), True, last_t
                 awaited = (device, taken, last_t) if complete else None
                 # Complete: wake when its last byte is in. Not yet: only the device can change
                 # that, when the command has arrived or at its next timer.
@@ -155,8 +156,13 @@ class Serial(SerialBase):
             if target is None or target > deadline:
                 clock.sleep_until(deadline)
                 with lock:
-                    raw = inst.device.read(clock.now(), taken)
-                return raw, len(raw) == taken and complete
+                    device = inst.device
+                    now = clock.now()
+                    device.advance(now)
+                    arrived = min(taken, device.readable_count(now))
+                    received_at = device.time_when_readable(arrived) if arrived else None
+                    raw = device.take_arrived(now, arrived)
+                return raw, len(raw) == taken and complete, received_at
             clock.sleep_until(target)
 
     def reset_input_buffer(self) -> None:
