@@ -32,7 +32,7 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability
-from tmsctl.drivers.provenance import Frozen, SpecFileError, freeze
+from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, StatusTag, freeze
 from tmsctl.errors import InvalidArgument
 
 SCHEMA_VERSION = 1
@@ -44,7 +44,6 @@ VARIANTS: tuple[Variant, ...] = ("rapid2", "super", "superplus")
 MainsVoltage = Literal[240, 115]
 MAINS_VOLTAGES: tuple[MainsVoltage, ...] = (240, 115)
 SoftwareVersion = tuple[int, ...]
-StatusTag = Literal["V", "C", "D", "U"]
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -56,31 +55,6 @@ _Frozen = Frozen
 
 
 # --- the file schema -------------------------------------------------------------------------
-
-
-class Provenance(_Frozen):
-    status: StatusTag
-    from_: tuple[str, ...] = Field(alias="from", min_length=1)
-    note: str | None = None
-
-
-class Review(_Frozen):
-    reference: str
-    hardware_checked: bool
-    sources: Annotated[dict[str, str], AfterValidator(_freeze)]
-    facts: Annotated[dict[str, Provenance], AfterValidator(_freeze)]
-
-    @model_validator(mode="after")
-    def _cites_known_sources(self) -> Review:
-        for path, fact in self.facts.items():
-            for citation in fact.from_:
-                source_id = citation.split()[0]
-                if source_id not in self.sources:
-                    raise ValueError(
-                        f"fact {path!r} cites {source_id!r}, which is not under reviewed.sources "
-                        f"({', '.join(self.sources)})"
-                    )
-        return self
 
 
 class Output(_Frozen):

@@ -210,12 +210,16 @@ def _keepalive_period_too_long(raw: dict) -> None:
     raw["timing"]["keepalive_period_s"] = 1.0
 
 
+def _unverified_without_a_note(raw: dict) -> None:
+    raw["reviewed"]["facts"]["timing.armed_idle_disarm_s"].pop("note")
+
+
 @pytest.mark.parametrize(
     "mutate",
     [
         _drop_fact, _unknown_source, _short_row, _energy_falls, _above_mains_ceiling,
         _override_raises_cell, _override_misquotes_table, _cap_beyond_field,
-        _trains_without_capability, _extra_key, _keepalive_period_too_long,
+        _trains_without_capability, _extra_key, _keepalive_period_too_long, _unverified_without_a_note,
     ],
 )  # fmt: skip
 def test_schema_rejects_a_broken_rapid2_file(mutate) -> None:
