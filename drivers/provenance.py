@@ -101,6 +101,17 @@ def _best_fact(leaf: list[str] | tuple[str, ...], facts: Mapping[str, Provenance
     return max(candidates, key=lambda path: tuple(1 if part == "*" else 2 for part in path.split(".")))
 
 
+def check_file_coverage(raw: Any, header_keys: tuple[str, ...]) -> Any:
+    """``check_coverage`` on a spec file as read, for a model's ``mode="before"`` validator:
+    everything but the header keys is a value that needs a fact. Returns ``raw`` unchanged."""
+    if isinstance(raw, Mapping):
+        reviewed = raw.get("reviewed")
+        facts = reviewed.get("facts", {}) if isinstance(reviewed, Mapping) else {}
+        values = {key: value for key, value in raw.items() if key not in header_keys}
+        check_coverage(values, {path: Provenance.model_validate(fact) for path, fact in facts.items()})
+    return raw
+
+
 def check_coverage(values: Mapping[Any, Any], facts: Mapping[str, Provenance]) -> None:
     """Every value has a fact and every fact names a value; raises ``ValueError`` otherwise."""
     leaves = leaf_paths(values)

@@ -13,7 +13,6 @@ unconfirmed (see ``tmsctl.drivers.deymed.codec``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any, Literal
@@ -28,7 +27,7 @@ from tmsctl.drivers.provenance import (
     Provenance,
     Review,
     SpecFileError,
-    check_coverage,
+    check_file_coverage,
 )
 from tmsctl.errors import InvalidArgument
 
@@ -81,12 +80,7 @@ class SpecFile(Frozen):
     @model_validator(mode="before")
     @classmethod
     def _every_value_reviewed(cls, raw: Any) -> Any:
-        if isinstance(raw, Mapping):
-            reviewed = raw.get("reviewed")
-            facts = reviewed.get("facts", {}) if isinstance(reviewed, Mapping) else {}
-            values = {key: value for key, value in raw.items() if key not in _HEADER_KEYS}
-            check_coverage(values, {path: Provenance.model_validate(fact) for path, fact in facts.items()})
-        return raw
+        return check_file_coverage(raw, _HEADER_KEYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> SpecFile:

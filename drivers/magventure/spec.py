@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -30,7 +29,7 @@ from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability
 from tmsctl.drivers.checks import is_number, positive_hz, whole_percent
-from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, check_coverage, freeze
+from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, check_file_coverage, freeze
 from tmsctl.errors import InvalidArgument, SafetyViolation
 
 from .tables import CurrentDirection, MagProModel, Mode, TimingControl, Waveform
@@ -235,12 +234,7 @@ class SpecFile(Frozen):
     @model_validator(mode="before")
     @classmethod
     def _every_value_reviewed(cls, raw: Any) -> Any:
-        if isinstance(raw, Mapping):
-            reviewed = raw.get("reviewed")
-            facts = reviewed.get("facts", {}) if isinstance(reviewed, Mapping) else {}
-            values = {key: value for key, value in raw.items() if key not in _HEADER_KEYS}
-            check_coverage(values, {path: Provenance.model_validate(fact) for path, fact in facts.items()})
-        return raw
+        return check_file_coverage(raw, _HEADER_KEYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> SpecFile:
