@@ -176,6 +176,8 @@ class QueuedListener:
     counts it, so the sink can flag the gap.
     """
 
+    stop_timeout_s = 5.0  # how long ``stop`` waits for the queued events to be handed over
+
     def __init__(self, inner: Listener, maxsize: int = 10_000) -> None:
         self.inner = inner
         self.overflowed = 0
@@ -214,5 +216,6 @@ class QueuedListener:
                     self.overflowed += 1
                 except queue.Empty:
                     pass
-        self._thread.join(timeout=5)
-        self.inner.stop()
+        self._thread.join(timeout=self.stop_timeout_s)
+        if not self._thread.is_alive():  # a sink still stuck in on_event is not stopped under it
+            self.inner.stop()

@@ -33,7 +33,6 @@ LSL time to map to: the sink refuses, unless you give it a fake outlet (tests).
 from __future__ import annotations
 
 import json
-import queue
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -208,6 +207,8 @@ class LslMarkerSink:
 class LslMarkerListener(QueuedListener):
     """An ``LslMarkerSink`` on its own thread behind a bounded queue: never blocks the controller."""
 
+    stop_timeout_s = 2.0  # never hold up the closing controller long for a stuck sink
+
     def __init__(self, sink: LslMarkerSink, maxsize: int = DEFAULT_QUEUE_SIZE) -> None:
         super().__init__(sink, maxsize)
         self.sink = sink
@@ -220,21 +221,6 @@ class LslMarkerListener(QueuedListener):
     def wait_open(self, timeout_s: float = 5.0) -> bool:
         return self.sink.opened.wait(timeout_s)
 
-    def stop(self) -> None:
-        # Never block the closing controller on a stuck sink: make room for the stop mark if needed.
-        while True:
-            try:
-                self._queue.put_nowait(None)
-                break
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self.overflowed += 1
-                except queue.Empty:
-                    pass
-        self._thread.join(timeout=2.0)
-        if not self._thread.is_alive():
-            self.inner.stop()
 
 
 def open_lsl_markers(
