@@ -57,30 +57,20 @@ def _load_builtin_profiles() -> None:
     _builtins_loaded = True  # before registering: a profile registered by a user must not hide ours
     from . import deymed, magstim, magventure
 
-    for name, p in magstim.PROFILES.items():
-        register_profile(
-            SimulatorProfile(
-                name, p.driver, p.display_name,
-                lambda start, faults, p=p: magstim.MagstimSimulator(p, start=start, faults=faults),
-                dict(p.driver_options),
+    families = (
+        (magstim.PROFILES, magstim.MagstimSimulator),
+        (magventure.PROFILES, magventure.MagProSimulator),
+        (deymed.PROFILES, deymed.DuoMagSimulator),
+    )
+    for profiles, model in families:
+        for name, p in profiles.items():
+            register_profile(
+                SimulatorProfile(
+                    name, p.driver, p.display_name,
+                    lambda start, faults, p=p, model=model: model(p, start=start, faults=faults),
+                    dict(p.driver_options),
+                )
             )
-        )
-    for name, mp in magventure.PROFILES.items():
-        register_profile(
-            SimulatorProfile(
-                name, mp.driver, mp.display_name,
-                lambda start, faults, mp=mp: magventure.MagProSimulator(mp, start=start, faults=faults),
-                dict(mp.driver_options),
-            )
-        )
-    for name, dp in deymed.PROFILES.items():
-        register_profile(
-            SimulatorProfile(
-                name, dp.driver, dp.display_name,
-                lambda start, faults, dp=dp: deymed.DuoMagSimulator(dp, start=start, faults=faults),
-                dict(dp.driver_options),
-            )
-        )
 
 
 def profiles() -> dict[str, SimulatorProfile]:
