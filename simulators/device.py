@@ -220,18 +220,18 @@ class SimulatedDevice:
             candidates.append(timer)
         return min(candidates) if candidates else None
 
-    def peek_frame(self, prefix: bytes, bytes_needed: Callable[[bytes], int]) -> tuple[int, float | None, bool]:
-        """Look (without consuming) at the reply bytes already on their way, as a reader that has
-        ``prefix`` and learns the frame's length from ``bytes_needed`` would take them.
+    def peek_frame(self, bytes_needed: Callable[[bytes], int]) -> tuple[int, float | None, bool]:
+        """Look (without consuming) at the reply bytes already on their way, as a reader that
+        learns the frame's length from ``bytes_needed`` would take them.
 
         Returns (how many of them complete or extend the frame, arrival of the last one, complete?).
         """
         head, data = self._tx_head, self._tx_data
         available = len(data) - head
-        taken, more = 0, bytes_needed(prefix)
+        taken, more = 0, bytes_needed(b"")
         while more > 0 and taken < available:
             taken = min(available, taken + more)
-            more = bytes_needed(prefix + data[head : head + taken])
+            more = bytes_needed(bytes(data[head : head + taken]))
         last_t = self._tx_times[head + taken - 1] if taken else None
         return taken, last_t, more <= 0
 
@@ -393,8 +393,8 @@ class SimulatedDevice:
         return self._stalled_until is not None and self.now < self._stalled_until
 
     def _reply(self, data: bytes, now: float) -> None:
-        if self._stalled_until is not None and self.now < self._stalled_until:
-            return  # stalled
+        if self.stalled:
+            return
         if self._pending_reply_faults:
             kind = self._pending_reply_faults.pop(0)
             if kind is FaultKind.NO_REPLY:

@@ -146,7 +146,7 @@ class Serial(SerialBase):
                     # Reply bytes are only ever appended and nobody else reads them: the frame we
                     # saw on its way is the one now in.
                     return device.take_arrived(now, awaited[1]), True, awaited[2]
-                taken, last_t, complete = device.peek_frame(b"", bytes_needed)
+                taken, last_t, complete = device.peek_frame(bytes_needed)
                 if complete and last_t <= now:
                     return device.take_arrived(now, taken), True, last_t
                 awaited = (device, taken, last_t) if complete else None
