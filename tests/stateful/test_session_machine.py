@@ -91,8 +91,11 @@ class SessionMachine(RuleBasedStateMachine):
         start = planned.start_index
 
         def on_progress(progress) -> None:
-            if progress.next_index >= start + stop_after:
+            if progress.next_index >= start + stop_after or (crash and progress.last_fault):
                 if crash:
+                    # The runner also publishes while ending on a fault: a crash then comes after
+                    # the fault is on record, and the record must keep it.
+                    holder["crashed_after_fault"] = progress.last_fault is not None
                     raise _Crash
                 holder["runner"].request_pause("stateful test pause")
 
@@ -113,7 +116,11 @@ class SessionMachine(RuleBasedStateMachine):
             self.records = Records(self.db, clock=self.clock)
             self.session_id = self.records.sessions()[-1].session_id
             self.status = self.records.session(self.session_id).status
-            assert self.status is SessionStatus.INTERRUPTED
+            if holder.get("crashed_after_fault"):
+                assert self.status is SessionStatus.FAULTED
+                self._technician_fixes_the_fault()
+            else:
+                assert self.status is SessionStatus.INTERRUPTED
             return
         self.status = self.records.session(self.session_id).status
         expected = {
@@ -123,12 +130,15 @@ class SessionMachine(RuleBasedStateMachine):
         }[result.outcome]
         assert self.status is expected, (result, self.status)
         if result.outcome is RunOutcome.FAULTED:
-            self.pending_fault = False
-            # what a technician does: wait for the coil to cool / fix it, then resume
-            self.sim.device.coil.present = True
-            self.sim.device.error = None
-            self.sim.device.coil.force(self.clock.now(), 25.0)
-            self.sim.device._stalled_until = None
+            self._technician_fixes_the_fault()
+
+    def _technician_fixes_the_fault(self) -> None:
+        # what a technician does: wait for the coil to cool / fix it, then resume
+        self.pending_fault = False
+        self.sim.device.coil.present = True
+        self.sim.device.error = None
+        self.sim.device.coil.force(self.clock.now(), 25.0)
+        self.sim.device._stalled_until = None
 
     @property
     def finished(self) -> bool:
