@@ -228,12 +228,17 @@ class SimulatedDevice:
         """
         head, data = self._tx_head, self._tx_data
         available = len(data) - head
-        taken, more = 0, bytes_needed(b"")
+        more = bytes_needed(b"")
+        if not available:
+            return 0, None, more <= 0
+        waiting = bytes(data[head:])  # sliced below; the whole of it costs no copy
+        taken = 0
         while more > 0 and taken < available:
-            taken = min(available, taken + more)
-            more = bytes_needed(bytes(data[head : head + taken]))
-        last_t = self._tx_times[head + taken - 1] if taken else None
-        return taken, last_t, more <= 0
+            taken += more
+            if taken > available:
+                taken = available
+            more = bytes_needed(waiting[:taken])
+        return taken, self._tx_times[head + taken - 1] if taken else None, more <= 0
 
     def readable_count(self, now: float) -> int:
         """How many reply bytes a reader could take at ``now``."""

@@ -185,6 +185,21 @@ class VirtualClock:
     def sleep_until(self, deadline: float) -> None:
         self._wait(None, deadline)
 
+    def jump_if_alone(self, deadline: float) -> bool:
+        """``sleep_until(deadline)`` when it cannot block: the calling thread is the only
+        participant and nobody waits, so the clock just moves on. Otherwise nothing happens and
+        False comes back (the caller sleeps the ordinary way).
+
+        Because it never blocks, a simulator may take the step while holding its own lock, and
+        serve a whole exchange in one pass instead of releasing and retaking it around each wait.
+        """
+        with self._mutex:
+            if not (self._autojump and self._participants == 1 and not self._waiting):
+                return False
+            if deadline > self._now:
+                self._now = deadline
+            return True
+
     def event(self) -> ClockEvent:
         return _VirtualEvent(self)
 

@@ -676,10 +676,12 @@ def parse_host_frame(buffer: bytes, model: Model, version: Version | None) -> tu
 def encode_reply(
     command: int, status: InstrumentStatus, data: bytes = b"", rapid_status: RapidStatus | None = None
 ) -> bytes:
-    if rapid_status is None:
-        body = bytes((command, status.raw)) + data
-    else:
-        body = bytes((command, status.raw, rapid_status.raw)) + data
+    return _encoded_reply(command, status.raw, data, None if rapid_status is None else rapid_status.raw)
+
+
+@lru_cache(maxsize=1024)  # a simulated unit answers the same few keep-alives all session
+def _encoded_reply(command: int, status: int, data: bytes, rapid_status: int | None) -> bytes:
+    body = bytes((command, status) if rapid_status is None else (command, status, rapid_status)) + data
     return body + bytes((checksum(body),))
 
 

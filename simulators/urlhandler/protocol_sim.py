@@ -20,6 +20,7 @@ from ..device import SimulatedDevice, parse_fault_plan
 
 class Serial(SerialBase):
     clock: Clock | None = None  # set by tmsctl's transport before open()
+    _jump_if_alone = None  # the clock's ``jump_if_alone`` once open, if it has one
 
     def open(self) -> None:
         if self._port is None:
@@ -49,6 +50,8 @@ class Serial(SerialBase):
             raise serial.SerialException(f"simulator {name!r} runs on a different clock than this port")
         self.instance = instance
         self.clock = instance.clock
+        # A virtual clock lets one thread step it without blocking; a real one never does.
+        self._jump_if_alone = getattr(instance.clock, "jump_if_alone", None)
         self.is_open = True
         self._update_rts_state()
         self._update_dtr_state()
@@ -124,13 +127,41 @@ class Serial(SerialBase):
         """
         self._check_open()
         inst = self.instance
+        clock = inst.clock
         with inst.lock:
             device = inst.device
-            now = inst.clock.now()
+            now = clock.now()
             command_arrives = device.feed(frame, now)  # advances the device to now first
             stale = device.take_arrived(now)  # the command's own bytes cannot answer before they arrive
-        inst.clock.sleep_until(command_arrives if command_arrives < deadline else deadline)
+            wake = command_arrives if command_arrives < deadline else deadline
+            if self._jump_if_alone is not None and self._jump_if_alone(wake):
+                # Nobody else can act on this clock meanwhile: serve the reply in the same pass.
+                served = self._frame_on_its_way(device, bytes_needed, deadline)
+                if served is not None:
+                    return (stale, *served)
+                jumped = True
+            else:
+                jumped = False
+        if not jumped:
+            clock.sleep_until(wake)
         return (stale, *self._read_frame(bytes_needed, deadline))
+
+    def _frame_on_its_way(self, device: SimulatedDevice, bytes_needed, deadline: float):
+        """With the lock held and the clock ours alone: the reply frame, if it completes by the
+        deadline (the clock moves to its last byte), else None and nothing taken."""
+        now = self.instance.clock.now()
+        device.advance(now)
+        taken, last_t, complete = device.peek_frame(bytes_needed)
+        if not complete or last_t > deadline:
+            return None
+        if last_t > now:
+            if not self._jump_if_alone(last_t):
+                return None
+            device.advance(last_t)
+            now = last_t
+        # Reply bytes are only ever appended and nobody else reads them: the frame seen on its
+        # way is the one now in.
+        return device.take_arrived(now, taken), True, last_t
 
     def _read_frame(self, bytes_needed, deadline: float) -> tuple[bytes, bool, float | None]:
         inst = self.instance

@@ -63,6 +63,35 @@ def test_time_jumps_only_when_every_participant_waits() -> None:
     ]
 
 
+def test_a_lone_thread_may_step_the_clock_without_waiting_and_never_backwards() -> None:
+    clock = VirtualClock(start=10.0)
+    assert clock.jump_if_alone(12.5)
+    assert clock.now() == 12.5
+    assert clock.jump_if_alone(11.0)  # already past: nothing to wait for, and no going back
+    assert clock.now() == 12.5
+
+
+def test_no_step_without_waiting_while_another_participant_runs_or_waits() -> None:
+    clock = VirtualClock()
+    joined, release = threading.Event(), threading.Event()
+    stepped: list[bool] = []
+
+    def worker() -> None:
+        with clock.participant():
+            joined.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    joined.wait(10)
+    stepped.append(clock.jump_if_alone(5.0))  # the worker runs: it might act at any instant before 5
+    release.set()
+    thread.join(10)
+    assert stepped == [False] and clock.now() == 0.0
+    assert clock.jump_if_alone(5.0) and clock.now() == 5.0  # alone again
+    assert not VirtualClock(autojump=False).jump_if_alone(1.0)  # a manual clock moves only when told
+
+
 def test_a_waiter_whose_deadline_passed_gets_to_run(tmp_path) -> None:
     """Regression: a second participant must not spin while the first one's deadline has come."""
     clock = VirtualClock()
