@@ -1842,19 +1842,21 @@ class Records:
         point's ``next_index`` and no partial attempt is unresolved.
         """
         with self._transaction("recording the start of a delivery") as conn:
-            self._require_owned_running(conn, plan.session_id, "begin a delivery")
-            planned, segments = conn.execute(
-                "SELECT planned_deliveries, run_segments FROM sessions WHERE session_id = ?",
+            row = conn.execute(
+                "SELECT status, planned_deliveries, run_segments FROM sessions WHERE session_id = ?",
                 (plan.session_id,),
             ).fetchone()
+            if row is None:
+                raise UnknownRecord(f"no session {plan.session_id} in {self._path}", path=self._path)
+            self._require_owned_running_as(SessionStatus(row[0]), plan.session_id, "begin a delivery")
+            planned, segments = row[1], row[2]
             if plan.index >= planned:
                 raise RecordRefused(
                     f"session {plan.session_id} plans {planned} trains/pulses (0..{planned - 1}); "
                     f"index {plan.index} is outside the plan",
                     path=self._path,
                 )
-            point = self._resume_point(conn, plan.session_id)
-            self._check_next(point, plan.index)
+            self._check_next(plan.session_id, *self._next_position(conn, plan.session_id), plan.index)
             attempt = conn.execute(
                 "SELECT coalesce(max(attempt), 0) + 1 FROM deliveries "
                 "WHERE session_id = ? AND delivery_index = ?",
@@ -1891,10 +1893,8 @@ class Records:
                 pulses_delivered=0, onset_offset_s=None, onset_utc=None, finished_at=None, resolution=None,
             )
 
-    def _check_next(self, point: ResumePoint, index: int) -> None:
-        sid = point.session_id
-        if point.partial is not None:
-            partial = point.partial
+    def _check_next(self, sid: str, next_index: int, partial: Delivery | None, index: int) -> None:
+        if partial is not None:
             raise RecordRefused(
                 f"session {sid}: train/pulse {partial.index} began but did not complete "
                 f"({partial.pulses_delivered} of {partial.pulses_planned} pulses recorded); "
@@ -1902,22 +1902,24 @@ class Records:
                 path=self._path,
                 hint="decide with the operator, then call skip_partial or retry_partial with a reason",
             )
-        if index < point.next_index:
+        if index < next_index:
             raise RecordRefused(
                 f"session {sid}: train/pulse {index} is already recorded delivered (or skipped); "
-                f"repeating it is refused (next is {point.next_index})",
+                f"repeating it is refused (next is {next_index})",
                 path=self._path,
             )
-        if index > point.next_index:
+        if index > next_index:
             raise RecordRefused(
-                f"session {sid}: delivering train/pulse {index} would skip {point.next_index}"
-                + (f"..{index - 1}" if index - 1 > point.next_index else "")
+                f"session {sid}: delivering train/pulse {index} would skip {next_index}"
+                + (f"..{index - 1}" if index - 1 > next_index else "")
                 + ", which were not delivered",
                 path=self._path,
             )
 
     def _require_owned_running(self, conn: sqlite3.Connection, session_id: str, doing: str) -> None:
-        status = self._status(conn, session_id)
+        self._require_owned_running_as(self._status(conn, session_id), session_id, doing)
+
+    def _require_owned_running_as(self, status: SessionStatus, session_id: str, doing: str) -> None:
         if status is not SessionStatus.RUNNING:
             raise RecordRefused(
                 f"cannot {doing} in session {session_id}: it is {status.value}, not running", path=self._path
@@ -2126,7 +2128,7 @@ class Records:
                 raise _sqlite_error(exc, self._path, "computing the resume point") from exc
 
     def _resume_point(self, conn: sqlite3.Connection, session_id: str) -> ResumePoint:
-        # Aggregates in SQL: this runs before every train, so it must not grow with the session.
+        # Aggregates in SQL: the cost stays in the database, not in Python rows, however long the session.
         row = conn.execute(
             "SELECT planned_deliveries FROM sessions WHERE session_id = ?", (session_id,)
         ).fetchone()
@@ -2140,22 +2142,7 @@ class Records:
                FROM deliveries WHERE session_id = ?""",
             (session_id,),
         ).fetchone()
-        # The first position neither completed nor skipped (begin_delivery keeps the done ones a
-        # prefix, but the answer must not depend on it).
-        (next_index,) = conn.execute(
-            """WITH done(i) AS (SELECT DISTINCT delivery_index FROM deliveries
-                                WHERE session_id = ? AND (state = 'completed' OR resolution = 'skipped'))
-               SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM done WHERE i = 0) THEN 0
-                           ELSE (SELECT min(i + 1) FROM done WHERE i + 1 NOT IN (SELECT i FROM done)) END""",
-            (session_id,),
-        ).fetchone()
-        cursor = conn.execute(
-            """SELECT * FROM deliveries WHERE session_id = ? AND delivery_index = ?
-               AND resolution IS NULL AND state != 'completed'""",
-            (session_id, next_index),
-        )
-        cursor.row_factory = sqlite3.Row
-        partial_row = cursor.fetchone()
+        next_index, partial = self._next_position(conn, session_id)
         return ResumePoint(
             session_id=session_id,
             next_index=next_index,
@@ -2163,8 +2150,38 @@ class Records:
             completed_deliveries=completed,
             skipped_deliveries=skipped,
             pulses_delivered=pulses,
-            partial=None if partial_row is None else _delivery_from_row(partial_row),
+            partial=partial,
         )
+
+    def _next_position(self, conn: sqlite3.Connection, session_id: str) -> tuple[int, Delivery | None]:
+        """The first position neither completed nor skipped, and the unresolved attempt at it that
+        did not complete (if any). Runs before every train, inside its transaction."""
+        # Done positions are distinct non-negative indexes: when there are top + 1 of them up to
+        # top, they are exactly 0..top (begin_delivery keeps them a prefix, but the answer must
+        # not depend on that; a gap takes the slower query below).
+        count, top = conn.execute(
+            """SELECT count(DISTINCT delivery_index), coalesce(max(delivery_index), -1) FROM deliveries
+               WHERE session_id = ? AND (state = 'completed' OR resolution = 'skipped')""",
+            (session_id,),
+        ).fetchone()
+        if count == top + 1:
+            next_index = count
+        else:
+            (next_index,) = conn.execute(
+                """WITH done(i) AS (SELECT DISTINCT delivery_index FROM deliveries
+                                    WHERE session_id = ? AND (state = 'completed' OR resolution = 'skipped'))
+                   SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM done WHERE i = 0) THEN 0
+                               ELSE (SELECT min(i + 1) FROM done WHERE i + 1 NOT IN (SELECT i FROM done)) END""",
+                (session_id,),
+            ).fetchone()
+        cursor = conn.execute(
+            """SELECT * FROM deliveries WHERE session_id = ? AND delivery_index = ?
+               AND resolution IS NULL AND state != 'completed'""",
+            (session_id, next_index),
+        )
+        cursor.row_factory = sqlite3.Row
+        partial_row = cursor.fetchone()
+        return next_index, None if partial_row is None else _delivery_from_row(partial_row)
 
     # -- actions, overrides, faults --------------------------------------------------------------
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from records_helpers import OTHER_HASH, PROTOCOL_HASH, deliver, running_session, session_plan, train_plan
 
 from tmsctl.clock import VirtualClock
@@ -541,3 +544,30 @@ def test_exposure_window_must_be_ordered(records: Records) -> None:
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(InvalidRecord):
         records.exposure_between("S017", moment, moment)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(done=st.dictionaries(st.integers(0, 11), st.sampled_from(["completed", "skipped"]), max_size=12))
+def test_the_next_position_is_the_first_neither_completed_nor_skipped_even_with_gaps(
+    tmp_path: Path, done: dict[int, str]
+) -> None:
+    # The runner keeps done positions a prefix, but a database written by another tool (or
+    # repaired by hand) may have gaps: the resume point must still be the first hole.
+    db = tmp_path / f"gaps-{len(list(tmp_path.iterdir()))}.db"
+    with Records(db, clock=VirtualClock(autojump=False)) as store:
+        sid = running_session(store, planned_deliveries=12, planned_pulses=120)
+    with sqlite3.connect(db) as raw:
+        for index, how in done.items():
+            raw.execute(
+                """INSERT INTO deliveries (session_id, delivery_index, attempt, kind, segment, planned_onset_s,
+                       pulses_planned, intensity_pct_mso, trigger_source, started_at, state, pulses_delivered,
+                       resolution)
+                   VALUES (?, ?, 1, 'train', 1, 0, 10, 55, 'serial', '2026-01-01T00:00:00.000000+00:00', ?, ?, ?)""",
+                (sid, index, "completed" if how == "completed" else "stopped",
+                 10 if how == "completed" else 3, None if how == "completed" else "skipped"),
+            )
+    with Records(db, clock=VirtualClock(autojump=False)) as store:
+        point = store.resume_point(sid)
+    assert point.next_index == min(set(range(13)) - set(done))
+    assert point.completed_deliveries == sum(how == "completed" for how in done.values())
+    assert point.partial is None
