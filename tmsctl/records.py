@@ -1929,9 +1929,12 @@ class Records:
                 f"cannot {doing} in session {session_id}: it is running in another process", path=self._path
             )
 
-    def _live_delivery(self, conn: sqlite3.Connection, session_id: str, index: int) -> Delivery:
+    def _open_delivery_of_this_process(self, conn: sqlite3.Connection, session_id: str, index: int) -> Delivery:
+        """The begun, unfinished attempt at ``index``, checked to belong to a session this process
+        runs; read with the session's status in one query (this runs after every trigger)."""
         cursor = conn.execute(
-            "SELECT * FROM deliveries WHERE session_id = ? AND delivery_index = ? AND resolution IS NULL",
+            """SELECT d.*, s.status AS session_status FROM deliveries d JOIN sessions s USING (session_id)
+               WHERE d.session_id = ? AND d.delivery_index = ? AND d.resolution IS NULL""",
             (session_id, index),
         )
         cursor.row_factory = sqlite3.Row
@@ -1941,7 +1944,20 @@ class Records:
                 f"session {session_id}: train/pulse {index} has not begun (begin_delivery first)",
                 path=self._path,
             )
-        return _delivery_from_row(row)
+        current = _delivery_from_row(row)
+        self._check_open(current)
+        # A delivery's outcome comes from the process that fired it; it may arrive after a pause
+        # or a fault, but not after that process is gone (then skip_partial / retry_partial).
+        status = SessionStatus(row["session_status"])
+        if status not in (SessionStatus.RUNNING, SessionStatus.PAUSED, SessionStatus.FAULTED):
+            raise RecordRefused(
+                f"cannot record a delivery outcome for session {session_id}: it is {status.value}",
+                path=self._path,
+                hint="resolve the partial train with skip_partial or retry_partial",
+            )
+        if session_id not in self._owned:
+            raise SessionOwnedElsewhere(f"session {session_id} is not run by this process", path=self._path)
+        return current
 
     def record_progress(
         self,
@@ -1955,9 +1971,7 @@ class Records:
         """For host-timed trains: raise the recorded pulse count of the delivery in progress."""
         progress = DeliveryResult(session_id, index, pulses_delivered, False, onset_offset_s, onset_utc)
         with self._transaction("recording delivery progress") as conn:
-            current = self._live_delivery(conn, progress.session_id, progress.index)
-            self._check_open(current)
-            self._require_owner_of_delivery(conn, progress.session_id)
+            current = self._open_delivery_of_this_process(conn, progress.session_id, progress.index)
             if progress.pulses_delivered < current.pulses_delivered:
                 raise RecordRefused(
                     f"session {current.session_id}: train/pulse {index} already has "
@@ -1991,9 +2005,7 @@ class Records:
     def finish_delivery(self, result: DeliveryResult) -> Delivery:
         """Record how a begun train or pulse ended: one transaction, on disk when this returns."""
         with self._transaction("recording a delivery") as conn:
-            current = self._live_delivery(conn, result.session_id, result.index)
-            self._check_open(current)
-            self._require_owner_of_delivery(conn, result.session_id)
+            current = self._open_delivery_of_this_process(conn, result.session_id, result.index)
             self._check_count(current, result.pulses_delivered)
             if result.pulses_delivered < current.pulses_delivered:
                 raise RecordRefused(
@@ -2037,19 +2049,6 @@ class Records:
                 onset_utc=_coalesce(_from_db_time(onset_utc), current.onset_utc),
                 finished_at=_from_db_time(finished_at),
             )
-
-    def _require_owner_of_delivery(self, conn: sqlite3.Connection, session_id: str) -> None:
-        # A delivery's outcome comes from the process that fired it; it may arrive after a pause
-        # or a fault, but not after that process is gone (then skip_partial / retry_partial).
-        status = self._status(conn, session_id)
-        if status not in (SessionStatus.RUNNING, SessionStatus.PAUSED, SessionStatus.FAULTED):
-            raise RecordRefused(
-                f"cannot record a delivery outcome for session {session_id}: it is {status.value}",
-                path=self._path,
-                hint="resolve the partial train with skip_partial or retry_partial",
-            )
-        if session_id not in self._owned:
-            raise SessionOwnedElsewhere(f"session {session_id} is not run by this process", path=self._path)
 
     def _check_open(self, current: Delivery) -> None:
         if current.state is not DeliveryState.IN_PROGRESS:
