@@ -13,7 +13,6 @@ import argparse
 import multiprocessing
 import tempfile
 import threading
-from pathlib import Path
 
 from tmsctl.clock import SystemClock
 from tmsctl.controller import Controller

@@ -9,15 +9,17 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import tempfile
 import tracemalloc
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_disk  # noqa: E402
 import bench_fire_roundtrip  # noqa: E402
-import bench_onset_timing  # noqa: E402
 import bench_itbs_day  # noqa: E402
+import bench_onset_timing  # noqa: E402
 import bench_session  # noqa: E402
 
 from tmsctl.clock import SystemClock, VirtualClock, monotonic_ns_for_benchmarks  # noqa: E402
@@ -60,6 +62,10 @@ def main() -> None:
         for i in range(3)
     )
     row("  of which waiting for the disk (its 225 fsyncs)", f"{disk_wall - wall:.3f} s of {disk_wall:.3f} s", "—", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        syncs = {ms: statistics.median(bench_disk.sync_latencies_ms(f"{tmp}/wal", ms, 100)) for ms in (0.3, 3.0)}
+    row("  this disk's fdatasync of a commit, 0.3 / 3 ms after the last",
+        f"{syncs[0.3]:.2f} / {syncs[3.0]:.2f} ms", "—", None)
 
     day = bench_itbs_day.run_day()
     row(
