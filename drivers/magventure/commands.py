@@ -17,16 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import ClassVar, TypeVar, Union
+from typing import ClassVar, Union
 
 from tmsctl.errors import InvalidArgument, ProtocolError
 
 from .framing import (
     MAX_PAYLOAD_LENGTH,
     U8_MAX,
+    decode_code,
+    decode_flag,
+    decode_payload,
     frame,
     hexdump,
+    read_s16_be,
+    read_u16_be,
     require_bool,
     require_int,
     s16_be,
@@ -68,8 +72,6 @@ DELAYS = 0x0A
 TIMING = 0x0B
 PAGE_AND_COUNT = 0x0C
 
-_E = TypeVar("_E", bound=IntEnum)
-
 _READ = 0x00
 _WRITE = 0x01
 
@@ -95,20 +97,6 @@ def _check_delays(input_delay_ms_x10: int, output_delay_ms_x10: int, charge_dela
     require_int("input_delay_ms_x10", input_delay_ms_x10, *INPUT_DELAY_MS_X10_RANGE, unit="(0.1 ms)")
     require_int("output_delay_ms_x10", output_delay_ms_x10, *OUTPUT_DELAY_MS_X10_RANGE, unit="(0.1 ms)")
     require_int("charge_delay_ms", charge_delay_ms, *CHARGE_DELAY_MS_RANGE, unit="ms")
-
-
-def _u16(data: bytes, offset: int) -> int:
-    return int.from_bytes(data[offset : offset + 2], "big")
-
-
-def _s16(data: bytes, offset: int) -> int:
-    return int.from_bytes(data[offset : offset + 2], "big", signed=True)
-
-
-def _flag(name: str, value: int, raw: bytes) -> bool:
-    if value not in (0, 1):
-        raise ProtocolError(f"{name} byte must be 00 or 01, got {value:02X}: {hexdump(raw)}", raw=raw)
-    return bool(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,7 +509,7 @@ def _decode_amplitude(data: bytes, raw: bytes) -> HostCommand:
 
 def _decode_enabled(data: bytes, raw: bytes) -> HostCommand:
     _expect_length("enable/disable (02)", data, (1,), raw)
-    return SetEnabled(_flag("enable", data[0], raw))
+    return SetEnabled(decode_flag("enable", data[0], raw))
 
 
 def _decode_trigger(data: bytes, raw: bytes) -> HostCommand:
@@ -533,7 +521,7 @@ def _decode_trigger(data: bytes, raw: bytes) -> HostCommand:
 
 def _decode_train_legacy(data: bytes, raw: bytes) -> HostCommand:
     _expect_length("set train (06)", data, (8,), raw)
-    return SetTrainLegacy(_u16(data, 0), _u16(data, 2), _u16(data, 4), _u16(data, 6))
+    return SetTrainLegacy(*(read_u16_be(data, offset) for offset in (0, 2, 4, 6)))
 
 
 def _decode_page(data: bytes, raw: bytes) -> HostCommand:
@@ -553,20 +541,13 @@ def _decode_delays_legacy(data: bytes, raw: bytes) -> HostCommand:
     _expect_length("set delays (08)", data, (8,), raw)
     if data[6:8] != b"\x00\x00":
         raise ProtocolError(f"set delays (08) must end with 00 00: {hexdump(raw)}", raw=raw)
-    return SetDelaysLegacy(_u16(data, 0), _s16(data, 2), _u16(data, 4))
+    return SetDelaysLegacy(read_u16_be(data, 0), read_s16_be(data, 2), read_u16_be(data, 4))
 
 
 def _read_or_write(name: str, data: bytes, raw: bytes) -> int:
     if not data or data[0] not in (_READ, _WRITE):
         raise ProtocolError(f"{name} must start with 00 (read) or 01 (write): {hexdump(raw)}", raw=raw)
     return data[0]
-
-
-def _code(enum: type[_E], name: str, value: int, raw: bytes) -> _E:
-    try:
-        return enum(value)
-    except ValueError:
-        raise ProtocolError(f"unknown {name} code {value}: {hexdump(raw)}", raw=raw) from None
 
 
 def _decode_waveform(data: bytes, raw: bytes) -> HostCommand:
@@ -580,13 +561,13 @@ def _decode_waveform(data: bytes, raw: bytes) -> HostCommand:
             f"burst byte must be 0..3 (5 − pulses), got {burst_value}: {hexdump(raw)}", raw=raw
         )
     return SetWaveform(
-        model=_code(MagProModel, "model", data[1], raw),
-        mode=_code(Mode, "mode", data[2], raw),
-        current_direction=_code(CurrentDirection, "current direction", data[3], raw),
-        waveform=_code(Waveform, "waveform", data[4], raw),
+        model=decode_code(MagProModel, "model", data[1], raw),
+        mode=decode_code(Mode, "mode", data[2], raw),
+        current_direction=decode_code(CurrentDirection, "current direction", data[3], raw),
+        waveform=decode_code(Waveform, "waveform", data[4], raw),
         burst_pulses=burst_pulses_from_byte(burst_value),
-        ipi_ms_x10=_u16(data, 6),
-        ba_ratio_x100=_u16(data, 8),
+        ipi_ms_x10=read_u16_be(data, 6),
+        ba_ratio_x100=read_u16_be(data, 8),
     )
 
 
@@ -595,7 +576,7 @@ def _decode_delays(data: bytes, raw: bytes) -> HostCommand:
         _expect_length("read delays (0A 00)", data, (1,), raw)
         return RequestDelays()
     _expect_length("write delays (0A 01)", data, (7,), raw)
-    return SetDelays(_u16(data, 1), _s16(data, 3), _u16(data, 5))
+    return SetDelays(read_u16_be(data, 1), read_s16_be(data, 3), read_u16_be(data, 5))
 
 
 def _decode_timing(data: bytes, raw: bytes) -> HostCommand:
@@ -604,12 +585,12 @@ def _decode_timing(data: bytes, raw: bytes) -> HostCommand:
         return RequestTiming()
     _expect_length("write timing (0B 01)", data, (11,), raw)
     return SetTiming(
-        timing_control=_code(TimingControl, "timing control", data[1], raw),
-        rate_hz_x10=_u16(data, 2),
-        pulses_per_train=_u16(data, 4),
-        train_count=_u16(data, 6),
-        iti_s_x10=_u16(data, 8),
-        warning_sound=_flag("warning sound", data[10], raw),
+        timing_control=decode_code(TimingControl, "timing control", data[1], raw),
+        rate_hz_x10=read_u16_be(data, 2),
+        pulses_per_train=read_u16_be(data, 4),
+        train_count=read_u16_be(data, 6),
+        iti_s_x10=read_u16_be(data, 8),
+        warning_sound=decode_flag("warning sound", data[10], raw),
     )
 
 
@@ -639,19 +620,7 @@ _DECODERS: dict[int, Callable[[bytes, bytes], HostCommand]] = {
 
 def decode_host_payload(payload: bytes, *, raw: bytes | None = None) -> HostCommand:
     """Payload (ID + data) → host command. Malformed or out-of-range → ``ProtocolError``."""
-    payload = bytes(payload)
-    raw = payload if raw is None else bytes(raw)
-    if not payload:
-        raise ProtocolError("empty MagPro payload: a payload starts with its command ID", raw=raw)
-    decoder = _DECODERS.get(payload[0])
-    try:
-        if decoder is None:
-            return UnknownCommand(payload[0], payload[1:])
-        return decoder(payload[1:], raw)
-    except InvalidArgument as exc:
-        raise ProtocolError(
-            f"host command {hexdump(raw)} carries a value out of range: {exc.message}", raw=raw
-        ) from exc
+    return decode_payload(payload, raw, _DECODERS, UnknownCommand, sender="host", noun="command")
 
 
 def decode_host_frame(raw: bytes) -> HostCommand:

@@ -3,13 +3,20 @@
 A frame is ``FE len payload crc FF``: ``len`` counts the payload (one ID byte plus data), the
 CRC-8/MAXIM covers the payload only. Facts: ``shared/reference/magventure.md`` §2.
 
-This module knows nothing about message meanings; ``commands`` and ``messages`` build payloads,
-``parser`` finds frames in a byte stream.
+This module knows nothing about message meanings; ``commands`` and ``messages`` build payloads
+and hand their decoder tables to ``decode_payload``, ``parser`` finds frames in a byte stream.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from enum import IntEnum
+from typing import TypeVar
+
 from tmsctl.errors import ChecksumError, InvalidArgument, ProtocolError
+
+_E = TypeVar("_E", bound=IntEnum)
+_Decoded = TypeVar("_Decoded")
 
 START = 0xFE
 END = 0xFF
@@ -139,3 +146,58 @@ U16_MAX = 0xFFFF
 S16_MIN = -0x8000
 S16_MAX = 0x7FFF
 U32_MAX = 0xFFFF_FFFF
+
+
+# --- decoding either direction (errors carry the raw bytes) ---------------------------------------
+
+
+def read_u16_be(data: bytes, offset: int) -> int:
+    return int.from_bytes(data[offset : offset + 2], "big")
+
+
+def read_s16_be(data: bytes, offset: int) -> int:
+    return int.from_bytes(data[offset : offset + 2], "big", signed=True)
+
+
+def decode_flag(name: str, value: int, raw: bytes) -> bool:
+    """A 00/01 byte as a bool; any other value is a ``ProtocolError``."""
+    if value not in (0, 1):
+        raise ProtocolError(f"{name} byte must be 00 or 01, got {value:02X}: {hexdump(raw)}", raw=raw)
+    return bool(value)
+
+
+def decode_code(enum: type[_E], name: str, value: int, raw: bytes) -> _E:
+    """A byte as a member of ``enum``; an undefined code is a ``ProtocolError``."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise ProtocolError(f"unknown {name} code {value}: {hexdump(raw)}", raw=raw) from None
+
+
+def decode_payload(
+    payload: bytes,
+    raw: bytes | None,
+    decoders: Mapping[int, Callable[[bytes, bytes], _Decoded]],
+    unknown: Callable[[int, bytes], _Decoded],
+    *,
+    sender: str,
+    noun: str,
+) -> _Decoded:
+    """Payload (ID + data) → the value ``decoders[ID]`` makes of the data, or ``unknown(ID, data)``.
+
+    ``sender`` and ``noun`` word the errors ("host" "command", "device" "message"). Malformed or
+    out-of-range → ``ProtocolError`` with ``raw`` (the payload itself when ``raw`` is ``None``).
+    """
+    payload = bytes(payload)
+    raw = payload if raw is None else bytes(raw)
+    if not payload:
+        raise ProtocolError(f"empty MagPro payload: a payload starts with its {noun} ID", raw=raw)
+    decoder = decoders.get(payload[0])
+    try:
+        if decoder is None:
+            return unknown(payload[0], payload[1:])
+        return decoder(payload[1:], raw)
+    except InvalidArgument as exc:
+        raise ProtocolError(
+            f"{sender} {noun} {hexdump(raw)} carries a value out of range: {exc.message}", raw=raw
+        ) from exc

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import ClassVar, TypeVar, Union
+from typing import ClassVar, Union
 
 from tmsctl.errors import InvalidArgument, ProtocolError
 
@@ -27,8 +26,13 @@ from .framing import (
     U8_MAX,
     U16_MAX,
     U32_MAX,
+    decode_code,
+    decode_flag,
+    decode_payload,
     frame,
     hexdump,
+    read_s16_be,
+    read_u16_be,
     require_bool,
     require_int,
     s16_be,
@@ -60,8 +64,6 @@ from .tables import (
     twin_ba_ratio_x100,
     twin_dual_ipi_ms_x10,
 )
-
-_E = TypeVar("_E", bound=IntEnum)
 
 # Message IDs.
 SHORT_STATUS = 0
@@ -568,23 +570,6 @@ def _length(name: str, data: bytes, expected: int, raw: bytes) -> None:
         )
 
 
-def _flag(name: str, value: int, raw: bytes) -> bool:
-    if value not in (0, 1):
-        raise ProtocolError(f"{name} byte must be 00 or 01, got {value:02X}: {hexdump(raw)}", raw=raw)
-    return bool(value)
-
-
-def _code(enum: type[_E], name: str, value: int, raw: bytes) -> _E:
-    try:
-        return enum(value)
-    except ValueError:
-        raise ProtocolError(f"unknown {name} code {value}: {hexdump(raw)}", raw=raw) from None
-
-
-def _u16(data: bytes, offset: int) -> int:
-    return int.from_bytes(data[offset : offset + 2], "big")
-
-
 def _decode_short_status(data: bytes, raw: bytes) -> DeviceMessage:
     _length("short status (ID 0)", data, 8, raw)
     return ShortStatus(
@@ -611,7 +596,7 @@ def _decode_long_status(data: bytes, raw: bytes) -> DeviceMessage:
         amplitude_factor_a_pct=data[10],
         amplitude_factor_b_pct=data[11],
         page=data[12],
-        sequence_running=_flag("sequence running", data[13], raw),
+        sequence_running=decode_flag("sequence running", data[13], raw),
     )
 
 
@@ -635,7 +620,7 @@ def _decode_mep(data: bytes, raw: bytes) -> DeviceMessage:
 
 def _decode_page_changed(data: bytes, raw: bytes) -> DeviceMessage:
     _length("page changed (ID 8)", data, 3, raw)
-    running = _flag("sequence running", data[1], raw)
+    running = decode_flag("sequence running", data[1], raw)
     return PageChanged(data[0], running, StatusByte.from_byte(data[2], raw=raw))
 
 
@@ -645,10 +630,10 @@ def _decode_waveform(data: bytes, raw: bytes) -> DeviceMessage:
         raise ProtocolError(f"burst byte must be 0..3 (5 − pulses), got {data[5]}: {hexdump(raw)}", raw=raw)
     return WaveformSettings(
         flag=data[0],
-        model=_code(MagProModel, "model", data[1], raw),
-        mode=_code(Mode, "mode", data[2], raw),
-        current_direction=_code(CurrentDirection, "current direction", data[3], raw),
-        waveform=_code(Waveform, "waveform", data[4], raw),
+        model=decode_code(MagProModel, "model", data[1], raw),
+        mode=decode_code(Mode, "mode", data[2], raw),
+        current_direction=decode_code(CurrentDirection, "current direction", data[3], raw),
+        waveform=decode_code(Waveform, "waveform", data[4], raw),
         burst_pulses=burst_pulses_from_byte(data[5]),
         ipi_index=int.from_bytes(data[6:8], "little"),
         ba_index=data[8],
@@ -659,9 +644,9 @@ def _decode_delays(data: bytes, raw: bytes) -> DeviceMessage:
     _length("delay settings (ID 10)", data, 7, raw)
     return DelaySettings(
         flag=data[0],
-        input_delay_ms_x10=_u16(data, 1),
-        output_delay_ms_x10=int.from_bytes(data[3:5], "big", signed=True),
-        charge_delay_ms=_u16(data, 5),
+        input_delay_ms_x10=read_u16_be(data, 1),
+        output_delay_ms_x10=read_s16_be(data, 3),
+        charge_delay_ms=read_u16_be(data, 5),
     )
 
 
@@ -676,13 +661,13 @@ def _decode_timing(data: bytes, raw: bytes) -> DeviceMessage:
         )
     return TimingSettings(
         flag=data[0],
-        timing_control=_code(TimingControl, "timing control", control & _TIMING_CONTROL_MASK, raw),
+        timing_control=decode_code(TimingControl, "timing control", control & _TIMING_CONTROL_MASK, raw),
         extended_rep_rate=bool(control & _EXTENDED_REP_RATE_BIT),
-        rate_hz_x10=_u16(data, 2),
-        pulses_per_train=_u16(data, 4),
-        train_count=_u16(data, 6),
-        iti_s_x10=_u16(data, 8),
-        warning_sound=_flag("warning sound", data[10], raw),
+        rate_hz_x10=read_u16_be(data, 2),
+        pulses_per_train=read_u16_be(data, 4),
+        train_count=read_u16_be(data, 6),
+        iti_s_x10=read_u16_be(data, 8),
+        warning_sound=decode_flag("warning sound", data[10], raw),
         ramp_up_pct=data[11],
         ramp_up_trains=data[12],
     )
@@ -717,19 +702,7 @@ _DECODERS: dict[int, Callable[[bytes, bytes], DeviceMessage]] = {
 
 def decode_device_payload(payload: bytes, *, raw: bytes | None = None) -> DeviceMessage:
     """Payload (ID + data) → device message. Malformed → ``ProtocolError`` with ``raw``."""
-    payload = bytes(payload)
-    raw = payload if raw is None else bytes(raw)
-    if not payload:
-        raise ProtocolError("empty MagPro payload: a payload starts with its message ID", raw=raw)
-    decoder = _DECODERS.get(payload[0])
-    try:
-        if decoder is None:
-            return UnknownMessage(payload[0], payload[1:])
-        return decoder(payload[1:], raw)
-    except InvalidArgument as exc:
-        raise ProtocolError(
-            f"device message {hexdump(raw)} carries a value out of range: {exc.message}", raw=raw
-        ) from exc
+    return decode_payload(payload, raw, _DECODERS, UnknownMessage, sender="device", noun="message")
 
 
 def decode_device_frame(raw: bytes) -> DeviceMessage:
