@@ -109,10 +109,9 @@ def _pct(name: str, value: object) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class ShortStatus:
-    """ID 0: answer to 0x00."""
+class _StatusReport:
+    """The fields the short and the long status share, in wire order (data bytes 0–7)."""
 
-    MESSAGE_ID: ClassVar[int] = SHORT_STATUS
     status: StatusByte
     serial_number: int
     coil_temperature_c: int
@@ -139,16 +138,17 @@ class ShortStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class LongStatus:
+class ShortStatus(_StatusReport):
+    """ID 0: answer to 0x00."""
+
+    MESSAGE_ID: ClassVar[int] = SHORT_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class LongStatus(_StatusReport):
     """ID 5: answer to 0x05 — the short status, then original amplitudes, factors, page, running."""
 
     MESSAGE_ID: ClassVar[int] = LONG_STATUS
-    status: StatusByte
-    serial_number: int
-    coil_temperature_c: int
-    coil_type: int
-    amplitude_a_pct: int
-    amplitude_b_pct: int
     original_amplitude_a_pct: int
     original_amplitude_b_pct: int
     amplitude_factor_a_pct: int
@@ -157,12 +157,8 @@ class LongStatus:
     sequence_running: bool
 
     def __post_init__(self) -> None:
-        _status(self.status)
-        require_int("serial_number", self.serial_number, 0, SERIAL_NUMBER_MAX)
-        _u8("coil_temperature_c", self.coil_temperature_c, unit="°C")
-        _u8("coil_type", self.coil_type)
-        _pct("amplitude_a_pct", self.amplitude_a_pct)
-        _pct("amplitude_b_pct", self.amplitude_b_pct)
+        # Named, not super(): slots=True rebuilds the class, which breaks the zero-argument form.
+        _StatusReport.__post_init__(self)
         _pct("original_amplitude_a_pct", self.original_amplitude_a_pct)
         _pct("original_amplitude_b_pct", self.original_amplitude_b_pct)
         _u8("amplitude_factor_a_pct", self.amplitude_factor_a_pct, unit="%")
@@ -171,30 +167,18 @@ class LongStatus:
         require_bool("sequence_running", self.sequence_running)
 
     @property
-    def coil_name(self) -> str | None:
-        return coil_type_name(self.coil_type)
-
-    @property
     def page_name(self) -> str | None:
         return page_name(self.page)
 
     def data(self) -> bytes:
-        return (
-            bytes((self.status.to_byte(),))
-            + self.serial_number.to_bytes(3, "big")
-            + bytes(
-                (
-                    self.coil_temperature_c,
-                    self.coil_type,
-                    self.amplitude_a_pct,
-                    self.amplitude_b_pct,
-                    self.original_amplitude_a_pct,
-                    self.original_amplitude_b_pct,
-                    self.amplitude_factor_a_pct,
-                    self.amplitude_factor_b_pct,
-                    self.page,
-                    int(self.sequence_running),
-                )
+        return _StatusReport.data(self) + bytes(
+            (
+                self.original_amplitude_a_pct,
+                self.original_amplitude_b_pct,
+                self.amplitude_factor_a_pct,
+                self.amplitude_factor_b_pct,
+                self.page,
+                int(self.sequence_running),
             )
         )
 
@@ -276,10 +260,9 @@ class MepData:
 
 
 @dataclass(frozen=True, slots=True)
-class ProtocolPageAmplitude:
-    """ID 6: Protocol-page amplitude information; the two values are undocumented raw bytes."""
+class _ProtocolPageValues:
+    """IDs 6 and 7 share one layout: two undocumented raw bytes, then the status byte."""
 
-    MESSAGE_ID: ClassVar[int] = PROTOCOL_PAGE_AMPLITUDE
     value_1: int
     value_2: int
     status: StatusByte
@@ -294,21 +277,17 @@ class ProtocolPageAmplitude:
 
 
 @dataclass(frozen=True, slots=True)
-class ProtocolPageGain:
+class ProtocolPageAmplitude(_ProtocolPageValues):
+    """ID 6: Protocol-page amplitude information; the two values are undocumented raw bytes."""
+
+    MESSAGE_ID: ClassVar[int] = PROTOCOL_PAGE_AMPLITUDE
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolPageGain(_ProtocolPageValues):
     """ID 7: Protocol-page gain; the two values are undocumented raw bytes."""
 
     MESSAGE_ID: ClassVar[int] = PROTOCOL_PAGE_GAIN
-    value_1: int
-    value_2: int
-    status: StatusByte
-
-    def __post_init__(self) -> None:
-        _u8("value_1", self.value_1)
-        _u8("value_2", self.value_2)
-        _status(self.status)
-
-    def data(self) -> bytes:
-        return bytes((self.value_1, self.value_2, self.status.to_byte()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,27 +549,20 @@ def _length(name: str, data: bytes, expected: int, raw: bytes) -> None:
         )
 
 
+def _status_report(data: bytes, raw: bytes) -> tuple[StatusByte, int, int, int, int, int]:
+    """Data bytes 0–7 as ``_StatusReport``'s fields, in order: status, serial, temperature, coil, A, B."""
+    return (StatusByte.from_byte(data[0], raw=raw), int.from_bytes(data[1:4], "big"), *data[4:8])
+
+
 def _decode_short_status(data: bytes, raw: bytes) -> DeviceMessage:
     _length("short status (ID 0)", data, 8, raw)
-    return ShortStatus(
-        status=StatusByte.from_byte(data[0], raw=raw),
-        serial_number=int.from_bytes(data[1:4], "big"),
-        coil_temperature_c=data[4],
-        coil_type=data[5],
-        amplitude_a_pct=data[6],
-        amplitude_b_pct=data[7],
-    )
+    return ShortStatus(*_status_report(data, raw))
 
 
 def _decode_long_status(data: bytes, raw: bytes) -> DeviceMessage:
     _length("long status (ID 5)", data, 14, raw)
     return LongStatus(
-        status=StatusByte.from_byte(data[0], raw=raw),
-        serial_number=int.from_bytes(data[1:4], "big"),
-        coil_temperature_c=data[4],
-        coil_type=data[5],
-        amplitude_a_pct=data[6],
-        amplitude_b_pct=data[7],
+        *_status_report(data, raw),
         original_amplitude_a_pct=data[8],
         original_amplitude_b_pct=data[9],
         amplitude_factor_a_pct=data[10],
