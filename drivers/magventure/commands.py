@@ -100,13 +100,18 @@ def _check_delays(input_delay_ms_x10: int, output_delay_ms_x10: int, charge_dela
 
 
 @dataclass(frozen=True, slots=True)
-class RequestShortStatus:
-    """0x00: the unit answers with a short status (ID 0)."""
-
-    COMMAND_ID: ClassVar[int] = REQUEST_SHORT_STATUS
+class _NoData:
+    """A command that is its ID alone."""
 
     def data(self) -> bytes:
         return b""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShortStatus(_NoData):
+    """0x00: the unit answers with a short status (ID 0)."""
+
+    COMMAND_ID: ClassVar[int] = REQUEST_SHORT_STATUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,23 +165,17 @@ class Trigger:
 
 
 @dataclass(frozen=True, slots=True)
-class StartTrain:
+class StartTrain(_NoData):
     """0x04: start the train/sequence (needs enabled and the Timing page)."""
 
     COMMAND_ID: ClassVar[int] = START_TRAIN
 
-    def data(self) -> bytes:
-        return b""
-
 
 @dataclass(frozen=True, slots=True)
-class RequestLongStatus:
+class RequestLongStatus(_NoData):
     """0x05: the unit answers with a long status (ID 5)."""
 
     COMMAND_ID: ClassVar[int] = REQUEST_LONG_STATUS
-
-    def data(self) -> bytes:
-        return b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +217,9 @@ class SetPage:
 
 
 @dataclass(frozen=True, slots=True)
-class SetDelaysLegacy:
-    """0x08 (older firmware): trigger-in delay, trigger-out delay (signed), charge delay, 00 00."""
+class _DelayFields:
+    """Trigger-in delay, trigger-out delay (signed), charge delay: both firmware generations."""
 
-    COMMAND_ID: ClassVar[int] = SET_DELAYS_LEGACY
     input_delay_ms_x10: int
     output_delay_ms_x10: int
     charge_delay_ms: int
@@ -229,23 +227,35 @@ class SetDelaysLegacy:
     def __post_init__(self) -> None:
         _check_delays(self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms)
 
-    def data(self) -> bytes:
+    def _delay_bytes(self) -> bytes:
         return (
-            u16_be(self.input_delay_ms_x10)
-            + s16_be(self.output_delay_ms_x10)
-            + u16_be(self.charge_delay_ms)
-            + b"\x00\x00"
+            u16_be(self.input_delay_ms_x10) + s16_be(self.output_delay_ms_x10) + u16_be(self.charge_delay_ms)
         )
 
 
 @dataclass(frozen=True, slots=True)
-class RequestWaveform:
-    """0x09 00: the unit answers with its waveform settings (ID 9)."""
+class SetDelaysLegacy(_DelayFields):
+    """0x08 (older firmware): trigger-in delay, trigger-out delay (signed), charge delay, 00 00."""
 
-    COMMAND_ID: ClassVar[int] = WAVEFORM
+    COMMAND_ID: ClassVar[int] = SET_DELAYS_LEGACY
+
+    def data(self) -> bytes:
+        return self._delay_bytes() + b"\x00\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadRequest:
+    """The read form of a read/write command: its ID, then 00."""
 
     def data(self) -> bytes:
         return bytes((_READ,))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestWaveform(_ReadRequest):
+    """0x09 00: the unit answers with its waveform settings (ID 9)."""
+
+    COMMAND_ID: ClassVar[int] = WAVEFORM
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,44 +336,27 @@ class SetWaveform:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestDelays:
+class RequestDelays(_ReadRequest):
     """0x0A 00 (newer firmware): the unit answers with its delays (ID 10)."""
 
     COMMAND_ID: ClassVar[int] = DELAYS
 
-    def data(self) -> bytes:
-        return bytes((_READ,))
-
 
 @dataclass(frozen=True, slots=True)
-class SetDelays:
+class SetDelays(_DelayFields):
     """0x0A 01 (newer firmware): trigger-in delay, trigger-out delay (signed), charge delay."""
 
     COMMAND_ID: ClassVar[int] = DELAYS
-    input_delay_ms_x10: int
-    output_delay_ms_x10: int
-    charge_delay_ms: int
-
-    def __post_init__(self) -> None:
-        _check_delays(self.input_delay_ms_x10, self.output_delay_ms_x10, self.charge_delay_ms)
 
     def data(self) -> bytes:
-        return (
-            bytes((_WRITE,))
-            + u16_be(self.input_delay_ms_x10)
-            + s16_be(self.output_delay_ms_x10)
-            + u16_be(self.charge_delay_ms)
-        )
+        return bytes((_WRITE,)) + self._delay_bytes()
 
 
 @dataclass(frozen=True, slots=True)
-class RequestTiming:
+class RequestTiming(_ReadRequest):
     """0x0B 00 (newer firmware): the unit answers with its Timing page (ID 11)."""
 
     COMMAND_ID: ClassVar[int] = TIMING
-
-    def data(self) -> bytes:
-        return bytes((_READ,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,13 +392,10 @@ class SetTiming:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestPageAndCount:
+class RequestPageAndCount(_ReadRequest):
     """0x0C 00 (newer firmware): the unit answers with page and stimulus count (ID 12)."""
 
     COMMAND_ID: ClassVar[int] = PAGE_AND_COUNT
-
-    def data(self) -> bytes:
-        return bytes((_READ,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,9 +482,7 @@ def _expect_length(name: str, data: bytes, lengths: tuple[int, ...], raw: bytes)
         )
 
 
-def _decode_no_data(
-    cls: type[RequestShortStatus | StartTrain | RequestLongStatus], name: str
-) -> Callable[[bytes, bytes], HostCommand]:
+def _decode_no_data(cls: type[_NoData], name: str) -> Callable[[bytes, bytes], HostCommand]:
     def decode(data: bytes, raw: bytes) -> HostCommand:
         _expect_length(name, data, (0,), raw)
         return cls()
@@ -544,17 +532,30 @@ def _decode_delays_legacy(data: bytes, raw: bytes) -> HostCommand:
     return SetDelaysLegacy(read_u16_be(data, 0), read_s16_be(data, 2), read_u16_be(data, 4))
 
 
-def _read_or_write(name: str, data: bytes, raw: bytes) -> int:
-    if not data or data[0] not in (_READ, _WRITE):
-        raise ProtocolError(f"{name} must start with 00 (read) or 01 (write): {hexdump(raw)}", raw=raw)
-    return data[0]
+def _decode_read_or_write(
+    name: str,
+    request: type[_ReadRequest],
+    write_length: int,
+    decode_write: Callable[[bytes, bytes], HostCommand],
+) -> Callable[[bytes, bytes], HostCommand]:
+    """Data byte 0 picks the form: 00 is ``request`` alone, 01 a write of ``write_length`` data bytes."""
+    code = f"{request.COMMAND_ID:02X}"
+
+    def decode(data: bytes, raw: bytes) -> HostCommand:
+        if not data or data[0] not in (_READ, _WRITE):
+            raise ProtocolError(
+                f"{name} ({code}) must start with 00 (read) or 01 (write): {hexdump(raw)}", raw=raw
+            )
+        if data[0] == _READ:
+            _expect_length(f"read {name} ({code} 00)", data, (1,), raw)
+            return request()
+        _expect_length(f"write {name} ({code} 01)", data, (write_length,), raw)
+        return decode_write(data, raw)
+
+    return decode
 
 
-def _decode_waveform(data: bytes, raw: bytes) -> HostCommand:
-    if _read_or_write("waveform (09)", data, raw) == _READ:
-        _expect_length("read waveform (09 00)", data, (1,), raw)
-        return RequestWaveform()
-    _expect_length("write waveform (09 01)", data, (10,), raw)
+def _decode_set_waveform(data: bytes, raw: bytes) -> HostCommand:
     burst_value = data[5]
     if burst_value > MAX_BURST_PULSES - MIN_BURST_PULSES:
         raise ProtocolError(
@@ -571,19 +572,11 @@ def _decode_waveform(data: bytes, raw: bytes) -> HostCommand:
     )
 
 
-def _decode_delays(data: bytes, raw: bytes) -> HostCommand:
-    if _read_or_write("delays (0A)", data, raw) == _READ:
-        _expect_length("read delays (0A 00)", data, (1,), raw)
-        return RequestDelays()
-    _expect_length("write delays (0A 01)", data, (7,), raw)
+def _decode_set_delays(data: bytes, raw: bytes) -> HostCommand:
     return SetDelays(read_u16_be(data, 1), read_s16_be(data, 3), read_u16_be(data, 5))
 
 
-def _decode_timing(data: bytes, raw: bytes) -> HostCommand:
-    if _read_or_write("timing (0B)", data, raw) == _READ:
-        _expect_length("read timing (0B 00)", data, (1,), raw)
-        return RequestTiming()
-    _expect_length("write timing (0B 01)", data, (11,), raw)
+def _decode_set_timing(data: bytes, raw: bytes) -> HostCommand:
     return SetTiming(
         timing_control=decode_code(TimingControl, "timing control", data[1], raw),
         rate_hz_x10=read_u16_be(data, 2),
@@ -611,9 +604,9 @@ _DECODERS: dict[int, Callable[[bytes, bytes], HostCommand]] = {
     SET_TRAIN_LEGACY: _decode_train_legacy,
     SET_PAGE: _decode_page,
     SET_DELAYS_LEGACY: _decode_delays_legacy,
-    WAVEFORM: _decode_waveform,
-    DELAYS: _decode_delays,
-    TIMING: _decode_timing,
+    WAVEFORM: _decode_read_or_write("waveform", RequestWaveform, 10, _decode_set_waveform),
+    DELAYS: _decode_read_or_write("delays", RequestDelays, 7, _decode_set_delays),
+    TIMING: _decode_read_or_write("timing", RequestTiming, 11, _decode_set_timing),
     PAGE_AND_COUNT: _decode_page_and_count,
 }
 
