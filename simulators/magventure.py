@@ -173,8 +173,9 @@ class MagProSimulator(SimulatedDevice):
     def _temperature_byte(self, now: float) -> int:
         return max(0, min(255, round(self.coil.at(now))))
 
-    def short_status(self, now: float) -> c.ShortStatus:
-        return c.ShortStatus(
+    def _status_fields(self, now: float) -> tuple[c.StatusByte, int, int, int, int, int]:
+        """What the short status says; the long status starts with the same fields."""
+        return (
             self.status_byte(),
             self.profile.serial_number,
             self._temperature_byte(now),
@@ -183,20 +184,18 @@ class MagProSimulator(SimulatedDevice):
             self.amplitude_b,
         )
 
+    def short_status(self, now: float) -> c.ShortStatus:
+        return c.ShortStatus(*self._status_fields(now))
+
     def long_status(self, now: float) -> c.LongStatus:
         return c.LongStatus(
-            self.status_byte(),
-            self.profile.serial_number,
-            self._temperature_byte(now),
-            self.coil_type(),
-            self.amplitude_a,
-            self.amplitude_b,
-            self.amplitude_a,
-            self.amplitude_b,
-            100,
-            100,
-            self.page,
-            self.sequence_running,
+            *self._status_fields(now),
+            original_amplitude_a_pct=self.amplitude_a,
+            original_amplitude_b_pct=self.amplitude_b,
+            amplitude_factor_a_pct=100,
+            amplitude_factor_b_pct=100,
+            page=self.page,
+            sequence_running=self.sequence_running,
         )
 
     def waveform_settings(self) -> c.WaveformSettings:
