@@ -127,41 +127,46 @@ class Serial(SerialBase):
         """
         self._check_open()
         inst = self.instance
-        clock = inst.clock
         with inst.lock:
             device = inst.device
-            now = clock.now()
-            command_arrives = device.feed(frame, now)  # advances the device to now first
-            stale = device.take_arrived(now)  # the command's own bytes cannot answer before they arrive
-            wake = command_arrives if command_arrives < deadline else deadline
-            if self._jump_if_alone is not None and self._jump_if_alone(wake):
+            now = inst.clock.now()
+            device.feed(frame, now)  # advances the device to now first
+            stale = device.take_arrived(now) if device.unread_reply_bytes else b""
+            if self._jump_if_alone is not None:
                 # Nobody else can act on this clock meanwhile: serve the reply in the same pass.
                 served = self._frame_on_its_way(device, bytes_needed, deadline)
                 if served is not None:
                     return (stale, *served)
-                jumped = True
-            else:
-                jumped = False
-        if not jumped:
-            clock.sleep_until(wake)
         return (stale, *self._read_frame(bytes_needed, deadline))
 
     def _frame_on_its_way(self, device: SimulatedDevice, bytes_needed, deadline: float):
-        """With the lock held and the clock ours alone: the reply frame, if it completes by the
-        deadline (the clock moves to its last byte), else None and nothing taken."""
-        now = self.instance.clock.now()
-        device.advance(now)
-        taken, last_t, complete = device.peek_frame(bytes_needed)
-        if not complete or last_t > deadline:
-            return None
-        if last_t > now:
-            if not self._jump_if_alone(last_t):
+        """``_read_frame`` with the lock held and the clock ours alone, stepping it without blocking:
+        the frame, if it completes by the deadline; else None, nothing taken, and the caller reads
+        on from wherever the clock got to. The device has been advanced to the clock's now."""
+        clock = self.instance.clock
+        now = clock.now()
+        while True:
+            if device.unread_reply_bytes:  # a frame has at least one byte
+                taken, last_t, complete = device.peek_frame(bytes_needed)
+                if complete:
+                    # Not necessarily the reply to this command: the rest of an earlier reply still
+                    # on the wire completes a frame too, and a reader takes it as soon as it is in.
+                    if last_t > deadline:
+                        return None
+                    if last_t > now:
+                        if not self._jump_if_alone(last_t):
+                            return None
+                        device.advance(last_t)
+                        now = last_t
+                    # Reply bytes are only ever appended and nobody else reads them: the frame
+                    # seen on its way is the one now in.
+                    return device.take_arrived(now, taken), True, last_t
+            # Only the device can change that, when the command has arrived or at its next timer.
+            target = device.next_change_time()
+            if target is None or target > deadline or not self._jump_if_alone(target):
                 return None
-            device.advance(last_t)
-            now = last_t
-        # Reply bytes are only ever appended and nobody else reads them: the frame seen on its
-        # way is the one now in.
-        return device.take_arrived(now, taken), True, last_t
+            now = clock.now()
+            device.advance(now)
 
     def _read_frame(self, bytes_needed, deadline: float) -> tuple[bytes, bool, float | None]:
         inst = self.instance
