@@ -186,9 +186,9 @@ class VirtualClock:
         self._wait(None, deadline)
 
     def jump_if_alone(self, deadline: float) -> bool:
-        """``sleep_until(deadline)`` when it cannot block: the calling thread is the only
-        participant and nobody waits, so the clock just moves on. Otherwise nothing happens and
-        False comes back (the caller sleeps the ordinary way).
+        """``sleep_until(deadline)`` when it cannot block: there is one participant (the caller,
+        as ``sleep_until``'s own shortcut assumes) and nobody waits, so the clock just moves on.
+        Otherwise nothing happens and False comes back (the caller sleeps the ordinary way).
 
         Because it never blocks, a simulator may take the step while holding its own lock, and
         serve a whole exchange in one pass instead of releasing and retaking it around each wait.
