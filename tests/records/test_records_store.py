@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from records_helpers import deliver, running_session
 
-from tmsctl import records as records_module
 from tmsctl.clock import VirtualClock
 from tmsctl.errors import TmsError
 from tmsctl.records import (
@@ -22,6 +21,7 @@ from tmsctl.records import (
     apply_migrations,
     default_db_path,
 )
+from tmsctl.records import store as records_module
 
 
 def mode_of(path: Path) -> int:
