@@ -85,11 +85,15 @@ value; invalid input raises ``InvalidRecord``, contradictions ``RecordRefused``,
     mark_interrupted_sessions();  integrity_check();  storage_settings()
 """
 
-from tmsctl.records.store import (
+from tmsctl.records.errors import (
+    InvalidRecord,
+    RecordRefused,
+    RecordsError,
+    SessionOwnedElsewhere,
+    UnknownRecord,
+)
+from tmsctl.records.model import (
     ALLOWED_STATUS_CHANGES,
-    APPLICATION_ID,
-    MIGRATIONS,
-    SCHEMA_VERSION,
     ActionKind,
     Delivery,
     DeliveryKind,
@@ -98,19 +102,14 @@ from tmsctl.records.store import (
     DeliveryState,
     Exposure,
     Fault,
-    InvalidRecord,
     MotorThreshold,
     OperatorAction,
     Override,
     ProtocolApproval,
-    RecordRefused,
-    Records,
-    RecordsError,
     Resolution,
     ResumePoint,
     Session,
     SessionDetail,
-    SessionOwnedElsewhere,
     SessionPlan,
     SessionStatus,
     StorageSettings,
@@ -118,13 +117,12 @@ from tmsctl.records.store import (
     ThresholdReference,
     ThresholdUsed,
     TriggerSource,
-    UnknownRecord,
-    apply_migrations,
-    default_db_path,
     new_session_id,
     normalize_session_id,
     validate_subject_id,
 )
+from tmsctl.records.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, apply_migrations
+from tmsctl.records.store import Records, default_db_path
 
 __all__ = [
     "ALLOWED_STATUS_CHANGES",

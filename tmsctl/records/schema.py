@@ -1,0 +1,262 @@
+"""The stored format: tables, migrations, the schema version and how times are written."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from tmsctl.records.errors import RecordsError
+
+SCHEMA_VERSION = 2
+APPLICATION_ID = 0x544D5343  # "TMSC" in the SQLite header: tells our files from anyone else's
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+_ISO = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+_SCHEMA_V1 = """
+CREATE TABLE subjects (
+    subject_id  TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE motor_thresholds (
+    threshold_id      INTEGER PRIMARY KEY,
+    subject_id        TEXT NOT NULL REFERENCES subjects(subject_id),
+    stimulator_model  TEXT NOT NULL,
+    stimulator_serial TEXT NOT NULL,
+    coil              TEXT NOT NULL,
+    value_pct_mso     REAL NOT NULL CHECK (value_pct_mso > 0 AND value_pct_mso <= 100),
+    reference         TEXT NOT NULL CHECK (reference IN ('rMT', 'aMT')),
+    method            TEXT NOT NULL,
+    measured_at       TEXT NOT NULL,
+    trial_log_json    TEXT NOT NULL,
+    operator          TEXT NOT NULL,
+    recorded_at       TEXT NOT NULL
+);
+CREATE INDEX motor_thresholds_lookup
+    ON motor_thresholds (subject_id, stimulator_model, stimulator_serial, coil, measured_at);
+
+CREATE TABLE protocol_approvals (
+    approval_id   INTEGER PRIMARY KEY,
+    protocol_id   TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    approved_by   TEXT NOT NULL,
+    approved_at   TEXT NOT NULL
+);
+CREATE INDEX protocol_approvals_lookup ON protocol_approvals (protocol_id, content_hash);
+
+CREATE TABLE sessions (
+    session_id          TEXT PRIMARY KEY,
+    subject_id          TEXT NOT NULL REFERENCES subjects(subject_id),
+    protocol_id         TEXT NOT NULL,
+    protocol_hash       TEXT NOT NULL,
+    protocol_text       TEXT NOT NULL,
+    device_url          TEXT NOT NULL,
+    device_model        TEXT NOT NULL,
+    device_serial       TEXT,
+    device_firmware     TEXT,
+    coil                TEXT,
+    simulated           INTEGER NOT NULL CHECK (simulated IN (0, 1)),
+    planned_deliveries  INTEGER NOT NULL CHECK (planned_deliveries >= 0),
+    planned_pulses      INTEGER NOT NULL CHECK (planned_pulses >= planned_deliveries),
+    status              TEXT NOT NULL CHECK (status IN
+                          ('planned', 'running', 'paused', 'completed', 'aborted', 'faulted', 'interrupted')),
+    created_at          TEXT NOT NULL,
+    started_at          TEXT,
+    ended_at            TEXT,
+    run_segments        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_by_subject ON sessions (subject_id, started_at);
+CREATE INDEX sessions_by_status ON sessions (status);
+
+-- Whether a session is simulated is fixed at creation: nothing may relabel it.
+CREATE TRIGGER sessions_simulated_fixed BEFORE UPDATE OF simulated, subject_id ON sessions
+BEGIN SELECT RAISE(ABORT, 'a session''s subject and simulated flag never change'); END;
+CREATE TRIGGER sessions_kept BEFORE DELETE ON sessions
+BEGIN SELECT RAISE(ABORT, 'sessions are never deleted'); END;
+
+CREATE TABLE session_thresholds (
+    session_id     TEXT NOT NULL REFERENCES sessions(session_id),
+    position       INTEGER NOT NULL,
+    reference      TEXT NOT NULL CHECK (reference IN ('rMT', 'aMT')),
+    value_pct_mso  REAL NOT NULL,
+    threshold_id   INTEGER REFERENCES motor_thresholds(threshold_id),
+    PRIMARY KEY (session_id, position)
+);
+
+CREATE TABLE deliveries (
+    session_id                TEXT NOT NULL REFERENCES sessions(session_id),
+    delivery_index            INTEGER NOT NULL CHECK (delivery_index >= 0),
+    attempt                   INTEGER NOT NULL CHECK (attempt >= 1),
+    kind                      TEXT NOT NULL CHECK (kind IN ('train', 'single', 'paired')),
+    segment                   INTEGER NOT NULL,
+    planned_onset_s           REAL NOT NULL,
+    pulses_planned            INTEGER NOT NULL CHECK (pulses_planned >= 1),
+    intensity_pct_mso         REAL NOT NULL,
+    trigger_source            TEXT NOT NULL CHECK (trigger_source IN ('serial', 'rts', 'external_ttl')),
+    second_intensity_pct_mso  REAL,
+    ipi_ms                    REAL,
+    started_at                TEXT NOT NULL,
+    state                     TEXT NOT NULL CHECK (state IN ('in_progress', 'completed', 'stopped')),
+    pulses_delivered          INTEGER NOT NULL
+                                CHECK (pulses_delivered >= 0 AND pulses_delivered <= pulses_planned),
+    onset_offset_s            REAL,
+    onset_utc                 TEXT,
+    finished_at               TEXT,
+    resolution                TEXT CHECK (resolution IS NULL OR resolution IN ('skipped', 'retried')),
+    PRIMARY KEY (session_id, delivery_index, attempt),
+    CHECK (state != 'completed' OR pulses_delivered = pulses_planned),
+    CHECK (state != 'completed' OR resolution IS NULL)
+);
+-- Defence in depth for "never repeat": at most one live attempt, and one completion, per position.
+CREATE UNIQUE INDEX deliveries_one_live_attempt
+    ON deliveries (session_id, delivery_index) WHERE resolution IS NULL;
+CREATE UNIQUE INDEX deliveries_one_completion
+    ON deliveries (session_id, delivery_index) WHERE state = 'completed';
+CREATE INDEX deliveries_by_start ON deliveries (started_at);
+CREATE TRIGGER deliveries_kept BEFORE DELETE ON deliveries
+BEGIN SELECT RAISE(ABORT, 'delivery records are never deleted'); END;
+CREATE TRIGGER deliveries_final BEFORE UPDATE ON deliveries
+WHEN (OLD.state != 'in_progress' AND (NEW.state != OLD.state OR NEW.pulses_delivered != OLD.pulses_delivered))
+  OR (OLD.resolution IS NOT NULL AND NEW.resolution IS NOT OLD.resolution)
+BEGIN SELECT RAISE(ABORT, 'a finished delivery keeps its outcome'); END;
+
+CREATE TABLE operator_actions (
+    action_id   INTEGER PRIMARY KEY,
+    session_id  TEXT NOT NULL REFERENCES sessions(session_id),
+    kind        TEXT NOT NULL CHECK (kind IN ('start', 'pause', 'resume', 'abort', 'override',
+                    'acknowledge', 'confirm', 'skip_partial', 'retry_partial')),
+    operator    TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    offset_s    REAL
+);
+CREATE INDEX operator_actions_by_session ON operator_actions (session_id, action_id);
+
+CREATE TABLE overrides (
+    override_id      INTEGER PRIMARY KEY,
+    session_id       TEXT NOT NULL REFERENCES sessions(session_id),
+    rule_id          TEXT NOT NULL,
+    finding          TEXT NOT NULL,
+    operator         TEXT NOT NULL,
+    reason           TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+    protocol_hash    TEXT NOT NULL,
+    ruleset_version  TEXT NOT NULL,
+    at               TEXT NOT NULL,
+    offset_s         REAL
+);
+CREATE INDEX overrides_by_session ON overrides (session_id, override_id);
+
+CREATE TABLE faults (
+    fault_id    INTEGER PRIMARY KEY,
+    session_id  TEXT NOT NULL REFERENCES sessions(session_id),
+    code        TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    offset_s    REAL
+);
+CREATE INDEX faults_by_session ON faults (session_id, fault_id);
+""" + "".join(
+    f"""
+CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+"""
+    for table in (
+        "subjects",
+        "motor_thresholds",
+        "protocol_approvals",
+        "session_thresholds",
+        "operator_actions",
+        "overrides",
+        "faults",
+    )
+)
+
+# MIGRATIONS[n] takes a database at schema version n to n + 1. Append; never edit a shipped step.
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _create_schema_v1(conn: sqlite3.Connection) -> None:
+    for statement in _split_sql(_SCHEMA_V1):
+        conn.execute(statement)
+
+
+def _split_sql(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction first; split on statement ends instead
+    # (a trigger body's inner ';' is followed by ' END', never by a newline).
+    statements, current = [], []
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";") and sqlite3.complete_statement("\n".join(current)):
+            statements.append("\n".join(current).strip())
+            current = []
+    if "".join(current).strip():
+        statements.append("\n".join(current).strip())
+    return [s for s in statements if s]
+
+
+def _add_replies_confirmed_v2(conn: sqlite3.Connection) -> None:
+    # A device that never answers (Deymed DuoMAG) cannot confirm what it was told or that a pulse
+    # left: its sessions are marked so, and every delivery in them counts as unconfirmed.
+    conn.execute("ALTER TABLE sessions ADD COLUMN replies_confirmed INTEGER NOT NULL DEFAULT 1")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_create_schema_v1, _add_replies_confirmed_v2)
+
+
+def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration], *, path: str = "") -> int:
+    """Bring the database to ``len(migrations)``, each step in its own transaction.
+
+    A failing step rolls back and leaves the database at the previous version. Returns the
+    version reached. ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    target = len(migrations)
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > target:
+                raise RecordsError(
+                    f"the records database {path} has schema version {version}; this tmsctl knows "
+                    f"versions up to {target}",
+                    path=path,
+                    hint="upgrade tmsctl; an older version must not write to a newer database",
+                )
+            if version == target:
+                conn.execute("COMMIT")
+                return version
+            migrations[version](conn)
+            if version == 0:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+# -- conversions ----------------------------------------------------------------------------------
+
+
+def _to_db_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_ISO)
+
+
+def _from_db_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(text).astimezone(UTC)  # we write only _ISO; this is the fast parser
+
+
+def _from_db_time_required(text: str) -> datetime:
+    moment = _from_db_time(text)
+    assert moment is not None
+    return moment
