@@ -228,11 +228,10 @@ class SimulatedDevice:
         """
         head, data = self._tx_head, self._tx_data
         available = len(data) - head
-        more = bytes_needed(b"")
         if not available:
-            return 0, None, more <= 0
+            return 0, None, False  # a frame has at least one byte
         waiting = bytes(data[head:])  # sliced below; the whole of it costs no copy
-        taken = 0
+        taken, more = 0, bytes_needed(b"")
         while more > 0 and taken < available:
             taken += more
             if taken > available:
@@ -263,15 +262,11 @@ class SimulatedDevice:
         """
         if 0 < n <= self.unread_reply_bytes:
             return self._tx_times[self._tx_head + n - 1]
-        candidates = []
-        if self._rx:
-            candidates.append(self._rx[-1][0])
-        timer = self._next_timer()
-        if timer is not None:
-            candidates.append(timer)
+        change = self.next_change_time()
         if self.unread_reply_bytes:
-            candidates.append(self._tx_times[-1])
-        return min(candidates) if candidates else None
+            last_reply_byte = self._tx_times[-1]
+            return last_reply_byte if change is None else min(change, last_reply_byte)
+        return change
 
     def advance(self, now: float) -> None:
         """Process, in time order, every host byte arrival and timer due by ``now``."""

@@ -116,7 +116,7 @@ class Serial(SerialBase):
         completes the frame.
         """
         self._check_open()
-        return self._read_frame(bytes_needed, deadline)
+        return self._read_frame(bytes_needed, deadline)[1:]
 
     def exchange_frame(self, frame: bytes, bytes_needed, deadline: float) -> tuple[bytes, bytes, bool, float | None]:
         """Drop unread reply bytes, send ``frame``, read the reply:
@@ -126,69 +126,44 @@ class Serial(SerialBase):
         in turn, in one call: the path every command of a simulated session takes.
         """
         self._check_open()
-        inst = self.instance
-        with inst.lock:
-            device = inst.device
-            now = inst.clock.now()
-            device.feed(frame, now)  # advances the device to now first
-            stale = device.take_arrived(now) if device.unread_reply_bytes else b""
-            if self._jump_if_alone is not None:
-                # Nobody else can act on this clock meanwhile: serve the reply in the same pass.
-                served = self._frame_on_its_way(device, bytes_needed, deadline)
-                if served is not None:
-                    return (stale, *served)
-        return (stale, *self._read_frame(bytes_needed, deadline))
+        return self._read_frame(bytes_needed, deadline, send=frame)
 
-    def _frame_on_its_way(self, device: SimulatedDevice, bytes_needed, deadline: float):
-        """``_read_frame`` with the lock held and the clock ours alone, stepping it without blocking:
-        the frame, if it completes by the deadline; else None, nothing taken, and the caller reads
-        on from wherever the clock got to. The device has been advanced to the clock's now."""
-        clock = self.instance.clock
-        now = clock.now()
-        while True:
-            if device.unread_reply_bytes:  # a frame has at least one byte
-                taken, last_t, complete = device.peek_frame(bytes_needed)
-                if complete:
-                    # Not necessarily the reply to this command: the rest of an earlier reply still
-                    # on the wire completes a frame too, and a reader takes it as soon as it is in.
-                    if last_t > deadline:
-                        return None
-                    if last_t > now:
-                        if not self._jump_if_alone(last_t):
-                            return None
-                        device.advance(last_t)
-                        now = last_t
-                    # Reply bytes are only ever appended and nobody else reads them: the frame
-                    # seen on its way is the one now in.
-                    return device.take_arrived(now, taken), True, last_t
-            # Only the device can change that, when the command has arrived or at its next timer.
-            target = device.next_change_time()
-            if target is None or target > deadline or not self._jump_if_alone(target):
-                return None
-            now = clock.now()
-            device.advance(now)
-
-    def _read_frame(self, bytes_needed, deadline: float) -> tuple[bytes, bool, float | None]:
+    def _read_frame(
+        self, bytes_needed, deadline: float, *, send: bytes = b""
+    ) -> tuple[bytes, bytes, bool, float | None]:
+        """(unread bytes dropped as ``send`` went out, the frame, complete?, its last byte's arrival)."""
         inst = self.instance
-        clock = inst.clock
-        lock = inst.lock
+        clock, lock, step_alone = inst.clock, inst.lock, self._jump_if_alone
+        stale = b""
         awaited: tuple[SimulatedDevice, int, float] | None = None  # a complete frame still arriving
         while True:
             with lock:
-                device = inst.device
-                now = clock.now()
-                device.advance(now)  # the device is never left behind the clock: others look at it
-                if awaited is not None and awaited[0] is device and now >= awaited[2]:
-                    # Reply bytes are only ever appended and nobody else reads them: the frame we
-                    # saw on its way is the one now in.
-                    return device.take_arrived(now, awaited[1]), True, awaited[2]
-                taken, last_t, complete = device.peek_frame(bytes_needed)
-                if complete and last_t <= now:
-                    return device.take_arrived(now, taken), True, last_t
-                awaited = (device, taken, last_t) if complete else None
-                # Complete: wake when its last byte is in. Not yet: only the device can change
-                # that, when the command has arrived or at its next timer.
-                target = last_t if complete else device.next_change_time()
+                if send:
+                    now = clock.now()
+                    inst.device.feed(send, now)  # advances the device to now first
+                    stale = inst.device.take_arrived(now)
+                    send = b""
+                while True:
+                    device = inst.device
+                    now = clock.now()
+                    device.advance(now)  # the device is never left behind the clock: others look at it
+                    if awaited is not None and awaited[0] is device and now >= awaited[2]:
+                        # Reply bytes are only ever appended and nobody else reads them: the frame
+                        # we saw on its way is the one now in.
+                        return stale, device.take_arrived(now, awaited[1]), True, awaited[2]
+                    # The frame may be the rest of an earlier reply still on the wire, complete
+                    # before a command just sent has even arrived: a reader takes it once it is in.
+                    taken, last_t, complete = device.peek_frame(bytes_needed)
+                    if complete and last_t <= now:
+                        return stale, device.take_arrived(now, taken), True, last_t
+                    awaited = (device, taken, last_t) if complete else None
+                    # Complete: wake when its last byte is in. Not yet: only the device can change
+                    # that, when the command has arrived or at its next timer.
+                    target = last_t if complete else device.next_change_time()
+                    # Alone on a virtual clock the step cannot block: take it here, under the lock,
+                    # and look again; otherwise sleep with the lock released.
+                    if target is None or target > deadline or step_alone is None or not step_alone(target):
+                        break
             if target is None or target > deadline:
                 clock.sleep_until(deadline)
                 with lock:
@@ -198,7 +173,7 @@ class Serial(SerialBase):
                     arrived = min(taken, device.readable_count(now))
                     received_at = device.time_when_readable(arrived) if arrived else None
                     raw = device.take_arrived(now, arrived)
-                return raw, len(raw) == taken and complete, received_at
+                return stale, raw, len(raw) == taken and complete, received_at
             clock.sleep_until(target)
 
     def reset_input_buffer(self) -> None:
