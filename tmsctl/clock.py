@@ -207,15 +207,14 @@ class VirtualClock:
         return self._wait(event, deadline)
 
     def _wait(self, event: ClockEvent | None, deadline: float | None) -> bool:
-        with self._mutex:  # the C-level lock itself: this runs several times per simulated exchange
+        with self._mutex:  # the C-level lock itself (re-entered by jump_if_alone): this runs every tick
             if event is not None and event.is_set():
                 return True
             if deadline is not None and self._now >= deadline:
                 return False
-            if self._autojump and deadline is not None and self._participants == 1 and not self._waiting:
-                # The only participant waits: nothing else can happen first, jump right away
-                # (nobody is blocked in the condition, so there is no one to notify).
-                self._now = deadline
+            if deadline is not None and self.jump_if_alone(deadline):
+                # The only participant waits: nothing else can happen first, so the clock jumped
+                # right away (nobody is blocked in the condition, so there is no one to notify).
                 return bool(event is not None and event.is_set())
         return self._wait_with_others(event, deadline)
 
