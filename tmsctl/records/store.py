@@ -860,7 +860,7 @@ class Records:
             ).fetchone()
             if row is None:
                 raise UnknownRecord(f"no session {plan.session_id} in {self._path}", path=self._path)
-            self._require_owned_running_as(SessionStatus(row[0]), plan.session_id, "begin a delivery")
+            self._require_owned_running(SessionStatus(row[0]), plan.session_id, "begin a delivery")
             planned, segments = row[1], row[2]
             if plan.index >= planned:
                 raise RecordRefused(
@@ -928,10 +928,7 @@ class Records:
                 path=self._path,
             )
 
-    def _require_owned_running(self, conn: sqlite3.Connection, session_id: str, doing: str) -> None:
-        self._require_owned_running_as(self._status(conn, session_id), session_id, doing)
-
-    def _require_owned_running_as(self, status: SessionStatus, session_id: str, doing: str) -> None:
+    def _require_owned_running(self, status: SessionStatus, session_id: str, doing: str) -> None:
         if status is not SessionStatus.RUNNING:
             raise RecordRefused(
                 f"cannot {doing} in session {session_id}: it is {status.value}, not running", path=self._path
