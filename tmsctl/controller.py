@@ -44,9 +44,6 @@ from tmsctl.safety import RUNTIME_LIMITS, EnergyBudget, PulseCap, RateLimiter, R
 
 COIL_READ_PERIOD_S = 5.0
 TRAIN_END_GRACE_S = 2.0  # a train still running this long after its scheduled end is a fault
-# ENERGISED as a tuple for the checks made on every exchange: members are tested by identity
-# first, where a frozenset would hash the enum in Python each time.
-_ENERGISED = tuple(ENERGISED)
 
 
 @dataclass(frozen=True)
@@ -404,7 +401,7 @@ class Controller:
         if state is State.DISCONNECTED or state is State.FAULT or state is State.ESTOP:
             return math.inf
         now = self.clock.now()
-        if state in _ENERGISED and now - self._last_contact > 1.0:
+        if state in ENERGISED and now - self._last_contact > 1.0:
             self._emit(KeepAliveMissed, late_by_s=now - self._last_contact - self.limits.keepalive_period_s)
             self._fault("keepalive_missed", f"no exchange with the device for {now - self._last_contact:.2f} s")
             raise FaultLatched(
@@ -443,7 +440,7 @@ class Controller:
         if (state is State.ARMED or state is State.STIMULATING) and not status.armed:
             self._fault("device_disarmed", f"the device disarmed itself (status {status.raw})")
             raise DeviceStateError(f"{self.driver.display_name} disarmed itself (status {status.raw})")
-        if not status.coil_present and state in _ENERGISED:
+        if not status.coil_present and state in ENERGISED:
             self._fault("coil_absent", "the coil was disconnected")
             raise DeviceStateError("the coil was disconnected; the device was disarmed")
 

@@ -67,7 +67,9 @@ TRANSITIONS: list[dict[str, Any]] = [
 
 TRIGGERS = sorted({t["trigger"] for t in TRANSITIONS})
 # States in which the device may hold charge; any fault from here must try to disarm.
-ENERGISED = frozenset({S.ARMING, S.ARMED, S.STIMULATING})
+# A tuple: membership is tested on every exchange, by identity first, where a set would hash the
+# enum in Python each time.
+ENERGISED = (S.ARMING, S.ARMED, S.STIMULATING)
 
 
 class _Model:
