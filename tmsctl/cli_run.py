@@ -191,6 +191,10 @@ def run(
                 if live:
                     with Live(panel, console=out, refresh_per_second=8, transient=False):
                         session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=on_runner)
+                    if not out.is_terminal:
+                        # rich ends a live display with a newline only on a terminal (rich #4192):
+                        # in a log file the summary would run on from the panel's last line.
+                        out.line()
                 else:
                     session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=on_runner)
         finally:

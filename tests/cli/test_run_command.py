@@ -142,3 +142,16 @@ def test_approve_then_run_without_allowing_unapproved(short: Path, tmp_path: Pat
     short.write_text(SHORT.replace("scaling_pct: 100", "scaling_pct: 105"))  # modified after approval
     again = runner.invoke(app, args)
     assert again.exit_code == EXIT_REFUSED and "never approved" in again.output
+
+
+def test_with_the_panel_into_a_file_the_summary_is_a_line_of_its_own(short: Path, tmp_path: Path) -> None:
+    # Output captured, as in a log file or CI: the live panel's last render is followed by the summary.
+    result = runner.invoke(app, [
+        "run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes",
+        "--virtual-time", "--db", str(tmp_path / "r.db"), "--allow-unapproved", "CLI test",
+    ])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    summary = next(line for line in lines if "completed, 80 of 80 pulses" in line)
+    assert summary.startswith("session "), summary
+    assert any("Ctrl-C disarms and stops" in line for line in lines)  # the panel was there
