@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -211,9 +212,10 @@ def run(
         err.print("the device is disarmed; the operator abort is recorded and ends this session", highlight=False)
     else:
         err.print(
-            f"the device is disarmed; after checking the cause, resume with: tmsctl run {protocol} "
-            f"--device {device} --subject {subject} --resume {session_id}",
+            "the device is disarmed; after checking the cause, resume with: "
+            + shlex.join(["tmsctl", "run", str(protocol), "--device", device, "--subject", subject, "--resume", session_id]),
             highlight=False,
+            soft_wrap=True,  # a command to copy: hard line breaks inside it would run half of it
         )
     raise typer.Exit(EXIT_ABORTED if result.outcome in (RunOutcome.ABORTED, RunOutcome.PAUSED) else EXIT_FAULT)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_REFUSED, app
+from tmsctl.cli import EXIT_FAULT, EXIT_REFUSED, app
 
 runner = CliRunner()
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
@@ -155,3 +155,18 @@ def test_with_the_panel_into_a_file_the_summary_is_a_line_of_its_own(short: Path
     summary = next(line for line in lines if "completed, 80 of 80 pulses" in line)
     assert summary.startswith("session "), summary
     assert any("Ctrl-C disarms and stops" in line for line in lines)  # the panel was there
+
+
+def test_a_faulted_run_says_how_to_resume_in_a_command_the_shell_takes_as_it_is(short: Path, tmp_path: Path) -> None:
+    import shlex
+
+    db = tmp_path / "r.db"
+    device = "sim://rapid2?fault=stall@20s"  # '?' is a glob character to a shell
+    result = _run(str(short), "--device", device, "--subject", "S001", "--mt", "50", "--yes", "--virtual-time", db=db)
+    assert result.exit_code == EXIT_FAULT, result.output
+    hint = next(line for line in result.stderr.splitlines() if "resume with: " in line)
+    words = shlex.split(hint.split("resume with: ", 1)[1])  # one line: pasted as it is, it runs whole
+    assert words[:2] == ["tmsctl", "run"] and words[words.index("--device") + 1] == device
+    session_id = words[words.index("--resume") + 1]
+    listed = json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout)
+    assert [s["session"] for s in listed] == [session_id] and listed[0]["status"] == "faulted"
