@@ -79,6 +79,25 @@ class SessionRefused(SafetyViolation):
         self.verdict = verdict
 
 
+_THRESHOLD_RULES = ("mt.", "context.intensity")
+
+
+def _refusal_hint(verdict: Verdict) -> str:
+    """What to do about a refused protocol: each refusal's own advice, once, then the rule that
+    refusals are not overridden (so the technician is not sent to change a protocol that is fine)."""
+    advice: list[str] = []
+    for finding in verdict.refusals:
+        if finding.rule_id.startswith(_THRESHOLD_RULES):
+            hint = "give the threshold measured today with --mt PCT, or hunt and record one with `tmsctl mt`"
+        else:
+            hint = finding.hint
+        if hint and hint not in advice:
+            advice.append(hint)
+    if not advice:
+        advice.append("the protocol or the device must change")
+    return "; ".join(advice) + " (refusals cannot be overridden)"
+
+
 def _clock_for(device: DeviceURL, virtual_time: bool) -> Clock:
     if device.is_simulator:
         from tmsctl.simulators import registry as sims
@@ -134,7 +153,7 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
     if verdict.status == "refused":
         raise SessionRefused(
             f"protocol {protocol.id} is refused: " + "; ".join(f.message for f in verdict.refusals), verdict,
-            hint="the protocol or the device must change; refusals cannot be overridden",
+            hint=_refusal_hint(verdict),
         )
     if verdict.status == "needs_override":
         rules = ", ".join(sorted({f.rule_id for f in verdict.needs_override}))

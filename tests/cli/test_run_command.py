@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_FAULT, EXIT_REFUSED, app
+from tmsctl.cli import EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
 
 runner = CliRunner()
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
@@ -170,3 +170,19 @@ def test_a_faulted_run_says_how_to_resume_in_a_command_the_shell_takes_as_it_is(
     session_id = words[words.index("--resume") + 1]
     listed = json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout)
     assert [s["session"] for s in listed] == [session_id] and listed[0]["status"] == "faulted"
+
+
+def test_without_a_threshold_the_refusal_says_how_to_give_one(short: Path, tmp_path: Path) -> None:
+    result = _run(str(short), "--device", "sim://rapid2", "--subject", "S404", "--yes", "--virtual-time",
+                  db=tmp_path / "r.db")
+    assert result.exit_code == EXIT_REFUSED, result.output
+    hint = next(line for line in result.stderr.splitlines() if line.startswith("what to do:"))
+    assert "--mt" in hint and "tmsctl mt" in hint
+    assert "protocol or the device must change" not in hint  # the protocol is fine; the threshold is missing
+
+
+def test_an_unknown_session_id_is_not_found_not_a_fault(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    result = runner.invoke(app, ["session", "show", "NOPE-NOPE", "--db", str(db)])
+    assert result.exit_code == EXIT_NOT_FOUND, result.output
+    assert "no session NOPE-NOPE" in result.stderr
