@@ -121,6 +121,8 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_DEVICE_REFUSED
     if isinstance(exc, DeviceUnavailable):
         return EXIT_NOT_FOUND
+    if isinstance(exc, TmsError) and isinstance(exc, LookupError):
+        return EXIT_NOT_FOUND  # a session, subject or threshold id that is not on record
     if isinstance(exc, ConnectionFailed | TransportTimeout | ProtocolError | DeviceStateError | FaultLatched):
         return EXIT_FAULT
     if isinstance(exc, TmsError):
