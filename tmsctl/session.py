@@ -142,6 +142,12 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
     planned = PlannedSession(
         request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock, approval, threshold_ids
     )
+    # A refusal is absolute, so it is said first: approving a protocol that cannot run is wasted review.
+    if verdict.status == "refused":
+        raise SessionRefused(
+            f"protocol {protocol.id} is refused: " + "; ".join(f.message for f in verdict.refusals), verdict,
+            hint=_refusal_hint(verdict),
+        )
     if not approval.approved and not (request.allow_unapproved_reason or "").strip():
         raise SessionRefused(
             f"{approval.detail}; an unapproved or modified protocol does not run", verdict,
@@ -149,11 +155,6 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
                 f"have it reviewed and approved (tmsctl protocol approve {request.protocol_path} --by NAME), "
                 "or run it once with --allow-unapproved 'REASON' (recorded)"
             ),
-        )
-    if verdict.status == "refused":
-        raise SessionRefused(
-            f"protocol {protocol.id} is refused: " + "; ".join(f.message for f in verdict.refusals), verdict,
-            hint=_refusal_hint(verdict),
         )
     if verdict.status == "needs_override":
         rules = ", ".join(sorted({f.rule_id for f in verdict.needs_override}))

@@ -186,3 +186,16 @@ def test_an_unknown_session_id_is_not_found_not_a_fault(tmp_path: Path) -> None:
     result = runner.invoke(app, ["session", "show", "NOPE-NOPE", "--db", str(db)])
     assert result.exit_code == EXIT_NOT_FOUND, result.output
     assert "no session NOPE-NOPE" in result.stderr
+
+
+def test_a_protocol_that_is_both_unapproved_and_refused_is_refused_first(tmp_path: Path) -> None:
+    # Sending it for approval would be wasted review: it cannot run on this device at all.
+    path = tmp_path / "too-fast.yaml"
+    path.write_text(SHORT.replace("id: short-cli", "id: too-fast").replace("frequency_hz: 10", "frequency_hz: 25"))
+    result = runner.invoke(app, [
+        "run", str(path), "--device", "sim://rapid2", "--subject", "S001", "--mt", "70", "--yes", "--virtual-time",
+        "--db", str(tmp_path / "r.db"), "--no-live",
+    ])
+    assert result.exit_code == EXIT_REFUSED, result.output
+    error = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert "is refused" in error and "approved" not in error
