@@ -664,18 +664,26 @@ class Records:
         if subject_id is not None:
             validate_subject_id(subject_id)
         status_value = None if status is None else _enum(SessionStatus, "status", status).value
+        # Only the filters given become terms: "(:subject IS NULL OR subject_id = :subject)" cannot
+        # use an index, so one subject's listing would read every session the clinic ever ran.
+        # With both, the status term is kept off its index ("+"): a subject has tens of sessions,
+        # a status ("completed") can hold most of the clinic's.
+        given = {column: value for column, value in (("subject_id", subject_id), ("status", status_value))
+                 if value is not None}
+        terms = [f"s.{column} = :{column}" for column in given]
+        if len(terms) == 2:
+            terms[1] = "+" + terms[1]
+        where = " AND ".join(terms) or "1"
         rows = self._read(
             "listing sessions",
-            """SELECT * FROM sessions WHERE (:subject IS NULL OR subject_id = :subject)
-               AND (:status IS NULL OR status = :status) ORDER BY created_at, rowid""",
-            {"subject": subject_id, "status": status_value},
+            f"SELECT s.* FROM sessions s WHERE {where} ORDER BY s.created_at, s.rowid",
+            given,
         )
         thresholds = self._read(
             "reading thresholds",
-            """SELECT t.* FROM session_thresholds t JOIN sessions s USING (session_id)
-               WHERE (:subject IS NULL OR s.subject_id = :subject) AND (:status IS NULL OR s.status = :status)
-               ORDER BY t.session_id, t.position""",
-            {"subject": subject_id, "status": status_value},
+            f"""SELECT t.* FROM session_thresholds t JOIN sessions s USING (session_id)
+               WHERE {where} ORDER BY t.session_id, t.position""",
+            given,
         )
         by_session: dict[str, list[sqlite3.Row]] = {}
         for row in thresholds:
