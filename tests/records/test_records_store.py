@@ -253,6 +253,19 @@ def test_a_damaged_database_is_refused_at_open(db_path: Path, clock: VirtualCloc
     assert str(db_path) in str(caught.value)
 
 
+def test_the_damage_check_at_open_leaves_the_stores_own_constraints_on(db_path: Path, clock: VirtualClock) -> None:
+    # The check skips re-evaluating CHECKs (its own connection does), the store never does.
+    with Records(db_path, clock=clock) as store:
+        assert store._db.execute("PRAGMA ignore_check_constraints").fetchone()[0] == 0
+        store.add_subject("S0001")
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            store._db.execute(
+                "INSERT INTO deliveries (session_id, delivery_index, attempt, kind, segment, planned_onset_s, "
+                "pulses_planned, intensity_pct_mso, trigger_source, started_at, state, pulses_delivered) "
+                "VALUES ('X', -1, 1, 'train', 0, 0, 1, 50, 'serial', '2026-01-01T00:00:00Z', 'in_progress', 0)"
+            )
+
+
 def test_a_directory_is_not_a_database(tmp_path: Path, clock: VirtualClock) -> None:
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(RecordsError, match="not a regular file"):
