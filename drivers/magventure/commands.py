@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar, Union
 
 from tmsctl.errors import InvalidArgument, ProtocolError
@@ -447,6 +448,9 @@ def encode_host_payload(command: HostCommand) -> bytes:
     return bytes((command.COMMAND_ID,)) + command.data()
 
 
+# Commands are frozen and compare equal only within one class and with equal fields, so equal
+# commands have equal frames; a driver sends the same status request every keep-alive.
+@lru_cache(maxsize=1024)
 def encode_host_command(command: HostCommand) -> bytes:
     """The complete frame for a host command."""
     return frame(encode_host_payload(command))
@@ -618,5 +622,12 @@ def decode_host_payload(payload: bytes, *, raw: bytes | None = None) -> HostComm
 
 def decode_host_frame(raw: bytes) -> HostCommand:
     """A complete host frame → host command (``ChecksumError``/``ProtocolError`` if malformed)."""
-    raw = bytes(raw)
+    return decode_host_frame_bytes(bytes(raw))
+
+
+# A host sends the same few frames all session; commands are frozen, so one decoded command can
+# be handed out again. A malformed frame raises every time (exceptions are never cached).
+@lru_cache(maxsize=4096)
+def decode_host_frame_bytes(raw: bytes) -> HostCommand:
+    """``decode_host_frame`` for a frame that is already ``bytes`` (the stream parser's case)."""
     return decode_host_payload(unframe(raw), raw=raw)

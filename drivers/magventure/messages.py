@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar, Union
 
 from tmsctl.errors import InvalidArgument, ProtocolError
@@ -679,5 +680,13 @@ def decode_device_payload(payload: bytes, *, raw: bytes | None = None) -> Device
 
 def decode_device_frame(raw: bytes) -> DeviceMessage:
     """A complete device frame → message (``ChecksumError``/``ProtocolError`` if malformed)."""
-    raw = bytes(raw)
+    return decode_device_frame_bytes(bytes(raw))
+
+
+# The unit repeats the same few frames all session (a status read every keep-alive, a di/dt
+# report per stimulus): each distinct frame is checked and decoded once. Messages are frozen,
+# so sharing one between callers is safe; a malformed frame raises every time (never cached).
+@lru_cache(maxsize=4096)
+def decode_device_frame_bytes(raw: bytes) -> DeviceMessage:
+    """``decode_device_frame`` for a frame that is already ``bytes`` (the stream parser's case)."""
     return decode_device_payload(unframe(raw), raw=raw)

@@ -22,16 +22,20 @@ from typing import Generic, TypeVar
 
 from tmsctl.errors import ProtocolError
 
-from .commands import HostCommand, decode_host_payload
+from .commands import HostCommand, decode_host_frame_bytes, decode_host_payload
 from .framing import MAX_PAYLOAD_LENGTH, OVERHEAD, START, hexdump, unframe
-from .messages import DeviceMessage, decode_device_payload
+from .messages import DeviceMessage, decode_device_frame_bytes, decode_device_payload
 
 _T = TypeVar("_T")
 
 
 class _FrameParser(Generic[_T]):
-    def __init__(self, decode_payload: Callable[..., _T]) -> None:
+    def __init__(self, decode_payload: Callable[..., _T], decode_frame: Callable[[bytes], _T]) -> None:
+        # ``decode_frame(raw)`` must equal ``decode_payload(unframe(raw), raw=raw)``, raising
+        # ``ProtocolError`` exactly when either step would: it is the shortcut for a frame that
+        # is valid, and the two steps still decide what a bad frame costs.
         self._decode_payload = decode_payload
+        self._decode_frame = decode_frame
         self._buffer = bytearray()
         self._garbage = bytearray()
         self._rejects: list[ProtocolError] = []
@@ -39,6 +43,8 @@ class _FrameParser(Generic[_T]):
     @property
     def pending(self) -> bytes:
         """Bytes held back: a frame begun but not complete, or bytes still waiting for a start byte."""
+        if not self._garbage:
+            return bytes(self._buffer)
         return bytes(self._garbage + self._buffer)
 
     def drain_rejects(self) -> list[ProtocolError]:
@@ -48,6 +54,20 @@ class _FrameParser(Generic[_T]):
 
     def feed(self, data: bytes) -> list[_T]:
         """Add received bytes; return every complete, valid message they finish, in order."""
+        if (
+            not self._buffer
+            and not self._garbage
+            and len(data) > OVERHEAD
+            and data[0] == START
+            and data[1] + OVERHEAD == len(data)
+            and data[1] <= MAX_PAYLOAD_LENGTH
+        ):
+            # Exactly one frame on an empty parser (how a frame reader hands them over): if it is
+            # valid, the scan below would consume all of it and return just its message.
+            try:
+                return [self._decode_frame(bytes(data))]
+            except ProtocolError:
+                pass  # the scan finds out what to reject and what to keep, as for any bad frame
         self._buffer += data
         return self._scan()
 
@@ -109,6 +129,14 @@ class _FrameParser(Generic[_T]):
                 break
             candidate = bytes(buffer[:total])
             try:
+                message = self._decode_frame(candidate)
+            except ProtocolError:
+                pass  # which check failed decides how much is dropped: worked out below
+            else:
+                del buffer[:total]
+                messages.append(message)
+                continue
+            try:
                 payload = unframe(candidate)
             except ProtocolError as exc:
                 # The boundaries are not trustworthy: drop only the start byte and rescan.
@@ -128,11 +156,11 @@ class MagProFrameParser(_FrameParser[DeviceMessage]):
     """Device → host stream: replies and unprompted messages, in arrival order."""
 
     def __init__(self) -> None:
-        super().__init__(decode_device_payload)
+        super().__init__(decode_device_payload, decode_device_frame_bytes)
 
 
 class MagProHostFrameParser(_FrameParser[HostCommand]):
     """Host → device stream, for the simulator."""
 
     def __init__(self) -> None:
-        super().__init__(decode_host_payload)
+        super().__init__(decode_host_payload, decode_host_frame_bytes)

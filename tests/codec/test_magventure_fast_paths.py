@@ -1,0 +1,127 @@
+"""MagPro fast paths: every cache and shortcut gives exactly what the plain computation gives.
+
+The caches are keyed by immutable inputs (frame bytes, frozen commands, the simulator's state
+fields); these properties compare each one with the computation it stands in for, including the
+errors, and check that a cache never lets through a value the plain computation refuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_magventure_codec import (
+    corrupted_frames,
+    device_messages,
+    host_commands,
+    truncated_frames,
+)
+
+from tmsctl.drivers.magventure import codec as c
+from tmsctl.drivers.magventure.parser import _FrameParser
+from tmsctl.errors import ProtocolError
+
+device_frames = device_messages.map(c.encode_device_message)
+host_frames = host_commands.map(c.encode_host_command)
+framed_payloads = st.binary(min_size=1, max_size=c.MAX_PAYLOAD_LENGTH).map(c.frame)
+
+
+def _outcome(decode: Callable[[bytes], Any], raw: bytes) -> tuple[Any, ...]:
+    """What a decoder makes of ``raw``: its value, or the error's class, text and attached bytes."""
+    try:
+        return ("value", decode(raw))
+    except ProtocolError as exc:
+        return ("error", type(exc), exc.message, exc.raw)
+
+
+def _two_step_device(raw: bytes) -> c.DeviceMessage:
+    return c.decode_device_payload(c.unframe(raw), raw=raw)
+
+
+def _two_step_host(raw: bytes) -> c.HostCommand:
+    return c.decode_host_payload(c.unframe(raw), raw=raw)
+
+
+# --- whole-frame decoding ------------------------------------------------------------------------
+
+
+@given(device_frames | framed_payloads | corrupted_frames() | st.binary(max_size=40))
+def test_cached_device_frame_decoding_equals_unframe_then_decode(raw: bytes) -> None:
+    expected = _outcome(_two_step_device, raw)
+    assert _outcome(c.decode_device_frame, raw) == expected
+    assert _outcome(c.decode_device_frame, bytearray(raw)) == expected  # the second look is a cache hit
+    assert _outcome(c.decode_device_frame_bytes, raw) == expected
+
+
+@given(host_frames | framed_payloads | corrupted_frames() | st.binary(max_size=40))
+def test_cached_host_frame_decoding_equals_unframe_then_decode(raw: bytes) -> None:
+    expected = _outcome(_two_step_host, raw)
+    assert _outcome(c.decode_host_frame, raw) == expected
+    assert _outcome(c.decode_host_frame, bytearray(raw)) == expected
+    assert _outcome(c.decode_host_frame_bytes, raw) == expected
+
+
+# --- host command encoding -----------------------------------------------------------------------
+
+
+@given(host_commands)
+def test_cached_host_encoding_equals_framing_the_payload(command: c.HostCommand) -> None:
+    expected = c.frame(c.encode_host_payload(command))
+    assert c.encode_host_command(command) == expected
+    assert c.encode_host_command(dataclasses.replace(command)) == expected  # an equal copy: a cache hit
+
+
+def test_commands_with_equal_fields_but_different_ids_keep_their_own_frames() -> None:
+    # All of these have no fields (or the same ones): a cache keyed by fields alone would mix them up.
+    commands = [
+        c.RequestShortStatus(), c.StartTrain(), c.RequestLongStatus(), c.RequestWaveform(),
+        c.RequestDelays(), c.RequestTiming(), c.RequestPageAndCount(),
+    ]
+    for command in commands:
+        c.encode_host_command(command)
+    frames = [c.encode_host_command(command) for command in commands]
+    assert len(set(frames)) == len(commands)
+    assert [type(c.decode_host_frame(raw)) for raw in frames] == [type(command) for command in commands]
+
+
+# --- the stream parsers' shortcuts ----------------------------------------------------------------
+
+
+def _refuse(raw: bytes) -> Any:
+    raise ProtocolError("shortcut disabled: the parser must find out by itself", raw=raw)
+
+
+def _observe(parser: Any, chunks: list[bytes]) -> tuple[Any, ...]:
+    per_feed = [parser.feed(chunk) for chunk in chunks]
+    abandoned = parser.abandon_partial()
+    rejects = [(type(r), r.message, r.raw) for r in parser.drain_rejects()]
+    return per_feed, abandoned, rejects, parser.pending
+
+
+@pytest.mark.parametrize(
+    ("make", "plain", "frames"),
+    [
+        (c.MagProFrameParser, c.decode_device_payload, device_frames),
+        (c.MagProHostFrameParser, c.decode_host_payload, host_frames),
+    ],
+    ids=["device", "host"],
+)
+@given(data=st.data())
+def test_parsers_with_shortcuts_equal_parsers_that_only_unframe_then_decode(
+    make: Callable[[], Any], plain: Callable[..., Any], frames: st.SearchStrategy[bytes], data: st.DataObject
+) -> None:
+    # Chunks are whole frames (the frame reader's case: the one-frame shortcut), garbage, corrupted or
+    # truncated frames, and arbitrary cuts of all of them run together.
+    pieces = data.draw(
+        st.lists(frames | framed_payloads | corrupted_frames() | truncated_frames() | st.binary(max_size=8),
+                 max_size=12)
+    )
+    cuts = data.draw(st.lists(st.integers(0, 64), max_size=6))
+    stream = b"".join(pieces)
+    recut = [stream[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(stream)], strict=True)]
+    for chunks in (pieces, recut):
+        assert _observe(make(), chunks) == _observe(_FrameParser(plain, _refuse), chunks)
