@@ -32,6 +32,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus
@@ -115,6 +116,31 @@ def _whole(value: object, what: str) -> int:
 
 def _title(member: Any) -> str:
     return member.name.replace("_", " ").title()
+
+
+# Every keep-alive reports the same few states: each is put into words once. ``typed`` keeps
+# values that compare equal but print differently (True and 1) apart.
+@lru_cache(maxsize=1024, typed=True)
+def _neutral_status(
+    status: c.StatusByte, running: bool, coil_type: int | None, coil_temperature: int | None, page: int | None
+) -> DeviceStatus:
+    coil = coil_type is not None and coil_type != 0
+    coil_name = c.coil_type_name(coil_type or 0) or f"type {coil_type}"
+    raw = (
+        f"{_title(status.model)} {_title(status.mode)} {_title(status.waveform)}, "
+        f"{'enabled' if status.enabled else 'disabled'}, coil {coil_name if coil else 'none'}"
+        f"{f' {coil_temperature} °C' if coil_temperature is not None else ''}, "
+        f"page {c.page_name(page) if page is not None else '?'}"
+        f"{', sequence running' if running else ''}"
+    )
+    return DeviceStatus(
+        remote_control=True,  # the MagPro has no remote-control mode to lose
+        armed=status.enabled,
+        ready=status.enabled and coil,
+        coil_present=coil,
+        train_running=running,
+        raw=raw,
+    )
 
 
 class MagProDriver:
@@ -334,23 +360,7 @@ class MagProDriver:
         return message
 
     def _neutral(self, status: c.StatusByte, *, running: bool) -> DeviceStatus:
-        coil = self.coil_type is not None and self.coil_type != 0
-        coil_name = c.coil_type_name(self.coil_type or 0) or f"type {self.coil_type}"
-        raw = (
-            f"{_title(status.model)} {_title(status.mode)} {_title(status.waveform)}, "
-            f"{'enabled' if status.enabled else 'disabled'}, coil {coil_name if coil else 'none'}"
-            f"{f' {self.coil_temperature} °C' if self.coil_temperature is not None else ''}, "
-            f"page {c.page_name(self.page) if self.page is not None else '?'}"
-            f"{', sequence running' if running else ''}"
-        )
-        return DeviceStatus(
-            remote_control=True,  # the MagPro has no remote-control mode to lose
-            armed=status.enabled,
-            ready=status.enabled and coil,
-            coil_present=coil,
-            train_running=running,
-            raw=raw,
-        )
+        return _neutral_status(status, running, self.coil_type, self.coil_temperature, self.page)
 
     # -- connection -------------------------------------------------------------------------------
     def connect(self) -> DeviceInfo:

@@ -18,10 +18,12 @@ from test_magventure_codec import (
     corrupted_frames,
     device_messages,
     host_commands,
+    status_bytes,
     truncated_frames,
 )
 
 from tmsctl.drivers.magventure import codec as c
+from tmsctl.drivers.magventure.driver import _neutral_status
 from tmsctl.drivers.magventure.parser import _FrameParser
 from tmsctl.errors import ProtocolError
 
@@ -125,3 +127,26 @@ def test_parsers_with_shortcuts_equal_parsers_that_only_unframe_then_decode(
     recut = [stream[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(stream)], strict=True)]
     for chunks in (pieces, recut):
         assert _observe(make(), chunks) == _observe(_FrameParser(plain, _refuse), chunks)
+
+
+# --- the driver's status words -------------------------------------------------------------------
+
+
+@given(
+    status_bytes,
+    st.booleans(),
+    st.none() | st.integers(0, 255),
+    st.none() | st.integers(0, 255),
+    st.none() | st.integers(0, 255),
+)
+def test_cached_device_status_equals_the_computed_one(
+    status: c.StatusByte, running: bool, coil_type: int | None, temperature: int | None, page: int | None
+) -> None:
+    # Each argument also in forms that compare equal to it but are another type: a cache hit
+    # across them would hand back the other form's words.
+    pages: list[Any] = [page] if page is None or page not in set(c.Page) else [page, c.Page(page)]
+    for running_form in (running, int(running)):
+        for page_form in pages:
+            args = (status, running_form, coil_type, temperature, page_form)
+            computed = _neutral_status.__wrapped__(*args)
+            assert repr(_neutral_status(*args)) == repr(computed)  # repr tells True from 1; == does not
