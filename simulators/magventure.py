@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from tmsctl.drivers.magventure import codec as c
@@ -118,6 +119,20 @@ def _in_rate_grid(rate_hz_x10: int) -> bool:
     return 1 <= rate_hz_x10 <= 10 or (rate_hz_x10 > 10 and rate_hz_x10 % 10 == 0)
 
 
+# The unit answers every keep-alive with a status and reports every stimulus, from a handful of
+# states: each message is built (and so validated) and framed once per distinct state. The key
+# is every field the message carries; ``typed`` keeps an int that equals an enum member (which
+# the message would refuse) from hitting a cached frame built from the member.
+@lru_cache(maxsize=64, typed=True)
+def _status_byte(mode: c.Mode, waveform: c.Waveform, enabled: bool, model: c.MagProModel) -> c.StatusByte:
+    return c.StatusByte(mode, waveform, enabled, model)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _message_frame(message_type: type[c.DeviceMessage], *fields: Any) -> bytes:
+    return c.encode_device_message(message_type(*fields))
+
+
 class MagProSimulator(SimulatedDevice):
     baudrate = c.BAUD_RATE
     bits_per_byte = 10
@@ -165,7 +180,7 @@ class MagProSimulator(SimulatedDevice):
 
     # -- what the unit reports ----------------------------------------------------------------------
     def status_byte(self) -> c.StatusByte:
-        return c.StatusByte(self.mode, self.waveform, self.enabled, self.model)
+        return _status_byte(self.mode, self.waveform, self.enabled, self.model)
 
     def coil_type(self) -> int:
         return self.profile.coil_type if self.coil.present else 0
@@ -187,16 +202,20 @@ class MagProSimulator(SimulatedDevice):
     def short_status(self, now: float) -> c.ShortStatus:
         return c.ShortStatus(*self._status_fields(now))
 
-    def long_status(self, now: float) -> c.LongStatus:
-        return c.LongStatus(
+    def _long_status_fields(self, now: float) -> tuple[Any, ...]:
+        """``LongStatus``'s fields in order: the short status's, then originals, factors, page, running."""
+        return (
             *self._status_fields(now),
-            original_amplitude_a_pct=self.amplitude_a,
-            original_amplitude_b_pct=self.amplitude_b,
-            amplitude_factor_a_pct=100,
-            amplitude_factor_b_pct=100,
-            page=self.page,
-            sequence_running=self.sequence_running,
+            self.amplitude_a,  # original amplitudes: the simulator applies no amplitude factor
+            self.amplitude_b,
+            100,  # amplitude factors A and B, %
+            100,
+            self.page,
+            self.sequence_running,
         )
+
+    def long_status(self, now: float) -> c.LongStatus:
+        return c.LongStatus(*self._long_status_fields(now))
 
     def waveform_settings(self) -> c.WaveformSettings:
         # ID 9 answers carry an index into the table that applies (reference §4, note the asymmetry).
@@ -229,9 +248,12 @@ class MagProSimulator(SimulatedDevice):
 
     def _unprompted(self, message: c.DeviceMessage, now: float) -> None:
         """A message the unit sends on its own. Planned reply faults hit answers to commands only."""
+        self._unprompted_frame(c.encode_device_message(message), now)
+
+    def _unprompted_frame(self, frame: bytes, now: float) -> None:
         pending, self._pending_reply_faults = self._pending_reply_faults, []
         try:
-            self._reply(c.encode_device_message(message), now)
+            self._reply(frame, now)
         finally:
             self._pending_reply_faults = pending
 
@@ -260,9 +282,9 @@ class MagProSimulator(SimulatedDevice):
     def _handle(self, command: c.HostCommand, now: float) -> None:
         generation_newer = self.profile.generation == "newer"
         if isinstance(command, c.RequestShortStatus):
-            self._answer(self.short_status(now), now)
+            self._reply(_message_frame(c.ShortStatus, *self._status_fields(now)), now)
         elif isinstance(command, c.RequestLongStatus):
-            self._answer(self.long_status(now), now)
+            self._reply(_message_frame(c.LongStatus, *self._long_status_fields(now)), now)
         elif isinstance(command, c.SetAmplitude):
             self._set_amplitude(command, now)
         elif isinstance(command, c.SetEnabled):
@@ -475,7 +497,7 @@ class MagProSimulator(SimulatedDevice):
 
     def _report_didt(self, now: float) -> None:
         didt = min(255, round(self.amplitude_a * 1.6))  # 80 A/µs at 50 % (the reference's example frame)
-        self._unprompted(c.PulseDidt(didt, 0, self.status_byte()), now)
+        self._unprompted_frame(_message_frame(c.PulseDidt, didt, 0, self.status_byte()), now)
 
     def _trigger(self, now: float) -> None:
         why = self._may_stimulate(now)

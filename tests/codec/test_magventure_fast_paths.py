@@ -25,7 +25,8 @@ from test_magventure_codec import (
 from tmsctl.drivers.magventure import codec as c
 from tmsctl.drivers.magventure.driver import _neutral_status
 from tmsctl.drivers.magventure.parser import _FrameParser
-from tmsctl.errors import ProtocolError
+from tmsctl.errors import InvalidArgument, ProtocolError
+from tmsctl.simulators import magventure as sim
 
 device_frames = device_messages.map(c.encode_device_message)
 host_frames = host_commands.map(c.encode_host_command)
@@ -150,3 +151,75 @@ def test_cached_device_status_equals_the_computed_one(
             args = (status, running_form, coil_type, temperature, page_form)
             computed = _neutral_status.__wrapped__(*args)
             assert repr(_neutral_status(*args)) == repr(computed)  # repr tells True from 1; == does not
+
+
+# --- the simulator's status and di/dt frames -----------------------------------------------------
+
+
+u8 = st.integers(0, 255)
+pct = st.integers(0, 100)
+serial_numbers = st.integers(0, 0xFFFFFF)
+cached_kinds = st.one_of(  # the messages the simulator frames through its cache
+    st.builds(c.ShortStatus, status_bytes, serial_numbers, u8, u8, pct, pct),
+    st.builds(c.LongStatus, status_bytes, serial_numbers, u8, u8, pct, pct, pct, pct, u8, u8, u8, st.booleans()),
+    st.builds(c.PulseDidt, u8, u8, status_bytes),
+)
+
+
+@given(cached_kinds)
+def test_cached_simulator_frames_equal_encoding_the_built_message(message: c.DeviceMessage) -> None:
+    fields = [getattr(message, f.name) for f in dataclasses.fields(message)]
+    expected = c.encode_device_message(message)
+    assert sim._message_frame(type(message), *fields) == expected
+    assert sim._message_frame(type(message), *fields) == expected
+
+
+def test_a_cached_frame_never_answers_for_a_value_the_message_refuses() -> None:
+    status = sim._status_byte(c.Mode.STANDARD, c.Waveform.MONOPHASIC, False, c.MagProModel.R30)
+    sim._message_frame(c.PulseDidt, 80, 0, status)
+    # Equal as keys (0 == False, 0 == Mode.STANDARD), refused by the messages: still refused.
+    with pytest.raises(InvalidArgument):
+        sim._message_frame(c.PulseDidt, 80, False, status)
+    with pytest.raises(InvalidArgument):
+        sim._status_byte(0, c.Waveform.MONOPHASIC, False, c.MagProModel.R30)
+
+
+modes_and_waveforms = st.sampled_from(
+    [(m, w) for m in c.Mode for w in c.Waveform if not (m in (c.Mode.TWIN, c.Mode.DUAL) and w == 3)]
+)
+
+
+@given(
+    st.sampled_from(sorted(sim.PROFILES)),
+    modes_and_waveforms,
+    st.booleans(),
+    st.integers(0, 100),
+    st.integers(0, 100),
+    st.integers(0, 255),
+    st.booleans(),
+    st.floats(0, 90),
+    st.booleans(),
+    st.sampled_from([c.RequestShortStatus(), c.RequestLongStatus()]),
+)
+def test_the_simulators_status_answer_is_the_encoding_of_its_status(
+    profile: str,
+    mode_and_waveform: tuple[c.Mode, c.Waveform],
+    enabled: bool,
+    amplitude_a: int,
+    amplitude_b: int,
+    page: int,
+    running: bool,
+    temperature_c: float,
+    coil_present: bool,
+    request: c.HostCommand,
+) -> None:
+    device = sim.MagProSimulator(sim.PROFILES[profile])
+    device.mode, device.waveform = mode_and_waveform
+    device.enabled, device.amplitude_a, device.amplitude_b = enabled, amplitude_a, amplitude_b
+    device.page, device.sequence_running = page, running
+    device.coil.force(0.0, temperature_c)
+    device.coil.present = coil_present
+    arrived = device.feed(c.encode_host_command(request), 0.0)
+    built = device.short_status if isinstance(request, c.RequestShortStatus) else device.long_status
+    expected = c.encode_device_message(built(arrived))
+    assert device.read(arrived + 1.0) == expected
