@@ -17,6 +17,7 @@ from records_helpers import deliver, running_session, session_plan
 
 from tmsctl.records import (
     Fault,
+    InvalidRecord,
     MotorThreshold,
     Records,
     SessionStatus,
@@ -105,3 +106,26 @@ def test_a_filtered_listing_is_the_full_listing_filtered(
         if (subject_id is None or s.subject_id == subject_id) and (status is None or s.status is status)
     )
     assert records.sessions(subject_id=subject_id, status=status) == expected
+
+
+@pytest.mark.parametrize("subject_id", [None, "S017", "S099"])
+@pytest.mark.parametrize("newest", [1, 3, 5, 50])
+def test_the_newest_sessions_are_the_tail_of_the_listing_and_the_count_its_length(
+    records: Records, subject_id: str | None, newest: int
+) -> None:
+    _clinic(records)
+    everything = records.sessions(subject_id=subject_id)
+    assert records.count_sessions(subject_id=subject_id) == len(everything)
+    assert records.sessions(subject_id=subject_id, newest=newest) == everything[-newest:]
+
+
+def test_a_bound_listing_keeps_the_subject_index(records: Records) -> None:
+    _clinic(records)
+    plans = _plans_of(records, lambda: records.sessions(subject_id="S017", newest=2))
+    assert all(any("sessions_by_subject" in line for line in plan) for plan in plans.values())
+
+
+@pytest.mark.parametrize("newest", [0, -1, True, 2.5])
+def test_a_bound_must_be_a_positive_whole_number(records: Records, newest: Any) -> None:
+    with pytest.raises(InvalidRecord):
+        records.sessions(newest=newest)

@@ -53,6 +53,7 @@ from tmsctl.records.model import (
     ThresholdUsed,
     TriggerSource,
     _content_hash,
+    _count,
     _enum,
     _optional_utc,
     _text,
@@ -673,22 +674,21 @@ class Records:
         return _session_from_row(rows[0], thresholds)
 
     def sessions(
-        self, *, subject_id: str | None = None, status: SessionStatus | str | None = None
+        self,
+        *,
+        subject_id: str | None = None,
+        status: SessionStatus | str | None = None,
+        newest: int | None = None,
     ) -> tuple[Session, ...]:
-        """Sessions in creation order, optionally only one subject's and/or one status."""
-        if subject_id is not None:
-            validate_subject_id(subject_id)
-        status_value = None if status is None else _enum(SessionStatus, "status", status).value
-        # Only the filters given become terms: "(:subject IS NULL OR subject_id = :subject)" cannot
-        # use an index, so one subject's listing would read every session the clinic ever ran.
-        # With both, the status term is kept off its index ("+"): a subject has tens of sessions,
-        # a status ("completed") can hold most of the clinic's.
-        given = {column: value for column, value in (("subject_id", subject_id), ("status", status_value))
-                 if value is not None}
-        terms = [f"s.{column} = :{column}" for column in given]
-        if len(terms) == 2:
-            terms[1] = "+" + terms[1]
-        where = " AND ".join(terms) or "1"
+        """Sessions in creation order, optionally only one subject's and/or one status; with
+        ``newest``, only the last that many created (still oldest first)."""
+        where, given = self._session_filter(subject_id, status)
+        if newest is not None:
+            _count("newest", newest, low=1)
+            # The bounded listing reads the newest rows only: a clinic's years of sessions stay on disk.
+            chosen = f"SELECT s.rowid FROM sessions s WHERE {where} ORDER BY s.created_at DESC, s.rowid DESC LIMIT :newest"
+            where = f"s.rowid IN ({chosen})"
+            given = {**given, "newest": newest}
         rows = self._read(
             "listing sessions",
             f"SELECT s.* FROM sessions s WHERE {where} ORDER BY s.created_at, s.rowid",
@@ -704,6 +704,30 @@ class Records:
         for row in thresholds:
             by_session.setdefault(row["session_id"], []).append(row)
         return tuple(_session_from_row(r, by_session.get(r["session_id"], [])) for r in rows)
+
+    def count_sessions(self, *, subject_id: str | None = None, status: SessionStatus | str | None = None) -> int:
+        """How many sessions ``sessions`` would list with the same filters (and no bound)."""
+        where, given = self._session_filter(subject_id, status)
+        return int(self._read("counting sessions", f"SELECT count(*) FROM sessions s WHERE {where}", given)[0][0])
+
+    @staticmethod
+    def _session_filter(
+        subject_id: str | None, status: SessionStatus | str | None
+    ) -> tuple[str, dict[str, str]]:
+        """The WHERE clause over ``sessions s`` for these filters, and its parameters."""
+        if subject_id is not None:
+            validate_subject_id(subject_id)
+        status_value = None if status is None else _enum(SessionStatus, "status", status).value
+        # Only the filters given become terms: "(:subject IS NULL OR subject_id = :subject)" cannot
+        # use an index, so one subject's listing would read every session the clinic ever ran.
+        # With both, the status term is kept off its index ("+"): a subject has tens of sessions,
+        # a status ("completed") can hold most of the clinic's.
+        given = {column: value for column, value in (("subject_id", subject_id), ("status", status_value))
+                 if value is not None}
+        terms = [f"s.{column} = :{column}" for column in given]
+        if len(terms) == 2:
+            terms[1] = "+" + terms[1]
+        return " AND ".join(terms) or "1", given
 
     def _status(self, conn: sqlite3.Connection, session_id: str) -> SessionStatus:
         row = conn.execute("SELECT status FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
