@@ -37,6 +37,9 @@ DbOption = Annotated[
 ]
 
 
+SESSIONS_SHOWN = 50  # a table of a clinic's years of sessions would scroll for minutes
+
+
 def _open_records(db: Path | None) -> Any:
     from tmsctl.records import Records
 
@@ -225,12 +228,21 @@ def sessions(
     subject: Annotated[str | None, typer.Option("--subject", help="Only this subject.")] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help=f"Only the newest N (0: all). Default: {SESSIONS_SHOWN} in the table, all with --json."),
+    ] = None,
 ) -> None:
-    """List recorded sessions."""
+    """List recorded sessions, oldest first."""
+    if limit is not None and limit < 0:
+        fail(InvalidArgument(f"--limit must be 0 (all) or a positive number, got {limit}"))
+    newest = (None if as_json else SESSIONS_SHOWN) if limit is None else (limit or None)
     with reported():
         records = _open_records(db)
         try:
-            found = records.sessions(subject_id=subject) if subject else records.sessions()
+            found = records.sessions(subject_id=subject, newest=newest)
+            maybe_more = newest is not None and len(found) == newest
+            total = records.count_sessions(subject_id=subject) if maybe_more else len(found)
         finally:
             records.close()
     rows = [
@@ -254,6 +266,8 @@ def sessions(
             r["device"] + (" (SIMULATED)" if r["simulated"] else ""), r["started"] or "",
         )
     out.print(table)
+    if total > len(rows):
+        out.print(f"the newest {len(rows)} of {total:,} sessions; --limit 0 lists them all", highlight=False)
 
 
 session_app = typer.Typer(help="One recorded session.", no_args_is_help=True)

@@ -199,3 +199,29 @@ def test_a_protocol_that_is_both_unapproved_and_refused_is_refused_first(tmp_pat
     assert result.exit_code == EXIT_REFUSED, result.output
     error = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
     assert "is refused" in error and "approved" not in error
+
+
+def test_sessions_lists_the_newest_and_says_how_many_more_there_are(tmp_path: Path) -> None:
+    from tmsctl.records import Records, SessionPlan
+
+    db = tmp_path / "r.db"
+    with Records(db) as records:
+        records.ensure_subject("S001")
+        created = [
+            records.create_session(SessionPlan(
+                subject_id="S001", protocol_id="short-cli", protocol_hash="sha256:" + "3f" * 32,
+                protocol_text=SHORT, device_url="sim://rapid2", device_model="magstim-rapid2", simulated=True,
+                planned_deliveries=4, planned_pulses=80,
+            )).session_id
+            for _ in range(4)
+        ]
+    listed = runner.invoke(app, ["sessions", "--db", str(db), "--limit", "3"])
+    assert listed.exit_code == 0, listed.output
+    assert [sid for sid in created if sid in listed.stdout] == created[1:]  # the newest three
+    assert "the newest 3 of 4 sessions" in listed.stdout
+    everything = json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout)
+    assert [s["session"] for s in everything] == created  # --json: all of them, oldest first
+    assert json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json", "--limit", "1"]).stdout)[0][
+        "session"] == created[-1]
+    refused = runner.invoke(app, ["sessions", "--db", str(db), "--limit", "-1"])
+    assert refused.exit_code == EXIT_REFUSED and "--limit" in refused.stderr
