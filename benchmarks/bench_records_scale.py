@@ -779,12 +779,14 @@ def measure_operations(path: Path, subject_id: str, repeat: int, log: StatementL
 
         # -- listing and showing ------------------------------------------------------------------
         figures.measure(LIST_ALL, records.sessions, opens)
+        figures.measure("sessions(newest=50) + count (`tmsctl sessions`)",
+                        lambda: (records.sessions(newest=50), records.count_sessions()), repeat)
         figures.measure("sessions(subject_id=...) (`tmsctl sessions --subject`)",
                         lambda: records.sessions(subject_id=subject_id), repeat)
         figures.measure("session_detail + resume_point (`session show`)",
                         lambda: (records.session_detail(shown_session), records.resume_point(shown_session)), repeat)
 
-    figures.measure("CLI `tmsctl sessions` (open, list, render)", lambda: _cli(["sessions", "--db", str(path)]))
+    figures.measure("CLI `tmsctl sessions` (open, list the newest 50, render)", lambda: _cli(["sessions", "--db", str(path)]))
     figures.measure("CLI `tmsctl sessions --subject S`",
                     lambda: _cli(["sessions", "--db", str(path), "--subject", subject_id]), 2)
     figures.measure("CLI `tmsctl session show ID`",
@@ -792,7 +794,7 @@ def measure_operations(path: Path, subject_id: str, repeat: int, log: StatementL
     return figures
 
 
-LIST_ALL = "sessions() (all of them: `tmsctl sessions`)"
+LIST_ALL = "sessions() (all of them: `tmsctl sessions --limit 0`)"
 
 
 def _deliver(delivery_log: RecordsDeliveryLog, train: Any, clock: VirtualClock) -> tuple[float, float, float]:
