@@ -119,10 +119,14 @@ def test_the_newest_sessions_are_the_tail_of_the_listing_and_the_count_its_lengt
     assert records.sessions(subject_id=subject_id, newest=newest) == everything[-newest:]
 
 
-def test_a_bound_listing_keeps_the_subject_index(records: Records) -> None:
+def test_a_bound_listing_sorts_one_subjects_sessions_once_and_reads_the_chosen_by_rowid(records: Records) -> None:
     _clinic(records)
     plans = _plans_of(records, lambda: records.sessions(subject_id="S017", newest=2))
-    assert all(any("sessions_by_subject" in line for line in plan) for plan in plans.values())
+    choosing, *reading = plans.values()
+    assert any("sessions_by_subject" in line for line in choosing)
+    assert len(reading) == 2  # the sessions, then their thresholds: neither sorts sessions again
+    assert all(not any(line.startswith("SCAN s") for line in plan) for plan in reading)
+    assert all(any("rowid=?" in line for line in plan) for plan in reading)
 
 
 @pytest.mark.parametrize("newest", [0, -1, True, 2.5])

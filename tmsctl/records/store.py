@@ -685,10 +685,13 @@ class Records:
         where, given = self._session_filter(subject_id, status)
         if newest is not None:
             _count("newest", newest, low=1)
-            # The bounded listing reads the newest rows only: a clinic's years of sessions stay on disk.
-            chosen = f"SELECT s.rowid FROM sessions s WHERE {where} ORDER BY s.created_at DESC, s.rowid DESC LIMIT :newest"
-            where = f"s.rowid IN ({chosen})"
-            given = {**given, "newest": newest}
+            # Chosen once (the sort is the costly part), then read: a clinic's years of sessions stay on disk.
+            chosen = self._read(
+                "choosing the newest sessions",
+                f"SELECT s.rowid FROM sessions s WHERE {where} ORDER BY s.created_at DESC, s.rowid DESC LIMIT :newest",
+                {**given, "newest": newest},
+            )
+            where, given = "s.rowid IN (SELECT value FROM json_each(:chosen))", {"chosen": json.dumps([r[0] for r in chosen])}
         rows = self._read(
             "listing sessions",
             f"SELECT s.* FROM sessions s WHERE {where} ORDER BY s.created_at, s.rowid",
