@@ -54,20 +54,6 @@ class _FrameParser(Generic[_T]):
 
     def feed(self, data: bytes) -> list[_T]:
         """Add received bytes; return every complete, valid message they finish, in order."""
-        if (
-            not self._buffer
-            and not self._garbage
-            and len(data) > OVERHEAD
-            and data[0] == START
-            and data[1] + OVERHEAD == len(data)
-            and data[1] <= MAX_PAYLOAD_LENGTH
-        ):
-            # Exactly one frame on an empty parser (how a frame reader hands them over): if it is
-            # valid, the scan below would consume all of it and return just its message.
-            try:
-                return [self._decode_frame(bytes(data))]
-            except ProtocolError:
-                pass  # the scan finds out what to reject and what to keep, as for any bad frame
         self._buffer += data
         return self._scan()
 

@@ -117,7 +117,7 @@ def _observe(parser: Any, chunks: list[bytes]) -> tuple[Any, ...]:
 def test_parsers_with_shortcuts_equal_parsers_that_only_unframe_then_decode(
     make: Callable[[], Any], plain: Callable[..., Any], frames: st.SearchStrategy[bytes], data: st.DataObject
 ) -> None:
-    # Chunks are whole frames (the frame reader's case: the one-frame shortcut), garbage, corrupted or
+    # Chunks are whole frames (the frame reader's case), garbage, corrupted or
     # truncated frames, and arbitrary cuts of all of them run together.
     pieces = data.draw(
         st.lists(frames | framed_payloads | corrupted_frames() | truncated_frames() | st.binary(max_size=8),
