@@ -236,7 +236,10 @@ def sessions(
     """List recorded sessions, oldest first."""
     if limit is not None and limit < 0:
         fail(InvalidArgument(f"--limit must be 0 (all) or a positive number, got {limit}"))
-    newest = (None if as_json else SESSIONS_SHOWN) if limit is None else (limit or None)
+    if limit is None:
+        newest = None if as_json else SESSIONS_SHOWN  # a script asking for JSON gets everything
+    else:
+        newest = limit or None  # 0: all
     with reported():
         records = _open_records(db)
         try:
