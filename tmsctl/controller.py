@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tmsctl.clock import Clock
+from tmsctl.dose import DoseCount, TriggerEvidence, reconcile
 from tmsctl.drivers.base import Capability, DeviceInfo, DeviceStatus, StimulatorDriver
 from tmsctl.errors import (
     DeviceStateError,
@@ -43,7 +44,14 @@ from tmsctl.fsm import ENERGISED, State, StateMachine
 from tmsctl.safety import RUNTIME_LIMITS, EnergyBudget, PulseCap, RateLimiter, RuntimeLimits
 
 COIL_READ_PERIOD_S = 5.0
+UNCONFIRMED_DISARM_WORDS = (
+    "the device did not confirm the disarm: it may still be armed. Use its own disarm or stop control now "
+    "and take the coil away from the subject"
+)
 TRAIN_END_GRACE_S = 2.0  # a train still running this long after its scheduled end is a fault
+# The watch read before a device-timed train's last pulse starts this long after the pulse before
+# it was due at the latest: it must report "running" after that pulse and before the last one.
+LAST_PULSE_WATCH_DELAY_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,40 @@ class Delivery:
     trigger_source: str
     is_train: bool
     confirmed: bool = True  # False when the device cannot confirm a pulse (no replies, e.g. DuoMAG)
+    dose: DoseCount | None = None  # what went out, from the evidence; set when the delivery has ended
+
+
+class _TriggerWatch:
+    """The evidence gathered about the trigger in progress (see tmsctl.dose)."""
+
+    __slots__ = ("offsets", "sent_at", "acknowledged_at", "running_seen_at", "stopped_by", "normal_end",
+                 "last_watch_at", "last_watch_done")
+
+    def __init__(self, offsets: tuple[float, ...], sent_at: float) -> None:
+        self.offsets = offsets
+        self.sent_at = sent_at
+        self.acknowledged_at: float | None = None
+        self.running_seen_at: float | None = None
+        self.stopped_by: float | None = None
+        self.normal_end = False
+        self.last_watch_at = math.inf  # when to read the status between the last two pulses
+        self.last_watch_done = len(offsets) < 2
+
+    def acknowledged(self, at: float) -> None:
+        self.acknowledged_at = at
+        if len(self.offsets) >= 2:
+            self.last_watch_at = at + self.offsets[-2] + LAST_PULSE_WATCH_DELAY_S
+
+    @property
+    def last_due_latest(self) -> float:
+        """The latest the last pulse can be due."""
+        first = self.acknowledged_at if self.acknowledged_at is not None else self.sent_at
+        return first + self.offsets[-1]
+
+    def evidence(self) -> TriggerEvidence:
+        return TriggerEvidence(
+            self.offsets, self.sent_at, self.acknowledged_at, self.running_seen_at, self.stopped_by, self.normal_end
+        )
 
 
 class Controller:
@@ -80,9 +122,14 @@ class Controller:
         self.intensity_pct_mso: int | None = None
         self.train: tuple[float, int] | None = None  # (frequency_hz, pulses) configured on the device
         self.train_timing = 0.0  # seconds from the first to the last pulse of the configured train
+        self.train_offsets: tuple[float, ...] = (0.0,)  # each pulse of the configured train, from its first
         self.last_fault: str | None = None
-        self.pulses_delivered = 0
+        self.pulses_delivered = 0  # known delivered, over every trigger of this controller
+        self.pulses_uncertain = 0  # may have gone out (a trigger cut short or unanswered)
         self.delivery: Delivery | None = None
+        self.last_delivery: Delivery | None = None  # the latest trigger's outcome, with its dose
+        self._watch: _TriggerWatch | None = None
+        self.disarm_unconfirmed = False  # a disarm the device never confirmed: it may still be armed
         self.rate = RateLimiter()
         self.energy = self._energy_budget()
         self.pulse_cap: PulseCap | None = None
@@ -136,21 +183,56 @@ class Controller:
     def _fault(self, code: str, detail: str) -> None:
         state_before = self.state
         self.last_fault = f"{code}: {detail}"
-        self._try_disarm()
+        confirmed = self._try_disarm()
         if self.state not in (State.ESTOP, State.DISCONNECTED) or state_before is State.CONNECTING:
             if self.fsm.may("fault"):
                 self.fsm.fire("fault")
-        self.delivery = None
+        self._end_trigger()
         self._emit(FaultEvent, code=code, detail=detail, state=state_before.value)
+        if not confirmed and state_before in ENERGISED:
+            self._disarm_unconfirmed(state_before)
+
+    def _disarm_unconfirmed(self, state_before: State) -> None:
+        self.disarm_unconfirmed = True
+        self.last_fault = f"disarm_unconfirmed: {UNCONFIRMED_DISARM_WORDS}"
+        self._emit(FaultEvent, code="disarm_unconfirmed", detail=UNCONFIRMED_DISARM_WORDS, state=state_before.value)
 
     def _try_disarm(self) -> bool:
+        """Disarm, twice if need be; True only when the device confirmed it (then nothing more fires)."""
         for _ in range(2):
             try:
                 self.driver.disarm()
-                return True
-            except Exception:  # we are already handling a fault; the unit self-disarms on silence
+            except Exception:  # we are already handling a fault; the caller learns it was not confirmed
                 continue
+            self._stopped(self.clock.now())
+            return True
         return False
+
+    def _stopped(self, at: float) -> None:
+        watch = self._watch
+        if watch is not None and watch.stopped_by is None:
+            watch.stopped_by = at
+
+    def settle_trigger(self) -> Delivery | None:
+        """Close the books on a trigger still open after a stop (a disarm that raised, a process
+        winding down): what it delivered is settled from the evidence so far, the rest uncertain."""
+        return self._end_trigger()
+
+    def _end_trigger(self) -> Delivery | None:
+        """The trigger in progress is over (ended, cut short or lost): settle its dose from the evidence."""
+        delivery, watch = self.delivery, self._watch
+        self.delivery = None
+        self._watch = None
+        if delivery is None or watch is None:
+            return None
+        dose = reconcile(watch.evidence())
+        final = replace(delivery, dose=dose)
+        self.last_delivery = final
+        self.pulses_delivered += dose.delivered
+        self.pulses_uncertain += dose.uncertain
+        if self.on_delivered:
+            self.on_delivered(final)
+        return final
 
     # -- connection ----------------------------------------------------------------------------------
     def connect(self) -> DeviceInfo:
@@ -179,7 +261,11 @@ class Controller:
     def close(self, reason: str = "closed") -> None:
         """Disarm, release the device and close the port. Idempotent, never raises."""
         if self.state in ENERGISED:
-            self._try_disarm()
+            state_before = self.state
+            confirmed = self._try_disarm()
+            self._end_trigger()
+            if not confirmed:
+                self._disarm_unconfirmed(state_before)
         try:
             self.driver.close()
         finally:
@@ -212,6 +298,7 @@ class Controller:
         self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: set_train(frequency_hz, pulses))
         self.train = (frequency_hz, pulses)
         self.train_timing = (pulses - 1) / frequency_hz  # first to last pulse
+        self.train_offsets = tuple(k / frequency_hz for k in range(pulses))
         self._emit(TrainConfigured, frequency_hz=frequency_hz, n_pulses=pulses)
 
     def configure_theta_burst(
@@ -235,6 +322,9 @@ class Controller:
         )
         self.train = (burst_rate_hz, pulses_per_burst * bursts)
         self.train_timing = ((bursts - 1) / burst_rate_hz + (pulses_per_burst - 1) / burst_frequency_hz)
+        self.train_offsets = tuple(
+            b / burst_rate_hz + p / burst_frequency_hz for b in range(bursts) for p in range(pulses_per_burst)
+        )
         self._emit(TrainConfigured, frequency_hz=burst_rate_hz, n_pulses=pulses_per_burst * bursts)
 
     def configure_single_pulse(self) -> None:
@@ -242,6 +332,7 @@ class Controller:
         if leave is not None and self.train is not None:
             self._device_call("leave train mode", leave)
         self.train = None
+        self.train_offsets = (0.0,)
 
     # -- arming ------------------------------------------------------------------------------------------
     def _arm_guards(self, now: float) -> list[str]:
@@ -282,8 +373,9 @@ class Controller:
         self.fsm.fire("disarm")
         status = self._device_call("disarm", self.driver.disarm)
         assert isinstance(status, DeviceStatus)
+        self._stopped(self.clock.now())
         self.status = status
-        self.delivery = None
+        self._end_trigger()
         self.fsm.fire("disarmed")
         return status
 
@@ -323,13 +415,12 @@ class Controller:
             raise GuardRejected("fire", reasons)
         self.fsm.fire("fire")
         fired_at = self.clock.now()  # the trigger leaves now; the reply comes a few ms later
-        if trigger_source == "rts":
-            result = self._device_call("RTS trigger", getattr(self.driver, "trigger_via_rts"))
-        else:
-            result = self._device_call("fire", self.driver.fire)
-        confirmed = self.confirmed_replies and getattr(result, "confirmed", True)
         duration = self.train_timing if self.train else 0.0
-        self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train, confirmed)
+        offsets = self.train_offsets if is_train else (0.0,)
+        # The trigger is on its way from here on: whatever the reply, its pulses count against every
+        # limit, and a lost reply leaves them uncertain (settled by _end_trigger), never unrecorded.
+        self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train)
+        self._watch = _TriggerWatch(offsets, fired_at)
         limits = self.driver.limits
         if is_train:
             assert self.train is not None
@@ -342,23 +433,34 @@ class Controller:
             self.energy.record(fired_at, pulses, intensity)
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
+        if trigger_source == "rts":
+            result = self._device_call("RTS trigger", getattr(self.driver, "trigger_via_rts"))
+        else:
+            result = self._device_call("fire", self.driver.fire)
+        acknowledged_at = self.clock.now()
+        confirmed = self.confirmed_replies and getattr(result, "confirmed", True)
+        self._watch.acknowledged(acknowledged_at)
+        self.delivery = replace(self.delivery, expected_end=self._watch.last_due_latest, confirmed=confirmed)
+        started = self.delivery
         if not is_train:
             self._finish_delivery()
-        return self.delivery or Delivery(pulses, intensity, fired_at, fired_at, trigger_source, False, confirmed)
+        return started
 
     def _finish_delivery(self) -> None:
-        delivery = self.delivery
-        assert delivery is not None
-        self.pulses_delivered += delivery.pulses
+        """The trigger ended as the device meant it to: a single pulse acknowledged, or a train the
+        device ended itself after its last pulse was due."""
+        assert self._watch is not None
+        self._watch.normal_end = True
+        self._stopped(self.clock.now())
         self.fsm.fire("delivered")
-        self.delivery = None
-        if self.on_delivered:
-            self.on_delivered(delivery)
+        self._end_trigger()
 
     # -- operator --------------------------------------------------------------------------------------
     def pause(self, reason: str = "") -> None:
         if self.state in ENERGISED:
             self._device_call("disarm for pause", self.driver.disarm)
+            self._stopped(self.clock.now())
+            self._end_trigger()
         self.fsm.fire("pause")
         self._emit(OperatorAction, action="pause", reason=reason)
 
@@ -373,10 +475,13 @@ class Controller:
 
     def estop(self, reason: str = "emergency stop") -> None:
         """Disarm at once (best effort) and end this controller's session for good."""
-        self._try_disarm()
-        self.delivery = None
+        state_before = self.state
+        confirmed = self._try_disarm()
+        self._end_trigger()
         self.fsm.fire("estop")
         self._emit(OperatorAction, action="estop", reason=reason)
+        if not confirmed:
+            self._disarm_unconfirmed(state_before)
 
     def acknowledge(self, reason: str) -> None:
         if not reason.strip():
@@ -387,6 +492,9 @@ class Controller:
     # -- servicing ---------------------------------------------------------------------------------------
     def next_deadline(self) -> float:
         deadline = self._next_keepalive
+        watch = self._watch
+        if watch is not None and not watch.last_watch_done:
+            deadline = min(deadline, watch.last_watch_at)
         if self.delivery is not None and self.delivery.expected_end > self.clock.now():
             deadline = min(deadline, self.delivery.expected_end)
         return deadline
@@ -411,6 +519,15 @@ class Controller:
         if keep_clear_until is not None and not due:
             window_start = keep_clear_until - self.limits.fire_lead_guard_s
             due = self._next_keepalive <= keep_clear_until and now >= window_start - 0.05
+        delivery, watch = self.delivery, self._watch
+        if delivery is not None and delivery.is_train and watch is not None:
+            # Two reads the evidence needs: one between the last two pulses (the train still running
+            # after all but the last), and one once the last pulse was due (the device ended it).
+            if not watch.last_watch_done and now >= watch.last_watch_at:
+                watch.last_watch_done = True
+                due = True
+            if now >= delivery.expected_end:
+                due = True
         if due:
             if self._next_coil_read <= now and self.delivery is None and keep_clear_until is None:
                 self._read_coil(now)
@@ -428,12 +545,36 @@ class Controller:
 
     def refresh_status(self) -> DeviceStatus:
         """Read the device's status now (it also serves as a keep-alive) and act on what it says."""
+        sent_at = self.clock.now()
         status = self._device_call("keep-alive (status read)", self.driver.keepalive)
         assert isinstance(status, DeviceStatus)
         self.status = status
+        if self.delivery is not None and self.delivery.is_train:
+            self._watch_train(status, sent_at)
         self._check_status(status)
         self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
         return status
+
+    def _watch_train(self, status: DeviceStatus, sent_at: float) -> None:
+        """What a status read during a device-timed train says about its pulses."""
+        watch = self._watch
+        assert watch is not None and self.delivery is not None
+        if status.train_running:
+            watch.running_seen_at = sent_at
+            return
+        self._stopped(self.clock.now())
+        if sent_at >= watch.last_due_latest:
+            return  # ended after its last pulse was due: _check_train_end settles it
+        delivery = self.delivery
+        self._fault(
+            "train_stopped_early",
+            f"the device ended a {delivery.pulses}-pulse train {sent_at - delivery.started_at:.3f} s after its "
+            f"trigger, {watch.last_due_latest - sent_at:.3f} s before its last pulse was due, without a word",
+        )
+        raise DeviceStateError(
+            f"{self.driver.display_name} ended the train early without reporting why; the device was disarmed",
+            hint="check the stimulator's display and coil before resuming; the record says how many pulses went out",
+        )
 
     def _check_status(self, status: DeviceStatus) -> None:
         state = self.fsm.state

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from tmsctl.controller import Controller, Delivery
+from tmsctl.controller import UNCONFIRMED_DISARM_WORDS, Controller, Delivery
+from tmsctl.dose import DoseCount
 from tmsctl.drivers.base import Capability
-from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.errors import DeviceStateError, InvalidArgument, TmsError
 from tmsctl.fsm import ENERGISED, State
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.safety import PulseCap
@@ -48,7 +49,8 @@ class Progress:
     trains_total: int
     pulses_total: int
     next_index: int = 0
-    pulses_delivered: int = 0
+    pulses_delivered: int = 0  # known delivered (tmsctl.dose)
+    pulses_uncertain: int = 0  # may have gone out
     state: str = "idle"
     session_start: float | None = None
     next_onset: float | None = None
@@ -63,14 +65,15 @@ class RunResult:
     pulses_delivered: int
     reason: str = ""
     onset_errors_s: tuple[float, ...] = ()
+    pulses_uncertain: int = 0
 
 
 class DeliveryLog:
     """Where the runner writes what it does. ``records``-backed in production; in-memory in tests."""
 
     def begin(self, train: ScheduledTrain, planned_at: float, trigger_source: str) -> None: ...
-    def fired(self, train: ScheduledTrain, pulses: int) -> None: ...
-    def finish(self, train: ScheduledTrain, delivery: Delivery, onset_error_s: float) -> None: ...
+    def fired(self, train: ScheduledTrain, pulses_known: int) -> None: ...
+    def finish(self, train: ScheduledTrain, dose: DoseCount, started_at: float, onset_error_s: float) -> None: ...
     def fault(self, code: str, detail: str, index: int) -> None: ...
     def paused(self, index: int, reason: str) -> None: ...
     def aborted(self, index: int, reason: str) -> None: ...
@@ -86,6 +89,7 @@ class SessionRunner:
         log: DeliveryLog | None = None,
         start_index: int = 0,
         pulses_already_delivered: int = 0,
+        pulses_already_uncertain: int = 0,
         trigger_source: str = "serial",
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
@@ -102,13 +106,15 @@ class SessionRunner:
         self.trigger_source = trigger_source
         self.on_progress = on_progress
         self.progress = Progress(
-            len(schedule.trains), schedule.total_pulses, start_index, pulses_already_delivered
+            len(schedule.trains), schedule.total_pulses, start_index, pulses_already_delivered,
+            pulses_already_uncertain,
         )
+        self._open: _OpenTrain | None = None  # the train begun on record and not yet finished there
         self._pause = threading.Event()
         self._abort = threading.Event()
         self._wake = self.clock.event()  # set by a request so waits end at once, not at a poll
         self._reason = ""
-        controller.pulse_cap = PulseCap(schedule.total_pulses, pulses_already_delivered)
+        controller.pulse_cap = PulseCap(schedule.total_pulses, pulses_already_delivered + pulses_already_uncertain)
         controller.intensity_cap_pct_mso = max(t.intensity_pct_mso or 0 for t in schedule.trains)
 
     # -- requests (any thread, signal handlers) --------------------------------------------------------
@@ -169,6 +175,8 @@ class SessionRunner:
             return self._result(RunOutcome.COMPLETED)
         except _Stop as stop:
             self._safe_disarm()
+            if self._unconfirmed_disarm():
+                return self._result(RunOutcome.FAULTED, UNCONFIRMED_DISARM_WORDS)
             if stop.outcome is RunOutcome.PAUSED:
                 self.log.paused(self.progress.next_index, self._reason)
             else:
@@ -177,6 +185,8 @@ class SessionRunner:
             return self._result(stop.outcome, self._reason)
         except KeyboardInterrupt:
             self._safe_disarm()
+            if self._unconfirmed_disarm():
+                return self._result(RunOutcome.FAULTED, UNCONFIRMED_DISARM_WORDS)
             self.log.aborted(self.progress.next_index, "operator interrupt (Ctrl-C or SIGTERM)")
             self._publish()
             return self._result(RunOutcome.ABORTED, "operator interrupt (Ctrl-C or SIGTERM)")
@@ -184,28 +194,57 @@ class SessionRunner:
             self._safe_disarm()
             detail = exc.message
             self.log.fault(type(exc).__name__, detail, self.progress.next_index)
+            if self._unconfirmed_disarm():
+                return self._result(RunOutcome.FAULTED, UNCONFIRMED_DISARM_WORDS)
             self._publish()
             return self._result(RunOutcome.FAULTED, f"{detail}" + (f" ({exc.hint})" if exc.hint else ""))
         except Exception as exc:  # a bug of ours: still end disarmed, and say so in the record
             self._safe_disarm()
             self.log.fault("internal_error", f"{type(exc).__name__}: {exc}", self.progress.next_index)
+            self._unconfirmed_disarm()
             raise
 
     def _result(self, outcome: RunOutcome, reason: str = "") -> RunResult:
         return RunResult(
             outcome, self.progress.next_index, self.progress.pulses_delivered, reason,
-            tuple(self.progress.onset_errors_s),
+            tuple(self.progress.onset_errors_s), self.progress.pulses_uncertain,
         )
 
     def _safe_disarm(self) -> None:
+        """Disarm, then settle the open train on record with what the evidence says it delivered."""
         c = self.controller
-        if c.state in ENERGISED:
-            try:
-                c.disarm()
-            except TmsError:
-                pass  # the controller latched FAULT and tried already; the unit self-disarms on silence
-        elif c.state is State.DISARMING:
-            c._try_disarm()
+        try:
+            if c.state in ENERGISED:
+                try:
+                    c.disarm()
+                except TmsError:
+                    pass  # the controller latched FAULT, tried again, and knows whether it was confirmed
+            elif c.state is State.DISARMING:
+                c._fault("disarm_interrupted", "a disarm was interrupted; disarming again")
+        finally:
+            c.settle_trigger()
+            self._finish_open_train()
+
+    def _unconfirmed_disarm(self) -> bool:
+        """A disarm the device never confirmed is a critical fault on record, whatever stopped the run."""
+        if not self.controller.disarm_unconfirmed:
+            return False
+        self.log.fault("disarm_unconfirmed", UNCONFIRMED_DISARM_WORDS, self.progress.next_index)
+        self._publish()
+        return True
+
+    def _finish_open_train(self) -> None:
+        """Record how the train begun on record ended: its settled triggers; untriggered pulses did not go out."""
+        open_train = self._open
+        if open_train is None:
+            return
+        self._open = None
+        dose = open_train.settle(self.controller.last_delivery)
+        self.progress.pulses_delivered += dose.delivered
+        self.progress.pulses_uncertain += dose.uncertain
+        if dose.complete:
+            self.progress.next_index = open_train.train.index + 1
+        self.log.finish(open_train.train, dose, open_train.onset, open_train.onset_error_s)
 
     # -- one train ------------------------------------------------------------------------------------------
     def _deliver(self, train: ScheduledTrain, session_start: float, following: ScheduledTrain | None) -> None:
@@ -223,14 +262,15 @@ class SessionRunner:
         # A driver whose trigger frame differs from a Magstim's 3 bytes at 9600 baud says how long it takes.
         serial_lead = getattr(c.driver, "trigger_lead_s", None) or wire_time_s(FIRE_COMMAND_BYTES)
         lead = serial_lead if self.trigger_source == "serial" else 0.0
-        delivered_pulses = 0
+        open_train = _OpenTrain(train, onset, c.last_delivery)
         for k, offset in enumerate(offsets):
             fire_at = onset + offset - lead
             if k == 0:
-                # Intent on disk before the trigger, never after: a crash in between can leave a
-                # train recorded as started that never fired (under-dose), never the reverse.
+                # Intent on disk before the trigger, never after: a crash in between leaves the
+                # train on record as begun with its outcome unknown ("uncertain: 0 to all of it").
                 self._wait(fire_at - INTENT_LEAD_S, fire_at=fire_at)
                 self.log.begin(train, onset, self.trigger_source)
+                self._open = open_train
             else:
                 self._wait_ready()
             self._wait(fire_at - FRESH_STATUS_LEAD_S, fire_at=fire_at)
@@ -238,21 +278,28 @@ class SessionRunner:
             # keep-alive (coil, temperature, error), we learn it here instead of from a refusal.
             c.refresh_status()
             self.clock.sleep_until(fire_at)
+            open_train.triggering(c.last_delivery)
             delivery = c.fire(trigger_source=self.trigger_source)
             error = (delivery.started_at + (lead if self.trigger_source == "serial" else 0.0)) - (onset + offset)
             if k == 0:
                 self.progress.onset_errors_s.append(error)
-            delivered_pulses += delivery.pulses if delivery.is_train else 1
-            # The device acknowledged the trigger: a device-timed train now runs to its end on the
-            # unit even if we die, so its pulses go on record now.
-            self.log.fired(train, delivered_pulses)
+                open_train.onset_error_s = error
+            open_train.settled(c.last_delivery)
+            # The device acknowledged the trigger: its first pulse is out. The rest of a device-timed
+            # train is known only as the device reports it; until then the record keeps it uncertain.
+            self.log.fired(train, open_train.known_so_far + (0 if c.delivery is None else 1))
         while c.delivery is not None:  # a device-timed train: wait for its end
             self._wait(min(c.next_deadline(), self.clock.now() + 0.5))
-        self.progress.pulses_delivered += delivered_pulses
-        self.progress.next_index = train.index + 1
-        summary = Delivery(delivered_pulses, train.intensity_pct_mso or 0, onset, self.clock.now(), self.trigger_source, True)
-        self.log.finish(train, summary, self.progress.onset_errors_s[-1] if self.progress.onset_errors_s else 0.0)
+        open_train.settled(c.last_delivery)
+        self._finish_open_train()
         self._publish()
+        if self.progress.next_index <= train.index:
+            # Ended without a fault, yet the device's reports do not show every pulse out: stop here
+            # rather than build a session on a dose nobody can vouch for.
+            raise DeviceStateError(
+                f"train {train.index + 1}: the device's reports do not show all {train.n_pulses} pulses delivered",
+                hint="check the stimulator; `tmsctl session show` gives what is known and what is uncertain",
+            )
         if following is None or following.onset_s - train.onset_s - train.duration_s > STAY_ARMED_GAP_S:
             if c.state in ENERGISED:
                 c.disarm()
@@ -306,6 +353,43 @@ class SessionRunner:
             c.configure_theta_burst(
                 pulses_per_burst=per_burst, burst_frequency_hz=1.0 / inner, burst_rate_hz=burst_rate, bursts=bursts
             )
+
+
+class _OpenTrain:
+    """One train's triggers while it runs: the doses of those that ended, and the one in flight."""
+
+    def __init__(self, train: ScheduledTrain, onset: float, last_before: Delivery | None) -> None:
+        self.train = train
+        self.onset = onset
+        self.onset_error_s = 0.0
+        self._doses: list[DoseCount] = []
+        self._seen = last_before  # the controller's latest settled trigger before this one
+        self._in_flight = False
+
+    def triggering(self, last: Delivery | None) -> None:
+        self._seen = last
+        self._in_flight = True
+
+    def settled(self, last: Delivery | None) -> None:
+        """Take the dose of the trigger in flight, once the controller has settled it."""
+        if self._in_flight and last is not None and last is not self._seen and last.dose is not None:
+            self._doses.append(last.dose)
+            self._seen = last
+            self._in_flight = False
+
+    @property
+    def known_so_far(self) -> int:
+        return sum(d.delivered for d in self._doses)
+
+    def settle(self, last: Delivery | None) -> DoseCount:
+        self.settled(last)
+        delivered = sum(d.delivered for d in self._doses)
+        uncertain = sum(d.uncertain for d in self._doses)
+        if self._in_flight:  # fired, and the controller never settled it: nothing known
+            uncertain = self.train.n_pulses - delivered
+        evidence = "; ".join(dict.fromkeys(d.evidence for d in self._doses if d.evidence))
+        n = self.train.n_pulses
+        return DoseCount(n, min(delivered, n), min(uncertain, n - min(delivered, n)), evidence)
 
 
 class _Stop(Exception):

@@ -16,7 +16,8 @@ from typing import Any
 
 from tmsctl.approval import APPROVAL_RULE_ID, ApprovalStatus, approval_status
 from tmsctl.clock import Clock, SystemClock, VirtualClock
-from tmsctl.controller import Controller, Delivery
+from tmsctl.controller import Controller
+from tmsctl.dose import DoseCount
 from tmsctl.mt_session import SIMULATOR_SERIAL_PREFIX
 from tmsctl.drivers.base import Capability, DeviceInfo
 from tmsctl.errors import InvalidArgument, SafetyViolation, TmsError
@@ -65,6 +66,7 @@ class PlannedSession:
     threshold_ids: dict[int, int] = field(default_factory=dict)  # id(MotorThreshold) -> records id
     start_index: int = 0
     pulses_already_delivered: int = 0
+    pulses_already_uncertain: int = 0
 
     @property
     def simulated(self) -> bool:
@@ -232,6 +234,7 @@ def _attach_resume(planned: PlannedSession, records: Any) -> None:
     point = records.resume_point(session.session_id)
     planned.start_index = point.next_index
     planned.pulses_already_delivered = point.pulses_delivered
+    planned.pulses_already_uncertain = point.pulses_uncertain
 
 
 class RecordsDeliveryLog(DeliveryLog):
@@ -275,31 +278,36 @@ class RecordsDeliveryLog(DeliveryLog):
             )
         )
 
-    def fired(self, train: ScheduledTrain, pulses: int) -> None:
+    def fired(self, train: ScheduledTrain, pulses_known: int) -> None:
         self.records.record_progress(
-            self.session_id, train.index, pulses_delivered=pulses, onset_offset_s=self._offset()
+            self.session_id, train.index, pulses_delivered=pulses_known, onset_offset_s=self._offset()
         )
         self._audit(
             "train_started", index=train.index, n_pulses=train.n_pulses,
             intensity_pct_mso=train.intensity_pct_mso, planned_onset_s=train.onset_s,
         )
 
-    def finish(self, train: ScheduledTrain, delivery: Delivery, onset_error_s: float) -> None:
+    def finish(self, train: ScheduledTrain, dose: DoseCount, started_at: float, onset_error_s: float) -> None:
         self._audit(
-            "train_finished", index=train.index, pulses_delivered=delivery.pulses,
-            onset_error_ms=round(onset_error_s * 1e3, 3),
+            "train_finished", index=train.index, pulses_delivered=dose.delivered, pulses_uncertain=dose.uncertain,
+            evidence=dose.evidence, onset_error_ms=round(onset_error_s * 1e3, 3),
         )
         rec = self._rec
         self.records.finish_delivery(
             rec.DeliveryResult(
-                self.session_id, train.index, delivery.pulses, delivery.pulses == train.n_pulses,
-                onset_offset_s=max(0.0, delivery.started_at - self.origin_s),
+                self.session_id, train.index, dose.delivered, dose.complete,
+                onset_offset_s=max(0.0, started_at - self.origin_s),
+                pulses_uncertain=dose.uncertain, evidence=dose.evidence,
             )
         )
 
     def fault(self, code: str, detail: str, index: int) -> None:
         rec = self._rec
-        self.records.fault_session(rec.Fault(self.session_id, code, detail, f"train {index + 1}", offset_s=self._offset()))
+        fault = rec.Fault(self.session_id, code, detail, f"train {index + 1}", offset_s=self._offset())
+        if self.records.session(self.session_id).status is rec.SessionStatus.FAULTED:
+            self.records.record_fault(fault)  # a second fault of the same stop (e.g. the disarm that followed)
+        else:
+            self.records.fault_session(fault)
 
     def paused(self, index: int, reason: str) -> None:
         self.records.pause_session(self.session_id, operator=self.operator, reason=reason, offset_s=self._offset())
@@ -351,16 +359,18 @@ def run_planned(
             # was acknowledged (its pulses are on record) and runs to its end on the unit; one that
             # never got its acknowledgement may or may not have fired. Either way we never repeat
             # it: an under-dose by one train is recoverable, an over-dose is not.
+            partial = point.partial
             records.skip_partial(
-                session_id, point.partial.index, operator=req.operator,
+                session_id, partial.index, operator=req.operator,
                 reason=(
-                    f"interrupted at train {point.partial.index + 1} with {point.partial.pulses_delivered} of "
-                    f"{point.partial.pulses_planned} pulses on record; not repeated (never over-dose)"
+                    f"train {partial.index + 1}: {partial.pulses_delivered} of {partial.pulses_planned} pulses known "
+                    f"delivered, possibly delivered up to {partial.pulses_at_most}; not repeated (never over-dose)"
                 ),
             )
             point = records.resume_point(session_id)
             planned.start_index = point.next_index
             planned.pulses_already_delivered = point.pulses_delivered
+            planned.pulses_already_uncertain = point.pulses_uncertain
     else:
         records.ensure_subject(req.subject_id)
         session = records.create_session(
@@ -420,6 +430,7 @@ def run_planned(
             controller, schedule,
             log=RecordsDeliveryLog(records, session_id, clock, origin, req.operator, audit=audit_logger),
             start_index=planned.start_index, pulses_already_delivered=planned.pulses_already_delivered,
+            pulses_already_uncertain=planned.pulses_already_uncertain,
             trigger_source=req.trigger_source, on_progress=on_progress,
         )
         if on_runner:

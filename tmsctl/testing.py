@@ -173,6 +173,38 @@ def attached_simulator(
 _attached_names = itertools.count()
 
 
+class DoseTruthViolation(AssertionError):
+    """The record and the simulator disagree about what was delivered."""
+
+
+def check_dose_truth(records: Any, session_id: str, device: Any) -> None:
+    """The truth invariant, for a session run against an in-process simulator ``device``.
+
+    The simulator's own count of pulses lies between the pulses the records know delivered and
+    those plus the uncertain ones, and every pulse the simulator fired went out at an intensity
+    the record holds for one of the session's deliveries, unless a fault is on record. Raises
+    ``DoseTruthViolation`` naming both sides.
+    """
+    detail = records.session_detail(session_id)
+    known = sum(d.pulses_delivered for d in detail.deliveries)
+    at_most = sum(d.pulses_at_most for d in detail.deliveries)
+    true_pulses = tuple(device.pulses)
+    if not known <= len(true_pulses) <= at_most:
+        raise DoseTruthViolation(
+            f"session {session_id}: the simulator fired {len(true_pulses)} pulses; the record says "
+            f"{known} known delivered and at most {at_most}"
+        )
+    if detail.faults:
+        return
+    validated = {round(d.intensity_pct_mso) for d in detail.deliveries}
+    stray = [p for p in true_pulses if p.intensity_pct not in validated]
+    if stray:
+        raise DoseTruthViolation(
+            f"session {session_id}: {len(stray)} pulse(s) went out at an intensity the record does not hold "
+            f"(first at {stray[0].intensity_pct} %, validated {sorted(validated)}) and no fault is on record"
+        )
+
+
 def __getattr__(name: str):  # noqa: ANN202
     # The conformance suite (tmsctl.conformance) needs hypothesis, a test dependency: reachable
     # from here, imported only when asked for.

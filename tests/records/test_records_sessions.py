@@ -247,9 +247,17 @@ ONLY_FROM = {"start": {SessionStatus.PLANNED}, "resume": {SessionStatus.PAUSED, 
 def _session_in(status: SessionStatus, db_path: Path, clock: VirtualClock) -> tuple[Records, str]:
     store = Records(db_path, clock=clock)
     store.ensure_subject("S017")
-    session_id = store.create_session(session_plan(planned_deliveries=0, planned_pulses=0)).session_id
+    cut_short = status is SessionStatus.INCOMPLETE
+    session_id = store.create_session(
+        session_plan(planned_deliveries=int(cut_short), planned_pulses=10 * int(cut_short))
+    ).session_id
     if status is not SessionStatus.PLANNED:
         store.start_session(session_id, operator="t")
+    if cut_short:  # its one train cut short, then left as it is: the schedule's end, not all of it known
+        store.begin_delivery(train_plan(session_id, 0))
+        store.finish_delivery(DeliveryResult(session_id, 0, 4, False, pulses_uncertain=2, evidence="cut"))
+        store.skip_partial(session_id, 0, operator="t", reason="not repeated")
+        store.complete_session(session_id)
     if status is SessionStatus.PAUSED:
         store.pause_session(session_id, operator="t")
     elif status is SessionStatus.COMPLETED:

@@ -1,7 +1,7 @@
 """SIGKILL the controller mid-session while the simulator runs in another process, then resume.
 
-Every time: the records' count of delivered pulses equals the simulator's own count, and the
-resumed runs deliver exactly the remainder (no train repeated, none skipped).
+Every time the truth invariant holds: the simulator's own count lies between the pulses the
+records know delivered and those plus the uncertain ones; the resumed runs never repeat a train.
 """
 
 from __future__ import annotations
@@ -96,15 +96,20 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
             assert len(sessions) == 1
             session_id = sessions[0].session_id
             assert records.session(session_id).status is SessionStatus.INTERRUPTED
-            recorded = records.resume_point(session_id).pulses_delivered
+            point = records.resume_point(session_id)
         delivered = _sim_state(status)["pulses"]
-        assert recorded == delivered, f"after the kill at {reached}: record {recorded}, simulator {delivered}"
+        known, at_most = point.pulses_delivered, point.pulses_delivered + point.pulses_uncertain
+        assert known <= delivered <= at_most, (
+            f"after the kill at {reached}: record {known} known (at most {at_most}), simulator {delivered}"
+        )
 
     done = subprocess.run(base + ["--resume", session_id], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    with Records(db) as records:
-        assert records.session(session_id).status is SessionStatus.COMPLETED
-        assert records.resume_point(session_id).pulses_delivered == TOTAL
     state = _sim_state(status)
-    assert state["pulses"] == TOTAL
+    with Records(db) as records:
+        point = records.resume_point(session_id)
+        # trains cut by a kill were not repeated, and their outcome is not fully known: not "completed"
+        assert records.session(session_id).status is SessionStatus.INCOMPLETE
+        assert point.pulses_delivered <= state["pulses"] <= point.pulses_delivered + point.pulses_uncertain
+    assert state["pulses"] == TOTAL  # the unit finished each train it had begun; nothing was repeated
     assert state["interlocks"] == []

@@ -29,6 +29,7 @@ class SessionStatus(StrEnum):
     ABORTED = "aborted"
     FAULTED = "faulted"
     INTERRUPTED = "interrupted"
+    INCOMPLETE = "incomplete"  # the schedule ran to its end, but not every position is known delivered in full
 
 
 # The status table, as data. Final statuses have no way out.
@@ -38,6 +39,7 @@ ALLOWED_STATUS_CHANGES: Mapping[SessionStatus, frozenset[SessionStatus]] = {
         {
             SessionStatus.PAUSED,
             SessionStatus.COMPLETED,
+            SessionStatus.INCOMPLETE,
             SessionStatus.ABORTED,
             SessionStatus.FAULTED,
             SessionStatus.INTERRUPTED,
@@ -49,6 +51,7 @@ ALLOWED_STATUS_CHANGES: Mapping[SessionStatus, frozenset[SessionStatus]] = {
     SessionStatus.FAULTED: frozenset({SessionStatus.RUNNING, SessionStatus.ABORTED}),
     SessionStatus.INTERRUPTED: frozenset({SessionStatus.RUNNING, SessionStatus.ABORTED}),
     SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.INCOMPLETE: frozenset(),
     SessionStatus.ABORTED: frozenset(),
 }
 _RESUMABLE_STATUSES = frozenset({SessionStatus.PAUSED, SessionStatus.FAULTED, SessionStatus.INTERRUPTED})
@@ -442,17 +445,23 @@ class DeliveryResult:
 
     session_id: str
     index: int
-    pulses_delivered: int
+    pulses_delivered: int  # known delivered
     completed: bool
     onset_offset_s: float | None = None  # actual onset, monotonic, from the run segment's start
     onset_utc: datetime | None = None
+    pulses_uncertain: int = 0  # may or may not have gone out
+    evidence: str = ""  # what the counts rest on, in words
 
     def __post_init__(self) -> None:
         _set(self, "session_id", normalize_session_id(self.session_id))
         _count("index", self.index)
         _count("pulses_delivered", self.pulses_delivered, high=1_000_000)
+        _count("pulses_uncertain", self.pulses_uncertain, high=1_000_000)
+        _text("evidence", self.evidence, max_len=2000, allow_empty=True)
         if not isinstance(self.completed, bool):
             raise InvalidRecord(f"completed must be True or False, got {self.completed!r}")
+        if self.completed and self.pulses_uncertain:
+            raise InvalidRecord("a completed delivery has no uncertain pulses")
         if self.onset_offset_s is not None:
             _set(self, "onset_offset_s", _number("onset_offset_s", self.onset_offset_s, low=0, high=1e7))
         _set(self, "onset_utc", _optional_utc("onset_utc", self.onset_utc))
@@ -475,15 +484,24 @@ class Delivery:
     ipi_ms: float | None
     started_at: datetime
     state: DeliveryState
-    pulses_delivered: int  # a lower bound while IN_PROGRESS
+    pulses_delivered: int  # known delivered (a lower bound while IN_PROGRESS)
     onset_offset_s: float | None
     onset_utc: datetime | None
     finished_at: datetime | None
     resolution: Resolution | None
+    # May or may not have gone out. While IN_PROGRESS (an intent with no outcome, e.g. after a crash)
+    # that is every pulse not known delivered.
+    pulses_uncertain: int = 0
+    evidence: str | None = None
 
     @property
     def completed(self) -> bool:
         return self.state is DeliveryState.COMPLETED
+
+    @property
+    def pulses_at_most(self) -> int:
+        """The most that may have gone out: what exposure and caps count."""
+        return self.pulses_delivered + self.pulses_uncertain
 
 
 @dataclass(frozen=True)
@@ -495,8 +513,9 @@ class ResumePoint:
     planned_deliveries: int
     completed_deliveries: int
     skipped_deliveries: int
-    pulses_delivered: int  # recorded pulses over every attempt (partials included)
+    pulses_delivered: int  # known delivered over every attempt (partials included)
     partial: Delivery | None  # the unresolved attempt at next_index that did not complete
+    pulses_uncertain: int = 0  # may or may not have gone out, over every attempt
 
     @property
     def finished(self) -> bool:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from tmsctl.records.errors import RecordsError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x544D5343  # "TMSC" in the SQLite header: tells our files from anyone else's
 
 
@@ -209,7 +209,58 @@ def _add_replies_confirmed_v2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE sessions ADD COLUMN replies_confirmed INTEGER NOT NULL DEFAULT 1")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_create_schema_v1, _add_replies_confirmed_v2)
+_DELIVERY_OUTCOME_FINAL_V3 = """
+CREATE TRIGGER deliveries_final BEFORE UPDATE ON deliveries
+WHEN (OLD.state != 'in_progress' AND (NEW.state != OLD.state OR NEW.pulses_delivered != OLD.pulses_delivered
+                                      OR NEW.pulses_uncertain != OLD.pulses_uncertain))
+  OR (OLD.resolution IS NOT NULL AND NEW.resolution IS NOT OLD.resolution)
+BEGIN SELECT RAISE(ABORT, 'a finished delivery keeps its outcome'); END
+"""
+
+_DELIVERY_DOSE_BOUNDS_V3 = [
+    f"""
+CREATE TRIGGER deliveries_dose_bounded_{when} BEFORE {event} ON deliveries
+WHEN NEW.pulses_delivered + NEW.pulses_uncertain > NEW.pulses_planned
+  OR (NEW.state = 'completed' AND NEW.pulses_uncertain != 0)
+BEGIN SELECT RAISE(ABORT, 'delivered + uncertain pulses exceed the plan, or a completed delivery has uncertain pulses'); END
+"""
+    for when, event in (("insert", "INSERT"), ("update", "UPDATE"))
+]
+_SESSION_STATUSES_V1 = "'faulted', 'interrupted')"
+_SESSION_STATUSES_V3 = "'faulted', 'interrupted', 'incomplete')"
+
+
+def _add_dose_evidence_v3(conn: sqlite3.Connection) -> None:
+    # What a delivery put out is two numbers: pulses known delivered, and pulses that may or may not
+    # have gone out (a train cut short, a trigger never acknowledged), with the evidence in words.
+    # A session whose schedule ran to its end without every position known delivered in full ends
+    # 'incomplete', never 'completed'.
+    conn.execute(
+        "ALTER TABLE deliveries ADD COLUMN pulses_uncertain INTEGER NOT NULL DEFAULT 0 CHECK (pulses_uncertain >= 0)"
+    )
+    conn.execute("ALTER TABLE deliveries ADD COLUMN evidence TEXT")
+    conn.execute("DROP TRIGGER deliveries_final")
+    conn.execute(_DELIVERY_OUTCOME_FINAL_V3.strip())
+    for statement in _DELIVERY_DOSE_BOUNDS_V3:
+        conn.execute(statement.strip())
+    # SQLite cannot ALTER a CHECK; widening an IN list leaves every stored row valid and the file
+    # format unchanged, the case SQLite's documentation allows a direct schema edit for.
+    (schema_version,) = conn.execute("PRAGMA schema_version").fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        changed = conn.execute(
+            "UPDATE sqlite_schema SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'sessions' "
+            "AND instr(sql, ?) > 0",
+            (_SESSION_STATUSES_V1, _SESSION_STATUSES_V3, _SESSION_STATUSES_V1),
+        ).rowcount
+        conn.execute(f"PRAGMA schema_version = {schema_version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+    if changed != 1:
+        raise RecordsError("the sessions table is not the one this migration knows; the database was not changed")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3)
 
 
 def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration], *, path: str = "") -> int:

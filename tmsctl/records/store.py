@@ -860,6 +860,9 @@ class Records:
 
         def check_finished(conn: sqlite3.Connection, _old: SessionStatus, _new_owner: bool) -> None:
             point = self._resume_point(conn, session_id)
+            if point.finished and point.completed_deliveries < point.planned_deliveries:
+                # Ran to its end, but some position was cut short or its outcome is unknown.
+                conn.execute("UPDATE sessions SET status = 'incomplete' WHERE session_id = ?", (session_id,))
             if not point.finished:
                 missing = point.planned_deliveries - point.next_index
                 raise RecordRefused(
@@ -953,6 +956,7 @@ class Records:
                 second_intensity_pct_mso=plan.second_intensity_pct_mso, ipi_ms=plan.ipi_ms,
                 started_at=_from_db_time_required(started_at), state=DeliveryState.IN_PROGRESS,
                 pulses_delivered=0, onset_offset_s=None, onset_utc=None, finished_at=None, resolution=None,
+                pulses_uncertain=plan.pulses_planned,
             )
 
     def _check_next(self, sid: str, next_index: int, partial: Delivery | None, index: int) -> None:
@@ -1057,6 +1061,7 @@ class Records:
             return replace(
                 current,
                 pulses_delivered=progress.pulses_delivered,
+                pulses_uncertain=current.pulses_planned - progress.pulses_delivered,
                 onset_offset_s=_coalesce(current.onset_offset_s, progress.onset_offset_s),
                 onset_utc=_coalesce(current.onset_utc, _from_db_time(onset_utc)),
             )
@@ -1065,7 +1070,7 @@ class Records:
         """Record how a begun train or pulse ended: one transaction, on disk when this returns."""
         with self._transaction("recording a delivery") as conn:
             current = self._open_delivery_of_this_process(conn, result.session_id, result.index)
-            self._check_count(current, result.pulses_delivered)
+            self._check_count(current, result.pulses_delivered + result.pulses_uncertain)
             if result.pulses_delivered < current.pulses_delivered:
                 raise RecordRefused(
                     f"session {current.session_id}: train/pulse {current.index} already has "
@@ -1084,13 +1089,15 @@ class Records:
             onset_utc = None if result.onset_utc is None else _to_db_time(result.onset_utc)
             finished_at = self._stamp(None)
             conn.execute(
-                """UPDATE deliveries SET state = ?, pulses_delivered = ?,
+                """UPDATE deliveries SET state = ?, pulses_delivered = ?, pulses_uncertain = ?, evidence = ?,
                        onset_offset_s = coalesce(?, onset_offset_s), onset_utc = coalesce(?, onset_utc),
                        finished_at = ?
                    WHERE session_id = ? AND delivery_index = ? AND attempt = ?""",
                 (
                     state.value,
                     result.pulses_delivered,
+                    result.pulses_uncertain,
+                    result.evidence or None,
                     result.onset_offset_s,
                     onset_utc,
                     finished_at,
@@ -1104,6 +1111,8 @@ class Records:
                 current,
                 state=state,
                 pulses_delivered=result.pulses_delivered,
+                pulses_uncertain=result.pulses_uncertain,
+                evidence=result.evidence or None,
                 onset_offset_s=_coalesce(result.onset_offset_s, current.onset_offset_s),
                 onset_utc=_coalesce(_from_db_time(onset_utc), current.onset_utc),
                 finished_at=_from_db_time(finished_at),
@@ -1158,11 +1167,13 @@ class Records:
                     path=self._path,
                 )
             if point.partial.state is DeliveryState.IN_PROGRESS:
-                # The attempt's outcome is unknown: close it as stopped at its recorded count.
+                # The attempt's outcome was never recorded: close it as stopped, every pulse not known
+                # delivered left uncertain (it may all have gone out; it may not have fired at all).
                 conn.execute(
-                    "UPDATE deliveries SET state = 'stopped', finished_at = ? "
+                    "UPDATE deliveries SET state = 'stopped', finished_at = ?, "
+                    "pulses_uncertain = pulses_planned - pulses_delivered, evidence = ? "
                     "WHERE session_id = ? AND delivery_index = ? AND attempt = ?",
-                    (self._stamp(None), sid, index, point.partial.attempt),
+                    (self._stamp(None), _NO_OUTCOME_EVIDENCE, sid, index, point.partial.attempt),
                 )
             conn.execute(
                 "UPDATE deliveries SET resolution = ? "
@@ -1193,10 +1204,11 @@ class Records:
         if row is None:
             raise UnknownRecord(f"no session {session_id} in {self._path}", path=self._path)
         planned = row[0]
-        completed, skipped, pulses = conn.execute(
-            """SELECT coalesce(sum(state = 'completed'), 0),
+        completed, skipped, pulses, uncertain = conn.execute(
+            f"""SELECT coalesce(sum(state = 'completed'), 0),
                       coalesce(sum(state != 'completed' AND resolution = 'skipped'), 0),
-                      coalesce(sum(pulses_delivered), 0)
+                      coalesce(sum(pulses_delivered), 0),
+                      coalesce(sum({_UNCERTAIN_SQL}), 0)
                FROM deliveries WHERE session_id = ?""",
             (session_id,),
         ).fetchone()
@@ -1209,6 +1221,7 @@ class Records:
             skipped_deliveries=skipped,
             pulses_delivered=pulses,
             partial=partial,
+            pulses_uncertain=uncertain,
         )
 
     def _next_position(self, conn: sqlite3.Connection, session_id: str) -> tuple[int, Delivery | None]:
@@ -1383,9 +1396,9 @@ class Records:
         window = {"subject": subject_id, "start": _to_db_time(start), "end": _to_db_time(end)}
         pulses = self._read(
             "counting pulses",
-            """SELECT coalesce(sum(d.pulses_delivered), 0) AS confirmed,
-                      coalesce(sum(CASE WHEN d.state = 'in_progress' THEN d.pulses_planned
-                                        ELSE d.pulses_delivered END), 0) AS possible
+            f"""SELECT coalesce(sum(d.pulses_delivered), 0) AS confirmed,
+                      coalesce(sum(d.pulses_delivered + {_UNCERTAIN_SQL.replace("pulses_", "d.pulses_")
+                                                          .replace("state", "d.state")}), 0) AS possible
                FROM deliveries d JOIN sessions s USING (session_id)
                WHERE s.subject_id = :subject AND s.simulated = 0
                  AND d.started_at >= :start AND d.started_at < :end""",
@@ -1472,6 +1485,12 @@ def _coalesce(first: Any, second: Any) -> Any:
     return first if first is not None else second
 
 
+# Pulses that may or may not have gone out: a delivery begun with no outcome on record may have put
+# out every pulse not known delivered.
+_UNCERTAIN_SQL = "CASE WHEN state = 'in_progress' THEN pulses_planned - pulses_delivered ELSE pulses_uncertain END"
+_NO_OUTCOME_EVIDENCE = "intent on record, no outcome: the process ended before the device's answer was recorded"
+
+
 def _delivery_from_row(r: sqlite3.Row) -> Delivery:
     return Delivery(
         session_id=r["session_id"],
@@ -1488,6 +1507,10 @@ def _delivery_from_row(r: sqlite3.Row) -> Delivery:
         started_at=_from_db_time_required(r["started_at"]),
         state=DeliveryState(r["state"]),
         pulses_delivered=r["pulses_delivered"],
+        pulses_uncertain=(
+            r["pulses_planned"] - r["pulses_delivered"] if r["state"] == "in_progress" else r["pulses_uncertain"]
+        ),
+        evidence=r["evidence"],
         onset_offset_s=r["onset_offset_s"],
         onset_utc=_from_db_time(r["onset_utc"]),
         finished_at=_from_db_time(r["finished_at"]),
