@@ -22,6 +22,9 @@ class Capability(StrEnum):
     ENHANCED_POWER = "enhanced_power"  # up to 110 % output, single pulses only
     CONFIRMED_REPLIES = "confirmed_replies"  # the device answers every command (DuoMAG does not)
     COIL_TEMPERATURE = "coil_temperature"
+    # The device reports every pulse it fires (the MagPro's di/dt message): the driver then counts
+    # them in ``pulses_reported`` (see PulseReporting), the exact evidence of what a train delivered.
+    PULSE_REPORTS = "pulse_reports"
 
 
 @runtime_checkable
@@ -80,6 +83,12 @@ class DeviceStatus:
     post_train_wait: bool = False
     confirmed: bool = True  # False when the device cannot report (DuoMAG): these are our assumptions
     raw: str = ""
+
+
+class PulseReporting(Protocol):
+    """What a driver with ``Capability.PULSE_REPORTS`` offers beside the common surface."""
+
+    pulses_reported: int  # every pulse the device has reported since connect
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from tmsctl.clock import Clock
 from tmsctl.dose import DoseCount, TriggerEvidence, reconcile
-from tmsctl.drivers.base import Capability, DeviceInfo, DeviceStatus, StimulatorDriver
+from tmsctl.drivers.base import Capability, DeviceInfo, DeviceStatus, PulseReporting, StimulatorDriver
 from tmsctl.errors import (
     DeviceStateError,
     FaultLatched,
@@ -72,9 +72,10 @@ class _TriggerWatch:
     """The evidence gathered about the trigger in progress (see tmsctl.dose)."""
 
     __slots__ = ("offsets", "sent_at", "acknowledged_at", "running_seen_at", "stopped_by", "normal_end",
-                 "last_watch_at", "last_watch_done")
+                 "last_watch_at", "last_watch_done", "reported_before")
 
-    def __init__(self, offsets: tuple[float, ...], sent_at: float) -> None:
+    def __init__(self, offsets: tuple[float, ...], sent_at: float, reported_before: int | None) -> None:
+        self.reported_before = reported_before  # the device's pulse reports before this trigger, if it reports them
         self.offsets = offsets
         self.sent_at = sent_at
         self.acknowledged_at: float | None = None
@@ -90,14 +91,20 @@ class _TriggerWatch:
             self.last_watch_at = at + self.offsets[-2] + LAST_PULSE_WATCH_DELAY_S
 
     @property
+    def last_due_earliest(self) -> float:
+        return self.sent_at + self.offsets[-1]
+
+    @property
     def last_due_latest(self) -> float:
         """The latest the last pulse can be due."""
         first = self.acknowledged_at if self.acknowledged_at is not None else self.sent_at
         return first + self.offsets[-1]
 
-    def evidence(self) -> TriggerEvidence:
+    def evidence(self, reported_now: int | None) -> TriggerEvidence:
+        count = None if self.reported_before is None or reported_now is None else reported_now - self.reported_before
         return TriggerEvidence(
-            self.offsets, self.sent_at, self.acknowledged_at, self.running_seen_at, self.stopped_by, self.normal_end
+            self.offsets, self.sent_at, self.acknowledged_at, self.running_seen_at, self.stopped_by, self.normal_end,
+            device_count=count, device_count_final=self.stopped_by is not None,
         )
 
 
@@ -208,6 +215,12 @@ class Controller:
             return True
         return False
 
+    def _pulses_reported(self) -> int | None:
+        if Capability.PULSE_REPORTS not in self.capabilities:
+            return None
+        reporting: PulseReporting = self.driver  # type: ignore[assignment]  # declared by the capability
+        return reporting.pulses_reported
+
     def _stopped(self, at: float) -> None:
         watch = self._watch
         if watch is not None and watch.stopped_by is None:
@@ -225,7 +238,7 @@ class Controller:
         self._watch = None
         if delivery is None or watch is None:
             return None
-        dose = reconcile(watch.evidence())
+        dose = reconcile(watch.evidence(self._pulses_reported()))
         final = replace(delivery, dose=dose)
         self.last_delivery = final
         self.pulses_delivered += dose.delivered
@@ -420,7 +433,7 @@ class Controller:
         # The trigger is on its way from here on: whatever the reply, its pulses count against every
         # limit, and a lost reply leaves them uncertain (settled by _end_trigger), never unrecorded.
         self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train)
-        self._watch = _TriggerWatch(offsets, fired_at)
+        self._watch = _TriggerWatch(offsets, fired_at, self._pulses_reported())
         limits = self.driver.limits
         if is_train:
             assert self.train is not None
@@ -562,14 +575,22 @@ class Controller:
         if status.train_running:
             watch.running_seen_at = sent_at
             return
-        self._stopped(self.clock.now())
-        if sent_at >= watch.last_due_latest:
-            return  # ended after its last pulse was due: _check_train_end settles it
+        now = self.clock.now()
+        self._stopped(now)
+        reported = self._pulses_reported()
+        if reported is not None and watch.reported_before is not None:
+            early = reported - watch.reported_before < len(watch.offsets)
+        else:
+            # Stopped before its last pulse can have been due: early beyond doubt. Stopped in between
+            # (the trigger's acknowledgement came late): not a fault; the dose says what is unknown.
+            early = now < watch.last_due_earliest
+        if not early:
+            return  # _check_train_end settles it when the last pulse was due
         delivery = self.delivery
         self._fault(
             "train_stopped_early",
             f"the device ended a {delivery.pulses}-pulse train {sent_at - delivery.started_at:.3f} s after its "
-            f"trigger, {watch.last_due_latest - sent_at:.3f} s before its last pulse was due, without a word",
+            f"trigger, before its last pulse was due, without a word",
         )
         raise DeviceStateError(
             f"{self.driver.display_name} ended the train early without reporting why; the device was disarmed",
