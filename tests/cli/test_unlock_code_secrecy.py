@@ -9,6 +9,7 @@ form a frame is shown in: as text, as a hex dump and as plain hex.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -92,7 +93,8 @@ def codes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _url(variable: str, fault: str, q: int, *, base: str = "magstim-rapid2+sim://rapid2") -> str:
-    query = f"unlock=env:{variable}" + (f"&fault={fault.format(q=q)}" if fault else "")
+    # '+' in a query string reads as a space: the stall's duration is written %2B
+    query = f"unlock=env:{variable}" + (f"&fault={fault.format(q=q).replace('+', '%2B')}" if fault else "")
     return f"{base}?{query}"
 
 
@@ -213,8 +215,6 @@ def test_the_spy_trace_masks_the_code(command: str, failure: str, tmp_path: Path
     }[command]
     (tmp_path / "short.yaml").write_text(PROTOCOL)
     env = {"SIM_UNLOCK": SIM_CODE, "WRONG_UNLOCK": WRONG_CODE, "MISTYPED_UNLOCK": MISTYPED_CODE}
-    import os
-
     done = subprocess.run([sys.executable, "-m", "tmsctl", *args], env={**os.environ, **env},
                           capture_output=True, timeout=60)
     assert done.returncode != 0, done.stdout + done.stderr
