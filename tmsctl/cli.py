@@ -9,13 +9,14 @@ Exit codes (stable, for scripts):
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 import typer.main
@@ -238,41 +239,90 @@ def info(device: DeviceOption) -> None:
         out.print(f"status: {status.raw}")
 
 
+def _setup_check_power(value: int) -> int:
+    # Refused here, before anything is opened: a usage error (exit 2), not a device's refusal.
+    if value < 1:
+        raise typer.BadParameter(
+            f"{value} % fires nothing: a set-up check needs at least 1 % of maximum output (e.g. --power 40)"
+        )
+    return value
+
+
+def _setup_check_subject(value: str) -> str:
+    from tmsctl.records import validate_subject_id
+
+    try:
+        return validate_subject_id(value)
+    except TmsError as exc:
+        raise typer.BadParameter(f"{exc.message} ({exc.hint})" if exc.hint else exc.message) from None
+
+
 @app.command()
 def fire(
     device: DeviceOption,
-    power: Annotated[int, typer.Option("--power", "-p", min=0, max=110, help="Output in % of maximum stimulator output.")],
+    power: Annotated[
+        int,
+        typer.Option(
+            "--power", "-p", max=110, callback=_setup_check_power,
+            help="Output in % of maximum stimulator output, at least 1.",
+        ),
+    ],
+    subject: Annotated[
+        str,
+        typer.Option(
+            "--subject", "-s", callback=_setup_check_subject,
+            help="Pseudonymous id of the person under the coil. Default SETUP-0: the reserved id for a check "
+            "on a phantom or with nobody under the coil.",
+        ),
+    ] = "SETUP-0",
+    operator: Annotated[str, typer.Option("--operator", help="Who runs the check (recorded).")] = os.environ.get(
+        "USER", "operator"
+    ),
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+    ] = None,
+    log_dir: Annotated[
+        Path | None, typer.Option("--log-dir", help="Where the JSON-lines audit log goes (default: beside the database).")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Fire one single pulse — for a technician checking a setup.
+    """Fire one single pulse — for a technician checking a set-up.
 
-    Takes remote control, sets the power, arms, waits until charged, fires, disarms and hands
-    control back to the unit.
+    Runs through the controller like any session (guards, fault latching, events): takes remote
+    control, sets the power and reads it back, arms, waits until charged, fires, disarms and hands
+    control back to the unit. It is recorded as a one-pulse session with protocol id
+    `setup-check` (see `tmsctl sessions --subject SETUP-0`).
     """
-    from tmsctl.registry import open_driver
+    from tmsctl.records import Records
+    from tmsctl.setup_check import run_setup_check
 
     with reported():
         if not yes:
             typer.confirm(f"Fire ONE pulse at {power} % of maximum output on {device}?", abort=True)
-        driver = open_driver(device)
-        steps: list[tuple[str, Callable[[], Any]]] = [
-            ("take remote control", driver.connect),
-            (f"set power {power} %", lambda: driver.set_intensity(power)),
-            ("arm", driver.arm),
-            ("wait until charged", driver.wait_ready),
-            ("fire", driver.fire),
-            ("disarm", driver.disarm),
-        ]
+        records = Records(db) if db is not None else Records()
         try:
             with _sigterm_as_interrupt():
-                for label, step in steps:
-                    step()
-                    out.print(f"  [green]✓[/] {label}")
-        except BaseException:
-            driver.close()  # disarms and releases before anything else happens
-            raise
-        driver.close()
-        out.print(f"[bold green]one pulse delivered at {power} %[/]; the unit is disarmed and released")
+                result = run_setup_check(
+                    device, power, records, subject_id=subject, operator=operator,
+                    log_dir=log_dir or (Path(records.path).parent / "logs"),
+                    on_step=lambda label: out.print(f"  [green]✓[/] {label}", highlight=False),
+                )
+        finally:
+            records.close()
+        pulses = f"{result.pulses} pulse" + ("s" if result.pulses != 1 else "")
+        if result.acknowledged:
+            out.print(
+                f"[bold green]fired {pulses} at {result.intensity_pct_mso} %MSO, device acknowledged[/]; "
+                "the unit is disarmed and released",
+                highlight=False,
+            )
+        else:
+            out.print(
+                f"[bold yellow]trigger sent for {pulses} at {result.intensity_pct_mso} %MSO; "
+                f"{result.device.display_name} does not confirm pulses, so it is recorded unconfirmed[/]",
+                highlight=False,
+            )
+        out.print(f"recorded as session {result.session_id} (protocol setup-check, subject {subject})", highlight=False)
 
 
 @contextmanager

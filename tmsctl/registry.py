@@ -18,19 +18,24 @@ from typing import Any
 from tmsctl.clock import Clock, SystemClock
 from tmsctl.drivers.base import DeviceLimits, StimulatorDriver
 from tmsctl.errors import DeviceUnavailable, InvalidArgument
-from tmsctl.transport import MAGSTIM_SERIAL_SETTINGS, Tap, Transport
+from tmsctl.transport import MAGSTIM_SERIAL_SETTINGS, RedactTx, Tap, Transport
 from tmsctl.url import DeviceURL, parse
 
 
 @dataclass(frozen=True)
 class DriverEntry:
-    """How to build one driver: ``factory(transport, limits, options, simulated) -> driver``."""
+    """How to build one driver: ``factory(transport, limits, options, simulated) -> driver``.
+
+    ``redact_tx`` masks the secrets in frames the driver sends (e.g. a Rapid² unlock code) for
+    every trace of the port; None when its protocol carries none.
+    """
 
     name: str
     display_name: str
     load_limits: Callable[[dict[str, str]], DeviceLimits]
     factory: Callable[[Transport, DeviceLimits, dict[str, Any], bool], StimulatorDriver]
     serial_settings: dict[str, Any]
+    redact_tx: RedactTx | None = None
 
 
 def _magstim_entry(name: str, display_name: str) -> DriverEntry:
@@ -53,7 +58,12 @@ def _magstim_entry(name: str, display_name: str) -> DriverEntry:
             return cls(transport, limits, unlock_code=options.get("unlock"), simulated=simulated)  # type: ignore[call-arg]
         return cls(transport, limits, simulated=simulated)
 
-    return DriverEntry(name, display_name, load_limits, factory, MAGSTIM_SERIAL_SETTINGS)
+    def redact_tx(frame: bytes) -> bytes:
+        from tmsctl.drivers.magstim.codec import redact_host_frame
+
+        return redact_host_frame(frame)
+
+    return DriverEntry(name, display_name, load_limits, factory, MAGSTIM_SERIAL_SETTINGS, redact_tx)
 
 
 _BUILTIN: dict[str, DriverEntry] = {
@@ -146,7 +156,7 @@ def open_driver(
             settings["baudrate"] = int(options["baud"])
         except ValueError:
             raise InvalidArgument(f"baud must be a number, got {options['baud']!r}") from None
-    transport = Transport.open(device.transport, clock, settings=settings, tap=tap)
+    transport = Transport.open(device.transport, clock, settings=settings, tap=tap, redact_tx=entry.redact_tx)
     try:
         return entry.factory(transport, limits, options, device.is_simulator)
     except Exception:

@@ -31,6 +31,45 @@ class Tap(Protocol):
     def __call__(self, direction: str, data: bytes, t: float) -> None: ...
 
 
+# The driver's rule for masking secrets in the frames the host sends (a Rapid² unlock code): the
+# bytes that go to the device are untouched, everything that shows or traces them gets the mask.
+RedactTx = Callable[[bytes], bytes]
+
+
+class _MaskedSpyFormatter:
+    """Stands in for pyserial's spy formatter: the trace file gets host frames with secrets masked."""
+
+    def __init__(self, inner: Any, redact_tx: RedactTx) -> None:
+        self._inner = inner
+        self._redact_tx = redact_tx
+
+    def tx(self, data: bytes) -> None:
+        self._inner.tx(self._redact_tx(bytes(data)))
+
+    def rx(self, data: bytes) -> None:
+        self._inner.rx(data)
+
+    def control(self, name: str, value: str) -> None:
+        self._inner.control(name, value)
+
+
+def _mask_spy_trace(port: serial.SerialBase, redact_tx: RedactTx) -> None:
+    """Route a ``spy://`` port's trace through ``redact_tx``; refuse to trace what cannot be masked."""
+    from serial.urlhandler import protocol_spy
+
+    if not isinstance(port, protocol_spy.Serial):
+        return
+    # pyserial's spy writes every transmitted chunk with ``self.formatter.tx(data)`` (one host
+    # frame per write here); no public hook exists, so the formatter object is wrapped.
+    formatter = getattr(port, "formatter", None)
+    if not all(callable(getattr(formatter, name, None)) for name in ("tx", "rx", "control")):
+        raise ConnectionFailed(
+            "this pyserial's spy:// trace cannot be masked, and it would record the unlock code",
+            hint="drop +spy from the device URL, or use the pyserial version tmsctl is tested with",
+        )
+    port.formatter = _MaskedSpyFormatter(formatter, redact_tx)  # type: ignore[attr-defined]
+
+
 def _ensure_sim_handler() -> None:
     # Importing the package registers the sim:// URL handler with pyserial (idempotent).
     import tmsctl.simulators  # noqa: F401
@@ -44,10 +83,19 @@ def wire_time_s(n_bytes: int, baudrate: int = 9600, bits_per_byte: int = 10) -> 
 class Transport:
     """Owns one open port. Not thread-safe by design: one controller thread owns it."""
 
-    def __init__(self, port: serial.SerialBase, clock: Clock, *, tap: Tap | None = None, name: str = "") -> None:
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        clock: Clock,
+        *,
+        tap: Tap | None = None,
+        name: str = "",
+        redact_tx: RedactTx | None = None,
+    ) -> None:
         self._port = port
         self.clock = clock
         self._taps: list[Tap] = [tap] if tap else []
+        self._redact_tx = redact_tx
         self.name = name or str(port.portstr)
         self._timeout: float | None = -1.0
 
@@ -61,7 +109,9 @@ class Transport:
         settings: dict[str, Any] | None = None,
         exclusive: bool = True,
         tap: Tap | None = None,
+        redact_tx: RedactTx | None = None,
     ) -> Transport:
+        """Open ``url``. ``redact_tx`` masks secrets in sent frames for taps and ``spy://`` traces."""
         if url.startswith("sim://"):
             _ensure_sim_handler()
         elif clock.is_virtual and not url.startswith("loop://"):
@@ -73,6 +123,8 @@ class Transport:
             port = serial.serial_for_url(url, do_not_open=True)
         except (ValueError, serial.SerialException) as exc:
             raise DeviceUnavailable(f"cannot use port {url!r}: {exc}") from exc
+        if redact_tx is not None:
+            _mask_spy_trace(port, redact_tx)
         for key, value in (settings or MAGSTIM_SERIAL_SETTINGS).items():
             setattr(port, key, value)
         port.timeout = 0
@@ -99,7 +151,7 @@ class Transport:
                     hint="close the other controller (or `tmsctl sim serve`'s client) first",
                 ) from exc
             raise ConnectionFailed(f"cannot open port {url}: {exc}") from exc
-        return cls(port, clock, tap=tap, name=url)
+        return cls(port, clock, tap=tap, name=url, redact_tx=redact_tx)
 
     # -- taps ----------------------------------------------------------------------------------
     def add_tap(self, tap: Tap) -> None:
@@ -108,6 +160,8 @@ class Transport:
     def _emit(self, direction: str, data: bytes, t: float | None = None) -> None:
         if data and self._taps:
             t = self.clock.now() if t is None else t
+            if direction == "tx" and self._redact_tx is not None:
+                data = self._redact_tx(data)
             for tap in self._taps:
                 tap(direction, data, t)
 

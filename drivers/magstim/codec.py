@@ -124,6 +124,30 @@ def show(raw: bytes) -> str:
     return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02X}" for b in raw)
 
 
+SECRET_MASK = b"*"
+_REMOTE_ON_PAD_FRAME = with_checksum(bytes([REMOTE_ON]) + PAD)
+
+
+def redact_host_frame(frame: bytes) -> bytes:
+    """``frame`` (bytes the host sends) with every byte that carries a secret replaced by ``*``.
+
+    Only ``Q`` carries one: on a Rapid² from software 9 its 16 data bytes are the unit's unlock
+    code, and its checksum is computed from them (magstim.md §12). Anything after a ``Q`` other
+    than the bare ``@`` pad is masked — a mistyped or truncated code too — and the length stays,
+    so a masked trace still lines up. Every path that shows, logs, stores or traces a host frame
+    goes through here (``show_host_frame``, the transport's taps and its ``+spy`` trace).
+    """
+    frame = bytes(frame)
+    if frame[:1] != bytes([REMOTE_ON]) or frame == _REMOTE_ON_PAD_FRAME:
+        return frame
+    return frame[:1] + SECRET_MASK * (len(frame) - 1)
+
+
+def show_host_frame(frame: bytes) -> str:
+    """A host frame as text for messages and logs, its secrets masked (``redact_host_frame``)."""
+    return show(redact_host_frame(frame))
+
+
 # ---------------------------------------------------------------------------------------------
 # Status bytes
 # ---------------------------------------------------------------------------------------------

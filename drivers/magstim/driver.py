@@ -117,7 +117,7 @@ class MagstimDriver:
             raw = self.transport.exchange(frame, reader, self.clock.now() + allowance_s)
         except TransportTimeout as exc:
             raise TransportTimeout(
-                f"{self.display_name} did not answer {what} ({c.show(frame)!r}) within "
+                f"{self.display_name} did not answer {what} ({c.show_host_frame(frame)!r}) within "
                 f"{self.reply_timeout_s * 1000:.0f} ms; received {c.show(exc.partial)!r}",
                 partial=exc.partial,
             ) from exc
@@ -125,8 +125,8 @@ class MagstimDriver:
             reply = c.decode_reply(command, raw, self.version, self.model)
         except DeviceRefused as exc:
             raise DeviceRefused(
-                f"{self.display_name} refused {what} ({c.show(frame)!r} → {c.show(raw)!r}): {exc.message}",
-                code=exc.code, command=frame, raw=raw, hint=exc.hint,
+                f"{self.display_name} refused {what} ({c.show_host_frame(frame)!r} → {c.show(raw)!r}): {exc.message}",
+                code=exc.code, command=c.redact_host_frame(frame), raw=raw, hint=exc.hint,
             ) from exc
         except ProtocolError as exc:
             raise type(exc)(f"{self.display_name}, {what}: {exc.message}", raw=raw) from exc

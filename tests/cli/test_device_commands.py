@@ -17,6 +17,12 @@ from tmsctl.cli import EXIT_NOT_FOUND, EXIT_REFUSED, app
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def private_records(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `tmsctl fire` records its set-up check; never in the user's own database
+    monkeypatch.setenv("TMSCTL_DB", str(tmp_path / "tmsctl.db"))
+
+
 def test_devices_lists_simulators_without_opening_ports() -> None:
     result = runner.invoke(app, ["devices", "--json"])
     assert result.exit_code == 0, result.output
@@ -29,7 +35,7 @@ def test_devices_lists_simulators_without_opening_ports() -> None:
 def test_fire_one_pulse_on_the_simulator() -> None:
     result = runner.invoke(app, ["fire", "--device", "sim://bistim", "--power", "35", "--yes"])
     assert result.exit_code == 0, result.output
-    assert "one pulse delivered at 35 %" in result.stdout
+    assert "fired 1 pulse at 35 %MSO, device acknowledged" in result.stdout
 
 
 def test_fire_asks_first_and_does_nothing_when_declined() -> None:

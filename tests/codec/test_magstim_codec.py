@@ -287,3 +287,28 @@ def test_parse_host_frame_total(buffer, model, version) -> None:
 def test_version_round_trip(version) -> None:
     text = "V" + ".".join(map(str, version))
     assert c.decode_reply(c.GET_VERSION, c.encode_version_reply(text)).payload.version == version
+
+
+# -- secrets: the unlock code never reaches text (issue 15, finding 3) -------------------------------
+
+
+@given(st.binary(min_size=c.UNLOCK_CODE_LENGTH, max_size=c.UNLOCK_CODE_LENGTH))
+def test_an_unlock_frame_is_masked_whole_and_keeps_its_length(code: bytes) -> None:
+    frame = c.encode_remote_on(code)
+    masked = c.redact_host_frame(frame)
+    assert masked == b"Q" + b"*" * (len(frame) - 1)
+    assert c.show_host_frame(frame) == "Q" + "*" * 17
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [c.encode_remote_on(), c.encode_query(c.GET_VERSION), c.encode_set_power(40), c.encode_mode(c.Mode.FIRE)],
+)
+def test_frames_without_a_secret_are_shown_as_sent(frame: bytes) -> None:
+    assert c.redact_host_frame(frame) == frame
+    assert c.show_host_frame(frame) == c.show(frame)
+
+
+@pytest.mark.parametrize("frame", [b"QSIMU-00", b"Q@", b"Q@@n", b"Q" + b"@" * 16 + b"\x00"])
+def test_a_truncated_or_odd_q_frame_is_masked_too(frame: bytes) -> None:
+    assert c.redact_host_frame(frame) == b"Q" + b"*" * (len(frame) - 1)

@@ -71,3 +71,42 @@ def test_rts_on_a_pty_is_a_clear_error(pty_pair) -> None:
 
 def test_wire_time() -> None:
     assert wire_time_s(6) == pytest.approx(0.00625)
+
+
+# -- secrets in traces (issue 15, finding 3) ------------------------------------------------------------
+
+UNLOCK_FRAME = b"QSIMU-00000000-\x5a\xa5\x97"
+
+
+def _mask_q(frame: bytes) -> bytes:
+    return frame[:1] + b"*" * (len(frame) - 1) if frame[:1] == b"Q" else frame
+
+
+def test_the_spy_trace_and_the_taps_get_masked_frames_and_the_device_the_real_ones(pty_pair, tmp_path) -> None:
+    master, path = pty_pair
+    trace = tmp_path / "trace.txt"
+    seen: list[tuple[str, bytes]] = []
+    transport = Transport.open(
+        f"spy://{path}?file={trace}", SystemClock(), tap=lambda d, data, t: seen.append((d, data)), redact_tx=_mask_q
+    )
+    try:
+        transport.write(UNLOCK_FRAME)
+        assert os.read(master, 64) == UNLOCK_FRAME  # the unit gets its code
+        transport.write(b"J@u")
+    finally:
+        transport.close()
+    assert seen == [("tx", b"Q" + b"*" * 17), ("tx", b"J@u")]
+    text = trace.read_text()
+    assert "51 2A 2A 2A 2A 2A 2A 2A  2A 2A 2A 2A 2A 2A 2A 2A" in text and "4A 40 75" in text
+    assert "SIMU" not in text and "53 49 4D 55" not in text
+
+
+def test_without_a_rule_the_spy_trace_is_pyserials_own(pty_pair, tmp_path) -> None:
+    _, path = pty_pair
+    trace = tmp_path / "trace.txt"
+    transport = Transport.open(f"spy://{path}?file={trace}", SystemClock())
+    try:
+        transport.write(b"J@u")
+    finally:
+        transport.close()
+    assert "4A 40 75" in trace.read_text()
