@@ -383,10 +383,12 @@ class MagstimSimulator(SimulatedDevice):
         deliver = max(deliver, min(already, n))
         if deliver >= n:
             return
-        for timer in self._train_timers:
+        # _train_timers holds pulse 2..n, then the end: keep the pulses up to ``deliver``.
+        kept, dropped = self._train_timers[: deliver - 1], self._train_timers[deliver - 1 :]
+        for timer in dropped:
             self._cancel(timer)
         last = first + (deliver - 1) * period
-        self._train_timers = [self._schedule(max(now, last + 1e-9), self._train_finished)]
+        self._train_timers = [*kept, self._schedule(max(now, last + 1e-9), self._train_finished)]
 
     # -- pulses -----------------------------------------------------------------------------------
     def _drain(self, now: float) -> None:

@@ -590,10 +590,12 @@ class MagProSimulator(SimulatedDevice):
         deliver = max(deliver, already, 1)
         if deliver >= len(times):
             return
-        for timer in self._sequence_timers:
+        # _sequence_timers holds stimulus 2..n, then the end: keep the stimuli up to ``deliver``.
+        kept, dropped = self._sequence_timers[: deliver - 1], self._sequence_timers[deliver - 1 :]
+        for timer in dropped:
             self._cancel(timer)
         end = times[deliver - 1] + self._burst_tail_s()
-        self._sequence_timers = [self._schedule(max(now, end + 1e-6), self._sequence_finished)]
+        self._sequence_timers = [*kept, self._schedule(max(now, end + 1e-6), self._sequence_finished)]
 
     def _sequence_finished(self, now: float) -> None:
         self._sequence_timers = []
