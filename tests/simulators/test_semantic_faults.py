@@ -99,6 +99,24 @@ def test_a_fault_the_model_cannot_express_is_refused_when_it_is_built(profile: s
         sims.create(profile, faults=parse_fault_plan(fault))
 
 
+def test_a_sim_url_carries_durations_and_values() -> None:
+    """A '+' in the URL's query is the fault's own, not a form-encoded space."""
+    import serial
+
+    from tmsctl.clock import VirtualClock
+
+    port = serial.serial_for_url("sim://m200?fault=ignore_disarm@1s+2s,power_drift@1s=70", do_not_open=True)
+    port.clock = VirtualClock()
+    port.open()
+    try:
+        device = port.instance.device
+        device.advance(1.5)
+        assert [what for _, what in device.fault_log] == ["ignore_disarm@1s+2s", "power_drift@1s=70"]
+        assert device.power_a == 70
+    finally:
+        port.close()
+
+
 # -- power_drift -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("profile", sorted(MAGSTIM))
 def test_magstim_power_drift_is_read_back_and_fires_at_the_drifted_power(profile: str) -> None:
