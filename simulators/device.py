@@ -28,6 +28,8 @@ from tmsctl.errors import InvalidArgument
 
 
 class FaultKind(StrEnum):
+    """Wire and device faults: the unit fails, and says so (or goes quiet)."""
+
     NO_REPLY = "no_reply"  # the reply to the next command is never sent
     GARBLED_BYTE = "garbled_byte"  # one byte of the next reply is corrupted
     BAD_CHECKSUM = "bad_checksum"  # the next reply's checksum is wrong
@@ -37,41 +39,92 @@ class FaultKind(StrEnum):
     STALL = "stall"  # the device stops answering (for a while, or for good)
 
 
+class SemanticFaultKind(StrEnum):
+    """Semantic faults: every frame is well formed, but the unit does something else than it was
+    told, or is something else than it claims. Only the truth log (``truth()``) and a host that
+    reads back see them. Kept apart from ``FaultKind``: the fault matrix holds the controller to
+    every ``FaultKind``; these are what its read-back and identity checks must catch.
+    docs/faults.md lists which device can express which, and why not where it cannot."""
+
+    POWER_DRIFT = "power_drift"  # the unit sets its own output power (=PERCENT; default 10 points up)
+    IGNORE_DISARM = "ignore_disarm"  # disarm commands are acknowledged and ignored (for +SECONDSs, or for good)
+    TRAIN_STOPS_EARLY = "train_stops_early"  # a device-timed train ends silently after =N pulses (default half)
+    EXTRA_PULSES = "extra_pulses"  # =N unreported pulses (default 1) follow the next stimulus
+    REBOOT = "reboot"  # a power cycle: disarmed, remote control and settings lost (+SECONDSs to boot)
+    WRONG_MODEL = "wrong_model"  # the identity query names another model/version (=WHAT; default: another)
+
+
+AnyFaultKind = FaultKind | SemanticFaultKind
+_KINDS: dict[str, AnyFaultKind] = {k.value: k for k in (*FaultKind, *SemanticFaultKind)}
+# The kinds a "+SECONDSs" applies to, and the kinds that take "=VALUE" (whole numbers unless text).
+_TAKES_DURATION = {FaultKind.STALL, SemanticFaultKind.IGNORE_DISARM, SemanticFaultKind.REBOOT}
+_TAKES_NUMBER = {SemanticFaultKind.POWER_DRIFT, SemanticFaultKind.TRAIN_STOPS_EARLY, SemanticFaultKind.EXTRA_PULSES}
+_TAKES_TEXT = {SemanticFaultKind.WRONG_MODEL}
+
+
 @dataclass(frozen=True)
 class Fault:
     """One planned fault. Triggered at a time (``at_s`` after start) or at the n-th host command."""
 
-    kind: FaultKind
+    kind: AnyFaultKind
     at_s: float | None = None
     at_command: int | None = None
-    duration_s: float | None = None  # for STALL; None = until the simulator is reset
+    duration_s: float | None = None  # STALL, IGNORE_DISARM, REBOOT (boot time); None = for good / instant
+    value: str | None = None  # POWER_DRIFT, TRAIN_STOPS_EARLY, EXTRA_PULSES, WRONG_MODEL; None = the default
 
     def describe(self) -> str:
         when = f"@{self.at_s:g}s" if self.at_s is not None else f"@cmd{self.at_command}"
         dur = f"+{self.duration_s:g}s" if self.duration_s is not None else ""
-        return f"{self.kind.value}{when}{dur}"
+        value = f"={self.value}" if self.value is not None else ""
+        return f"{self.kind.value}{when}{dur}{value}"
+
+    @property
+    def number(self) -> int | None:
+        """The value of a kind that takes a whole number (the parser checked it)."""
+        return None if self.value is None else int(self.value)
 
 
-_FAULT = re.compile(r"^(?P<kind>[a-z_]+)@(?:(?P<s>\d+(?:\.\d+)?)s|cmd(?P<n>\d+))(?:\+(?P<d>\d+(?:\.\d+)?)s)?$")
+_FAULT = re.compile(
+    r"^(?P<kind>[a-z_]+)@(?:(?P<s>\d+(?:\.\d+)?)s|cmd(?P<n>\d+))"
+    r"(?:\+(?P<d>\d+(?:\.\d+)?)s)?(?:=(?P<v>[A-Za-z0-9._-]+))?$"
+)
+_SYNTAX_HINT = (
+    "write KIND@SECONDSs or KIND@cmdN, then +SECONDSs (stall, ignore_disarm, reboot) or =VALUE "
+    "(power_drift, train_stops_early, extra_pulses: a whole number; wrong_model: a name); see docs/faults.md"
+)
 
 
 def parse_fault_plan(text: str) -> tuple[Fault, ...]:
-    """``"coil_unplugged@30s,no_reply@cmd5,stall@10s+5s"`` → faults. Errors name the bad item."""
+    """``"coil_unplugged@30s,no_reply@cmd5,stall@10s+5s,power_drift@60s=80"`` → faults.
+
+    Errors name the bad item and what is wrong with it."""
     faults = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         m = _FAULT.match(item)
-        if not m or m.group("kind") not in FaultKind.__members__.values():
-            kinds = ", ".join(k.value for k in FaultKind)
+        kind = _KINDS.get(m.group("kind")) if m else None
+        if kind is None:
+            kinds = ", ".join(_KINDS)
+            raise InvalidArgument(f"cannot read fault {item!r}", hint=f"{_SYNTAX_HINT}; kinds: {kinds}")
+        assert m is not None
+        duration, value = m.group("d"), m.group("v")
+        if duration is not None and kind not in _TAKES_DURATION:
             raise InvalidArgument(
-                f"cannot read fault {item!r}",
-                hint=f"write KIND@SECONDSs or KIND@cmdN (stall may add +SECONDSs); kinds: {kinds}",
+                f"fault {item!r}: {kind.value} takes no +SECONDSs duration",
+                hint="only stall, ignore_disarm and reboot last for a while; " + _SYNTAX_HINT,
+            )
+        if value is not None and kind not in _TAKES_NUMBER | _TAKES_TEXT:
+            raise InvalidArgument(f"fault {item!r}: {kind.value} takes no =VALUE", hint=_SYNTAX_HINT)
+        if value is not None and kind in _TAKES_NUMBER and not value.isdigit():
+            raise InvalidArgument(
+                f"fault {item!r}: {kind.value} wants a whole number after '=', not {value!r}", hint=_SYNTAX_HINT
             )
         faults.append(
             Fault(
-                FaultKind(m.group("kind")),
+                kind,
                 at_s=float(m.group("s")) if m.group("s") else None,
                 at_command=int(m.group("n")) if m.group("n") else None,
-                duration_s=float(m.group("d")) if m.group("d") else None,
+                duration_s=float(duration) if duration else None,
+                value=value,
             )
         )
     return tuple(faults)
@@ -106,11 +159,18 @@ class CoilModel:
         self.temperature_c = temperature_c
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PulseRecord:
-    t: float
-    intensity_pct: int
-    source: str  # "serial", "rts", "train"
+    """One discharge the unit really made: the truth log's entry, whatever the wire said."""
+
+    t: float  # the instant it fired (the device's clock)
+    intensity_pct: int  # the power it fired at, % of maximum output, after any drift
+    source: str  # "serial", "rts", "train", "ttl", or "extra" (a pulse nobody commanded)
+    output: str = "A"  # which output fired: "A" or "B" on a BiStim², "A" on single-output units
+
+    @property
+    def power_pct(self) -> int:
+        return self.intensity_pct
 
 
 class _Timer:
@@ -322,14 +382,43 @@ class SimulatedDevice:
         self.advance(now)
         self._on_modem_lines(rts, dtr, now)
 
-    def inject(self, kind: FaultKind, at: float, *, duration_s: float | None = None) -> None:
+    def inject(
+        self, kind: AnyFaultKind, at: float, *, duration_s: float | None = None, value: str | int | None = None
+    ) -> None:
         """Plan one more fault while running (tests): it happens at clock time ``at``."""
-        fault = Fault(kind, at_s=at - self.started_at, duration_s=duration_s)
+        fault = Fault(kind, at_s=at - self.started_at, duration_s=duration_s,
+                      value=None if value is None else str(value))
+        self.check_fault_plan((fault,))
         self._schedule(at, lambda t: self._trigger_fault(fault, t))
+
+    def check_fault_plan(self, faults: tuple[Fault, ...]) -> None:
+        """Refuse a semantic fault this model cannot express (or a value it cannot take): a
+        planned fault that silently does nothing would make a test pass for the wrong reason."""
+        for fault in faults:
+            if isinstance(fault.kind, SemanticFaultKind):
+                why = self._semantic_fault_problem(fault)
+                if why:
+                    raise InvalidArgument(
+                        f"fault {fault.describe()!r} does not apply to {self.model_name}: {why}",
+                        hint="docs/faults.md lists which fault each simulated model can express",
+                    )
+
+    # -- the truth log ---------------------------------------------------------------------------------
+    def truth(self) -> tuple[PulseRecord, ...]:
+        """Every discharge the unit really made, in order: instant, output, power, source.
+
+        What the unit did, not what it reported: semantic faults (extra pulses, drifted power, a
+        train cut short) show here and nowhere on the wire."""
+        return tuple(self.pulses)
 
     @property
     def pulse_count(self) -> int:
         return len(self.pulses)
+
+    @property
+    def model_name(self) -> str:
+        profile = getattr(self, "profile", None)
+        return getattr(profile, "display_name", type(self).__name__)
 
     @property
     def is_energised(self) -> bool:
@@ -350,6 +439,13 @@ class SimulatedDevice:
 
     def _on_fault(self, fault: Fault, now: float) -> None:
         """Model-specific consequences of coil/temperature/device faults."""
+
+    def _semantic_fault_problem(self, fault: Fault) -> str | None:
+        """Why this model cannot express ``fault`` (a semantic fault), or None if it can."""
+        return "this simulator models no semantic faults"
+
+    def _on_semantic_fault(self, fault: Fault, now: float) -> None:
+        """Model-specific semantic faults (only those ``_semantic_fault_problem`` accepts arrive)."""
 
     def _schedule(self, t: float, action: Callable[[float], None]) -> _Timer:
         self._seq += 1
@@ -380,6 +476,9 @@ class SimulatedDevice:
 
     def _trigger_fault(self, fault: Fault, now: float) -> None:
         self.fault_log.append((now, fault.describe()))
+        if isinstance(fault.kind, SemanticFaultKind):
+            self._on_semantic_fault(fault, now)
+            return
         if fault.kind in (FaultKind.NO_REPLY, FaultKind.GARBLED_BYTE, FaultKind.BAD_CHECKSUM):
             self._pending_reply_faults.append(fault.kind)
         elif fault.kind is FaultKind.STALL:
@@ -418,6 +517,15 @@ class SimulatedDevice:
         self._tx_times += times
         self._tx_line_free = start + n * self.byte_time_s
 
-    def _record_pulse(self, now: float, intensity_pct: int, energy_j: float, source: str) -> None:
-        self.pulses.append(PulseRecord(now, intensity_pct, source))
+    def _record_pulse(self, now: float, intensity_pct: int, energy_j: float, source: str, output: str = "A") -> None:
+        self.pulses.append(PulseRecord(now, intensity_pct, source, output))
         self.coil.pulse(now, energy_j)
+
+    def _boot(self, now: float, boot_s: float | None) -> None:
+        """After a power cycle: deaf and mute for ``boot_s`` (host bytes and any partial frame lost)."""
+        self._inbuf.clear()
+        self._bytes_awaited = 0
+        if boot_s:
+            until = now + boot_s
+            if self._stalled_until is None or self._stalled_until < until:
+                self._stalled_until = until

@@ -19,15 +19,23 @@ taken are capped like an OS buffer, so an idle host cannot make the model grow w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from tmsctl.drivers.deymed import codec as c
 from tmsctl.drivers.deymed.status import MAX_RAW_BYTE
 
-from .device import Fault, FaultKind, SimulatedDevice
+from .device import Fault, FaultKind, SemanticFaultKind, SimulatedDevice
 
 _UNREAD_BYTES_CAP = 4096  # a driver that stops reading loses the oldest records, as with a full OS buffer
 _ADC_COUNTS_PER_C = 4
+# extra_pulses: the unit discharges again this long after the fire byte's pulse (ours, U).
+EXTRA_PULSE_GAP_S = 0.05
+# The semantic faults a unit that never answers cannot express, and why.
+_NOT_EXPRESSIBLE = {
+    SemanticFaultKind.TRAIN_STOPS_EARLY: "the DuoMAG times no trains: the host sends one fire byte per pulse",
+    SemanticFaultKind.WRONG_MODEL: "the DuoMAG has no identity query: it answers nothing, it only streams status",
+}
 
 
 @dataclass(frozen=True)
@@ -72,9 +80,12 @@ class DuoMagSimulator(SimulatedDevice):
         self.recharge_delay = profile.initial_recharge_delay
         self.ttl_out_delay = profile.initial_ttl_out_delay
         self.voltage_error = False
+        self._ignore_disarm_until = -math.inf
+        self._extra_pulses_due = 0
         self._record_cache: tuple[tuple[object, ...], bytes] | None = None
         self._reply(bytes((c.SYNC,)), start)
         self._schedule(start + profile.record_period_s, self._stream)
+        self.check_fault_plan(faults)
 
     @property
     def is_energised(self) -> bool:
@@ -154,6 +165,10 @@ class DuoMagSimulator(SimulatedDevice):
 
     def _handle(self, command: c.HostCommand, now: float) -> None:
         if isinstance(command, c.SetIntensity):
+            if command.intensity_pct_mso == 0 and self.intensity_pct and now < self._ignore_disarm_until:
+                # 0 % is the DuoMAG's disarm (it has no command for it); the stream keeps showing the charge.
+                self.fault_log.append((now, "ignore_disarm: 0 % ignored, still charged"))
+                return
             self._set_intensity(command.intensity_pct_mso, now)
         elif isinstance(command, c.Fire):
             self._fire(now)
@@ -188,14 +203,52 @@ class DuoMagSimulator(SimulatedDevice):
             return
         if self.intensity_pct == 0:
             return  # nothing to discharge
-        energy_j = 2.0 * self.intensity_pct  # U: coil heating only
-        self._record_pulse(now, self.intensity_pct, energy_j, "serial")
+        self._record_pulse(now, self.intensity_pct, self._energy_j(), "serial")
         self.charged_at = (
             now + self.recharge_delay.delay_us / 1e6 + self.profile.charge_time_s(self.intensity_pct)
         )
+        if self._extra_pulses_due:
+            count, self._extra_pulses_due = self._extra_pulses_due, 0
+            for k in range(1, count + 1):
+                # Nothing in the stream tells of these: no omitted-pulse count, the charge flag as it was.
+                self._schedule(now + k * EXTRA_PULSE_GAP_S, self._extra_pulse)
+
+    def _energy_j(self) -> float:
+        return 2.0 * self.intensity_pct  # U: coil heating only
+
+    def _extra_pulse(self, now: float) -> None:
+        if self.intensity_pct:
+            self._record_pulse(now, self.intensity_pct, self._energy_j(), "extra")
 
     def _on_fault(self, fault: Fault, now: float) -> None:
         if fault.kind is FaultKind.OVER_TEMPERATURE:
             self.coil.force(now, self.profile.coil_overheat_c + 2.0)
         if fault.kind is FaultKind.DEVICE_ERROR:
             self.voltage_error = True
+
+    def _semantic_fault_problem(self, fault: Fault) -> str | None:
+        if fault.kind in _NOT_EXPRESSIBLE:
+            return _NOT_EXPRESSIBLE[fault.kind]  # type: ignore[index]
+        if fault.kind is SemanticFaultKind.POWER_DRIFT and fault.number is not None and fault.number > 100:
+            return "the intensity goes up to 100 %"
+        return None
+
+    def _on_semantic_fault(self, fault: Fault, now: float) -> None:
+        kind = fault.kind
+        if kind is SemanticFaultKind.POWER_DRIFT:
+            # The stream's intensity field reports it (with its intensity-change field), as for a host change.
+            self._set_intensity(fault.number if fault.number is not None else min(100, self.intensity_pct + 10), now)
+        elif kind is SemanticFaultKind.IGNORE_DISARM:
+            self._ignore_disarm_until = math.inf if fault.duration_s is None else now + fault.duration_s
+        elif kind is SemanticFaultKind.EXTRA_PULSES:
+            self._extra_pulses_due += 1 if fault.number is None else fault.number
+        elif kind is SemanticFaultKind.REBOOT:
+            # A power cycle: back to 0 % and the power-on delays; the stream pauses while it boots.
+            self.intensity_pct = self.intensity_change_pct = 0
+            self.charged_at = now
+            self.omitted_pulses = 0
+            self.voltage_error = False
+            self.recharge_delay = self.profile.initial_recharge_delay
+            self.ttl_out_delay = self.profile.initial_ttl_out_delay
+            self.parser = c.DuoMagCommandParser()
+            self._boot(now, fault.duration_s)

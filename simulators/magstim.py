@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from tmsctl.drivers.magstim import codec as c
 from tmsctl.drivers.magstim.codec import Model
+from tmsctl.errors import ProtocolError
 
-from .device import Fault, FaultKind, SimulatedDevice, _Timer
+from .device import Fault, FaultKind, SemanticFaultKind, SimulatedDevice, _Timer
 
 # The public "simulator unlock code": a real Rapid² v9+ checks a code Magstim issued for that
 # unit; the simulator accepts only this one, so drivers are exercised with the 18-byte frame.
@@ -110,6 +111,13 @@ _RAPID_STATUS = tuple(c.RapidStatus(raw) for raw in range(256))
 # The extended status this model can report: without and with a charge delay set (bit 2).
 _EXTENDED_STATUS = (c.ExtendedStatus(0), c.ExtendedStatus(0x0004))
 _EXTENDED_STATUS_BYTES = tuple(c.encode_extended_status(e) for e in _EXTENDED_STATUS)
+# extra_pulses after a single pulse: the unit discharges again this long after it (ours, U: a
+# spurious re-trigger has no published timing; 50 ms keeps it apart from the commanded pulse).
+EXTRA_PULSE_GAP_S = 0.05
+# wrong_model with no value: a Rapid² claims another software generation (other frame widths),
+# a BiStim² claims to be a single stimulator (system mode '0', magstim.md §6.5).
+_OTHER_GENERATION = {8: "V9.0", 9: "V8.1", 10: "V9.0"}
+_SYSTEM_MODES = "01234QRST"
 
 
 class MagstimSimulator(SimulatedDevice):
@@ -121,18 +129,9 @@ class MagstimSimulator(SimulatedDevice):
         self.remote = False
         self.armed = False
         self.ready = False
-        self.power_a = 30
-        self.power_b = 30
-        self.isi_raw = 10
-        self.high_res = False
-        self.enhanced = False
-        self.frequency_dhz = 10
-        self.train_pulses = 1
-        self.duration_ds = 0  # 0 = single-pulse mode
-        self.charge_delay_ms = 0
         self.error: c.ErrorCode | None = None
         self.train_running = False
-        self.lockout_until = -math.inf
+        self._power_on_settings()
         self.energy_level_j = 0.0
         self._energy_at = start
         self.interlocks: list[tuple[float, str]] = []  # every refusal the unit made to protect itself
@@ -141,13 +140,35 @@ class MagstimSimulator(SimulatedDevice):
         self._ready_timer: _Timer | None = None
         self._idle_timer: _Timer | None = None
         self._train_timers: list[_Timer] = []
+        self._train: tuple[float, float, int] | None = None  # (first pulse, period, pulses) of the running train
         self._rts = False
+        # Semantic faults waiting for their moment (see _on_semantic_fault).
+        self._ignore_disarm_until = -math.inf
+        self._extra_pulses_due = 0
+        self._train_cut: int | None = None  # pulses the next train delivers; -1: half of them
+        self.identity_version_text = profile.version_text  # what N answers (wrong_model changes it)
+        self.identity_system_mode: str | None = None  # what X answers, if not the true mode
         # Host frame lengths that the first byte alone decides (all but Q's unlock-code form).
         self._frame_lengths = {
             cmd: c.host_frame_length(cmd, self.model, self.version)
             for cmd in c.COMMANDS_BY_MODEL[self.model]
             if cmd != c.REMOTE_ON
         }
+        self.check_fault_plan(faults)
+
+    def _power_on_settings(self) -> None:
+        """The settings of a unit just switched on (U: the bulletins give none; B at 0 % so a
+        BiStim² fires its second output only when a host sets it)."""
+        self.power_a = 30
+        self.power_b = 0
+        self.isi_raw = 10
+        self.high_res = False
+        self.enhanced = False
+        self.frequency_dhz = 10
+        self.train_pulses = 1
+        self.duration_ds = 0  # 0 = single-pulse mode
+        self.charge_delay_ms = 0
+        self.lockout_until = -math.inf
 
     @property
     def is_energised(self) -> bool:
@@ -200,7 +221,7 @@ class MagstimSimulator(SimulatedDevice):
             self._reply(c.UNKNOWN_COMMAND, now)
             return
         if cmd == c.GET_VERSION:
-            self._reply(c.encode_version_reply(self.profile.version_text or "V1.0"), now)
+            self._reply(c.encode_version_reply(self.identity_version_text or "V1.0"), now)
             return
         if cmd in _NEEDS_REMOTE and not self.remote and not (cmd == c.SET_MODE and frame.data == b"A"):
             self._refuse(cmd, now, "control command without remote control")
@@ -257,6 +278,7 @@ class MagstimSimulator(SimulatedDevice):
         for timer in (self._ready_timer, self._idle_timer, *self._train_timers):
             self._cancel(timer)
         self._train_timers = []
+        self._train = None
         if self.train_running:
             self.train_running = False
             self.lockout_until = now + self.profile.post_train_lockout_s
@@ -295,19 +317,109 @@ class MagstimSimulator(SimulatedDevice):
             if self.armed or self.ready:
                 self._disarm(now)
 
+    def _semantic_fault_problem(self, fault: Fault) -> str | None:
+        kind, model = fault.kind, self.model
+        if kind is SemanticFaultKind.TRAIN_STOPS_EARLY and model is not Model.RAPID2:
+            return "only a Rapid² times trains itself; a 200² or BiStim² fires one pulse per command"
+        if kind is SemanticFaultKind.WRONG_MODEL:
+            if model is Model.M200:
+                return "the 200² has no identity query (no N, no X): there is nothing to lie in"
+            if fault.value is None:
+                return None
+            if model is Model.BISTIM and (len(fault.value) != 1 or fault.value not in _SYSTEM_MODES):
+                return f"a BiStim² names itself by one system-mode character of {_SYSTEM_MODES!r}"
+            if model is Model.RAPID2:
+                try:
+                    c.parse_version(fault.value)
+                except ProtocolError:
+                    return f"a Rapid² names itself by a software version like V9.0, not {fault.value!r}"
+        if kind is SemanticFaultKind.POWER_DRIFT and fault.number is not None and fault.number > 100:
+            return "the unit's own output power goes up to 100 % (enhanced power needs a host command)"
+        return None
+
+    def _on_semantic_fault(self, fault: Fault, now: float) -> None:
+        kind = fault.kind
+        if kind is SemanticFaultKind.POWER_DRIFT:
+            # Output A (the only one of a 200² and a Rapid²; the master of a BiStim²). J and \
+            # report it: a host that reads back sees the drift.
+            self.power_a = fault.number if fault.number is not None else min(100, self.power_a + 10)
+        elif kind is SemanticFaultKind.IGNORE_DISARM:
+            self._ignore_disarm_until = math.inf if fault.duration_s is None else now + fault.duration_s
+        elif kind is SemanticFaultKind.TRAIN_STOPS_EARLY:
+            deliver = -1 if fault.number is None else fault.number
+            if self._train is not None:
+                self._cut_train(now, deliver)
+            else:
+                self._train_cut = deliver
+        elif kind is SemanticFaultKind.EXTRA_PULSES:
+            self._extra_pulses_due += 1 if fault.number is None else fault.number
+        elif kind is SemanticFaultKind.REBOOT:
+            self._power_cycle(now, fault.duration_s)
+        elif kind is SemanticFaultKind.WRONG_MODEL:
+            if self.model is Model.RAPID2:
+                true_major = self.version[0] if self.version else 9
+                self.identity_version_text = fault.value or _OTHER_GENERATION.get(true_major, "V9.0")
+            else:
+                self.identity_system_mode = fault.value or "0"
+
+    def _power_cycle(self, now: float, boot_s: float | None) -> None:
+        """A power cycle: whatever ran stops, remote control and every setting are lost (the
+        coil stays as hot as it was)."""
+        self.remote = False
+        self._watchdog_at = math.inf
+        self._disarm(now)
+        self._disarm_after_train = False
+        self.error = None
+        self._power_on_settings()
+        self._boot(now, boot_s)
+
+    def _cut_train(self, now: float, deliver: int) -> None:
+        """End the running train silently after ``deliver`` of its pulses (-1: half of them): no
+        error, and the train-running bit clears when the last delivered pulse went out."""
+        assert self._train is not None
+        first, period, n = self._train
+        deliver = n // 2 if deliver < 0 else min(deliver, n)
+        already = 1 + sum(1 for timer in self._train_timers[:-1] if timer.t <= now)
+        deliver = max(deliver, min(already, n))
+        if deliver >= n:
+            return
+        # _train_timers holds pulse 2..n, then the end: keep the pulses up to ``deliver``.
+        kept, dropped = self._train_timers[: deliver - 1], self._train_timers[deliver - 1 :]
+        for timer in dropped:
+            self._cancel(timer)
+        last = first + (deliver - 1) * period
+        self._train_timers = [*kept, self._schedule(max(now, last + 1e-9), self._train_finished)]
+
     # -- pulses -----------------------------------------------------------------------------------
     def _drain(self, now: float) -> None:
         self.energy_level_j = max(0.0, self.energy_level_j - (now - self._energy_at) * self.profile.energy_drain_w)
         self._energy_at = now
 
     def _pulse(self, now: float, source: str) -> None:
-        power = self.power_a
+        self._discharge(now, self.power_a, source, "A")
+        if self.model is Model.BISTIM and self.power_b > 0:
+            # U: in BiStim timing the master (A) fires first and the slave (B) one ISI later.
+            isi_s = self.isi_raw * (1e-4 if self.high_res else 1e-3)
+            power_b = self.power_b
+            if isi_s:
+                self._schedule(now + isi_s, lambda t: self._discharge(t, power_b, source, "B"))
+            else:
+                self._discharge(now, power_b, source, "B")
+
+    def _discharge(self, now: float, power: int, source: str, output: str) -> None:
         self._drain(now)
         self.energy_level_j += energy_j(power)
-        self._record_pulse(now, power, energy_j(power), source)
-        if self.coil.at(now) >= self.profile.coil_limit_c:
+        self._record_pulse(now, power, energy_j(power), source, output)
+        if self.coil.at(now) >= self.profile.coil_limit_c and self.is_energised:
             self.fault_log.append((now, "coil over temperature: disarmed"))
             self._disarm(now)
+
+    def _extra_pulses(self, after: float, gap_s: float) -> None:
+        """The pulses extra_pulses planned, ``gap_s`` apart after ``after``: nothing on the wire
+        tells of them (no reply, no status bit), only the truth log."""
+        count, self._extra_pulses_due = self._extra_pulses_due, 0
+        for k in range(1, count + 1):
+            self._schedule(after + k * gap_s, lambda t: self._discharge(t, self.power_a, "extra", "A"))
 
     def _fire(self, now: float, source: str) -> str | None:
         """Fire (serial EH or a trigger edge). Returns the refusal reason, or None."""
@@ -329,6 +441,16 @@ class MagstimSimulator(SimulatedDevice):
                 )
             period = 10.0 / self.frequency_dhz
             self.train_running = True
+            self._train = (now, period, n)
+            # Every pulse of a train is activity for the one-minute armed-idle rule: the idle timer
+            # stops while the train runs and restarts from its last pulse (_train_finished). Source:
+            # magstim.md §10, V: TDb087 §3, a train whose maximum on-time exceeds 60 s "may run
+            # continuously, up to 6000 pulses", so a device-timed train longer than a minute is a
+            # sanctioned mode; the one-minute rule itself (magstim.md §7) is C/U (MagPy's arm
+            # docstring, HZN) and says "not fired", which a unit firing a train is not. A 1 Hz
+            # 900-pulse protocol (bpd-1hz-rdlpfc) must run.
+            self._cancel(self._idle_timer)
+            self._idle_timer = None
             self._pulse(now, source)
             self._train_timers = [
                 self._schedule(now + k * period, lambda t: self._pulse(t, "train")) for k in range(1, n)
@@ -337,25 +459,36 @@ class MagstimSimulator(SimulatedDevice):
             self._train_timers.append(self._schedule(end + 1e-9, self._train_finished))
             self.ready = False
             self.armed = True
+            if self._train_cut is not None:
+                deliver, self._train_cut = self._train_cut, None
+                self._cut_train(now, deliver)
         else:
             self._pulse(now, source)
             if self.armed or self.ready:  # still armed unless the pulse tripped an interlock
                 self.ready = False
                 self.armed = True
                 self._ready_timer = self._schedule(now + self.profile.recharge_s(self.power_a), self._become_ready)
-        self._restart_idle(now)
+            self._restart_idle(now)
+            if self._extra_pulses_due:
+                self._extra_pulses(now, EXTRA_PULSE_GAP_S)
         return None
 
     def _train_finished(self, now: float) -> None:
+        assert self._train is not None
+        period = self._train[1]
         self.train_running = False
         self._train_timers = []
+        self._train = None
         self.lockout_until = now + self.profile.post_train_lockout_s
+        if self._extra_pulses_due:
+            self._extra_pulses(now, period)  # as if the train ran on
         if self._disarm_after_train:
             self._disarm_after_train = False
             self._disarm(now)
             return
         if self.armed:
             self._ready_timer = self._schedule(self.lockout_until, self._become_ready)
+            self._restart_idle(now)
 
     def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
         rising = rts and not self._rts
@@ -424,6 +557,9 @@ class MagstimSimulator(SimulatedDevice):
 
     def _cmd_45(self, data: bytes, now: float):  # E: mode
         if data == b"A":
+            if now < self._ignore_disarm_until:
+                self.fault_log.append((now, "ignore_disarm: disarm acknowledged, still armed"))
+                return b"", None
             self._disarm(now)
             return b"", None
         if data == b"B":
@@ -463,6 +599,8 @@ class MagstimSimulator(SimulatedDevice):
         return c.encode_coil_temperature(c.CoilTemperature(min(t, 999), min(t, 999))), None
 
     def _cmd_58(self, data: bytes, now: float):  # X: BiStim system mode
+        if self.identity_system_mode is not None:
+            return self.identity_system_mode.encode(), None
         return (b"4" if self.high_res else b"2"), None
 
     def _cmd_4e(self, data: bytes, now: float):  # N: handled before dispatch

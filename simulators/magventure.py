@@ -35,7 +35,7 @@ from typing import Any
 
 from tmsctl.drivers.magventure import codec as c
 
-from .device import Fault, FaultKind, SimulatedDevice
+from .device import Fault, FaultKind, SemanticFaultKind, SimulatedDevice
 
 # Per-model offers and rate ceilings (Hz), from the reference's code and range tables (C: PYTMS,
 # MPC), kept apart from the driver's spec on purpose: the two layers must not share a mistake.
@@ -69,6 +69,16 @@ _MAX_PULSES = 1000
 _MAX_TRAINS = 500
 _MAX_ITI_S_X10 = 3000
 _TEMPERATURE_CHECK_S = 1.0  # how often the unit looks at its coil sensor
+# extra_pulses after a single trigger: the unit discharges again this long after the stimulus
+# (ours, U: a spurious re-trigger has no published timing).
+EXTRA_PULSE_GAP_S = 0.05
+# wrong_model with no value: the status byte and waveform replies name this model instead.
+_OTHER_MODEL = {
+    c.MagProModel.R30: c.MagProModel.X100,
+    c.MagProModel.X100: c.MagProModel.R30,
+    c.MagProModel.R30_OPTION: c.MagProModel.X100_OPTION,
+    c.MagProModel.X100_OPTION: c.MagProModel.R30_OPTION,
+}
 
 
 @dataclass(frozen=True)
@@ -142,11 +152,29 @@ class MagProSimulator(SimulatedDevice):
         super().__init__(start=start, faults=faults)
         self.profile = profile
         self.model = profile.model
+        self.identity_model = profile.model  # what the status byte and ID 9 name (wrong_model changes it)
         self.parser = c.MagProHostFrameParser()
         self.rejected_frames: list[tuple[float, str]] = []
         self.interlocks: list[tuple[float, str]] = []
         self.enabled = False
         self.error = False
+        self._ignore_disarm_until = -math.inf
+        self._extra_pulses_due = 0
+        self._sequence_cut: int | None = None  # stimuli the next sequence delivers; -1: half of them
+        self._sequence_times: list[float] = []  # the running sequence's stimulus instants
+        self.sequence_running = False
+        self.stimulus_count = 0
+        self.next_trigger_at = -math.inf
+        self._sequence_timers: list[Any] = []  # handles from _schedule, for _cancel
+        self._stimulus_timers: list[tuple[float, Any]] = []  # (due, handle): a burst's later pulses
+        self._power_on_settings()
+        self._reported_temperature = self._temperature_byte(start)
+        self._reported_coil_type = profile.coil_type
+        self._schedule(start + _TEMPERATURE_CHECK_S, self._check_temperature)
+        self.check_fault_plan(faults)
+
+    def _power_on_settings(self) -> None:
+        """The settings of a unit just switched on (U: the reference gives none; ours)."""
         self.amplitude_a = 30
         self.amplitude_b = 0
         self.mode = c.Mode.STANDARD
@@ -165,14 +193,6 @@ class MagProSimulator(SimulatedDevice):
         self.input_delay_ms_x10 = 0
         self.output_delay_ms_x10 = 0
         self.charge_delay_ms = 0
-        self.sequence_running = False
-        self.stimulus_count = 0
-        self.next_trigger_at = -math.inf
-        self._sequence_timers: list[Any] = []  # handles from _schedule, for _cancel
-        self._stimulus_timers: list[tuple[float, Any]] = []  # (due, handle): a burst's later pulses
-        self._reported_temperature = self._temperature_byte(start)
-        self._reported_coil_type = profile.coil_type
-        self._schedule(start + _TEMPERATURE_CHECK_S, self._check_temperature)
 
     @property
     def is_energised(self) -> bool:
@@ -180,7 +200,7 @@ class MagProSimulator(SimulatedDevice):
 
     # -- what the unit reports ----------------------------------------------------------------------
     def status_byte(self) -> c.StatusByte:
-        return _status_byte(self.mode, self.waveform, self.enabled, self.model)
+        return _status_byte(self.mode, self.waveform, self.enabled, self.identity_model)
 
     def coil_type(self) -> int:
         return self.profile.coil_type if self.coil.present else 0
@@ -225,7 +245,7 @@ class MagProSimulator(SimulatedDevice):
             ipi_index = c.twin_dual_ipi_index(self.ipi_ms_x10)
         ba_index = 100 - self.amplitude_b if self.mode is c.Mode.DUAL else c.twin_ba_index(self.ba_ratio_x100)
         return c.WaveformSettings(
-            0, self.model, self.mode, self.direction, self.waveform, self.burst_pulses, ipi_index, ba_index
+            0, self.identity_model, self.mode, self.direction, self.waveform, self.burst_pulses, ipi_index, ba_index
         )
 
     def timing_settings(self) -> c.TimingSettings:
@@ -290,6 +310,8 @@ class MagProSimulator(SimulatedDevice):
         elif isinstance(command, c.SetEnabled):
             if command.enabled:
                 self._enable(now)
+            elif now < self._ignore_disarm_until:
+                self.fault_log.append((now, "ignore_disarm: disable ignored, still enabled"))
             else:
                 self._disable(now, "")
         elif isinstance(command, c.Trigger):
@@ -469,6 +491,7 @@ class MagProSimulator(SimulatedDevice):
             self._cancel(timer)
         self._sequence_timers = []
         self._stimulus_timers = []
+        self._sequence_times = []
         self.sequence_running = False
 
     # -- stimuli ------------------------------------------------------------------------------------------
@@ -495,6 +518,21 @@ class MagProSimulator(SimulatedDevice):
         if self.coil.at(now) >= self.profile.coil_limit_c:
             self._disable(now, "coil over temperature: disabled")
 
+    def _burst_tail_s(self) -> float:
+        return (self.burst_pulses - 1) * self.ipi_ms_x10 / 10_000 if self.waveform is c.Waveform.BIPHASIC_BURST else 0.0
+
+    def _extra_pulses(self, after: float, gap_s: float) -> None:
+        """The pulses extra_pulses planned, ``gap_s`` apart after ``after``: no di/dt message, no
+        count, nothing on the wire tells of them; only the truth log."""
+        count, self._extra_pulses_due = self._extra_pulses_due, 0
+        for k in range(1, count + 1):
+            self._schedule(
+                after + k * gap_s,
+                lambda t: self._record_pulse(
+                    t, self.amplitude_a, self.profile.energy_j_per_pct * self.amplitude_a, "extra"
+                ),
+            )
+
     def _report_didt(self, now: float) -> None:
         didt = min(255, round(self.amplitude_a * 1.6))  # 80 A/µs at 50 % (the reference's example frame)
         self._unprompted_frame(_message_frame(c.PulseDidt, didt, 0, self.status_byte()), now)
@@ -510,6 +548,8 @@ class MagProSimulator(SimulatedDevice):
             return
         self.next_trigger_at = now + 1.0 / self.profile.max_rate_hz(self.mode, self.waveform)
         self._stimulus(now, "serial")
+        if self._extra_pulses_due:
+            self._extra_pulses(now + self._burst_tail_s(), EXTRA_PULSE_GAP_S)
 
     def _start_sequence(self, now: float) -> None:
         why = self._may_stimulate(now)
@@ -534,19 +574,37 @@ class MagProSimulator(SimulatedDevice):
         self._unprompted(c.PageChanged(self.page, True, self.status_byte()), now)
         self._stimulus(now, "serial")
         self._sequence_timers = [self._schedule(t, lambda t: self._stimulus(t, "train")) for t in times[1:]]
-        burst_tail = (
-            (self.burst_pulses - 1) * self.ipi_ms_x10 / 10_000
-            if self.waveform is c.Waveform.BIPHASIC_BURST
-            else 0.0
-        )
-        end = times[-1] + burst_tail
+        end = times[-1] + self._burst_tail_s()
         self._sequence_timers.append(self._schedule(end + 1e-6, self._sequence_finished))
+        self._sequence_times = times
+        if self._sequence_cut is not None:
+            deliver, self._sequence_cut = self._sequence_cut, None
+            self._cut_sequence(now, deliver)
+
+    def _cut_sequence(self, now: float, deliver: int) -> None:
+        """End the running sequence silently after ``deliver`` stimuli (-1: half of them), with
+        the ordinary end-of-sequence message once the last delivered one is out."""
+        times = self._sequence_times
+        deliver = len(times) // 2 if deliver < 0 else deliver
+        already = sum(1 for t in times if t <= now)
+        deliver = max(deliver, already, 1)
+        if deliver >= len(times):
+            return
+        # _sequence_timers holds stimulus 2..n, then the end: keep the stimuli up to ``deliver``.
+        kept, dropped = self._sequence_timers[: deliver - 1], self._sequence_timers[deliver - 1 :]
+        for timer in dropped:
+            self._cancel(timer)
+        end = times[deliver - 1] + self._burst_tail_s()
+        self._sequence_timers = [*kept, self._schedule(max(now, end + 1e-6), self._sequence_finished)]
 
     def _sequence_finished(self, now: float) -> None:
         self._sequence_timers = []
+        self._sequence_times = []
         self.sequence_running = False
         self.next_trigger_at = now + 1.0 / self.profile.max_rate_hz(self.mode, self.waveform)
         self._unprompted(c.PageChanged(self.page, False, self.status_byte()), now)
+        if self._extra_pulses_due:
+            self._extra_pulses(now, 10.0 / self.rate_hz_x10)  # as if the sequence ran on
 
     # -- the coil -----------------------------------------------------------------------------------------
     def _check_temperature(self, now: float) -> None:
@@ -574,3 +632,45 @@ class MagProSimulator(SimulatedDevice):
         if fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED, FaultKind.DEVICE_ERROR):
             if self.enabled:
                 self._disable(now, f"{fault.kind.value}: disabled")
+
+    def _semantic_fault_problem(self, fault: Fault) -> str | None:
+        if fault.kind is SemanticFaultKind.POWER_DRIFT and fault.number is not None and fault.number > 100:
+            return "amplitudes go up to 100 %"
+        if fault.kind is SemanticFaultKind.WRONG_MODEL and fault.value is not None:
+            names = [m.name for m in c.MagProModel]
+            if fault.value.upper() not in names:
+                return f"name a MagPro model the status byte can carry: {', '.join(names)}"
+        return None
+
+    def _on_semantic_fault(self, fault: Fault, now: float) -> None:
+        kind = fault.kind
+        if kind is SemanticFaultKind.POWER_DRIFT:
+            # Silent: no ID 1 message (the unit's own amplitude reports are for the knob); status
+            # replies carry the drifted amplitude, so a host that asks sees it.
+            self.amplitude_a = fault.number if fault.number is not None else min(100, self.amplitude_a + 10)
+        elif kind is SemanticFaultKind.IGNORE_DISARM:
+            self._ignore_disarm_until = math.inf if fault.duration_s is None else now + fault.duration_s
+        elif kind is SemanticFaultKind.TRAIN_STOPS_EARLY:
+            deliver = -1 if fault.number is None else fault.number
+            if self.sequence_running:
+                self._cut_sequence(now, deliver)
+            else:
+                self._sequence_cut = deliver
+        elif kind is SemanticFaultKind.EXTRA_PULSES:
+            self._extra_pulses_due += 1 if fault.number is None else fault.number
+        elif kind is SemanticFaultKind.REBOOT:
+            self._power_cycle(now, fault.duration_s)
+        elif kind is SemanticFaultKind.WRONG_MODEL:
+            value = fault.value
+            self.identity_model = c.MagProModel[value.upper()] if value else _OTHER_MODEL[self.model]
+
+    def _power_cycle(self, now: float, boot_s: float | None) -> None:
+        """A power cycle: disabled, any sequence gone, every setting back to power-on; silent."""
+        self.enabled = False
+        self._stop_sequence()
+        self.error = False
+        self._power_on_settings()
+        self.stimulus_count = 0
+        self.next_trigger_at = -math.inf
+        self.parser = c.MagProHostFrameParser()
+        self._boot(now, boot_s)

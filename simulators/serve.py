@@ -26,26 +26,41 @@ _POLL_S = 0.2  # longest sleep between checks of the stop flag
 
 
 class StatusFile:
-    """The simulator's own account (pulses, state), rewritten atomically whenever it changes, so
-    another process — a test, a lab's monitor — can compare it with what the controller recorded."""
+    """The simulator's own account (pulses, state, and the truth log: every discharge with its
+    instant, output and power), rewritten atomically whenever it changes, so another process — a
+    test, a lab's monitor — can compare it with what the controller recorded.
+
+    ``truth`` rows: ``{"t": seconds since the simulator started, "output": "A"/"B",
+    "power_pct": power it fired at, "source": "serial"/"rts"/"train"/"ttl"/"extra"}``.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._last: dict[str, object] | None = None
+        self._last: tuple[object, ...] | None = None
+        self._truth_rows: list[str] = []  # each pulse encoded once: the log only grows
 
     def update(self, device: SimulatedDevice) -> None:
+        interlocks = getattr(device, "interlocks", [])
         state = {
             "pulses": device.pulse_count,
             "armed": bool(getattr(device, "armed", False) or getattr(device, "ready", False)),
             "remote": bool(getattr(device, "remote", False)),
             "faults": [what for _, what in device.fault_log],
-            "interlocks": [what for _, what in getattr(device, "interlocks", [])],
+            "interlocks": [what for _, what in interlocks],
         }
-        if state == self._last:
+        key = (state["pulses"], state["armed"], state["remote"], len(device.fault_log), len(interlocks))
+        if key == self._last:
             return
-        self._last = state
+        self._last = key
+        rows, pulses = self._truth_rows, device.pulses
+        for pulse in pulses[len(rows) :]:
+            rows.append(json.dumps(
+                {"t": pulse.t - device.started_at, "output": pulse.output, "power_pct": pulse.intensity_pct,
+                 "source": pulse.source}
+            ))
+        text = json.dumps(state)[:-1] + ', "truth": [' + ", ".join(rows) + "]}"
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps(state))
+        tmp.write_text(text)
         os.replace(tmp, self.path)
 
 

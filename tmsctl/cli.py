@@ -360,10 +360,10 @@ def sim_serve(
     ] = None,
     link: Annotated[Path | None, typer.Option("--link", help="Keep a symlink to the pty at this path.")] = None,
     fault: Annotated[
-        str, typer.Option("--fault", help="Fault plan, e.g. 'coil_unplugged@30s,no_reply@cmd5,stall@10s+5s'.")
+        str, typer.Option("--fault", help="Fault plan, e.g. 'coil_unplugged@30s,no_reply@cmd5,stall@10s+5s,power_drift@60s=80' (docs/faults.md).")
     ] = "",
     status_file: Annotated[
-        Path | None, typer.Option("--status-file", help="Keep the simulator's own pulse count and state in this JSON file.")
+        Path | None, typer.Option("--status-file", help="Keep the simulator's own pulse count, state and truth log (every pulse: t, output, power) in this JSON file.")
     ] = None,
 ) -> None:
     """Run a simulated stimulator that any program can open like the real device.

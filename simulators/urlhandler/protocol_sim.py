@@ -31,7 +31,8 @@ class Serial(SerialBase):
         if parts.scheme != "sim":
             raise serial.SerialException(f'expected a URL like "sim://rapid2", got {self._port!r}')
         name = (parts.netloc + parts.path).strip("/")
-        options = dict(parse_qsl(parts.query))
+        # A literal '+' (a fault's +SECONDSs) is not a form-encoded space here.
+        options = dict(parse_qsl(parts.query.replace("+", "%2B")))
         unknown = set(options) - {"fault"}
         if unknown:
             raise serial.SerialException(f"unknown sim:// option(s) {sorted(unknown)}; known: fault")
