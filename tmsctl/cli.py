@@ -56,6 +56,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "mt": ("tmsctl.cli_mt", "mt", "Hunt a motor threshold on a stimulator and record it."),
     "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
     "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
+    "db": ("tmsctl.cli_db", None, "The records database: create one where you name it."),
 }
 
 
