@@ -269,6 +269,30 @@ class SimulatedDevice:
     def unread_reply_bytes(self) -> int:
         return len(self._tx_times) - self._tx_head
 
+    @property
+    def host_bytes_in_flight(self) -> int:
+        """Host bytes fed but not yet arrived: the input backlog a server must keep bounded."""
+        return len(self._rx)
+
+    def hang_up(self, now: float) -> None:
+        """The host at the other end went away: what it sent that has not yet arrived and the
+        replies it did not read are lost with it, and the line is free for the next host.
+
+        The device keeps its state (a new host on the same cable meets the unit as the last one
+        left it) but not a half-received frame: a real unit times one out long before another
+        host could be plugged in, and the next host's first command must not be read as its end.
+        """
+        self.advance(now)
+        self._inbuf.clear()
+        self._bytes_awaited = 0
+        self._on_hang_up(now)
+        self._rx.clear()
+        self._rx_line_free = min(self._rx_line_free, now)
+        self._tx_data.clear()
+        self._tx_times.clear()
+        self._tx_head = 0
+        self._tx_line_free = min(self._tx_line_free, now)
+
     def next_event_time(self) -> float | None:
         candidates = []
         if self._tx_head < len(self._tx_times):
@@ -433,6 +457,9 @@ class SimulatedDevice:
 
     def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
         """Models without a trigger wired to RTS ignore modem lines."""
+
+    def _on_hang_up(self, now: float) -> None:
+        """Models that keep a half-received frame outside ``self._inbuf`` drop it here."""
 
     def _on_watchdog(self, now: float) -> None:
         """The watchdog deadline passed (models that set ``_watchdog_at`` override this)."""

@@ -150,6 +150,9 @@ class DuoMagSimulator(SimulatedDevice):
             return
         self._reply(self._record_bytes(now), now)
 
+    def _on_hang_up(self, now: float) -> None:
+        self.parser = c.DuoMagCommandParser()  # the half frame in progress goes with the host that sent it
+
     # -- input ----------------------------------------------------------------------------------------
     def _on_bytes(self, now: float) -> int | None:
         commands = self.parser.feed(bytes(self._inbuf))

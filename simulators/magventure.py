@@ -280,6 +280,9 @@ class MagProSimulator(SimulatedDevice):
     def _interlock(self, now: float, why: str) -> None:
         self.interlocks.append((now, why))
 
+    def _on_hang_up(self, now: float) -> None:
+        self.parser = c.MagProHostFrameParser()  # the half frame in progress goes with the host that sent it
+
     # -- input ----------------------------------------------------------------------------------------------
     def _on_bytes(self, now: float) -> int | None:
         commands = self.parser.feed(bytes(self._inbuf))

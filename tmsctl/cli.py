@@ -57,6 +57,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "mt": ("tmsctl.cli_mt", "mt", "Hunt a motor threshold on a stimulator and record it."),
     "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
     "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
+    "db": ("tmsctl.cli_db", None, "The records database: create one where you name it."),
 }
 
 
@@ -365,20 +366,39 @@ def sim_serve(
     status_file: Annotated[
         Path | None, typer.Option("--status-file", help="Keep the simulator's own pulse count, state and truth log (every pulse: t, output, power) in this JSON file.")
     ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option("--allow-remote", help="Let --tcp listen on an address other computers can reach (no authentication!)."),
+    ] = False,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout", min=0.1, help="Disconnect a TCP client that sends nothing for this many seconds [default: 60]."
+        ),
+    ] = None,
 ) -> None:
     """Run a simulated stimulator that any program can open like the real device.
 
     The first line on stdout is the device path (pty) or HOST:PORT (tcp), alone; the simulator
-    then serves until SIGINT or SIGTERM. Diagnostics go to stderr.
+    then serves until SIGINT or SIGTERM. Diagnostics go to stderr. TCP serves this computer only
+    (loopback) unless --allow-remote, one client at a time; the unit keeps its state between clients.
     """
     from tmsctl.clock import SystemClock
     from tmsctl.simulators import registry as sims
     from tmsctl.simulators.device import parse_fault_plan
-    from tmsctl.simulators.serve import StatusFile, serve_pty, serve_tcp
+    from tmsctl.simulators.serve import StatusFile, listen_address, serve_pty, serve_tcp
 
     with reported():
         if pty == (tcp is not None):
             raise InvalidArgument("choose exactly one of --pty or --tcp HOST:PORT")
+        if tcp is not None:
+            host, _, port_text = tcp.rpartition(":")
+            host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+            try:
+                port = int(port_text)
+            except ValueError:
+                raise InvalidArgument(f"--tcp wants HOST:PORT, got {tcp!r}") from None
+            listen_address(host, port, allow_remote=allow_remote)  # refuse before anything starts
         clock = SystemClock()
         instance = sims.create(model, clock=clock, faults=parse_fault_plan(fault))
         stop = threading.Event()
@@ -401,15 +421,12 @@ def sim_serve(
         if pty:
             serve_pty(instance.device, stop=stop, ready=ready, clock=clock, link=link, log=log, status=status)
         else:
-            assert tcp is not None
-            host, _, port_text = tcp.rpartition(":")
-            host = host or "127.0.0.1"
             try:
-                port = int(port_text)
-            except ValueError:
-                raise InvalidArgument(f"--tcp wants HOST:PORT, got {tcp!r}") from None
-            try:
-                serve_tcp(instance.device, host=host, port=port, stop=stop, ready=ready, clock=clock, log=log, status=status)
+                serve_tcp(
+                    instance.device, host=host, port=port, stop=stop, ready=ready, clock=clock, log=log,
+                    status=status, allow_remote=allow_remote,
+                    **({} if idle_timeout is None else {"idle_timeout_s": idle_timeout}),
+                )
             except OSError as exc:
                 raise ConnectionFailed(f"cannot listen on {host}:{port}: {exc}") from exc
         err.print(f"stopped; {instance.device.pulse_count} pulse(s) delivered", highlight=False)

@@ -38,11 +38,12 @@ def bids(
 ) -> None:
     """Write BIDS-NIBS files (events, parameter sets, sidecars) for one recorded session."""
     from tmsctl.audit import session_log_path
+    from tmsctl.cli_db import open_records
     from tmsctl.export.bids_nibs import export_session
-    from tmsctl.records import Records, normalize_session_id
+    from tmsctl.records import normalize_session_id
 
     with reported():
-        records = Records(db) if db is not None else Records()
+        records = open_records(db, read_only=True)
         try:
             audit = session_log_path(log_dir or Path(records.path).parent / "logs", normalize_session_id(session_id))
             result = export_session(

@@ -178,9 +178,9 @@ def mt(
 
 
 def _open_records(db: Path | None) -> Any:
-    from tmsctl.records import Records
+    from tmsctl.cli_db import open_records
 
-    return Records(db) if db is not None else Records()
+    return open_records(db)
 
 
 def _jitter_rng(simulated_seed: int | None) -> random.Random:

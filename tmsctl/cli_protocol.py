@@ -107,7 +107,7 @@ def approve(
     """
     from tmsctl.approval import approval_status
     from tmsctl.protocols.canonical import content_hash
-    from tmsctl.records import Records
+    from tmsctl.cli_db import open_records
 
     try:
         protocol = load_protocol(file)
@@ -118,7 +118,7 @@ def approve(
             for finding in verdict.refusals:
                 err.print(f"  {escape(_finding_text(finding))}")
             raise typer.Exit(EXIT_REFUSED)
-        with Records(db) if db is not None else Records() as records:
+        with open_records(db) as records:
             before = approval_status(protocol.id, digest, records)
             approval = records.approve_protocol(protocol.id, digest, approved_by=by)
     except ProtocolFileError as error:

@@ -37,12 +37,12 @@ def report(
     start: Annotated[str | None, typer.Option("--start", help="Course plan: first day, YYYY-MM-DD (default: first session).")] = None,
 ) -> None:
     """Summarise one session, or (--subject) a subject's course against its plan."""
-    from tmsctl.records import Records
+    from tmsctl.cli_db import open_records
 
     with reported():
         if (session_id is None) == (subject is None):
             raise InvalidArgument("give a SESSION id or --subject ID (one of them)")
-        records = Records(db) if db is not None else Records()
+        records = open_records(db, read_only=True)
         try:
             if session_id is not None:
                 path = _session(records, session_id, output, log_dir)

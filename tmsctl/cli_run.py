@@ -40,10 +40,10 @@ DbOption = Annotated[
 SESSIONS_SHOWN = 50  # a table of a clinic's years of sessions would scroll for minutes
 
 
-def _open_records(db: Path | None) -> Any:
-    from tmsctl.records import Records
+def _open_records(db: Path | None, *, read_only: bool = False) -> Any:
+    from tmsctl.cli_db import open_records
 
-    return Records(db) if db is not None else Records()
+    return open_records(db, read_only=read_only)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -241,7 +241,7 @@ def sessions(
     else:
         newest = limit or None  # 0: all
     with reported():
-        records = _open_records(db)
+        records = _open_records(db, read_only=True)
         try:
             found = records.sessions(subject_id=subject, newest=newest)
             maybe_more = newest is not None and len(found) == newest
@@ -285,7 +285,7 @@ def session_show(
 ) -> None:
     """Everything recorded about one session."""
     with reported():
-        records = _open_records(db)
+        records = _open_records(db, read_only=True)
         try:
             detail = records.session_detail(session_id)
             point = records.resume_point(session_id)

@@ -141,11 +141,20 @@ def test_foreign_keys_refuse_a_dangling_row(records: Records, db_path: Path) -> 
 # -- migrations -----------------------------------------------------------------------------------
 
 
-def test_an_empty_existing_file_is_migrated(db_path: Path, clock: VirtualClock) -> None:
+def test_an_empty_existing_file_is_refused_as_damaged_never_started_afresh(db_path: Path, clock: VirtualClock) -> None:
+    # A truncated database (0 bytes) started afresh would silently lose its history, thresholds,
+    # approvals and the exposure the daily caps count.
     db_path.parent.mkdir(mode=0o700)
     fd = os.open(db_path, os.O_CREAT | os.O_WRONLY, 0o600)
     os.close(fd)
-    assert db_path.stat().st_size == 0
+    for read_only in (False, True):
+        with pytest.raises(RecordsError, match=r"empty \(0 bytes\): damaged") as refused:
+            Records(db_path, clock=clock, read_only=read_only)
+        assert "restore it from backup" in refused.value.hint and "tmsctl db init" in refused.value.hint
+    assert db_path.stat().st_size == 0  # left as found, for whoever investigates
+
+
+def test_a_new_file_is_created_and_migrated(db_path: Path, clock: VirtualClock) -> None:
     with Records(db_path, clock=clock) as store:
         assert store.storage_settings().schema_version == SCHEMA_VERSION
         assert store.integrity_check() == ("ok",)

@@ -73,6 +73,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
     protocol = tmp_path / "kill.yaml"
     protocol.write_text(PROTOCOL)
     db = tmp_path / "records.db"
+    subprocess.run([sys.executable, "-m", "tmsctl", "db", "init", str(db)], check=True, capture_output=True, timeout=60)
     env = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
     base = [
         sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",

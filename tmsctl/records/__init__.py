@@ -86,6 +86,7 @@ value; invalid input raises ``InvalidRecord``, contradictions ``RecordRefused``,
 """
 
 from tmsctl.records.errors import (
+    DatabaseNotFound,
     InvalidRecord,
     RecordRefused,
     RecordsError,
@@ -130,6 +131,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "ActionKind",
+    "DatabaseNotFound",
     "Delivery",
     "DeliveryKind",
     "DeliveryPlan",

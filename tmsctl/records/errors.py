@@ -19,6 +19,10 @@ class RecordsError(TmsError):
         super().__init__(message, hint=hint)
 
 
+class DatabaseNotFound(RecordsError, LookupError):
+    """No records database at a path that was named explicitly (nothing was created)."""
+
+
 class InvalidRecord(RecordsError, ValueError):
     """A value that cannot be recorded (wrong type, out of range, unsafe identifier)."""
 

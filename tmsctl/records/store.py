@@ -18,6 +18,7 @@ from typing import Any
 from tmsctl.audit import redact_text
 from tmsctl.clock import Clock, SystemClock
 from tmsctl.records.errors import (
+    DatabaseNotFound,
     InvalidRecord,
     RecordRefused,
     RecordsError,
@@ -140,6 +141,11 @@ class Records:
     Opening it applies pending migrations and marks sessions whose owning process has died
     ``interrupted``. ``close()`` does not end the sessions this process runs: a runner ends them
     explicitly; otherwise the next opener finds them interrupted, exactly as after a crash.
+
+    ``create=False`` refuses a path where no file exists (an explicitly named database that is not
+    there is a typo, not a wish for an empty one). ``read_only=True`` opens an existing, current
+    database for reading only: nothing is migrated or marked and every write fails, so it works on
+    read-only media. A zero-byte file is refused as damaged, never started afresh.
     """
 
     def __init__(
@@ -148,23 +154,29 @@ class Records:
         *,
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
+        create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self._path = Path(path).expanduser() if path is not None else default_db_path(env)
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._owned: dict[str, _OwnerLock] = {}
         self._conn: sqlite3.Connection | None = None
-        self._create_file_if_missing()
-        self._check_permissions()
+        self._read_only = read_only
+        created = self._create_file_if_missing() if create and not read_only else False
+        self._check_permissions(created)
         self._conn = self._connect()
         try:
             self._check_identity()
             self._configure()
             self._check_not_damaged()
-            self._wrap(
-                "migrating the schema", lambda: apply_migrations(self._db, MIGRATIONS, path=str(self._path))
-            )
-            self.mark_interrupted_sessions()
+            if read_only:
+                self._check_current()
+            else:
+                self._wrap(
+                    "migrating the schema", lambda: apply_migrations(self._db, MIGRATIONS, path=str(self._path))
+                )
+                self.mark_interrupted_sessions()
         except BaseException:
             self._conn.close()
             self._conn = None
@@ -180,7 +192,8 @@ class Records:
     def _owners_dir(self) -> Path:
         return self._path.with_name(self._path.name + ".owners")
 
-    def _create_file_if_missing(self) -> None:
+    def _create_file_if_missing(self) -> bool:
+        """Create an empty, private file where none exists; True if this call created it."""
         directory = self._path.parent
         try:
             if not directory.exists():
@@ -190,7 +203,7 @@ class Records:
                     os.chmod(directory, 0o700)  # mkdir's mode passes through the umask
             fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            return
+            return False
         except OSError as exc:
             raise RecordsError(
                 f"cannot create the records database {self._path}: {exc.strerror or exc}",
@@ -199,16 +212,34 @@ class Records:
             ) from exc
         os.fchmod(fd, 0o600)
         os.close(fd)
+        return True
 
-    def _check_permissions(self) -> None:
+    def _check_permissions(self, created: bool) -> None:
         try:
             info = os.stat(self._path)
+        except FileNotFoundError as exc:
+            raise DatabaseNotFound(
+                f"there is no records database at {self._path}",
+                path=self._path,
+                hint=f"check the path for a typo; to start a new, empty database there: "
+                f"`tmsctl db init {self._path}`",
+            ) from exc
         except OSError as exc:
             raise RecordsError(f"cannot open the records database {self._path}: {exc.strerror or exc}",
                                path=self._path) from exc
         if not stat.S_ISREG(info.st_mode):
             raise RecordsError(f"{self._path} is not a regular file", path=self._path,
                                hint="point --db or TMSCTL_DB at a database file")
+        if info.st_size == 0 and not created:
+            # Even a new database has its header on disk once opened (WAL mode is written there),
+            # so an empty file was truncated or never finished: starting it afresh would silently
+            # drop the history, thresholds, approvals and exposure that the safety checks rely on.
+            raise RecordsError(
+                f"the records database {self._path} is empty (0 bytes): damaged, not a new database",
+                path=self._path,
+                hint="restore it from backup; if it was created moments ago and never used (or another "
+                f"tmsctl is creating it right now), remove it and run `tmsctl db init {self._path}`",
+            )
         if os.name == "posix" and info.st_mode & 0o077:
             raise RecordsError(
                 f"the records database {self._path} is accessible to other users "
@@ -219,12 +250,40 @@ class Records:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(
-                self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            if self._read_only:
+                conn = sqlite3.connect(
+                    self._read_only_uri(), uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                conn = sqlite3.connect(
+                    self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
         except sqlite3.Error as exc:
             raise _sqlite_error(exc, self._path, "opening") from exc
         return conn
+
+    def _read_only_uri(self) -> str:
+        """A ``mode=ro`` URI; ``immutable=1`` too where the folder cannot be written (read-only media).
+
+        A WAL reader needs the ``-shm`` file: SQLite opens it if it exists or creates it if the
+        folder is writable. Where neither is possible no connection can be open (one would have
+        made it), so nothing is writing and the file may be read as immutable, unless committed
+        changes still wait in a ``-wal`` file: immutable reading would skip them, so that is refused.
+        """
+        uri = f"{self._path.resolve().as_uri()}?mode=ro"
+        if os.access(self._path.parent, os.W_OK) or os.path.exists(f"{self._path}-shm"):
+            return uri
+        wal = Path(f"{self._path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise RecordsError(
+                f"the records database {self._path} has changes in {wal.name} that cannot be read "
+                "here: its folder is read-only",
+                path=self._path,
+                hint=f"copy {self._path.name} together with {wal.name} to a writable folder and open the "
+                "copy there",
+            )
+        return uri + "&immutable=1"
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -248,7 +307,7 @@ class Records:
         app_id, version, tables = self._wrap("reading the header", read)
         if app_id == APPLICATION_ID:
             return
-        if app_id == 0 and version == 0 and tables == 0:
+        if app_id == 0 and version == 0 and tables == 0 and not self._read_only:
             return  # a new, empty file
         raise RecordsError(
             f"{self._path} is an SQLite database of another program "
@@ -269,7 +328,7 @@ class Records:
         """
 
         def quick_check() -> list[str]:
-            checker = sqlite3.connect(f"{self._path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+            checker = sqlite3.connect(self._read_only_uri(), uri=True, timeout=BUSY_TIMEOUT_S)
             try:
                 checker.execute("PRAGMA ignore_check_constraints = ON")
                 return [row[0] for row in checker.execute("PRAGMA quick_check(5)")]
@@ -285,7 +344,30 @@ class Records:
                 f"`sqlite3 {self._path} .recover`; point --db or TMSCTL_DB at another file meanwhile",
             )
 
+    def _check_current(self) -> None:
+        """A read-only opener cannot migrate: it reads only a database at this tmsctl's schema."""
+        version = self._wrap(
+            "reading the schema version", lambda: self._db.execute("PRAGMA user_version").fetchone()[0]
+        )
+        if version == len(MIGRATIONS):
+            return
+        if version > len(MIGRATIONS):
+            hint = "upgrade tmsctl"
+        else:
+            hint = f"open it once with write access to upgrade it in place: `tmsctl db init {self._path}`"
+        raise RecordsError(
+            f"the records database {self._path} has schema version {version}; this tmsctl reads "
+            f"version {len(MIGRATIONS)}",
+            path=self._path,
+            hint=hint,
+        )
+
     def _configure(self) -> None:
+        if self._read_only:  # the journal mode is the file's; a reader neither needs nor may set it
+            busy_ms = int(BUSY_TIMEOUT_S * 1000)
+            self._wrap("configuring", lambda: self._db.execute(f"PRAGMA busy_timeout = {busy_ms}"))
+            return
+
         def configure() -> str:
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
