@@ -29,6 +29,8 @@ Top-level keys
 --------------
 ``schema_version`` (required, ``1``) — the file format version; later versions migrate old files.
 ``id`` — lower-case letters, digits and ``-``; ``title``; optional ``description`` and ``notes``.
+``status`` — optional; ``provisional`` marks parameters still to be confirmed. Such a protocol is
+never vetted by the library: a session needs a site approval (``tmsctl protocol approve``).
 ``sources`` — citations, each ``{citation, status, url?, note?}``; ``status`` is the evidence tag
 used throughout the reference: V verified, S secondary, C from code, R recalled, D our design,
 U unverified.
@@ -739,6 +741,13 @@ class Protocol(_Model):
     )
     title: Name
     description: LongText | None = None
+    status: Literal["provisional"] | None = Field(
+        None,
+        description=(
+            "provisional: parameters still to be confirmed (e.g. against the paper). A provisional "
+            "protocol is never a vetted library protocol: a session needs a site approval."
+        ),
+    )
     sources: Annotated[Seq[Source], Field(max_length=32)] = ()
     coil: Coil
     target: Target
