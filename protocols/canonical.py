@@ -15,11 +15,18 @@ from tmsctl.protocols.models import Protocol
 HASH_DOMAIN = b"tmsctl.protocol.v1\n"
 
 
+# Fields added after protocols were first approved: left out while unset, so adding the field did
+# not change the hash of (and so un-approve) every protocol approved before it existed.
+_LATER_OPTIONAL_FIELDS = ("status",)
+
+
 def canonical_json(protocol: Protocol) -> str:
-    """Sorted keys, no whitespace, UTF-8 text, every field present."""
-    return json.dumps(
-        protocol.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    """Sorted keys, no whitespace, UTF-8 text, every field present (later optional ones once set)."""
+    data = protocol.model_dump(mode="json")
+    for name in _LATER_OPTIONAL_FIELDS:
+        if data.get(name) is None:
+            del data[name]
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_hash(protocol: Protocol) -> str:

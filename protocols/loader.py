@@ -18,6 +18,7 @@ dotted field (``pattern.frequency_hz``) where known, and a hint; validation fail
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import types
 import typing
@@ -470,7 +471,10 @@ def _describe(item: Any, field: str) -> tuple[str, str]:
         elif kind == "string_type":
             hint = "quote it if it should be text"
         return f"expected {_TYPE_WORDS[kind]}, found {_short(got)}", hint
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+    if kind in _BOUND_WORDS:
+        unit = _unit_of(name)
+        if unit is not None and isinstance(got, (int, float)):
+            return _time_bound(name, unit, kind, ctx, got)
         return f"{_one_line(item['msg']).replace('Input should be', 'must be')}, found {_short(got)}", (
             "values are in the unit named by the key"
         )
@@ -479,6 +483,58 @@ def _describe(item: Any, field: str) -> tuple[str, str]:
     if kind == "finite_number":
         return f"must be a finite number, found {_short(got)}", ""
     return f"{_one_line(item['msg'])} (found {_short(got)})", ""
+
+
+_BOUND_WORDS = {
+    "greater_than": "more than",
+    "greater_than_equal": "at least",
+    "less_than": "less than",
+    "less_than_equal": "at most",
+}
+_UNIT_SUFFIXES = (("_hz", "Hz"), ("_ms", "ms"), ("_s", "s"), ("_min", "min"))
+_SECONDS_PER = {"ms": 0.001, "s": 1.0, "min": 60.0}
+# Onset-to-onset intervals and rates: one is the other's inverse, so both are said.
+_RATE_FIELDS = {
+    "frequency_hz", "burst_frequency_hz", "burst_rate_hz", "interval_ms", "interval_s", "pair_interval_s",
+    "train_onset_interval_s",
+}
+
+
+def _unit_of(name: str) -> str | None:
+    return next((unit for suffix, unit in _UNIT_SUFFIXES if name.endswith(suffix)), None)
+
+
+def _quantity(value: float, unit: str) -> str:
+    rounded = float(f"{value:.6g}")  # six significant digits, written out in full where that reads well
+    if 1e-3 <= abs(rounded) < 1e12:
+        text = f"{rounded:,.6f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:.6g}"
+    return f"{text} {unit}"
+
+
+def _as_rate(name: str, value: float, unit: str) -> str:
+    """' (250 Hz)' for an interval, ' (4 ms between pulses)' for a rate; '' where it means nothing."""
+    if name not in _RATE_FIELDS or not value > 0 or not math.isfinite(value):
+        return ""
+    if unit == "Hz":
+        seconds = 1 / value
+        return f" ({_quantity(seconds * 1000, 'ms')} apart)" if seconds < 1 else f" ({_quantity(seconds, 's')} apart)"
+    return f" ({_quantity(1 / (value * _SECONDS_PER[unit]), 'Hz')})"
+
+
+def _time_bound(name: str, unit: str, kind: str, ctx: dict[str, Any], got: float) -> tuple[str, str]:
+    """A time or frequency beyond the format's hard physical bound, in the unit the author used."""
+    bound = float(next(iter(ctx.values())))
+    message = (
+        f"{name}: {_quantity(got, unit)}{_as_rate(name, got, unit)} is beyond the hard bound; it must be "
+        f"{_BOUND_WORDS[kind]} {_quantity(bound, unit)}{_as_rate(name, bound, unit)}"
+    )
+    hint = (
+        "this is a physical bound of the protocol format, the same whichever unit a field uses; it cannot be "
+        f"overridden. Check the unit named by the key ({name} is in {unit})"
+    )
+    return message, hint
 
 
 def _union_members(annotation: Any) -> list[Any]:

@@ -29,6 +29,8 @@ Top-level keys
 --------------
 ``schema_version`` (required, ``1``) — the file format version; later versions migrate old files.
 ``id`` — lower-case letters, digits and ``-``; ``title``; optional ``description`` and ``notes``.
+``status`` — optional; ``provisional`` marks parameters still to be confirmed. Such a protocol is
+never vetted by the library: a session needs a site approval (``tmsctl protocol approve``).
 ``sources`` — citations, each ``{citation, status, url?, note?}``; ``status`` is the evidence tag
 used throughout the reference: V verified, S secondary, C from code, R recalled, D our design,
 U unverified.
@@ -98,6 +100,17 @@ SCHEMA_VERSION = 1
 MAX_PULSES_PER_SESSION = 100_000
 MAX_SESSION_DURATION_S = 12 * 3600.0
 MAX_FREQUENCY_HZ = 250.0
+# Hard physical bounds of every time and frequency field, the same whichever unit the author
+# chose: no pulse rate above MAX_FREQUENCY_HZ (so no onset-to-onset interval below 4 ms, be it
+# written as interval_ms, interval_s or frequency_hz) and nothing longer than a 12 h session.
+# Beyond them a file does not load; they are not guideline limits and no override lifts them.
+MIN_INTERVAL_S = 1 / MAX_FREQUENCY_HZ
+MAX_INTERVAL_S = MAX_SESSION_DURATION_S
+MIN_FREQUENCY_HZ = 1 / MAX_INTERVAL_S
+# Paired pulses come from two stimulators (BiStim), so they may be closer than one unit's pulses:
+# down to the BiStim's 0.1 ms high-resolution step (magstim.md).
+MIN_INTER_STIMULUS_INTERVAL_MS = 0.1
+MAX_INTER_STIMULUS_INTERVAL_MS = 1000.0
 
 _T = TypeVar("_T")
 Seq = Annotated[tuple[_T, ...], Strict(False)]
@@ -105,8 +118,11 @@ Seq = Annotated[tuple[_T, ...], Strict(False)]
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(min_length=1, max_length=4000)]
-PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_SESSION_DURATION_S)]
-Frequency = Annotated[float, Field(gt=0, le=MAX_FREQUENCY_HZ)]
+IntervalSeconds = Annotated[float, Field(ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)]
+IntervalMs = Annotated[float, Field(ge=MIN_INTERVAL_S * 1000, le=MAX_INTERVAL_S * 1000)]
+OffSeconds = Annotated[float, Field(ge=0, le=MAX_INTERVAL_S)]
+"""An off time (end of one train to the next one's first pulse); 0 means back to back."""
+Frequency = Annotated[float, Field(ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ)]
 Count = Annotated[int, Field(ge=1, le=MAX_PULSES_PER_SESSION)]
 
 CoilFamily = Literal["figure8", "H1", "H4", "H7", "circular", "double_cone", "other"]
@@ -393,7 +409,7 @@ def _check_fits(layers: tuple[PlanLayer, ...], field_of: list[str]) -> None:
 class SinglePulsePattern(_Model):
     kind: Literal["single_pulse"]
     pulses: Count
-    interval_s: PositiveSeconds | None = Field(
+    interval_s: IntervalSeconds | None = Field(
         None,
         description="Onset to onset; required when there is more than one pulse.",
     )
@@ -414,11 +430,13 @@ class PairedPulsePattern(_Model):
     conditioning_intensity: Intensity = Field(
         description="The first pulse of each pair; the top-level intensity is the test (second) pulse.",
     )
-    inter_stimulus_interval_ms: Annotated[float, Field(gt=0, le=1000)] = Field(
+    inter_stimulus_interval_ms: Annotated[
+        float, Field(ge=MIN_INTER_STIMULUS_INTERVAL_MS, le=MAX_INTER_STIMULUS_INTERVAL_MS)
+    ] = Field(
         description="Conditioning pulse onset to test pulse onset.",
     )
     pairs: Count
-    pair_interval_s: PositiveSeconds | None = Field(
+    pair_interval_s: IntervalSeconds | None = Field(
         None,
         description="Onset of one pair to the onset of the next; required with more than one pair.",
     )
@@ -446,14 +464,14 @@ class PairedPulsePattern(_Model):
 
 class _TrainSpacing(_Model):
     trains: Annotated[int, Field(ge=1, le=10_000)] = 1
-    inter_train_interval_s: Annotated[float, Field(ge=0, le=3600)] | None = Field(
+    inter_train_interval_s: OffSeconds | None = Field(
         None,
         description=(
             "Off time: from the end of a train (first pulse + pulses/frequency) to the next train's "
             "first pulse."
         ),
     )
-    train_onset_interval_s: Annotated[float, Field(gt=0, le=3600)] | None = Field(
+    train_onset_interval_s: IntervalSeconds | None = Field(
         None,
         description=(
             "Alternative to inter_train_interval_s: first pulse of a train to the first pulse of the next."
@@ -493,7 +511,7 @@ class RtmsPattern(_TrainSpacing):
     kind: Literal["rtms"]
     frequency_hz: Frequency
     pulses_per_train: Count | None = None
-    train_duration_s: PositiveSeconds | None = Field(
+    train_duration_s: IntervalSeconds | None = Field(
         None,
         description="Alternative to pulses_per_train: pulses = frequency × duration must be a whole number.",
     )
@@ -574,8 +592,8 @@ _LEVELS = {"burst": 0, "train": 1, "block": 2, "session": 3}
 
 class Layer(_Model):
     count: Count
-    interval_ms: Annotated[float, Field(gt=0, le=3_600_000)] | None = None
-    interval_s: Annotated[float, Field(gt=0, le=MAX_SESSION_DURATION_S)] | None = None
+    interval_ms: IntervalMs | None = None
+    interval_s: IntervalSeconds | None = None
     frequency_hz: Frequency | None = Field(
         None,
         description="Items per second; the same as interval_s = 1/frequency_hz.",
@@ -707,7 +725,7 @@ class Limits(_Model):
         None,
         description="The most pulses one session may deliver.",
     )
-    max_session_duration_s: PositiveSeconds | None = Field(None, description="The longest nominal session.")
+    max_session_duration_s: IntervalSeconds | None = Field(None, description="The longest nominal session.")
     max_pulses_per_day: Annotated[int, Field(ge=1, le=24 * MAX_PULSES_PER_SESSION)] | None = None
 
 
@@ -723,6 +741,13 @@ class Protocol(_Model):
     )
     title: Name
     description: LongText | None = None
+    status: Literal["provisional"] | None = Field(
+        None,
+        description=(
+            "provisional: parameters still to be confirmed (e.g. against the paper). A provisional "
+            "protocol is never a vetted library protocol: a session needs a site approval."
+        ),
+    )
     sources: Annotated[Seq[Source], Field(max_length=32)] = ()
     coil: Coil
     target: Target

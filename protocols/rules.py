@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
@@ -312,11 +312,60 @@ class _Evaluation:
             for rule in rules:
                 for issue in rule(first, gap):
                     self.add(issue, numbers)
+        self._continuous_runs()
         self._capabilities()
         self._single_pulse_series()
         self._family_session_rules()
         self._site_session_rules()
         self._day_plan()
+
+    def _continuous_runs(self) -> None:
+        """Trains closer than Chen's minimum interval are one exposure: judge each run as one train.
+
+        Only the coil family's exposure rules (train duration at a frequency and intensity) see the
+        run; the device rules stay per physical train, whose recovery the device's own minimum wait
+        (``device.inter-train-wait``) already bounds.
+        """
+        min_gap_s = self.book.chen.min_inter_train_interval_s
+        for run in self.schedule.continuous_runs(min_gap_s):
+            first, last = run[0], run[-1]
+            if first.kind not in REPETITIVE:
+                continue
+            span_s = last.end_s - first.onset_s
+            pulses = sum(train.n_pulses for train in run)
+            offsets = tuple(train.onset_s - first.onset_s + offset for train in run for offset in train.pulse_offsets_s)
+            largest_gap = max(self.schedule.gap_after_s(train) or 0.0 for train in run[:-1])
+            gap_after = self.schedule.gap_after_s(last)
+            numbers = [train.number for train in run]
+            piece_issues = set(self._issues)
+            intensities: dict[tuple[int | None, float | None, int | None], ScheduledTrain] = {}
+            for train in run:  # a ramp gives a run several intensities: each is judged at the run's length
+                key = (train.intensity_pct_mso, train.intensity_pct_mt, train.conditioning_intensity_pct_mso)
+                intensities.setdefault(key, train)
+            for train in intensities.values():
+                merged = replace(
+                    train, index=first.index, onset_s=first.onset_s, n_pulses=pulses, pulse_offsets_s=offsets,
+                    duration_s=span_s,
+                )
+                for issue in self._family_train_rules(merged, gap_after):
+                    if issue in piece_issues:
+                        continue  # the same finding about each train (frequency, intensity): said once
+                    self.add(
+                        replace(
+                            issue,
+                            text=(
+                                f"gaps under {_n(min_gap_s)} s (at most {_n(largest_gap)} s) make these one "
+                                f"continuous train: {issue.text}"
+                            ),
+                            hint=(
+                                f"make the gaps between trains at least {_n(min_gap_s)} s (Chen 1997), shorten "
+                                "the run, or record the reason to exceed the limit"
+                                if issue.severity is not Severity.INFO
+                                else issue.hint
+                            ),
+                        ),
+                        numbers,
+                    )
 
     # intensity and device -------------------------------------------------------------------
 

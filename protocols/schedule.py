@@ -101,6 +101,24 @@ class Schedule:
             return None
         return self.trains[train.index + 1].onset_s - train.end_s
 
+    def continuous_runs(self, min_gap_s: float) -> tuple[tuple[ScheduledTrain, ...], ...]:
+        """Consecutive trains whose gaps (end of one to the next one's first pulse) are all shorter
+        than ``min_gap_s``: each run of two or more trains, in order.
+
+        Pulses that never pause for ``min_gap_s`` are one exposure however the file cuts them, so
+        the exposure rules judge such a run as one continuous train.
+        """
+        runs: list[tuple[ScheduledTrain, ...]] = []
+        current: list[ScheduledTrain] = []
+        for train in self.trains:
+            current.append(train)
+            gap = self.gap_after_s(train)
+            if gap is None or gap >= min_gap_s - abs(min_gap_s) * 1e-9 - 1e-12:  # rules.py's tolerance
+                if len(current) > 1:
+                    runs.append(tuple(current))
+                current = []
+        return tuple(runs)
+
     def summary(self) -> dict[str, Any]:
         return {
             "protocol_id": self.protocol_id,

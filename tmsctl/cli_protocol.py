@@ -190,7 +190,7 @@ def show(
         raise typer.Exit(EXIT_REFUSED) from None
     verdict = context.check(protocol)
     if as_json:
-        out.print_json(json.dumps(_show_json(file, verdict)))
+        out.print_json(json.dumps({**_show_json(file, verdict), **_provisional_fields(protocol, file)}))
     else:
         _print_schedule(file, protocol, verdict, all_trains=all_trains)
     raise typer.Exit(EXIT_OK if verdict.allowed else EXIT_REFUSED)
@@ -312,6 +312,21 @@ def _validate_one(path: Path, context: _Context) -> dict[str, Any]:
         "findings": [finding.to_dict() for finding in verdict.findings],
         "overrides_used": dict(verdict.overrides_used),
         "overrides_rejected": dict(verdict.overrides_rejected),
+        **_provisional_fields(protocol, path),
+    }
+
+
+def _provisional_fields(protocol: Protocol, path: Path) -> dict[str, Any]:
+    """Whether the file marks itself provisional, and what that means for running it."""
+    if protocol.status != "provisional":
+        return {"provisional": False}
+    from tmsctl.approval import provisional_text
+
+    return {
+        "provisional": True,
+        "approval": (
+            f"{provisional_text(protocol.id)}: review it, then tmsctl protocol approve {path} --by NAME"
+        ),
     }
 
 
@@ -358,6 +373,8 @@ def _print_report(report: dict[str, Any]) -> None:
         out.print(f"      [dim]source: {escape(finding['source'])} ({finding['status']})[/]")
     for rule_id, why in report["overrides_rejected"].items():
         out.print(f"  [bold red]override {escape(rule_id)} not accepted:[/] {why}")
+    if report["provisional"]:
+        out.print(f"  [yellow]provisional:[/] {escape(report['approval'])}")
     if infos:
         out.print(f"  [dim]{infos} note(s); `tmsctl protocol show {escape(report['file'])}` lists them[/]")
 
@@ -461,6 +478,9 @@ def _print_schedule(path: Path, protocol: Protocol, verdict: Verdict, *, all_tra
     if schedule.device is not None:
         rows.append(("device", f"{schedule.device.display_name} ({schedule.device.model})"))
     rows.append(("rulebook", verdict.rulebook_version))
+    provisional = _provisional_fields(protocol, path)
+    if provisional["provisional"]:
+        rows.insert(4, ("status", provisional["approval"]))
     for key, value in rows:
         summary.add_row(key, value if key == "verdict" else escape(value))
     out.print(summary)

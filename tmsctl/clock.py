@@ -4,7 +4,10 @@
 * ``VirtualClock`` is simulated time. It advances only when told (``advance``/``advance_to``) or,
   with ``autojump=True``, jumps straight to the earliest pending deadline as soon as every
   participating thread is waiting on it (the idea of trio's ``MockClock(autojump_threshold=0)``).
-  A 37-minute session therefore runs as fast as the code between the waits.
+  A 37-minute session therefore runs as fast as the code between the waits. Its wall time starts
+  at the real UTC time when it is made (unless a test passes ``wall_start``) and advances with
+  virtual time, so thresholds and sessions recorded on virtual time carry real dates and their age
+  is judged against the same wall clock as in real time.
 
 Waiting for "something happens or a deadline passes" goes through ``clock.event()`` +
 ``clock.wait(event, deadline)``, so a virtual clock can see who is blocked.
@@ -140,7 +143,9 @@ class VirtualClock:
         self._now = float(start)
         self._start = float(start)
         self._autojump = autojump
-        self._wall_start = wall_start or datetime(2026, 1, 1, tzinfo=UTC)
+        # Records need real dates even on virtual time: a fixed epoch made a threshold hunted a
+        # minute ago look months stale to a real-time session, and never stale to a virtual one.
+        self._wall_start = wall_start if wall_start is not None else datetime.now(UTC)
         self._mutex = threading.RLock()  # re-entrant: an event may be set from a signal handler
         self._cond = threading.Condition(self._mutex)
         self._deadlines: list[float] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,10 +11,19 @@ from tmsctl.clock import SystemClock, VirtualClock
 
 
 def test_a_lone_waiter_jumps_straight_to_its_deadline() -> None:
-    clock = VirtualClock(start=5.0)
+    clock = VirtualClock(start=5.0, wall_start=datetime(2026, 1, 1, tzinfo=UTC))
     clock.sleep(2400.0)
     assert clock.now() == 2405.0
     assert clock.wall().isoformat().startswith("2026-01-01T00:40")
+
+
+def test_virtual_wall_time_starts_at_the_real_time_and_advances_with_virtual_time() -> None:
+    before = SystemClock().wall()
+    clock = VirtualClock()
+    after = SystemClock().wall()
+    assert before <= clock.wall() <= after
+    clock.sleep(3 * 86400)
+    assert before + timedelta(days=3) <= clock.wall() <= after + timedelta(days=3)
 
 
 def test_advance_and_manual_mode() -> None:

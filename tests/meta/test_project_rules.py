@@ -8,7 +8,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("tmsctl", "drivers", "protocols", "simulators")
-BANNED = {("time", "sleep"), ("time", "monotonic"), ("time", "time"), ("time", "perf_counter"), ("threading", "Timer")}
+BANNED = {
+    ("time", "sleep"), ("time", "monotonic"), ("time", "time"), ("time", "perf_counter"), ("threading", "Timer"),
+    ("time", "monotonic_ns"), ("time", "time_ns"), ("time", "perf_counter_ns"), ("time", "localtime"),
+    ("time", "gmtime"), ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
+}
 CLOCK_MODULE = ROOT / "tmsctl" / "clock.py"
 
 
@@ -25,9 +29,11 @@ def _banned_uses(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if (node.value.id, node.attr) in BANNED:
-                found.append(f"{_where(path)}:{node.lineno} {node.value.id}.{node.attr}")
+        if isinstance(node, ast.Attribute):
+            # datetime.now and datetime.datetime.now alike: the name right before the attribute
+            owner = node.value.id if isinstance(node.value, ast.Name) else getattr(node.value, "attr", None)
+            if (owner, node.attr) in BANNED:
+                found.append(f"{_where(path)}:{node.lineno} {owner}.{node.attr}")
         if isinstance(node, ast.ImportFrom) and node.module in {"time", "threading"}:
             for alias in node.names:
                 if (node.module, alias.name) in BANNED:
@@ -44,6 +50,9 @@ def test_the_ban_detects_a_violation(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import time\nfrom threading import Timer\ntime.sleep(1)\n")
     assert len(_banned_uses(sample)) == 2
+    sample.write_text("import datetime as dt\nfrom datetime import date, datetime\n"
+                      "datetime.now()\ndt.datetime.now(dt.UTC)\ndate.today()\n")
+    assert len(_banned_uses(sample)) == 3
 
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:

@@ -210,3 +210,16 @@ def test_schema_prints_the_published_schema() -> None:
 )
 def test_durations_read_naturally(seconds: float, text: str) -> None:
     assert duration_text(seconds) == text
+
+
+def test_validate_and_show_say_plainly_that_a_provisional_protocol_needs_a_site_approval() -> None:
+    provisional = str(library_path() / "bpd-5hz-dmpfc.yaml")
+    validated = invoke("validate", provisional)
+    assert "provisional" in validated.output and "tmsctl protocol approve" in validated.output
+    (report,) = json.loads(invoke("validate", "--json", provisional).output)["files"]
+    assert report["provisional"] is True and "site approval" in report["approval"]
+    shown = invoke("show", provisional)
+    assert "provisional" in shown.output and "tmsctl protocol approve" in shown.output
+    assert json.loads(invoke("show", "--json", provisional).output)["provisional"] is True
+    vetted = invoke("validate", "--json", NEUROSTAR)
+    assert json.loads(vetted.output)["files"][0]["provisional"] is False

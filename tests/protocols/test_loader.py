@@ -90,7 +90,7 @@ BROKEN = [
         ("frequency_hz: 10", "frequency_hz: 10000"),
         "frequency_hz",
         "pattern.frequency_hz",
-        "less than or equal",
+        "must be at most 250 Hz",
     ),
     (
         "fractional count",

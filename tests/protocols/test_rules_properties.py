@@ -50,6 +50,9 @@ def independent_violations(
         problems.append("wassermann")
     if trains > 1 and pct > 100 and iti < 5 - EPS:
         problems.append("chen")
+    run_s = trains * duration + (trains - 1) * iti  # trains under 5 s apart are one continuous train
+    if trains > 1 and iti < 5 - EPS and (limit is None or run_s > limit + EPS):
+        problems.append("wassermann (one run)")
     if pulses * trains > 3000:
         problems.append("site cap")
     if mso > 100:

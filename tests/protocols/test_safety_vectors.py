@@ -120,7 +120,11 @@ def test_w18_and_w19_say_outside_the_table() -> None:
 
 
 def test_chen_interval_rule_does_not_apply_at_or_below_100_pct() -> None:
-    assert check(rtms(20, 32, pct=100, iti_s=1)).status == ALLOW
+    # two 0.5 s trains 1 s apart: one 2 s run, inside the 20 Hz / 100 % cell of 2.05 s
+    assert check(rtms(20, 10, pct=100, iti_s=1)).status == ALLOW
+    # two 1.6 s trains 1 s apart are one 4.2 s run: the Wassermann cell stops them, not Chen's rule
+    at_100 = check(rtms(20, 32, pct=100, iti_s=1))
+    assert rule_ids(at_100.needs_override) == {"wassermann.train-duration"}
     assert check(rtms(20, 32, pct=101, iti_s=4.9)).status == OVERRIDE
 
 

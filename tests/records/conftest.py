@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,14 @@ from tmsctl.clock import VirtualClock
 from tmsctl.records import Records
 
 
+# The tests below spell out the times they expect, so their clock's wall time starts at a fixed
+# moment (a VirtualClock otherwise starts at the real time when it is made).
+WALL_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 @pytest.fixture
 def clock() -> VirtualClock:
-    return VirtualClock(autojump=False)
+    return VirtualClock(autojump=False, wall_start=WALL_START)
 
 
 @pytest.fixture

@@ -79,6 +79,8 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
         sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
         f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K001", "--mt", "50", "--yes", "--no-live",
         "--db", str(db), "--log-dir", str(tmp_path / "logs"), "--allow-unapproved", "kill test protocol",
+        # its trains are 2 s apart, so the rulebook judges them as one 22 s run of 10 Hz (issue 15)
+        "--override", "wassermann.train-duration=kill test: 80 pulses at 80 % rMT",
     ]
     # kill points, as pulse counts the simulator has reached: mid-train, between trains, mid-train
     kill_points = [(15, 0.0), (40, 0.6), (65, 0.0)]
