@@ -46,6 +46,7 @@ EXIT_REFUSED = 3
 EXIT_DEVICE_REFUSED = 4
 EXIT_FAULT = 5
 EXIT_NOT_FOUND = 6
+EXIT_INCOMPLETE = 7  # the schedule ran to its end, but not every train is known delivered in full
 EXIT_ABORTED = 130
 
 # Command groups that live in their own modules, imported only when used: `tmsctl --help` and

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tmsctl.cli import (
+    EXIT_INCOMPLETE,
     EXIT_ABORTED,
     EXIT_FAULT,
     DeviceOption,
@@ -27,6 +28,7 @@ from tmsctl.cli import (
     out,
     reported,
 )
+from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument
 
 if TYPE_CHECKING:  # the runner pulls in the protocol models; `tmsctl --help` should not wait for them
@@ -203,13 +205,18 @@ def run(
                     session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=on_runner)
         finally:
             records.close()
-    summary = (
-        f"session {session_id}: {result.outcome.value}, {result.pulses_delivered} of "
-        f"{planned.schedule.total_pulses} pulses"
-    )
+    dose = DoseCount(planned.schedule.total_pulses, result.pulses_delivered, result.pulses_uncertain)
+    summary = f"session {session_id}: {result.outcome.value}, {dose.describe()} pulses delivered"
     if result.outcome is RunOutcome.COMPLETED:
         out.print(f"[bold green]{summary}[/]", highlight=False)
         return
+    if result.outcome is RunOutcome.INCOMPLETE:
+        err.print(
+            f"[bold yellow]{summary}[/]: the schedule ran to its end, but not every train is known delivered "
+            f"in full (`tmsctl session show {session_id}` says which)",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INCOMPLETE)
     err.print(f"[bold red]{summary}[/]" + (f": {result.reason}" if result.reason else ""), highlight=False)
     if result.outcome is RunOutcome.ABORTED:
         err.print("the device is disarmed; the operator abort is recorded and ends this session", highlight=False)

@@ -9,7 +9,7 @@ overrides are on record before the first train; every train's intent is on disk 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -315,8 +315,9 @@ class RecordsDeliveryLog(DeliveryLog):
     def aborted(self, index: int, reason: str) -> None:
         self.records.abort_session(self.session_id, operator=self.operator, reason=reason, offset_s=self._offset())
 
-    def completed(self) -> None:
-        self.records.complete_session(self.session_id)
+    def completed(self) -> bool:
+        session = self.records.complete_session(self.session_id)
+        return session.status is self._rec.SessionStatus.COMPLETED
 
 
 class AuditListener:
@@ -436,6 +437,9 @@ def run_planned(
         if on_runner:
             on_runner(runner)
         result = runner.run()
+        # What the session delivered is what the records say, over every run segment: one number.
+        point = records.resume_point(session_id)
+        result = replace(result, pulses_delivered=point.pulses_delivered, pulses_uncertain=point.pulses_uncertain)
     finally:
         controller.close()
         if audit_logger is not None:

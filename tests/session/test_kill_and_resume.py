@@ -107,7 +107,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
         )
 
     done = subprocess.run(base + ["--resume", session_id], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 7, done.stderr  # ran to its end; the cut trains' outcomes are not fully known
     state = _sim_state(status)
     with Records(db) as records:
         point = records.resume_point(session_id)
