@@ -265,3 +265,12 @@ def test_a_resume_at_another_threshold_is_refused_without_a_recorded_reason(paus
     overrides = [o for o in records.session_detail(session_id).overrides if o.rule_id.startswith("mt.")]
     assert [(o.rule_id, o.reason) for o in overrides] == [("mt.rethreshold", "re-hunted after the break: 80")]
     assert "40" in overrides[0].finding and "80" in overrides[0].finding
+
+
+def test_a_simulated_session_cannot_be_resumed_on_a_real_device(db, tiny, real_port) -> None:
+    # its pulses would count toward no one's exposure
+    [session_id] = _real_sessions(db, tiny, "R001", [datetime.now(UTC)], simulated=True, finish=False)
+    with Records(db) as records:
+        with pytest.raises(SessionRefused, match="resume.simulated") as refused:
+            plan_session(_request(tiny, real_port, mt_pct_mso=None, resume_session_id=session_id), records)
+    assert "start a new session" in refused.value.hint
