@@ -101,6 +101,25 @@ def _show_plan(planned: Any) -> None:
     table.add_row("subject", planned.request.subject_id)
     table.add_row("device", f"{planned.info.display_name} ({planned.device.redacted})" + ("  SIMULATED" if planned.simulated else ""))
     table.add_row("intensity", f"{s.intensity_pct_mso} %MSO ({planned.protocol.intensity.scaling_pct:g} % {s.intensity_reference})")
+    resume_id = planned.request.resume_session_id
+    change = getattr(planned, "threshold_change", None)
+    for t in s.thresholds_used:
+        text = f"{t.reference} {t.value_pct_mso:g} %MSO"
+        if change is not None:
+            text += f" — CHANGED on resume from {change.recorded_pct_mso:g} %MSO (mt.rethreshold: {change.reason})"
+        elif resume_id:
+            text += f", as recorded with session {resume_id}"
+        table.add_row("threshold", text)
+    history = getattr(planned, "history", None)
+    if planned.simulated:
+        table.add_row("subject today", "not counted: a simulated session (real sessions ignore it too)")
+    elif history is not None and not resume_id:
+        last = history.minutes_since_last_start
+        table.add_row(
+            "subject today",
+            f"{history.sessions_today} session(s), up to {history.pulses_today:,} pulses"
+            + (f"; last session started {last:.0f} min ago" if last is not None else ""),
+        )
     remaining = len(s.trains) - planned.start_index
     table.add_row("trains", f"{len(s.trains)}" + (f" ({remaining} remaining)" if planned.start_index else ""))
     table.add_row("pulses", f"{s.total_pulses}" + (f" ({planned.pulses_already_delivered} already delivered)" if planned.start_index else ""))
