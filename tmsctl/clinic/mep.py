@@ -191,7 +191,10 @@ def _window(
     period = 1.0 / epoch.sample_rate_hz
     # Half a sample of slack at each edge: sample instants need not fall on the window's edges.
     pairs = [(t, v) for t, v in zip(epoch.times_s, epoch.values_uv) if start_s - period / 2 <= t <= end_s + period / 2]
-    if not pairs or pairs[0][0] > start_s + period or pairs[-1][0] < end_s - period:
+    # Covered: a sample within one period of each edge (a thousandth of a period of slack for
+    # timestamps that went through text or another clock's arithmetic).
+    reach = period * 1.001
+    if not pairs or pairs[0][0] > start_s + reach or pairs[-1][0] < end_s - reach:
         covered = "no samples" if not pairs else f"samples only from {pairs[0][0] * 1e3:.1f} to {pairs[-1][0] * 1e3:.1f} ms"
         return pairs, (
             Rejection.INCOMPLETE,
