@@ -227,7 +227,7 @@ class HuntOutcome:
 
     @property
     def pulses_delivered(self) -> int:
-        return len(self.trials)
+        return len(self.trials) + len(self.rejections)
 
     @property
     def recordable(self) -> bool:

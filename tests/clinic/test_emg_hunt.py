@@ -65,6 +65,7 @@ def test_pre_activated_trials_are_rejected_and_given_again_at_the_same_intensity
         if before["trial"] is None:
             assert after["intensity_pct_mso"] == before["intensity_pct_mso"]
     assert {r.measurement.rejection.value for r in outcome.rejections} == {"background"}
+    assert outcome.pulses_delivered == len(bench.sim.device.truth()) == len(log)
     assert len(outcome.trials) == 20
 
 
