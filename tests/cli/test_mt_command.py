@@ -270,3 +270,67 @@ def test_refusals_are_one_line_with_a_hint_before_any_pulse(tmp_path: Path, args
     assert fragment in text and "Traceback" not in text
     assert "what to do:" in text or "hint" in text or "known simulators" in text
     assert thresholds(initialise_db(tmp_path / "r.db"), "S029") == ()
+
+
+# --------------------------------------------------------------------------------------------
+# MEPs from EMG (issue 17)
+# --------------------------------------------------------------------------------------------
+
+
+def _recorded_hunt(tmp_path: Path, seed: int = 21) -> tuple[Path, float]:
+    """A hunt on a simulated subject's EMG, recorded as a tmsctl-emg/1 file; returns (file, MT)."""
+    import random
+
+    from tmsctl.clinic.emg import EmgRecorder, SimulatedEmgSource
+    from tmsctl.clinic.responder import EmgResponder
+    from tmsctl.controller import Controller
+    from tmsctl.mt_session import MtHunt, make_procedure
+    from tmsctl.registry import open_driver
+    from tmsctl.simulators.emg import SimulatedEmg
+    from tmsctl.simulators.subject import SimulatedSubject
+
+    clock = VirtualClock()
+    name = f"mtcli-rec-{next(_names)}"
+    sim = sims.create("rapid2", clock=clock, name=name)
+    try:
+        emg = SimulatedEmg(SimulatedSubject.sample(seed), sim.device.truth, seed=seed, start_s=clock.now())
+        recorder = EmgRecorder(SimulatedEmgSource(emg, clock))
+        outcome = MtHunt(Controller(open_driver(f"sim://{name}", clock), clock),
+                         make_procedure("ml-pest", start_pct_mso=50), EmgResponder(recorder),
+                         rng=random.Random(seed)).run()
+    finally:
+        sims.remove(name)
+    return recorder.write(tmp_path / "sub-01_emg.json"), outcome.result.value_pct_mso
+
+
+def test_mt_from_a_replayed_emg_recording_measures_and_records_every_mep(simulator, tmp_path: Path) -> None:
+    recording, expected = _recorded_hunt(tmp_path)
+    db = initialise_db(tmp_path / "r.db")
+    hunted = simulator("rapid2")
+    result = mt("--device", f"sim://{hunted.name}", "--subject", "S040", "--coil", "figure8",
+                "--emg", f"file:{recording}", "--yes", db=db)
+    assert result.exit_code == 0, result.output
+    assert "MEP?" not in result.output
+    (record,) = thresholds(db, "S040")
+    assert record.value_pct_mso == expected
+    assert len(record.trial_log) == len(hunted.device.pulses)
+    assert all("mep" in e and e["mep"]["detail"] for e in record.trial_log)
+
+
+def test_mt_with_an_emg_input_that_does_not_match_stops_disarmed_and_records_nothing(simulator, tmp_path: Path) -> None:
+    recording, _ = _recorded_hunt(tmp_path)
+    db = initialise_db(tmp_path / "r.db")
+    hunted = simulator("rapid2")
+    result = mt("--device", f"sim://{hunted.name}", "--subject", "S041", "--coil", "figure8", "--start", "60",
+                "--emg", f"file:{recording}", "--yes", db=db)
+    assert result.exit_code == EXIT_FAULT, result.output
+    assert "recording has it at" in flat(result.output)
+    assert not hunted.device.armed and len(hunted.device.pulses) == 1
+    assert thresholds(db, "S041") == ()
+
+
+def test_mt_refuses_an_unknown_emg_input(tmp_path: Path) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    result = mt("--device", "sim://rapid2", "--subject", "S042", "--coil", "figure8", "--emg", "udp:1234",
+                "--yes", db=db)
+    assert result.exit_code == EXIT_REFUSED and "lsl:STREAM_NAME" in flat(result.output)
