@@ -42,10 +42,10 @@ DbOption = Annotated[
 SESSIONS_SHOWN = 50  # a table of a clinic's years of sessions would scroll for minutes
 
 
-def _open_records(db: Path | None, *, read_only: bool = False) -> Any:
+def _open_records(db: Path | None, *, read_only: bool = False, clock: Any = None) -> Any:
     from tmsctl.cli_db import open_records
 
-    return open_records(db, read_only=read_only)
+    return open_records(db, read_only=read_only, clock=clock)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -194,6 +194,15 @@ def run(
                     for f in exc.verdict.findings:
                         err.print(f"  {getattr(f.severity, 'value', f.severity)} {f.rule_id}: {f.message}", highlight=False)
                 raise
+            if not resume:
+                # A subject under a course runs only what the course prescribes, when it allows.
+                records.courses.check_session_start(subject, planned.verdict.protocol_hash, planned.clock.wall())
+            if planned.clock.is_virtual and planned.simulated:
+                # A rehearsal on virtual time is recorded at its virtual times (a 37-minute session
+                # lasts 37 minutes on record, a simulated course spans its days), not at the moments
+                # the host happened to compute it.
+                records.close()
+                records = _open_records(db, clock=planned.clock)
             _show_plan(planned)
             if dry_run:
                 out.print("[bold]dry run[/]: nothing was armed or recorded")

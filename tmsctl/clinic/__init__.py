@@ -1,2 +1,7 @@
-"""Clinical measurements from EMG: MEP detection, EMG inputs, and what is built on them (automatic
-motor threshold, hotspot search, input–output curves)."""
+"""What a clinician measures and prescribes, built on the session core.
+
+* MEPs from EMG: detection (``mep``), EMG inputs (``emg``) and the responder a motor-threshold hunt
+  asks (``responder``).
+* Courses: outcome measures (``outcomes``) and course templates (``templates``), pure data and pure
+  functions; the records of courses and outcome entries live in ``tmsctl.records.courses``.
+"""
