@@ -200,7 +200,7 @@ class Controller:
                 self.fsm.fire("fault")
         self._end_trigger()
         self._emit(FaultEvent, code=code, detail=detail, state=state_before.value)
-        if not confirmed and state_before in ENERGISED:
+        if not confirmed and (state_before in ENERGISED or state_before is State.DISARMING):
             self._disarm_unconfirmed(state_before)
 
     def _disarm_unconfirmed(self, state_before: State) -> None:
