@@ -413,7 +413,7 @@ class Controller:
         for why in (
             self.rate.why_not(now),
             # no intensity yet: already refused above, and the energy table has no entry for it
-            self.energy.why_not(now, pulses, intensity_pct_mso)
+            self.energy.why_not(now, pulses, intensity_pct_mso, self._train_rate_hz())
             if self.energy and self.intensity_pct_mso is not None else None,
             self.pulse_cap.why_not(pulses) if self.pulse_cap else None,
         ):
@@ -447,7 +447,7 @@ class Controller:
         else:
             self.rate.record(now, fired_at, limits.min_single_pulse_interval_s(intensity))
         if self.energy:
-            self.energy.record(fired_at, pulses, intensity)
+            self.energy.record(fired_at, pulses, intensity, self._train_rate_hz())
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
         if trigger_source == "rts":
@@ -462,6 +462,12 @@ class Controller:
         if not is_train:
             self._finish_delivery()
         return started
+
+    def _train_rate_hz(self) -> float | None:
+        """The configured train's mean pulse rate (theta bursts: pulses over the train's span)."""
+        if self.train is None or self.train[1] <= 1 or self.train_timing <= 0:
+            return None
+        return (self.train[1] - 1) / self.train_timing
 
     def _finish_delivery(self) -> None:
         """The trigger ended as the device meant it to: a single pulse acknowledged, or a train the
