@@ -389,3 +389,88 @@ def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = No
     recorded = keep("completed", fit, fit_error, None)
     return IoCurveOutcome(plan, procedure.points(), fit, fit_error, hunt.log_so_far(), hunt.pulses_delivered, info,
                           serial, recorded)
+
+
+# -- the HTML page -----------------------------------------------------------------------------------
+
+
+def io_curve_svg(points: Sequence[tuple[float, float]], fit: BoltzmannFit | None, *, width: int = 720,
+                 height: int = 360) -> str:
+    """Every trial as a dot, the fitted curve as a line, S50 as a dashed marker (inline SVG)."""
+    import html
+
+    from tmsctl.report import COLOURS, _nice_ticks
+
+    left, right, top, bottom = 70, 20, 20, 44
+    xs = [p[0] for p in points] or [0.0, 1.0]
+    x_lo, x_hi = min(xs) - 2.0, max(xs) + 2.0
+    y_hi = max([p[1] for p in points] + ([fit.mep_max_uv.value + fit.baseline_uv.value] if fit else []) + [1.0]) * 1.05
+
+    def sx(v: float) -> float:
+        return left + (width - left - right) * (v - x_lo) / (x_hi - x_lo)
+
+    def sy(v: float) -> float:
+        return height - bottom - (height - top - bottom) * v / y_hi
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} '
+             f'{height}" font-family="DejaVu Sans, sans-serif" role="img" aria-label="input-output curve">']
+    for tick in _nice_ticks(0.0, y_hi, 5):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" '
+                     f'stroke="{COLOURS["grid"]}"/><text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end" '
+                     f'font-size="11">{tick:g}</text>')
+    for tick in _nice_ticks(x_lo, x_hi, 8):
+        parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+                     f'font-size="11">{tick:g}</text>')
+    parts.append(f'<text x="{(left + width) / 2:.0f}" y="{height - 6}" text-anchor="middle" font-size="12">'
+                 'intensity (%MSO)</text>')
+    parts.append(f'<text x="14" y="{height / 2:.0f}" font-size="12" transform="rotate(-90 14 {height / 2:.0f})" '
+                 'text-anchor="middle">MEP peak-to-peak (µV)</text>')
+    for x, y in points:
+        parts.append(f'<circle class="trial" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{COLOURS["line"]}" '
+                     f'fill-opacity="0.45"><title>{y:.0f} µV at {x:g} %MSO</title></circle>')
+    if fit is not None:
+        steps = 120
+        path = " ".join(f"{sx(x_lo + (x_hi - x_lo) * i / steps):.1f},"
+                        f"{sy(min(fit.predict_uv(x_lo + (x_hi - x_lo) * i / steps), y_hi)):.1f}"
+                        for i in range(steps + 1))
+        parts.append(f'<polyline class="fit" points="{path}" fill="none" stroke="{COLOURS["stopped"]}" '
+                     'stroke-width="2.5"/>')
+        s50 = fit.s50_pct_mso.value
+        if x_lo <= s50 <= x_hi:
+            parts.append(f'<line class="s50" x1="{sx(s50):.1f}" x2="{sx(s50):.1f}" y1="{top}" '
+                         f'y2="{height - bottom}" stroke="{COLOURS["completed"]}" stroke-dasharray="5,4"/>'
+                         f'<text x="{sx(s50) + 4:.1f}" y="{top + 12}" font-size="11" fill="{COLOURS["completed"]}">'
+                         f'{html.escape(f"S50 {s50:.1f} %MSO")}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def render_io_curve_html(outcome: IoCurveOutcome, *, subject_id: str, muscle: str, note: str | None = None) -> str:
+    import html
+
+    from tmsctl.report import _page
+
+    e = html.escape
+    plan, fit = outcome.plan, outcome.fit
+    rows = ""
+    if fit is not None:
+        for label, est, unit in (("MEPmax", fit.mep_max_uv, "µV"), ("S50", fit.s50_pct_mso, "%MSO"),
+                                 ("slope k", fit.slope_per_pct_mso, "1/%MSO"), ("baseline", fit.baseline_uv, "µV")):
+            rows += (f"<tr><td>{label}</td><td>{est.value:.4g} {unit}</td>"
+                     f"<td>{est.low:.4g} – {est.high:.4g}</td></tr>")
+    table = (f"<table><tr><th>parameter</th><th>estimate</th><th>95 % CI</th></tr>{rows}</table>"
+             if fit is not None else f"<p><strong>No fit:</strong> {e(outcome.fit_error or '')}</p>")
+    notes = "".join(f"<li>{e(n)}</li>" for n in (fit.notes if fit else ()))
+    body = (
+        f"<h1>Input–output curve — subject {e(subject_id)}</h1>"
+        f"<p>{e(outcome.device.display_name)} ({e(outcome.device.model)}{', SIMULATED' if outcome.device.simulated else ''})"
+        f", muscle {e(muscle)}, rMT {plan.rmt_pct_mso:g} %MSO; levels "
+        f"{', '.join(f'{v:g}' for v in plan.levels_pct_rmt)} % rMT = "
+        f"{', '.join(map(str, plan.intensities_pct_mso))} %MSO, {plan.pulses_per_level} pulses each in random order; "
+        f"{outcome.pulses_delivered} pulses delivered, {len(outcome.points)} MEPs measured.</p>"
+        + (f"<p>{e(note)}</p>" if note else "")
+        + f'<div class="chart">{io_curve_svg(outcome.points, fit)}</div>'
+        + f"<p>Boltzmann fit ({fit.scale if fit else ''} scale): MEP = MEPmax / (1 + exp(k·(S50 − x))) + baseline</p>"
+        + table + (f"<ul>{notes}</ul>" if notes else "")
+    )
+    return _page(f"I/O curve {subject_id}", body)
