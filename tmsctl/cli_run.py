@@ -28,6 +28,7 @@ from tmsctl.cli import (
     out,
     reported,
 )
+from tmsctl.controller import UNCONFIRMED_DISARM_WORDS
 from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument
 
@@ -246,11 +247,15 @@ def run(
         )
         raise typer.Exit(EXIT_INCOMPLETE)
     err.print(f"[bold red]{summary}[/]" + (f": {result.reason}" if result.reason else ""), highlight=False)
+    # "disarmed" only when the device said so
+    disarmed = "the device is disarmed" if not result.disarm_unconfirmed else (
+        f"[bold red]WARNING: {UNCONFIRMED_DISARM_WORDS}[/]"
+    )
     if result.outcome is RunOutcome.ABORTED:
-        err.print("the device is disarmed; the operator abort is recorded and ends this session", highlight=False)
+        err.print(f"{disarmed}; the operator abort is recorded and ends this session", highlight=False)
     else:
         err.print(
-            "the device is disarmed; after checking the cause, resume with: "
+            f"{disarmed}; after checking the cause, resume with: "
             + shlex.join(["tmsctl", "run", str(protocol), "--device", device, "--subject", subject, "--resume", session_id]),
             highlight=False,
             soft_wrap=True,  # a command to copy: hard line breaks inside it would run half of it

@@ -137,6 +137,7 @@ class Controller:
         self.delivery: Delivery | None = None
         self.last_delivery: Delivery | None = None  # the latest trigger's outcome, with its dose
         self._watch: _TriggerWatch | None = None
+        self._single_pulse_mode_confirmed = False  # this connection has not yet seen the unit leave train mode
         self.disarm_unconfirmed = False  # a disarm the device never confirmed: it may still be armed
         self.rate = RateLimiter()
         self.energy = self._energy_budget()
@@ -314,6 +315,7 @@ class Controller:
         set_train = getattr(self.driver, "set_train")
         self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: set_train(frequency_hz, pulses))
         self.train = (frequency_hz, pulses)
+        self._single_pulse_mode_confirmed = False
         self.train_timing = (pulses - 1) / frequency_hz  # first to last pulse
         self.train_offsets = tuple(k / frequency_hz for k in range(pulses))
         self._emit(TrainConfigured, frequency_hz=frequency_hz, n_pulses=pulses)
@@ -345,9 +347,13 @@ class Controller:
         self._emit(TrainConfigured, frequency_hz=burst_rate_hz, n_pulses=pulses_per_burst * bursts)
 
     def configure_single_pulse(self) -> None:
+        """One pulse per trigger from now on. A unit that times trains is taken out of train mode
+        unless this connection already did so: a unit left in train mode by someone else would
+        fire a whole train on a trigger meant for one pulse."""
         leave = getattr(self.driver, "set_single_pulse_mode", None)
-        if leave is not None and self.train is not None:
+        if leave is not None and (self.train is not None or not self._single_pulse_mode_confirmed):
             self._device_call("leave train mode", leave)
+        self._single_pulse_mode_confirmed = True
         self.train = None
         self.train_offsets = (0.0,)
 
@@ -365,6 +371,8 @@ class Controller:
             )
         if self.intensity_pct_mso is None:
             reasons.append("no intensity set")
+        elif self.intensity_pct_mso < 1:
+            reasons.append(f"the intensity is {self.intensity_pct_mso} %MSO; a pulse needs at least 1 %MSO")
         return reasons
 
     def arm(self) -> DeviceStatus:

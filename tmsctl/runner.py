@@ -67,6 +67,7 @@ class RunResult:
     reason: str = ""
     onset_errors_s: tuple[float, ...] = ()
     pulses_uncertain: int = 0
+    disarm_unconfirmed: bool = False  # the device never confirmed a disarm: it may still be armed
 
 
 class DeliveryLog:
@@ -211,6 +212,7 @@ class SessionRunner:
         return RunResult(
             outcome, self.progress.next_index, self.progress.pulses_delivered, reason,
             tuple(self.progress.onset_errors_s), self.progress.pulses_uncertain,
+            self.controller.disarm_unconfirmed,
         )
 
     def _safe_disarm(self) -> None:
@@ -339,8 +341,7 @@ class SessionRunner:
                     c.set_intensity(intensity)
                 c.configure_train(train.frequency_hz, train.n_pulses)
         else:
-            if c.train is not None:
-                c.configure_single_pulse()
+            c.configure_single_pulse()
         if c.intensity_pct_mso != intensity:
             c.set_intensity(intensity)
 
