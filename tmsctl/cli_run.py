@@ -262,13 +262,13 @@ def run(
 def sessions(
     subject: Annotated[str | None, typer.Option("--subject", help="Only this subject.")] = None,
     db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     limit: Annotated[
         int | None,
         typer.Option("--limit", help=f"Only the newest N (0: all). Default: {SESSIONS_SHOWN} in the table, all with --json."),
     ] = None,
 ) -> None:
-    """List recorded sessions, oldest first."""
+    """List recorded sessions, oldest first, with their pulses: known delivered (+ uncertain) / planned."""
     if limit is not None and limit < 0:
         fail(InvalidArgument(f"--limit must be 0 (all) or a positive number, got {limit}"))
     if limit is None:
@@ -281,6 +281,8 @@ def sessions(
             found = records.sessions(subject_id=subject, newest=newest)
             maybe_more = newest is not None and len(found) == newest
             total = records.count_sessions(subject_id=subject) if maybe_more else len(found)
+            # The same aggregate `session show` and a resume read: one number per session.
+            points = {s.session_id: records.resume_point(s.session_id) for s in found}
         finally:
             records.close()
     rows = [
@@ -289,6 +291,9 @@ def sessions(
             "status": getattr(s.status, "value", s.status), "simulated": s.simulated,
             "started": s.started_at.isoformat() if s.started_at else None,
             "device": s.device_model,
+            "pulses_planned": s.planned_pulses,
+            "pulses_delivered": points[s.session_id].pulses_delivered,
+            "pulses_uncertain": points[s.session_id].pulses_uncertain,
         }
         for s in found
     ]
@@ -296,11 +301,13 @@ def sessions(
         out.print_json(json.dumps(rows))
         return
     table = Table(title="Sessions")
-    for col in ("session", "subject", "protocol", "status", "device", "started"):
-        table.add_column(col)
+    for col in ("session", "subject", "protocol", "status", "pulses", "device", "started"):
+        table.add_column(col, no_wrap=col in ("session", "pulses"))
     for r in rows:
+        uncertain = f" (+{r['pulses_uncertain']})" if r["pulses_uncertain"] else ""
         table.add_row(
             r["session"], r["subject"], r["protocol"], r["status"],
+            f"{r['pulses_delivered']}{uncertain} / {r['pulses_planned']}",
             r["device"] + (" (SIMULATED)" if r["simulated"] else ""), r["started"] or "",
         )
     out.print(table)
@@ -316,43 +323,76 @@ app.add_typer(session_app, name="session")
 def session_show(
     session_id: Annotated[str, typer.Argument(help="Session id (see `tmsctl sessions`).")],
     db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Everything recorded about one session."""
+    """Everything recorded about one session: what a clinician documents."""
+    from tmsctl.report import session_facts, session_report, train_lines
+
     with reported():
         records = _open_records(db, read_only=True)
         try:
-            detail = records.session_detail(session_id)
-            point = records.resume_point(session_id)
+            r = session_report(records, session_id)
         finally:
             records.close()
-    s = detail.session
-    deliveries = detail.deliveries
-    faults = detail.faults
-    actions = detail.actions
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "session": s.session_id, "subject": s.subject_id, "protocol": s.protocol_id,
-                    "status": getattr(s.status, "value", s.status), "simulated": s.simulated,
-                    "pulses_delivered": point.pulses_delivered, "next_index": point.next_index,
-                    "deliveries": len(deliveries), "faults": [f"{f.code}: {f.detail}" for f in faults],
-                },
-                default=str,
-            )
-        )
+        out.print_json(json.dumps(_session_json(r), default=str))
         return
     out.print(
-        f"[bold]session {s.session_id}[/] — subject {s.subject_id}, protocol {s.protocol_id}, "
-        f"{getattr(s.status, 'value', s.status)}" + (" [yellow](SIMULATED)[/]" if s.simulated else ""),
+        f"[bold]session {r.session_id}[/] — subject {r.subject_id}, protocol {r.protocol_id}, {r.status}"
+        + (" [yellow](SIMULATED)[/]" if r.simulated else ""),
         highlight=False,
     )
-    out.print(f"device {s.device_model} ({s.device_url}); pulses delivered {point.pulses_delivered} of {s.planned_pulses}")
-    if not s.replies_confirmed:
-        out.print("[yellow]this device never confirms commands or pulses: the counts are what was sent, unconfirmed[/]")
-    out.print(f"trains recorded {len(deliveries)} of {s.planned_deliveries}; next train {point.next_index + 1}")
-    for f in faults:
-        out.print(f"  [red]fault[/] {f.code}: {f.detail}", highlight=False)
-    for a in actions:
-        out.print(f"  action {getattr(a.kind, 'value', a.kind)} by {a.operator}" + (f": {a.reason}" if a.reason else ""), highlight=False)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    for label, value in session_facts(r):
+        facts.add_row(Text(label, style="dim" if label.startswith("  ") else "bold"), Text(value))
+    out.print(facts)
+    trains = Table(title="per train", title_justify="left", box=None, padding=(0, 2))
+    for col in ("train", "pulses", "ended", "evidence"):
+        trains.add_column(col)
+    for row in train_lines(r):
+        trains.add_row(*row)
+    if r.trains:
+        out.print(trains)
+    for f in r.faults:
+        at = "" if f.offset_s is None else f" at {f.offset_s / 60:.2f} min"
+        out.print(f"  [red]fault[/]{at}: {f.cause} ({f.code}: {f.detail})", highlight=False)
+    for o in r.overrides:
+        out.print(f"  override {o.rule_id} by {o.operator}: {o.reason} (finding: {o.finding})", highlight=False)
+    for kind, operator, reason in r.actions:
+        out.print(f"  action {kind} by {operator}" + (f": {reason}" if reason else ""), highlight=False)
+
+
+def _session_json(r: Any) -> dict[str, Any]:
+    """`session show --json`: train numbers 1-based (``train``); ``next_index`` stays the 0-based position."""
+    return {
+        "session": r.session_id, "subject": r.subject_id, "protocol": r.protocol_id, "status": r.status,
+        "simulated": r.simulated,
+        "pulses_planned": r.planned_pulses, "pulses_delivered": r.pulses_delivered,
+        "pulses_uncertain": r.pulses_uncertain, "pulses": r.dose.describe(),
+        "next_index": r.next_index, "next_train": None if r.finished else (
+            r.partial.number + 1 if r.partial is not None else r.next_index + 1),
+        "deliveries": len(r.trains), "trains_planned": r.planned_deliveries,
+        "trains": [
+            {"train": t.number, "attempt": t.attempt, "state": t.state, "pulses_planned": t.pulses_planned,
+             "pulses_delivered": t.pulses_delivered, "pulses_uncertain": t.pulses_uncertain, "evidence": t.evidence,
+             "intensity_pct_mso": t.intensity_pct_mso, "intensity_pct_threshold": r.pct_of_threshold(t.intensity_pct_mso),
+             "resolution": t.resolution}
+            for t in r.trains
+        ],
+        "protocol_title": r.protocol_title, "parameters": dict(r.parameters),
+        "prescribed_intensity": r.prescribed_intensity,
+        "thresholds": [
+            {"reference": t.reference, "value_pct_mso": t.value_pct_mso, "method": t.method, "coil": t.coil,
+             "stimulator": t.stimulator, "measured_at": t.measured_at, "entered_for_session": t.method is None}
+            for t in r.thresholds
+        ],
+        "coil": r.coil, "target": r.target, "operators": list(r.operators),
+        "device": r.device_model, "device_url": r.device_url, "device_serial": r.device_serial,
+        "device_firmware": r.device_firmware, "started_at": r.started_at, "ended_at": r.ended_at,
+        "faults": [f"{f.code}: {f.detail}" for f in r.faults],
+        "fault_causes": [{"offset_s": f.offset_s, "code": f.code, "detail": f.detail, "cause": f.cause} for f in r.faults],
+        "overrides": [{"rule": o.rule_id, "finding": o.finding, "operator": o.operator, "reason": o.reason}
+                      for o in r.overrides],
+    }
