@@ -79,7 +79,8 @@ class LivePanel:
         state_style = {"armed": "bold red", "stimulating": "bold red", "fault": "bold white on red"}.get(p.state, "green")
         table.add_row("state", Text(p.state.upper(), style=state_style))
         table.add_row("train", f"{min(p.next_index + 1, p.trains_total)} / {p.trains_total}")
-        table.add_row("pulses", f"{p.pulses_delivered} / {p.pulses_total}")
+        # The dose model's numbers, said as everywhere else: "41 of 160 (+ up to 4 uncertain)".
+        table.add_row("pulses", DoseCount(p.pulses_total, p.pulses_delivered, p.pulses_uncertain).describe())
         table.add_row("elapsed", f"{_fmt_duration(elapsed)}   remaining {_fmt_duration(max(0.0, total - elapsed))}")
         if p.next_onset is not None and p.next_onset > now:
             table.add_row("next train in", f"{p.next_onset - now:5.1f} s")
@@ -93,7 +94,16 @@ class LivePanel:
         return Panel(Group(table, bar), title=title, subtitle="Ctrl-C disarms and stops")
 
 
-def _show_plan(planned: Any) -> None:
+def _first_train_to_run(planned: Any, point: Any) -> int:
+    """0-based: a resume skips a train cut short (never repeated: never over-dose)."""
+    return planned.start_index + (1 if point is not None and point.partial is not None else 0)
+
+
+def _pulses_to_deliver(planned: Any, point: Any) -> int:
+    return sum(t.n_pulses for t in planned.schedule.trains[_first_train_to_run(planned, point):])
+
+
+def _show_plan(planned: Any, point: Any = None) -> None:
     s = planned.schedule
     table = Table(title=f"Plan: {planned.protocol.title}", show_header=False)
     table.add_column(style="bold")
@@ -120,9 +130,21 @@ def _show_plan(planned: Any) -> None:
             f"{history.sessions_today} session(s), up to {history.pulses_today:,} pulses"
             + (f"; last session started {last:.0f} min ago" if last is not None else ""),
         )
-    remaining = len(s.trains) - planned.start_index
-    table.add_row("trains", f"{len(s.trains)}" + (f" ({remaining} remaining)" if planned.start_index else ""))
-    table.add_row("pulses", f"{s.total_pulses}" + (f" ({planned.pulses_already_delivered} already delivered)" if planned.start_index else ""))
+    partial = None if point is None else point.partial
+    start = _first_train_to_run(planned, point)
+    remaining = len(s.trains) - start
+    table.add_row("trains", f"{len(s.trains)}" + (f" ({remaining} remaining, from train {start + 1})" if start else ""))
+    if partial is not None:
+        table.add_row(
+            f"train {partial.index + 1}",
+            f"possibly delivered (up to {partial.pulses_at_most} pulses; {partial.pulses_delivered} of "
+            f"{partial.pulses_planned} known): not repeated",
+        )
+    if start:
+        done = DoseCount(s.total_pulses, planned.pulses_already_delivered, planned.pulses_already_uncertain)
+        table.add_row("pulses", f"{s.total_pulses} planned; {done.describe()} delivered so far")
+    else:
+        table.add_row("pulses", f"{s.total_pulses}")
     table.add_row("duration", _fmt_duration(s.duration_s))
     table.add_row("protocol hash", planned.verdict.protocol_hash[:16] + "…")
     table.add_row("approval", planned.approval.detail if planned.approval.approved else f"NOT APPROVED — {planned.request.allow_unapproved_reason}")
@@ -203,14 +225,15 @@ def run(
                 # the host happened to compute it.
                 records.close()
                 records = _open_records(db, clock=planned.clock)
-            _show_plan(planned)
+            point = records.resume_point(resume) if resume else None
+            _show_plan(planned, point)
             if dry_run:
                 out.print("[bold]dry run[/]: nothing was armed or recorded")
                 return
             if not yes:
                 typer.confirm(
                     f"Arm {planned.info.display_name} and stimulate subject {subject} "
-                    f"({planned.schedule.total_pulses - planned.pulses_already_delivered} pulses)?",
+                    f"({_pulses_to_deliver(planned, point)} pulses)?",
                     abort=True,
                 )
             panel = LivePanel(planned)
@@ -220,6 +243,7 @@ def run(
 
             def on_runner(r: SessionRunner) -> None:
                 panel.runner = r
+                _log_coil_temperatures(r.controller)
 
             with _sigterm_as_interrupt():
                 if live:
@@ -256,6 +280,27 @@ def run(
             soft_wrap=True,  # a command to copy: hard line breaks inside it would run half of it
         )
     raise typer.Exit(EXIT_ABORTED if result.outcome in (RunOutcome.ABORTED, RunOutcome.PAUSED) else EXIT_FAULT)
+
+
+def _log_coil_temperatures(controller: Any) -> None:
+    """After each trigger, a changed coil reading goes to the listeners (the session's audit log, which
+    the report plots), as the embedding API does."""
+    from tmsctl.api import CoilTemperature
+
+    earlier = controller.on_delivered
+    last: list[float | None] = [None]
+
+    def on_delivered(delivery: Any) -> None:
+        if earlier is not None:
+            earlier(delivery)
+        reading = controller.coil_temperature_c
+        if reading is not None and reading != last[0]:
+            last[0] = reading
+            controller.dispatcher.emit(
+                CoilTemperature(t_mono=controller.clock.now(), t_wall=controller.clock.wall(), temperature_c=reading)
+            )
+
+    controller.on_delivered = on_delivered
 
 
 @app.command()
@@ -300,15 +345,18 @@ def sessions(
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title="Sessions")
+    from rich import box
+
+    table = Table(title="Sessions", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in ("session", "subject", "protocol", "status", "pulses", "device", "started"):
-        table.add_column(col, no_wrap=col in ("session", "pulses"))
-    for r in rows:
+        table.add_column(col, no_wrap=col in ("session", "status", "pulses"))
+    for s, r in zip(found, rows):
         uncertain = f" (+{r['pulses_uncertain']})" if r["pulses_uncertain"] else ""
         table.add_row(
             r["session"], r["subject"], r["protocol"], r["status"],
             f"{r['pulses_delivered']}{uncertain} / {r['pulses_planned']}",
-            r["device"] + (" (SIMULATED)" if r["simulated"] else ""), r["started"] or "",
+            r["device"] + (" (SIMULATED)" if r["simulated"] else ""),
+            f"{s.started_at:%Y-%m-%d %H:%M}" if s.started_at else "",
         )
     out.print(table)
     if total > len(rows):

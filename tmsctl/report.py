@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -164,6 +165,7 @@ class SessionReport:
     device_firmware: str | None = None
     overrides: tuple[OverrideRow, ...] = ()
     replies_confirmed: bool = True
+    train_duration_s: float = 0.0  # nominal, from the protocol (0: a single pulse, or unknown)
     next_index: int = 0  # the first schedule position neither delivered nor skipped (0-based)
     partial: TrainRow | None = None  # an unresolved attempt at next_index that did not complete
 
@@ -287,8 +289,8 @@ def protocol_parameters(protocol: Any) -> tuple[tuple[str, str], ...]:
     ramp = getattr(protocol.intensity, "ramp", None)
     if ramp is not None:
         intensity += f", ramped from {ramp.start_pct_of_target:g} % of it over the first {ramp.first_trains} train(s)"
-    rows.append(("intensity", intensity))
-    rows.append(("pulses", f"{plan.total_pulses:,} in {plan.trains:,} train(s)"))
+    rows.append(("prescribed intensity", intensity))
+    rows.append(("planned pulses", f"{plan.total_pulses:,} in {plan.trains:,} train(s)"))
     rows.append(("nominal duration", f"{float(plan.session_duration_s) / 60:.1f} min"))
     return tuple(rows)
 
@@ -298,10 +300,11 @@ def session_report(records: Any, session_id: str, *, audit_log: str | Path | Non
     detail = records.session_detail(session_id)
     s = detail.session
     starts = [a.at for a in detail.actions if getattr(a.kind, "value", a.kind) in ("start", "resume") and a.at]
-    segment_start = {n: (at - starts[0]).total_seconds() for n, at in enumerate(starts, start=1)} if starts else {}
+    run_of = _runs(detail.deliveries)
+    segment_start = _run_starts(starts, detail.deliveries, detail.faults, run_of)
 
     def row(d: Any) -> TrainRow:
-        base = segment_start.get(d.segment, 0.0)
+        base = segment_start.get(run_of[(d.index, d.attempt)], 0.0)
         onset = base + d.onset_offset_s if d.onset_offset_s is not None else (
             (d.started_at - starts[0]).total_seconds() if starts else d.planned_onset_s)
         return TrainRow(d.index, onset, d.pulses_planned, d.pulses_delivered, d.intensity_pct_mso, d.state.value,
@@ -310,27 +313,31 @@ def session_report(records: Any, session_id: str, *, audit_log: str | Path | Non
 
     trains = [row(d) for d in sorted(detail.deliveries, key=lambda d: (d.index, d.attempt))]
     def fault_offset(f: Any) -> float | None:
-        # A fault's offset counts from the start of its own run segment (a resume starts a new one):
-        # placed on the session's time axis by the segment it happened in.
-        if not starts or f.at is None:
+        # A fault's offset counts from the start of its own run (a resume starts a new one).
+        if not starts:
             return f.offset_s
-        segment = max((n for n, at in enumerate(starts, start=1) if at <= f.at), default=1)
         if f.offset_s is None:
-            return max(0.0, (f.at - starts[0]).total_seconds())
-        return segment_start[segment] + f.offset_s
+            return None if f.at is None else max(0.0, (f.at - starts[0]).total_seconds())
+        return segment_start.get(_fault_run(f, starts, detail.deliveries, run_of), 0.0) + f.offset_s
 
     faults = tuple(FaultRow(fault_offset(f), f.code, f.detail) for f in detail.faults)
     temperatures: list[tuple[float, float]] = []
     if audit_log is not None and Path(audit_log).exists():
         from tmsctl.audit import iter_audit_log
 
+        # Each run's log lines count from that run's start: a clock that goes back is the next run.
+        segment, previous = 1, -math.inf
         for event in iter_audit_log(audit_log):
+            t = float(event.get("t_mono_s", 0.0))
+            if t < previous:
+                segment += 1
+            previous = t
             if event.get("event") == "coil_temperature" and "temperature_c" in event:
-                temperatures.append((float(event.get("t_mono_s", 0.0)), float(event["temperature_c"])))
+                temperatures.append((segment_start.get(segment, 0.0) + t, float(event["temperature_c"])))
     actions = tuple((getattr(a.kind, "value", a.kind), a.operator, a.reason) for a in detail.actions)
     operators = tuple(dict.fromkeys(a.operator for a in detail.actions
                                     if getattr(a.kind, "value", a.kind) in ("start", "resume")))
-    title, parameters, prescribed, target = "", (), "", ""
+    title, parameters, prescribed, target, train_s = "", (), "", "", 0.0
     try:
         from tmsctl.protocols.loader import load_protocol_text
 
@@ -340,6 +347,7 @@ def session_report(records: Any, session_id: str, *, audit_log: str | Path | Non
     if protocol is not None:
         title, parameters, prescribed = protocol.title, protocol_parameters(protocol), protocol.intensity.describe()
         target = target_text(protocol)
+        train_s = float(protocol.pattern.plan().train_duration_s)
     point = detail.resume_point
     return SessionReport(
         s.session_id, s.subject_id, s.protocol_id, s.device_model, s.simulated, s.status.value, s.started_at,
@@ -348,9 +356,57 @@ def session_report(records: Any, session_id: str, *, audit_log: str | Path | Non
         thresholds=_thresholds_used(records, s), coil=s.coil, target=target, operators=operators,
         device_url=s.device_url, device_serial=s.device_serial, device_firmware=s.device_firmware,
         overrides=tuple(OverrideRow(o.rule_id, o.finding, o.operator, o.reason) for o in detail.overrides),
-        replies_confirmed=s.replies_confirmed, next_index=point.next_index,
+        replies_confirmed=s.replies_confirmed, train_duration_s=train_s, next_index=point.next_index,
         partial=None if point.partial is None else row(point.partial),
     )
+
+
+def _runs(deliveries: Sequence[Any]) -> dict[tuple[int, int], int]:
+    """Which run (1-based: the start, then each resume) every attempt belongs to.
+
+    Onset offsets count from the start of their own run, and a resume continues at a later position,
+    so in schedule order an offset that does not grow begins the next run. (The records' ``segment``
+    counts processes, not runs: a resume in the same process keeps it.)"""
+    run, previous, result = 1, -math.inf, {}
+    for d in sorted(deliveries, key=lambda d: (d.index, d.attempt)):
+        if d.onset_offset_s is not None:
+            if d.onset_offset_s <= previous:
+                run += 1
+            previous = d.onset_offset_s
+        result[(d.index, d.attempt)] = run
+    return result
+
+
+def _fault_run(fault: Any, starts: Sequence[datetime], deliveries: Sequence[Any],
+               run_of: dict[tuple[int, int], int]) -> int:
+    """The run a fault happened in: that of the train it names ("train N"), else by its time."""
+    named = re.fullmatch(r"train (\d+)", fault.state or "")
+    if named:
+        attempts = [run_of[(d.index, d.attempt)] for d in deliveries if d.index == int(named[1]) - 1]
+        if attempts:
+            return max(attempts)
+    if fault.at is None:
+        return 1
+    return max((n for n, at in enumerate(starts, start=1) if at <= fault.at), default=1)
+
+
+def _run_starts(starts: Sequence[datetime], deliveries: Sequence[Any], faults: Sequence[Any],
+                run_of: dict[tuple[int, int], int]) -> dict[int, float]:
+    """Seconds from the session's start to each run's start (1-based runs).
+
+    From the start and resume actions' times; never before the previous run's last recorded moment
+    (a rehearsal on virtual time starts each run's clock afresh, so its runs may overlap on record)."""
+    if not starts:
+        return {}
+    result: dict[int, float] = {}
+    latest = 0.0
+    for n, at in enumerate(starts, start=1):
+        result[n] = max((at - starts[0]).total_seconds(), latest)
+        ends = [d.onset_offset_s for d in deliveries
+                if run_of[(d.index, d.attempt)] == n and d.onset_offset_s is not None]
+        ends += [f.offset_s for f in faults if f.offset_s is not None and _fault_run(f, starts, deliveries, run_of) == n]
+        latest = result[n] + max(ends, default=0.0) + 1.0
+    return result
 
 
 def _thresholds_used(records: Any, session: Any) -> tuple[ThresholdRow, ...]:
@@ -541,14 +597,17 @@ class Chart:
         self.elements.append(f'<text x="{self.width - self.right - 4}" y="{y - 4:.1f}" text-anchor="end" '
                              f'font-size="11" fill="{colour}">{html.escape(label)}</text>')
 
-    def marker(self, at: float, colour: str, label: str) -> None:
+    def marker(self, at: float, colour: str, label: str, *, row: int = 0) -> None:
         x = self.x(at)
         self.elements.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{self.top}" y2="{self.height - self.bottom}" '
                              f'stroke="{colour}" stroke-width="2"><title>{html.escape(label)}</title></line>')
         right_half = x > self.width / 2
-        self.elements.append(f'<text x="{x - 4 if right_half else x + 4:.1f}" y="{self.top + 12}" font-size="11" '
+        room = (x - self.left if right_half else self.width - self.right - x) - 8
+        fits = max(8, int(room / 6.5))  # ~6.5 px a character at 11 px: a label never runs off the panel
+        text = label if len(label) <= fits else label[: fits - 1] + "…"
+        self.elements.append(f'<text x="{x - 4 if right_half else x + 4:.1f}" y="{self.top + 12 + 13 * row}" font-size="11" '
                              f'text-anchor="{"end" if right_half else "start"}" fill="{colour}">'
-                             f'{html.escape(label[:60])}</text>')
+                             f'{html.escape(text)}</text>')
 
     def svg(self) -> str:
         parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
@@ -570,9 +629,10 @@ class Chart:
                      f'y2="{self.y(self.y_min):.1f}" stroke="{COLOURS["text"]}"/>')
         parts.append(f'<text x="{(self.left + self.width) / 2:.0f}" y="{self.height - 4}" text-anchor="middle" '
                      f'font-size="11" fill="{COLOURS["text"]}">{html.escape(self.x_label)}</text>')
-        parts.append(f'<text x="14" y="{(self.top + self.height - self.bottom) / 2:.0f}" font-size="11" '
-                     f'fill="{COLOURS["text"]}" transform="rotate(-90 14 {(self.top + self.height - self.bottom) / 2:.0f})" '
-                     f'text-anchor="middle">{html.escape(self.y_label)}</text>')
+        if self.y_label:  # an empty label would still be laid out (off the panel, rotated)
+            parts.append(f'<text x="14" y="{(self.top + self.height - self.bottom) / 2:.0f}" font-size="11" '
+                         f'fill="{COLOURS["text"]}" transform="rotate(-90 14 {(self.top + self.height - self.bottom) / 2:.0f})" '
+                         f'text-anchor="middle">{html.escape(self.y_label)}</text>')
         parts.extend(self.elements)
         parts.append("</svg>")
         return "\n".join(parts)
@@ -584,8 +644,8 @@ def session_charts(report: SessionReport) -> dict[str, str]:
     fault_minutes = [f.offset_s / 60 for f in report.faults if f.offset_s is not None]
     coil_minutes = [t / 60 for t, _ in report.coil_temperatures]
     end_min = max([report.duration_s / 60, *minutes, *fault_minutes, *coil_minutes], default=0.0)
-    # Bars are drawn a fixed fraction of the axis wide; the axis reaches past the last bar's end.
-    width_min = max(end_min / max(len(report.trains), 1) * 0.6, end_min / 400, 0.001)
+    # A bar spans its train (at least a few pixels); the axis reaches past the last bar's end.
+    width_min = max(report.train_duration_s / 60, end_min / 250, 0.001)
     x_max = max((max(minutes, default=0.0) + width_min, end_min)) * 1.02 or 0.1
     charts: dict[str, str] = {}
 
@@ -621,9 +681,10 @@ def session_charts(report: SessionReport) -> dict[str, str]:
         charts["coil"] = coil.svg()
 
     faults = Chart("Faults", "", x_max, 0, 1, height=90)
-    for f in report.faults:
-        if f.offset_s is not None:
-            faults.marker(f.offset_s / 60, COLOURS["fault"], f"{f.offset_s / 60:.2f} min: {f.cause}")
+    placed = [f for f in report.faults if f.offset_s is not None]
+    for n, f in enumerate(placed):
+        assert f.offset_s is not None
+        faults.marker(f.offset_s / 60, COLOURS["fault"], f"{f.offset_s / 60:.2f} min: {f.cause}", row=n % 2)
     if not report.faults:
         faults.elements.append(f'<text x="{faults.left + 8}" y="{faults.top + 24}" font-size="12" '
                                f'fill="{COLOURS["completed"]}">no faults recorded</text>')
@@ -707,7 +768,7 @@ def session_facts(report: SessionReport) -> list[tuple[str, str]]:
         ("protocol", f"{r.protocol_id}" + (f" — {r.protocol_title}" if r.protocol_title else "")),
         *((f"  {label}", value) for label, value in r.parameters),
         ("threshold", "; ".join(t.describe() for t in r.thresholds) or "none (intensity in %MSO)"),
-        ("intensity", r.intensity_text() + (f"; prescribed {r.prescribed_intensity}" if r.prescribed_intensity else "")),
+        ("intensity", r.intensity_text()),
         ("coil", r.coil or "not recorded"),
         ("target", r.target or "not recorded"),
         ("operator", ", ".join(r.operators) or "not recorded"),
