@@ -134,3 +134,31 @@ def test_a_faulted_session_reads_one_number_everywhere(protocol: Path, tmp_path:
     ends = outlet.payloads("train_end")
     assert [m["train"] for m in ends] == [1, 2, 3]
     assert sum(m["delivered"] for m in ends) == delivered and sum(m["uncertain"] for m in ends) == uncertain
+
+
+def test_a_resume_plans_the_cut_short_train_as_possibly_delivered_and_a_finished_session_has_no_next_train(
+    protocol: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "r.db"
+    assert _invoke("db", "init", str(db)).exit_code == 0
+    common = ["--subject", "S017", "--virtual-time", "--no-live", "--allow-unapproved", "test", "--db", str(db)]
+    ran = _invoke("run", str(protocol), "--device", DEVICE, "--mt", "50", "--yes", *common)
+    assert ran.exit_code == EXIT_FAULT, ran.output
+    session_id = json.loads(_invoke("sessions", "--db", str(db), "--json").stdout)[0]["session"]
+    shown = json.loads(_invoke("session", "show", session_id, "--db", str(db), "--json").stdout)
+    cut = shown["trains"][-1]
+    assert cut["train"] == 3 and cut["state"] == "stopped" and shown["next_train"] == 4
+    up_to = cut["pulses_delivered"] + cut["pulses_uncertain"]
+    plan = _invoke("run", str(protocol), "--device", "sim://rapid2", "--resume", session_id, "--dry-run", *common)
+    assert plan.exit_code == 0, plan.output
+    text = re.sub(r"[\s│]+", " ", plan.stdout)
+    assert f"train 3 possibly delivered (up to {up_to} pulses" in text, text
+    assert "5 remaining, from train 4" in text
+    resumed = _invoke("run", str(protocol), "--device", "sim://rapid2", "--resume", session_id, "--yes", *common)
+    assert resumed.exit_code == 7, resumed.output  # incomplete: train 3 is not known delivered in full
+    finished = json.loads(_invoke("session", "show", session_id, "--db", str(db), "--json").stdout)
+    assert finished["status"] == "incomplete" and finished["next_train"] is None
+    assert finished["pulses_delivered"] == shown["pulses_delivered"] + 100
+    text = re.sub(r"\s+", " ", _invoke("session", "show", session_id, "--db", str(db)).stdout)
+    assert "nothing left to deliver" in text and "next train" not in text
+    assert "skip_partial by operator: train/pulse 3:" in text  # 1-based, as everywhere a person reads it
