@@ -130,7 +130,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
     text = screen.getvalue()
     for label in ("state", "train", "pulses", "elapsed", "coil", "SIMULATED"):
         assert label in text, label
-    assert "80 / 80" in text
+    assert "80 of 80" in text  # the panel says the count as every other place does (tmsctl.dose)
 
 
 def test_approve_then_run_without_allowing_unapproved(short: Path, tmp_path: Path) -> None:
