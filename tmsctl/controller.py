@@ -590,17 +590,24 @@ class Controller:
         assert isinstance(status, DeviceStatus)
         self.status = status
         if self.delivery is not None and self.delivery.is_train:
-            self._watch_train(status, sent_at)
+            self._watch_train(status, sent_at, raise_early_stop=False)
+        # A cause the device states (coil, its own disarm) is named before a stop it left unexplained.
         self._check_status(status)
+        if self.delivery is not None and self.delivery.is_train:
+            self._watch_train(status, sent_at)
         self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
         return status
 
-    def _watch_train(self, status: DeviceStatus, sent_at: float) -> None:
-        """What a status read during a device-timed train says about its pulses."""
+    def _watch_train(self, status: DeviceStatus, sent_at: float, *, raise_early_stop: bool = True) -> None:
+        """What a status read during a device-timed train says about its pulses: first the evidence
+        (``raise_early_stop=False``), then, once the status's own causes are checked, an early stop."""
         watch = self._watch
         assert watch is not None and self.delivery is not None
         if status.train_running:
             watch.running_seen_at = sent_at
+            return
+        if not raise_early_stop:
+            self._stopped(self.clock.now())
             return
         now = self.clock.now()
         self._stopped(now)
