@@ -272,11 +272,8 @@ def _device_limits(name: str, version: str | None, options: dict[str, str]) -> D
             parts = tuple(int(part) for part in version.split("."))
         except ValueError:
             raise _Usage(f"--device-version wants numbers such as 9.0, got {version!r}") from None
-        refine = getattr(limits, "for_version", None)
-        if refine is None:
-            raise _Usage(f"{name} limits do not depend on a software version")
         try:
-            limits = refine(parts)
+            limits = limits.for_version(parts)
         except TmsError as error:
             raise _Usage(error.message) from None
     return limits

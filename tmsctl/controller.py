@@ -19,7 +19,20 @@ from dataclasses import dataclass, replace
 
 from tmsctl.clock import Clock
 from tmsctl.dose import DoseCount, TriggerEvidence, reconcile
-from tmsctl.drivers.base import Capability, DeviceInfo, DeviceStatus, PulseReporting, StimulatorDriver
+from tmsctl.drivers.base import (
+    Capability,
+    CoilThermometer,
+    DeviceInfo,
+    DeviceStatus,
+    DeviceTimedTrain,
+    NoEnergyModel,
+    PulseReporting,
+    RtsTriggering,
+    StimulatorDriver,
+    ThetaBurstTiming,
+    capability,
+    check_capabilities,
+)
 from tmsctl.errors import (
     DeviceStateError,
     FaultLatched,
@@ -168,12 +181,11 @@ class Controller:
         return self.info.capabilities if self.info else frozenset()
 
     def _energy_budget(self) -> EnergyBudget | None:
-        energy = getattr(self.driver.limits, "energy_per_pulse_j", None)
-        budget = getattr(self.driver.limits, "energy_budget_j", None)
-        drain = getattr(self.driver.limits, "energy_drain_w", None)
-        if energy is None or budget is None or drain is None:
-            return None
-        return EnergyBudget(budget, drain, lambda pct: energy(min(pct, 100)))
+        model = self.driver.limits.energy_model()
+        if isinstance(model, NoEnergyModel):
+            return None  # its reason is in the spec; the rate limiter and coil temperature still apply
+        per_pulse = model.energy_per_pulse_j
+        return EnergyBudget(model.capacity_j, model.drain_w, lambda pct: per_pulse(min(pct, 100)))
 
     # -- fault handling ----------------------------------------------------------------------------
     def _device_call(self, what: str, call: Callable[[], object]) -> object:
@@ -223,8 +235,7 @@ class Controller:
     def _pulses_reported(self) -> int | None:
         if Capability.PULSE_REPORTS not in self.capabilities:
             return None
-        reporting: PulseReporting = self.driver  # type: ignore[assignment]  # declared by the capability
-        return reporting.pulses_reported
+        return capability(self.driver, self.capabilities, Capability.PULSE_REPORTS, PulseReporting).pulses_reported
 
     def _stopped(self, at: float) -> None:
         watch = self._watch
@@ -260,9 +271,8 @@ class Controller:
         self.info = info
         # A device that does not answer commands (no CONFIRMED_REPLIES, or a driver that says so)
         # gets every delivery recorded as unconfirmed.
-        self.confirmed_replies = Capability.CONFIRMED_REPLIES in info.capabilities and getattr(
-            self.driver, "confirmed_replies", True
-        )
+        check_capabilities(self.driver, info.capabilities)
+        self.confirmed_replies = Capability.CONFIRMED_REPLIES in info.capabilities
         self.status = self._device_call("status", self.driver.status)  # type: ignore[assignment]
         self.fsm.fire("connected")
         self._emit(
@@ -312,8 +322,8 @@ class Controller:
             raise InvalidArgument(f"{self.driver.display_name} cannot time trains itself")
         if self.state not in (State.IDLE, State.ARMED, State.PAUSED):
             raise GuardRejected("configure train", [f"the controller is {self.state.value}"])
-        set_train = getattr(self.driver, "set_train")
-        self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: set_train(frequency_hz, pulses))
+        timer = capability(self.driver, self.capabilities, Capability.INTERNAL_TRAIN, DeviceTimedTrain)
+        self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: timer.set_train(frequency_hz, pulses))
         self.train = (frequency_hz, pulses)
         self._single_pulse_mode_confirmed = False
         self.train_timing = (pulses - 1) / frequency_hz  # first to last pulse
@@ -331,10 +341,10 @@ class Controller:
             )
         if self.state not in (State.IDLE, State.ARMED, State.PAUSED):
             raise GuardRejected("configure theta burst", [f"the controller is {self.state.value}"])
-        set_burst = getattr(self.driver, "set_theta_burst")
+        timer = capability(self.driver, self.capabilities, Capability.THETA_BURST, ThetaBurstTiming)
         self._device_call(
             "set theta burst",
-            lambda: set_burst(
+            lambda: timer.set_theta_burst(
                 pulses_per_burst=pulses_per_burst, burst_frequency_hz=burst_frequency_hz,
                 burst_rate_hz=burst_rate_hz, bursts=bursts,
             ),
@@ -350,9 +360,10 @@ class Controller:
         """One pulse per trigger from now on. A unit that times trains is taken out of train mode
         unless this connection already did so: a unit left in train mode by someone else would
         fire a whole train on a trigger meant for one pulse."""
-        leave = getattr(self.driver, "set_single_pulse_mode", None)
-        if leave is not None and (self.train is not None or not self._single_pulse_mode_confirmed):
-            self._device_call("leave train mode", leave)
+        times_trains = Capability.INTERNAL_TRAIN in self.capabilities
+        if times_trains and (self.train is not None or not self._single_pulse_mode_confirmed):
+            timer = capability(self.driver, self.capabilities, Capability.INTERNAL_TRAIN, DeviceTimedTrain)
+            self._device_call("leave train mode", timer.set_single_pulse_mode)
         self._single_pulse_mode_confirmed = True
         self.train = None
         self.train_offsets = (0.0,)
@@ -459,11 +470,13 @@ class Controller:
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
         if trigger_source == "rts":
-            result = self._device_call("RTS trigger", getattr(self.driver, "trigger_via_rts"))
+            rts = capability(self.driver, self.capabilities, Capability.RTS_TRIGGER, RtsTriggering)
+            result = self._device_call("RTS trigger", rts.trigger_via_rts)
         else:
             result = self._device_call("fire", self.driver.fire)
         acknowledged_at = self.clock.now()
-        confirmed = self.confirmed_replies and getattr(result, "confirmed", True)
+        # an RTS edge has no reply to say it was unconfirmed; a status reply says so itself (DuoMAG)
+        confirmed = self.confirmed_replies and (result.confirmed if isinstance(result, DeviceStatus) else True)
         self._watch.acknowledged(acknowledged_at)
         self.delivery = replace(self.delivery, expected_end=self._watch.last_due_latest, confirmed=confirmed)
         started = self.delivery
@@ -658,10 +671,8 @@ class Controller:
     def _read_coil(self, now: float) -> None:
         if Capability.COIL_TEMPERATURE not in self.capabilities:
             return
-        read = getattr(self.driver, "coil_temperature_c", None)
-        if read is None:
-            return
-        temps = self._device_call("read coil temperature", read)
+        thermometer = capability(self.driver, self.capabilities, Capability.COIL_TEMPERATURE, CoilThermometer)
+        temps = self._device_call("read coil temperature", thermometer.coil_temperature_c)
         self.coil_temperature_c = max(temps)  # type: ignore[arg-type]
         self._next_coil_read = now + COIL_READ_PERIOD_S
         if self.coil_temperature_c >= self.limits.coil_stop_limit_c and self.state in ENERGISED:
