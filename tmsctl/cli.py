@@ -1,9 +1,12 @@
 """The ``tmsctl`` command line (typer + rich).
 
-Exit codes (stable, for scripts):
-  0 success · 1 internal error (a bug: please report) · 2 usage error · 3 refused by validation or
-  safety rules · 4 refused by the device · 5 device fault, timeout or lost connection ·
-  6 device or port not found · 130 operator abort (Ctrl-C / SIGTERM)
+Exit codes (stable, for scripts; the README's table says the same):
+  0 done · 1 internal error (a bug: please report) · 2 usage error (a bad option, argument or
+  subject id) · 3 refused by validation, safety or records rules · 4 refused by the device ·
+  5 device fault, timeout or lost connection · 6 not found (device, port, file, session, subject) ·
+  7 incomplete (ran to its end, not every train known delivered in full) · 8 the records database
+  cannot be used (damaged, locked, unwritable) · 130 stopped by the operator (Ctrl-C, SIGTERM, or a
+  confirmation answered no)
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ EXIT_DEVICE_REFUSED = 4
 EXIT_FAULT = 5
 EXIT_NOT_FOUND = 6
 EXIT_INCOMPLETE = 7  # the schedule ran to its end, but not every train is known delivered in full
-EXIT_ABORTED = 130
+EXIT_RECORDS = 8  # the records database cannot be used: damaged, locked, unwritable
+EXIT_ABORTED = 130  # stopped by the operator: Ctrl-C, SIGTERM, or a confirmation answered no
 
 # Command groups that live in their own modules, imported only when used: `tmsctl --help` and
 # `tmsctl fire` should not wait for the protocol models or the report renderer to load.
@@ -118,16 +122,21 @@ err = Console(stderr=True)
 
 
 def exit_code_for(exc: BaseException) -> int:
+    from tmsctl.records.errors import RecordRefused, RecordsError
+
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_ABORTED
-    if isinstance(exc, ProtocolFileError | SafetyViolation | InvalidArgument):
+    if isinstance(exc, TmsError) and isinstance(exc, LookupError):
+        return EXIT_NOT_FOUND  # a file, session, subject or threshold id that is not there
+    if isinstance(exc, ProtocolFileError | SafetyViolation | InvalidArgument | RecordRefused):
         return EXIT_REFUSED
+    if isinstance(exc, RecordsError):
+        # An invalid value (a subject id) is refused by the records' rules; anything else is the file itself.
+        return EXIT_REFUSED if isinstance(exc, ValueError) else EXIT_RECORDS
     if isinstance(exc, DeviceRefused):
         return EXIT_DEVICE_REFUSED
     if isinstance(exc, DeviceUnavailable):
         return EXIT_NOT_FOUND
-    if isinstance(exc, TmsError) and isinstance(exc, LookupError):
-        return EXIT_NOT_FOUND  # a session, subject or threshold id that is not on record
     if isinstance(exc, ConnectionFailed | TransportTimeout | ProtocolError | DeviceStateError | FaultLatched):
         return EXIT_FAULT
     if isinstance(exc, TmsError):
@@ -148,6 +157,13 @@ def fail(exc: BaseException) -> NoReturn:
         err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
         err.print("this is a bug in tmsctl; the device was left disarmed where possible. Please report it.")
     raise typer.Exit(code)
+
+
+def confirm_or_stop(question: str) -> None:
+    """Ask before anything is armed; "no" stops the command as the operator's decision (exit 130)."""
+    if not typer.confirm(question, default=False):
+        err.print("[yellow]not confirmed[/]: nothing was armed or recorded", highlight=False)
+        raise typer.Exit(EXIT_ABORTED)
 
 
 @contextmanager
@@ -302,7 +318,7 @@ def fire(
 
     with reported():
         if not yes:
-            typer.confirm(f"Fire ONE pulse at {power} % of maximum output on {device}?", abort=True)
+            confirm_or_stop(f"Fire ONE pulse at {power} % of maximum output on {device}?")
         records = Records(db) if db is not None else Records()
         try:
             with _sigterm_as_interrupt():
