@@ -460,3 +460,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[yellow]aborted by the operator[/]")
         sys.exit(EXIT_ABORTED)
+    except Exception as exc:  # a bug of ours: one readable line and the code for it, never a traceback
+        try:
+            fail(exc)
+        except typer.Exit as exit_:
+            sys.exit(exit_.exit_code)
