@@ -25,7 +25,7 @@ import typer
 import typer.main
 from rich.console import Console
 from typer import _click as click  # typer vendors its own click; its classes are these
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tmsctl import __version__
 from tmsctl.errors import (
@@ -57,7 +57,7 @@ EXIT_ABORTED = 130  # stopped by the operator: Ctrl-C, SIGTERM, or a confirmatio
 # `tmsctl fire` should not wait for the protocol models or the report renderer to load.
 # name -> (module, the command inside the module's app to use (None: the app itself), help)
 LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
-    "protocol": ("tmsctl.cli_protocol", None, "Validate, show and explain stimulation protocols."),
+    "protocol": ("tmsctl.cli_protocol", None, "Validate, show, approve protocols; print their schema."),
     "target": ("tmsctl.cli_target", "target", "DLPFC scalp targets from head measurements."),
     "mt": ("tmsctl.cli_mt", "mt", "Hunt a motor threshold on a stimulator and record it."),
     "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
@@ -105,6 +105,18 @@ class LazyGroup(TyperGroup):
             self.commands[name] = _load_lazy(name)
         return super().resolve_command(ctx, args)
 
+
+def _no_placeholder_on_flags() -> None:
+    """A flag takes no value, so its help shows none (typer would print ``<bool>`` beside it)."""
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: click.core.Context) -> str | None:
+        return None if self.is_flag else original(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_placeholder_on_flags()
 
 app = typer.Typer(
     name="tmsctl",

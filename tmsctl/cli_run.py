@@ -553,7 +553,7 @@ _REDACTED_SECRET = re.compile(r"(?i)[?&]unlock=(?:\*\*\*|REDACTED)")
 def sessions(
     subject: Annotated[str | None, typer.Option("--subject", help="Only this subject.")] = None,
     db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (every session unless --limit).")] = False,
     limit: Annotated[
         int | None,
         typer.Option("--limit", help=f"Only the newest N (0: all). Default: {SESSIONS_SHOWN} in the table, all with --json."),
@@ -607,7 +607,7 @@ app.add_typer(session_app, name="session")
 def session_show(
     session_id: Annotated[str, typer.Argument(help="Session id (see `tmsctl sessions`).")],
     db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Everything recorded about one session."""
     with reported():
