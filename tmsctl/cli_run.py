@@ -387,7 +387,8 @@ def _after_pause(session_id: str, db: Path | None, operator: str) -> str:
     question = "[bold]r[/] resume now · [bold]e[/] end the session (Ctrl-C too) · [bold]Enter[/] leave it paused: "
     try:
         with _sigterm_as_interrupt():
-            answer = out.input(question).strip().lower()
+            out.print(question, end="")
+            answer = _read_line_interruptibly().strip().lower()
     except EOFError:
         answer = ""
     except KeyboardInterrupt:  # the second Ctrl-C
@@ -405,6 +406,25 @@ def _after_pause(session_id: str, db: Path | None, operator: str) -> str:
             records.close()
     err.print(f"session {session_id}: aborted; the operator abort is recorded and ends this session", highlight=False)
     return "end"
+
+
+def _read_line_interruptibly() -> str:
+    """A line from the terminal, waiting in short slices.
+
+    A signal may be delivered to another thread (one the driver or the simulator left), and then
+    a blocking read in the main thread would not see Ctrl-C or SIGTERM until Enter; between
+    slices Python runs the handlers.
+    """
+    import select
+    import sys
+
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+        if ready:
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            return line
 
 
 SubjectOption = Annotated[
