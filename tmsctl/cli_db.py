@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tmsctl.clock import Clock
     from tmsctl.records import Records
 
-app = typer.Typer(help="The records database: create one where you name it.", no_args_is_help=True)
+app = typer.Typer(add_completion=False, help="The records database: create one where you name it.", no_args_is_help=True)
 
 
 @app.callback()

@@ -9,7 +9,7 @@ import typer
 
 from tmsctl.cli import out, reported
 
-app = typer.Typer(help="Export recorded sessions (BIDS-NIBS).", no_args_is_help=True)
+app = typer.Typer(add_completion=False, help="Export recorded sessions (BIDS-NIBS).", no_args_is_help=True)
 
 
 @app.callback()

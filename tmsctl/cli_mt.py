@@ -110,7 +110,7 @@ def mt(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Hunt a motor threshold (ML-PEST or 5 of 10) and record it for this subject, stimulator and coil."""
-    from tmsctl.cli import EXIT_REFUSED, _sigterm_as_interrupt, err, exit_code_for, reported
+    from tmsctl.cli import EXIT_REFUSED, _sigterm_as_interrupt, confirm_or_stop, err, exit_code_for, reported
     from tmsctl.errors import InvalidArgument
     from tmsctl.mt_session import (
         HuntSettings,
@@ -173,10 +173,9 @@ def mt(
         records = _open_records(db)
         try:
             if not yes:
-                typer.confirm(
+                confirm_or_stop(
                     f"Take remote control of {device_url.redacted} and hunt the {reference} of subject {subject} "
-                    f"with {method} (up to {pulses_at_most} single pulses)?",
-                    abort=True,
+                    f"with {method} (up to {pulses_at_most} single pulses)?"
                 )
             if sim_emg_config is not None:
                 from tmsctl.clinic.responder import EmgResponder

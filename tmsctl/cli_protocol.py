@@ -40,7 +40,7 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3
 
 app = typer.Typer(
-    help="Validate, show and explain stimulation protocols.",
+    help="Validate, show, approve protocols; print their schema.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -18,7 +18,7 @@ from tmsctl.errors import InvalidArgument
 
 # A group with no subcommands whose callback takes SESSION: interspersed options so that
 # `tmsctl report ID --db x` parses like a plain command once mounted with add_typer(name="report").
-app = typer.Typer(help="Summaries of sessions and courses, with charts (HTML).",
+app = typer.Typer(add_completion=False, help="Summaries of sessions and courses, with charts (HTML).",
                   context_settings={"allow_interspersed_args": True})
 
 
@@ -94,7 +94,7 @@ def _course(records, subject: str, output: Path | None, weeks: int, days_per_wee
     c = course_report(records, subject, weeks=weeks, days_per_week=days_per_week,
                       sessions_per_day=sessions_per_day, start=start)
     out.print(f"[bold]course of {subject}[/]: {c.delivered_total} of {c.planned_total} planned sessions delivered "
-              f"({c.sessions_per_day}/day, {c.days_per_week} days/week, {c.weeks} weeks from {c.start})", highlight=False)
+              f"({c.sessions_per_day}/day, {c.days_per_week} day{'' if c.days_per_week == 1 else 's'}/week, {c.weeks} week{'' if c.weeks == 1 else 's'} from {c.start})", highlight=False)
     missed = c.missed_days()
     if missed:
         out.print(f"  [red]missed[/] {len(missed)} planned day(s): " + ", ".join(d.isoformat() for d in missed[:10])

@@ -155,3 +155,7 @@ class ProtocolFileError(TmsError):
         if field:
             where += f" [{field}]"
         super().__init__(f"{where}: {message}", hint=hint)
+
+
+class ProtocolFileNotFound(ProtocolFileError, LookupError):
+    """No protocol file at the path given (a "not found", not a protocol that fails its rules)."""

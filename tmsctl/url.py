@@ -50,7 +50,11 @@ class DeviceURL:
     @property
     def redacted(self) -> str:
         """The URL with secret option values replaced, safe to log and record."""
-        opts = {k: ("***" if k in SECRET_OPTIONS else v) for k, v in self.options.items()}
+        # An ``env:NAME`` reference names where the secret is, not the secret: it is kept, so a
+        # recorded URL opens the device again (``tmsctl resume``) where the variable is set.
+        opts = {
+            k: ("***" if k in SECRET_OPTIONS and not is_secret_reference(v) else v) for k, v in self.options.items()
+        }
         suffix = f"?{urlencode(opts, safe=':/')}" if opts else ""
         head = self.text.split("?", 1)[0]
         tq = self.transport.split("?", 1)
@@ -73,6 +77,14 @@ class DeviceURL:
         if var not in os.environ:
             raise InvalidArgument(f"environment variable {var!r} (for option {name!r}) is not set")
         return os.environb[var.encode()] if hasattr(os, "environb") else os.environ[var].encode("latin-1")
+
+
+_SECRET_REFERENCE = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_secret_reference(value: str) -> bool:
+    """``env:NAME``: where a secret option's value is read from (the only form a URL may carry)."""
+    return _SECRET_REFERENCE.fullmatch(value) is not None
 
 
 def parse(text: str) -> DeviceURL:

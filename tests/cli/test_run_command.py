@@ -122,7 +122,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
         dimensions=(40, 100),
     )
     child.logfile_read = screen
-    child.expect("Ctrl-C disarms and stops")
+    child.expect_exact("Ctrl-C pauses (disarmed)")
     child.expect("completed, 80 of 80 pulses")
     child.expect(pexpect.EOF)
     child.close()
@@ -157,7 +157,7 @@ def test_with_the_panel_into_a_file_the_summary_is_a_line_of_its_own(short: Path
     lines = result.stdout.splitlines()
     summary = next(line for line in lines if "completed, 80 of 80 pulses" in line)
     assert summary.startswith("session "), summary
-    assert any("Ctrl-C disarms and stops" in line for line in lines)  # the panel was there
+    assert any("Ctrl-C pauses (disarmed)" in line for line in lines)  # the panel was there
 
 
 def test_a_faulted_run_says_how_to_resume_in_a_command_the_shell_takes_as_it_is(short: Path, tmp_path: Path) -> None:
@@ -169,8 +169,8 @@ def test_a_faulted_run_says_how_to_resume_in_a_command_the_shell_takes_as_it_is(
     assert result.exit_code == EXIT_FAULT, result.output
     hint = next(line for line in result.stderr.splitlines() if "resume with: " in line)
     words = shlex.split(hint.split("resume with: ", 1)[1])  # one line: pasted as it is, it runs whole
-    assert words[:2] == ["tmsctl", "run"] and words[words.index("--device") + 1] == device
-    session_id = words[words.index("--resume") + 1]
+    assert words[:2] == ["tmsctl", "resume"] and words[words.index("--db") + 1] == str(db.resolve())
+    session_id = words[2]
     listed = json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout)
     assert [s["session"] for s in listed] == [session_id] and listed[0]["status"] == "faulted"
 
