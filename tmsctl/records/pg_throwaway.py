@@ -113,6 +113,13 @@ class ThrowawayServer:
             admin.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def drop_database(self, name: str) -> None:
+        """Drop a database made by ``create_database``, ending any connection still open to it."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def __enter__(self) -> ThrowawayServer:
         return self.start()
 
