@@ -61,7 +61,7 @@ def mt(
         "USER", "operator"
     ),
     db: Annotated[
-        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+        str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
     ] = None,
     stimulator_serial: Annotated[
         str | None,
@@ -177,7 +177,7 @@ def mt(
         _report(outcome, request, simulated)
 
 
-def _open_records(db: Path | None) -> Any:
+def _open_records(db: str | None) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db)
