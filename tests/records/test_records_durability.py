@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from records_helpers import deliver, running_session, train_plan
+from records_helpers import wait_until_the_server_saw_it_end, deliver, running_session, train_plan
 
 from tmsctl.audit import read_audit_log
 from tmsctl.clock import VirtualClock
-from tmsctl.records.server import is_server_url
 from tmsctl.records import (
     ActionKind,
     DeliveryResult,
@@ -122,24 +121,6 @@ def run_child(
     return seen
 
 
-def wait_until_the_server_saw_it_end(db: Path | str, pid: int) -> None:
-    """A server frees a dead client's owner lock when it notices the connection closed, a moment
-    after the kill (the kernel frees a file lock at once): wait for that, on the server's clock."""
-    if not is_server_url(str(db)):
-        return
-    import psycopg
-
-    with psycopg.connect(str(db), autocommit=True) as watcher:
-        for _ in range(500):
-            (left,) = watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", (f"tmsctl pid {pid} on %",)
-            ).fetchone()
-            if left == 0:
-                return
-            watcher.execute("SELECT pg_sleep(0.01)")
-    raise AssertionError(f"the server still serves the killed process {pid}")
-
-
 def check_nothing_reported_was_lost(store: Records, seen: ChildRun) -> None:
     detail = store.session_detail(seen.session_id)
     live = {d.index: d for d in detail.deliveries if d.resolution is None}
@@ -200,7 +181,7 @@ def test_sigkill_at_a_chosen_point_loses_nothing_committed(
 @pytest.mark.slow
 @pytest.mark.parametrize(("loose_at", "lines"), FREE_RUNS)
 def test_sigkill_at_an_arbitrary_instant_loses_nothing_committed(
-    tmp_path: Path, loose_at: str, lines: int
+    tmp_path: Path, db_path: Path | str, loose_at: str, lines: int
 ) -> None:
     db, log = db_path, tmp_path / "session.jsonl"
     seen = run_child(db, log, "new", loose_at, free_lines=lines)

@@ -7,11 +7,12 @@ import itertools
 import os
 import sqlite3
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
-from records_helpers import deliver, running_session, train_plan
+from records_helpers import deliver, running_session, train_plan, wait_until_the_server_saw_it_end
 
 from tmsctl.clock import VirtualClock
 from tmsctl.records import (
@@ -307,3 +308,41 @@ def test_a_lock_taken_by_another_room_while_disconnected_is_given_up(own_server:
             # Room 2 runs it now; the first store may not deliver in it any more.
             with pytest.raises(SessionOwnedElsewhere):
                 store.begin_delivery(train_plan(session_id, 0))
+
+
+# -- several rooms, one server --------------------------------------------------------------------
+
+ROOM = Path(__file__).with_name("room_child.py")
+
+
+def _room(*args: str) -> dict[str, list[str]]:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOM.parent), os.environ.get("PYTHONPATH", "")])}
+    with subprocess.Popen([sys.executable, str(ROOM), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env) as room:
+        stdout, stderr = room.communicate(timeout=60)
+    assert room.returncode == 0, stderr
+    wait_until_the_server_saw_it_end(args[0], room.pid)
+    return {line.split()[0]: line.split()[1:] for line in stdout.splitlines()}
+
+
+def test_two_rooms_treating_one_subject_on_one_day_share_its_caps_and_a_third_resumes(url: str) -> None:
+    morning = _room(url, "treat", "S017", "9", "4", "complete")  # room 2, 09:00
+    assert morning["before"] == ["0", "0"]
+    assert morning["after"] == ["40"]
+    afternoon = _room(url, "treat", "S017", "14", "2", "leave")  # room 4, 14:00: sees the morning
+    assert afternoon["before"] == ["40", "1"]
+    assert afternoon["after"] == ["60"]
+    interrupted = afternoon["session"][0]
+    # A third workstation finds room 4's session interrupted and resumes it where it stopped.
+    resumed = _room(url, "resume", interrupted, "15")
+    assert resumed["resumed"] == ["2"]
+    assert resumed["after"] == ["80"]
+    with Records(url, clock=VirtualClock()) as clinic:
+        detail = clinic.session_detail(interrupted)
+        assert [d.index for d in detail.deliveries] == [0, 1, 2, 3]  # nothing repeated, nothing skipped
+        assert [f.code for f in detail.faults] == ["process_ended"]
+        assert detail.session.run_segments == 2
+        assert clinic.exposure_on_day("S017", date(2026, 3, 2)).sessions_started == 2
