@@ -346,3 +346,21 @@ def test_two_rooms_treating_one_subject_on_one_day_share_its_caps_and_a_third_re
         assert [f.code for f in detail.faults] == ["process_ended"]
         assert detail.session.run_segments == 2
         assert clinic.exposure_on_day("S017", date(2026, 3, 2)).sessions_started == 2
+
+
+def test_the_commands_take_a_server_url_in_db_and_tmsctl_db(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from tmsctl.cli import app
+
+    runner = CliRunner()
+    refused = runner.invoke(app, ["sessions", "--db", url])  # named, but holds no records yet
+    assert refused.exit_code != 0 and "tmsctl db init" in refused.output
+    created = runner.invoke(app, ["db", "init", url])
+    assert created.exit_code == 0 and "schema version" in created.output, created.output
+    with Records(url, clock=VirtualClock()) as store:
+        session_id = running_session(store)
+    listed = runner.invoke(app, ["sessions", "--db", url])
+    assert listed.exit_code == 0 and session_id in listed.output, listed.output
+    monkeypatch.setenv("TMSCTL_DB", url)
+    assert session_id in runner.invoke(app, ["sessions"]).output
