@@ -722,7 +722,7 @@ def _run_session(
         finally:
             core.runner = None
         return SessionResult(result.outcome, result.next_index, result.pulses_delivered, result.reason,
-                             result.onset_errors_s, session_id=session_id)
+                             result.onset_errors_s, result.pulses_uncertain, session_id=session_id)
     finally:
         if cleanup is not None:
             cleanup()

@@ -46,6 +46,7 @@ EXIT_REFUSED = 3
 EXIT_DEVICE_REFUSED = 4
 EXIT_FAULT = 5
 EXIT_NOT_FOUND = 6
+EXIT_INCOMPLETE = 7  # the schedule ran to its end, but not every train is known delivered in full
 EXIT_ABORTED = 130
 
 # Command groups that live in their own modules, imported only when used: `tmsctl --help` and
@@ -59,6 +60,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
     "db": ("tmsctl.cli_db", None, "The records database: create one where you name it."),
     "records": ("tmsctl.cli_records", None, "A site's records as a whole: copy them to another database."),
+    "course": ("tmsctl.cli_course", "course", "Treatment courses: start, show, change, end, report."),
+    "outcome": ("tmsctl.cli_course", "outcome", "Outcome measures of a subject's course (PHQ-9, BSL-23, …)."),
 }
 
 

@@ -17,6 +17,7 @@ import typer
 from tmsctl.cli import out, reported
 
 if TYPE_CHECKING:
+    from tmsctl.clock import Clock
     from tmsctl.records import Records
 
 app = typer.Typer(help="The records database: create one where you name it.", no_args_is_help=True)
@@ -27,7 +28,9 @@ def _db() -> None:
     """The records database: create one where you name it."""
 
 
-def open_records(db: str | os.PathLike[str] | None, *, read_only: bool = False) -> Records:
+def open_records(
+    db: str | os.PathLike[str] | None, *, read_only: bool = False, clock: Clock | None = None
+) -> Records:
     """The records for a command: ``db`` (its --db), else $TMSCTL_DB, else the default location.
     A ``postgresql://`` URL names a database on a server, which must already hold tmsctl records."""
     from tmsctl.records import Records, default_db_path
@@ -35,12 +38,12 @@ def open_records(db: str | os.PathLike[str] | None, *, read_only: bool = False) 
 
     named = os.fspath(db) if db is not None else os.environ.get("TMSCTL_DB", "").strip()
     if is_server_url(named):
-        return Records(named, create=False, read_only=read_only)
+        return Records(named, create=False, read_only=read_only, clock=clock)
     explicit = bool(named)
     path = Path(named).expanduser() if db is not None else default_db_path()
     if not explicit and not path.exists():
-        return Records(path)  # the default location, on first use
-    return Records(path, create=False, read_only=read_only)
+        return Records(path, clock=clock)  # the default location, on first use
+    return Records(path, create=False, read_only=read_only, clock=clock)
 
 
 @app.command("init")

@@ -90,6 +90,21 @@ def mt(
     virtual_time: Annotated[
         bool, typer.Option("--virtual-time", help="Simulators only: run on a virtual clock (seconds, not minutes).")
     ] = False,
+    emg: Annotated[
+        str | None,
+        typer.Option(
+            "--emg", metavar="lsl:NAME|file:PATH",
+            help="Measure each MEP from EMG instead of asking: an LSL stream by name, or a tmsctl-emg/1 "
+            "recording (its .json sidecar) to replay.",
+        ),
+    ] = None,
+    emg_channel: Annotated[
+        str | None, typer.Option("--emg-channel", help="LSL channel label (default: the first channel).")
+    ] = None,
+    muscle: Annotated[str, typer.Option("--muscle", help="Target muscle (recorded with each MEP).")] = "FDI",
+    mep_window: Annotated[
+        str, typer.Option("--mep-window", metavar="START-END", help="MEP window after the pulse, ms.")
+    ] = "15-50",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Hunt a motor threshold (ML-PEST or 5 of 10) and record it for this subject, stimulator and coil."""
@@ -132,6 +147,14 @@ def mt(
                     f"{simulated.threshold_pct_mso:.2f} %MSO"
                 ),
             )
+        responder = None
+        if emg is not None:
+            if simulated_subject is not None:
+                raise InvalidArgument(
+                    "--emg and --simulated-subject both answer the MEPs; give one of them",
+                    hint="a simulated subject's EMG is published over LSL by tmsctl.simulators.emg_lsl",
+                )
+            responder = _emg_responder(emg, emg_channel, muscle, mep_window, reference, virtual_time)
         pulses_at_most = make_procedure(
             method, start_pct_mso=start, reference=reference, max_trials=trials
         ).max_trials
@@ -144,12 +167,14 @@ def mt(
                     abort=True,
                 )
             view = _HuntView(simulated)
+            respond = responder if responder is not None else view.respond
             try:
                 with _sigterm_as_interrupt():
                     outcome = run_mt(
-                        request, view.respond, records, rng=_jitter_rng(simulated_subject),
+                        request, respond, records, rng=_jitter_rng(simulated_subject),
                         on_connected=view.connected, on_fired=view.fired,
                         on_trial=view.trial, on_bad_entry=view.bad_entry, on_notice=view.notice,
+                        on_rejected=view.rejected,
                     )
             except HuntStopped as exc:
                 view.show_table(exc.trials, title="Trials before the hunt stopped")
@@ -175,6 +200,26 @@ def mt(
             )
             raise typer.Exit(EXIT_REFUSED)
         _report(outcome, request, simulated)
+
+
+def _emg_responder(spec: str, channel: str | None, muscle: str, window: str, reference: str,
+                   virtual_time: bool) -> Any:
+    from tmsctl.clinic.emg import open_emg_source
+    from tmsctl.clinic.mep import MuscleConfig
+    from tmsctl.clinic.responder import EmgResponder
+    from tmsctl.clock import SystemClock
+    from tmsctl.errors import InvalidArgument
+
+    start, _, end = window.partition("-")
+    try:
+        start_ms, end_ms = float(start), float(end)
+    except ValueError:
+        raise InvalidArgument(f"--mep-window {window!r} is not START-END in ms", hint="e.g. 15-50") from None
+    if spec.startswith("lsl:") and virtual_time:
+        raise InvalidArgument("an LSL EMG stream runs in real time", hint="leave --virtual-time out")
+    # At rest the background must be quiet; during an active MT the muscle contracts on purpose.
+    config = MuscleConfig(muscle, start_ms, end_ms, background_limit_uv=50.0 if reference == "rMT" else None)
+    return EmgResponder(open_emg_source(spec, SystemClock(), channel=channel), config)
 
 
 def _open_records(db: str | None) -> Any:
@@ -244,6 +289,12 @@ class _HuntView:
             line += f" — {exc.hint}"
         err.print(line, highlight=False, soft_wrap=True)
         err.print(f"  (pulse {pending.index} at {pending.intensity_pct_mso} %MSO: enter its MEP again)", highlight=False)
+
+    def rejected(self, entry: Any) -> None:
+        from tmsctl.cli import err
+
+        err.print(f"           [yellow]trial rejected[/]: {entry.measurement.detail}; the pulse is given again",
+                  highlight=False, soft_wrap=True)
 
     def notice(self, text: str) -> None:
         from tmsctl.cli import err

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tmsctl.cli import (
+    EXIT_INCOMPLETE,
     EXIT_ABORTED,
     EXIT_FAULT,
     DeviceOption,
@@ -27,6 +28,7 @@ from tmsctl.cli import (
     out,
     reported,
 )
+from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument
 
 if TYPE_CHECKING:  # the runner pulls in the protocol models; `tmsctl --help` should not wait for them
@@ -40,10 +42,10 @@ DbOption = Annotated[
 SESSIONS_SHOWN = 50  # a table of a clinic's years of sessions would scroll for minutes
 
 
-def _open_records(db: str | None, *, read_only: bool = False) -> Any:
+def _open_records(db: str | None, *, read_only: bool = False, clock: Any = None) -> Any:
     from tmsctl.cli_db import open_records
 
-    return open_records(db, read_only=read_only)
+    return open_records(db, read_only=read_only, clock=clock)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -99,6 +101,25 @@ def _show_plan(planned: Any) -> None:
     table.add_row("subject", planned.request.subject_id)
     table.add_row("device", f"{planned.info.display_name} ({planned.device.redacted})" + ("  SIMULATED" if planned.simulated else ""))
     table.add_row("intensity", f"{s.intensity_pct_mso} %MSO ({planned.protocol.intensity.scaling_pct:g} % {s.intensity_reference})")
+    resume_id = planned.request.resume_session_id
+    change = getattr(planned, "threshold_change", None)
+    for t in s.thresholds_used:
+        text = f"{t.reference} {t.value_pct_mso:g} %MSO"
+        if change is not None:
+            text += f" — CHANGED on resume from {change.recorded_pct_mso:g} %MSO (mt.rethreshold: {change.reason})"
+        elif resume_id:
+            text += f", as recorded with session {resume_id}"
+        table.add_row("threshold", text)
+    history = getattr(planned, "history", None)
+    if planned.simulated:
+        table.add_row("subject today", "not counted: a simulated session (real sessions ignore it too)")
+    elif history is not None and not resume_id:
+        last = history.minutes_since_last_start
+        table.add_row(
+            "subject today",
+            f"{history.sessions_today} session(s), up to {history.pulses_today:,} pulses"
+            + (f"; last session started {last:.0f} min ago" if last is not None else ""),
+        )
     remaining = len(s.trains) - planned.start_index
     table.add_row("trains", f"{len(s.trains)}" + (f" ({remaining} remaining)" if planned.start_index else ""))
     table.add_row("pulses", f"{s.total_pulses}" + (f" ({planned.pulses_already_delivered} already delivered)" if planned.start_index else ""))
@@ -173,6 +194,15 @@ def run(
                     for f in exc.verdict.findings:
                         err.print(f"  {getattr(f.severity, 'value', f.severity)} {f.rule_id}: {f.message}", highlight=False)
                 raise
+            if not resume:
+                # A subject under a course runs only what the course prescribes, when it allows.
+                records.courses.check_session_start(subject, planned.verdict.protocol_hash, planned.clock.wall())
+            if planned.clock.is_virtual and planned.simulated:
+                # A rehearsal on virtual time is recorded at its virtual times (a 37-minute session
+                # lasts 37 minutes on record, a simulated course spans its days), not at the moments
+                # the host happened to compute it.
+                records.close()
+                records = _open_records(db, clock=planned.clock)
             _show_plan(planned)
             if dry_run:
                 out.print("[bold]dry run[/]: nothing was armed or recorded")
@@ -203,13 +233,18 @@ def run(
                     session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=on_runner)
         finally:
             records.close()
-    summary = (
-        f"session {session_id}: {result.outcome.value}, {result.pulses_delivered} of "
-        f"{planned.schedule.total_pulses} pulses"
-    )
+    dose = DoseCount(planned.schedule.total_pulses, result.pulses_delivered, result.pulses_uncertain)
+    summary = f"session {session_id}: {result.outcome.value}, {dose.describe()} pulses delivered"
     if result.outcome is RunOutcome.COMPLETED:
         out.print(f"[bold green]{summary}[/]", highlight=False)
         return
+    if result.outcome is RunOutcome.INCOMPLETE:
+        err.print(
+            f"[bold yellow]{summary}[/]: the schedule ran to its end, but not every train is known delivered "
+            f"in full (`tmsctl session show {session_id}` says which)",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INCOMPLETE)
     err.print(f"[bold red]{summary}[/]" + (f": {result.reason}" if result.reason else ""), highlight=False)
     if result.outcome is RunOutcome.ABORTED:
         err.print("the device is disarmed; the operator abort is recorded and ends this session", highlight=False)

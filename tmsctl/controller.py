@@ -24,6 +24,7 @@ from tmsctl.errors import (
     DeviceStateError,
     FaultLatched,
     GuardRejected,
+    IntensityMismatch,
     InvalidArgument,
     SafetyViolation,
     TmsError,
@@ -178,6 +179,9 @@ class Controller:
         """Run one driver call; on failure disarm, latch FAULT and re-raise."""
         try:
             result = call()
+        except IntensityMismatch as exc:
+            self._fault("intensity_mismatch", f"{what}: {exc.message}")
+            raise
         except TmsError as exc:
             self._fault(type(exc).__name__, f"{what}: {exc.message}")
             raise
@@ -196,7 +200,7 @@ class Controller:
                 self.fsm.fire("fault")
         self._end_trigger()
         self._emit(FaultEvent, code=code, detail=detail, state=state_before.value)
-        if not confirmed and state_before in ENERGISED:
+        if not confirmed and (state_before in ENERGISED or state_before is State.DISARMING):
             self._disarm_unconfirmed(state_before)
 
     def _disarm_unconfirmed(self, state_before: State) -> None:
@@ -556,10 +560,19 @@ class Controller:
         self.status = status
         return status
 
-    def refresh_status(self) -> DeviceStatus:
+    def verify_before_trigger(self) -> DeviceStatus:
+        """Just before a trigger: the status and the output setting, read back from the device (one
+        exchange: the cheapest command that carries both). A setting other than the validated one
+        disarms and latches FAULT with both values on record."""
+        return self.refresh_status(read_back_intensity=True)
+
+    def refresh_status(self, *, read_back_intensity: bool = False) -> DeviceStatus:
         """Read the device's status now (it also serves as a keep-alive) and act on what it says."""
         sent_at = self.clock.now()
-        status = self._device_call("keep-alive (status read)", self.driver.keepalive)
+        if read_back_intensity:
+            status = self._device_call("read back the intensity", self.driver.verify_intensity)
+        else:
+            status = self._device_call("keep-alive (status read)", self.driver.keepalive)
         assert isinstance(status, DeviceStatus)
         self.status = status
         if self.delivery is not None and self.delivery.is_train:

@@ -119,6 +119,18 @@ class DeviceStateError(TmsError):
     hint = "the stimulator was disarmed; check its front panel before trying again"
 
 
+class IntensityMismatch(DeviceStateError):
+    """The unit reports an output setting other than the one validated and set for this session."""
+
+    def __init__(self, device: str, reported_pct: int, expected_pct: int) -> None:
+        super().__init__(
+            f"{device} reports {reported_pct} %MSO where {expected_pct} %MSO was set and validated",
+            hint="the device was disarmed; check its front panel and who changed it before resuming",
+        )
+        self.reported_pct = reported_pct
+        self.expected_pct = expected_pct
+
+
 class ProtocolFileError(TmsError):
     """A stimulation protocol file is malformed or fails validation.
 

@@ -73,6 +73,8 @@ __all__ = [
     "MtOutcome",
     "MtRequest",
     "PendingTrial",
+    "RejectedPulse",
+    "TooManyRejections",
     "check_request",
     "make_procedure",
     "muscle_state_for",
@@ -112,6 +114,10 @@ class HuntSettings:
     inter_trial_interval_s: float = 5.0
     inter_trial_jitter_s: float = 1.0
     armed_answer_wait_s: float = 20.0
+    # EMG hunts: a rejected trial (pre-activation, noise, a gap) is given again at the same
+    # intensity; this many in a row, or this many in all, stop the hunt (disarmed). Status D.
+    max_consecutive_rejections: int = 5
+    max_rejections: int = 15
 
     def __post_init__(self) -> None:
         for name in ("inter_trial_interval_s", "inter_trial_jitter_s", "armed_answer_wait_s"):
@@ -126,6 +132,10 @@ class HuntSettings:
                 "can reach zero",
                 hint="MT hunts usually wait 4–6 s between pulses, e.g. 5 ± 1 s",
             )
+        for name in ("max_consecutive_rejections", "max_rejections"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgument(f"{name} must be a positive whole number, got {value!r}")
         if not 0 < self.armed_answer_wait_s < 60:
             raise InvalidArgument(
                 f"armed_answer_wait_s must be within (0, 60) s, got {self.armed_answer_wait_s!r}",
@@ -154,10 +164,11 @@ class HuntTrial:
     responded: bool
     estimate_pct_mso: float | None
     entry_attempts: int  # 1 + the number of rejected entries for this pulse
+    pulse: int | None = None  # the delivered pulse it answers (differs from index after rejected trials)
 
     def as_log_entry(self) -> dict[str, Any]:
         """Plain JSON data for the records' trial log."""
-        return {
+        entry = {
             "trial": self.index,
             "intensity_pct_mso": self.intensity_pct_mso,
             "entry": self.response.describe(),
@@ -168,6 +179,33 @@ class HuntTrial:
             "fired_offset_s": round(self.fired_offset_s, 4),
             "entry_attempts": self.entry_attempts,
         }
+        measurement = getattr(self.response, "measurement", None)
+        if measurement is not None:  # measured from EMG (tmsctl.clinic)
+            entry["pulse"] = self.pulse
+            entry["mep"] = measurement.as_dict()
+        return entry
+
+
+@dataclass(frozen=True)
+class RejectedPulse:
+    """A delivered pulse whose EMG gave no MEP (the detector's reason); the procedure never saw it."""
+
+    pulse: int
+    intensity_pct_mso: int
+    fired_offset_s: float
+    measurement: Any  # tmsctl.clinic.mep.MepMeasurement
+
+    def as_log_entry(self) -> dict[str, Any]:
+        return {
+            "trial": None, "pulse": self.pulse, "intensity_pct_mso": self.intensity_pct_mso,
+            "fired_offset_s": round(self.fired_offset_s, 4), "rejected": True, "mep": self.measurement.as_dict(),
+        }
+
+
+class TooManyRejections(TmsError):
+    """EMG trials kept being rejected: the hunt cannot measure MEPs and stops."""
+
+    hint = "the muscle must be relaxed and the EMG clean: check the electrodes and the subject, then hunt again"
 
 
 @dataclass(frozen=True)
@@ -181,10 +219,15 @@ class HuntOutcome:
     ended_at_utc: datetime
     duration_s: float  # on the hunt's clock
     disarms_for_slow_entries: int
+    rejections: tuple[RejectedPulse, ...] = ()
+
+    def log_entries(self) -> tuple[dict[str, Any], ...]:
+        """Every delivered pulse in order: accepted trials and rejected ones."""
+        return _log_entries(self.trials, self.rejections)
 
     @property
     def pulses_delivered(self) -> int:
-        return len(self.trials)
+        return len(self.trials) + len(self.rejections)
 
     @property
     def recordable(self) -> bool:
@@ -203,12 +246,23 @@ class HuntStopped(TmsError):
 
     def __init__(
         self, message: str, *, cause: TmsError, trials: Sequence[HuntTrial], pulses_delivered: int,
-        hint: str | None = None,
+        hint: str | None = None, rejections: Sequence[RejectedPulse] = (),
     ) -> None:
         super().__init__(message, hint=hint)
         self.cause = cause
         self.trials = tuple(trials)
         self.pulses_delivered = pulses_delivered
+        self.rejections = tuple(rejections)
+
+    def log_entries(self) -> tuple[dict[str, Any], ...]:
+        return _log_entries(self.trials, self.rejections)
+
+
+def _log_entries(trials: Sequence[HuntTrial], rejections: Sequence[RejectedPulse]) -> tuple[dict[str, Any], ...]:
+    entries = [t.as_log_entry() for t in trials] + [r.as_log_entry() for r in rejections]
+    if rejections:
+        entries.sort(key=lambda e: e["pulse"])
+    return tuple(entries)
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,6 +317,7 @@ class MtHunt:
         on_trial: Callable[[HuntTrial], None] | None = None,
         on_bad_entry: Callable[[PendingTrial, InvalidArgument], None] | None = None,
         on_notice: Callable[[str], None] | None = None,
+        on_rejected: Callable[[RejectedPulse], None] | None = None,
     ) -> None:
         if not isinstance(rng, random.Random):
             raise InvalidArgument(
@@ -280,6 +335,9 @@ class MtHunt:
         self.on_bad_entry = on_bad_entry
         self.on_notice = on_notice
         self.trials: list[HuntTrial] = []
+        self.rejections: list[RejectedPulse] = []
+        self._rejections_in_a_row = 0
+        self.on_rejected = on_rejected
         self.pulses_delivered = 0
         self.disarms_for_slow_entries = 0
         self._started_at = 0.0
@@ -297,19 +355,26 @@ class MtHunt:
             assert info is not None
             # Defence in depth: the controller itself refuses a pulse beyond the procedure's cap
             # or an intensity beyond its range, whatever this loop does.
-            c.pulse_cap = PulseCap(self.procedure.max_trials)
+            c.pulse_cap = PulseCap(self.procedure.max_trials + self.settings.max_rejections)
             c.intensity_cap_pct_mso = self.procedure.max_pct_mso
             while not self.procedure.done:
                 self._trial()
             if c.state in ENERGISED:
                 c.disarm()
         except TmsError as exc:
+            if c.state in ENERGISED:
+                # Disarm through the state machine, so the controller (not only the device) ends
+                # disarmed; close() below disarms again if this fails.
+                try:
+                    c.disarm()
+                except TmsError:
+                    pass
             raise self._stopped(exc) from exc
         finally:
             c.close()
         return HuntOutcome(
             self.procedure.result(), tuple(self.trials), info, started_wall, self.clock.wall(),
-            self.clock.now() - self._started_at, self.disarms_for_slow_entries,
+            self.clock.now() - self._started_at, self.disarms_for_slow_entries, tuple(self.rejections),
         )
 
     def _stopped(self, exc: TmsError) -> HuntStopped:
@@ -325,7 +390,7 @@ class MtHunt:
         return HuntStopped(
             f"the threshold hunt stopped after {given}; no threshold was recorded: {detail}",
             cause=exc, trials=self.trials, pulses_delivered=self.pulses_delivered,
-            hint=exc.hint or "check the device and start a new hunt",
+            hint=exc.hint or "check the device and start a new hunt", rejections=self.rejections,
         )
 
     def _status_for_diagnosis(self) -> DeviceStatus | None:
@@ -363,15 +428,40 @@ class MtHunt:
         pending = PendingTrial(len(self.trials) + 1, intensity, delivery.started_at)
         if self.on_fired:
             self.on_fired(pending)
-        response, attempts = self._answer(pending)
+        from tmsctl.clinic.responder import TrialRejected
+
+        try:
+            response, attempts = self._answer(pending)
+        except TrialRejected as rejected:
+            self._rejected(pending, delivery.started_at, rejected)
+            return
+        self._rejections_in_a_row = 0
         trial = self.procedure.record(intensity, response)
         hunt_trial = HuntTrial(
             trial.index, intensity, delivery.started_at - self._started_at, response, trial.responded,
-            trial.estimate_pct_mso, attempts,
+            trial.estimate_pct_mso, attempts, self.pulses_delivered,
         )
         self.trials.append(hunt_trial)
         if self.on_trial:
             self.on_trial(hunt_trial)
+
+    def _rejected(self, pending: PendingTrial, fired_at: float, rejected: Any) -> None:
+        """Keep the rejected pulse on record; the procedure plans the same intensity again."""
+        entry = RejectedPulse(self.pulses_delivered, pending.intensity_pct_mso, fired_at - self._started_at,
+                              rejected.measurement)
+        self.rejections.append(entry)
+        self._rejections_in_a_row += 1
+        if self.on_rejected:
+            self.on_rejected(entry)
+        settings = self.settings
+        if self._rejections_in_a_row >= settings.max_consecutive_rejections:
+            raise TooManyRejections(
+                f"{self._rejections_in_a_row} trials in a row were rejected (last: {rejected.measurement.detail})"
+            )
+        if len(self.rejections) >= settings.max_rejections:
+            raise TooManyRejections(
+                f"{len(self.rejections)} trials were rejected in this hunt (last: {rejected.measurement.detail})"
+            )
 
     def _confirm_charged(self) -> None:
         """Poll until the unit reports charged (a recharge after a pulse or a power change)."""
@@ -571,7 +661,7 @@ def threshold_record(
         method=method[:200],
         measured_at=outcome.ended_at_utc,
         operator=operator,
-        trial_log=tuple(t.as_log_entry() for t in outcome.trials),
+        trial_log=outcome.log_entries(),
     )
 
 
@@ -662,6 +752,7 @@ def run_mt(
     on_trial: Callable[[HuntTrial], None] | None = None,
     on_bad_entry: Callable[[PendingTrial, InvalidArgument], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
+    on_rejected: Callable[[RejectedPulse], None] | None = None,
 ) -> MtOutcome:
     """Hunt a motor threshold on the device named by the request and record it if it converged.
 
@@ -689,6 +780,7 @@ def run_mt(
     hunt = MtHunt(
         controller, procedure, respond, rng=rng if rng is not None else random.Random(), settings=request.settings,
         on_fired=on_fired, on_trial=on_trial, on_bad_entry=on_bad_entry, on_notice=on_notice,
+        on_rejected=on_rejected,
     )
     outcome = hunt.run()
     recorded = None

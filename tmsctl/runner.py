@@ -36,7 +36,8 @@ FIRE_COMMAND_BYTES = 3  # the pulse happens when the command's last byte arrives
 
 
 class RunOutcome(StrEnum):
-    COMPLETED = "completed"
+    COMPLETED = "completed"  # every train known delivered in full
+    INCOMPLETE = "incomplete"  # the schedule ran to its end, but not every train is known delivered in full
     PAUSED = "paused"
     ABORTED = "aborted"
     FAULTED = "faulted"
@@ -77,7 +78,9 @@ class DeliveryLog:
     def fault(self, code: str, detail: str, index: int) -> None: ...
     def paused(self, index: int, reason: str) -> None: ...
     def aborted(self, index: int, reason: str) -> None: ...
-    def completed(self) -> None: ...
+    def completed(self) -> bool:
+        """The schedule ran to its end; True when every position is known delivered in full."""
+        return True
 
 
 class SessionRunner:
@@ -158,8 +161,8 @@ class SessionRunner:
         """Deliver the schedule from ``start_index``; returns how it ended (never leaves it armed)."""
         trains = self.schedule.trains[self.start_index :]
         if not trains:
-            self.log.completed()
-            return RunResult(RunOutcome.COMPLETED, self.start_index, self.progress.pulses_delivered)
+            whole = self.log.completed()
+            return self._result(RunOutcome.COMPLETED if whole else RunOutcome.INCOMPLETE)
         # The session clock starts so that the first remaining train keeps its place relative to
         # the ones after it; a resumed session re-bases on its next train.
         first = trains[0]
@@ -170,9 +173,9 @@ class SessionRunner:
                 nxt = trains[i + 1] if i + 1 < len(trains) else None
                 self._deliver(train, session_start, nxt)
             self.controller.finish()
-            self.log.completed()
+            whole = self.log.completed() and self.progress.pulses_uncertain == 0
             self._publish()
-            return self._result(RunOutcome.COMPLETED)
+            return self._result(RunOutcome.COMPLETED if whole else RunOutcome.INCOMPLETE)
         except _Stop as stop:
             self._safe_disarm()
             if self._unconfirmed_disarm():
@@ -274,9 +277,10 @@ class SessionRunner:
             else:
                 self._wait_ready()
             self._wait(fire_at - FRESH_STATUS_LEAD_S, fire_at=fire_at)
-            # A status read just before the trigger: if the unit disarmed itself since the last
-            # keep-alive (coil, temperature, error), we learn it here instead of from a refusal.
-            c.refresh_status()
+            # A status and intensity read-back just before the trigger: if the unit disarmed itself
+            # since the last keep-alive (coil, temperature, error), or its output is not the validated
+            # one, we learn it here, before the pulse, instead of from a refusal or not at all.
+            c.verify_before_trigger()
             self.clock.sleep_until(fire_at)
             open_train.triggering(c.last_delivery)
             delivery = c.fire(trigger_source=self.trigger_source)

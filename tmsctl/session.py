@@ -9,8 +9,9 @@ overrides are on record before the first train; every train's intent is on disk 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC
+import math
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,44 @@ class PlannedSession:
     start_index: int = 0
     pulses_already_delivered: int = 0
     pulses_already_uncertain: int = 0
+    history: SubjectHistory | None = None  # what the site caps were judged against
+    threshold_change: ThresholdChange | None = None  # a resume at another threshold, with its reason
 
     @property
     def simulated(self) -> bool:
         return self.info.simulated
+
+
+RETHRESHOLD_RULE_ID = "mt.rethreshold"
+RESUME_DEVICE_RULE_ID = "resume.simulated"
+# How far back the last session start is looked for: the spacing rule is about minutes, a day
+# boundary must not hide a session started just before midnight, and a site may tighten the spacing.
+_LAST_START_LOOKBACK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class SubjectHistory:
+    """The subject's stimulation so far, as the site caps judge the next session against it."""
+
+    pulses_today: int  # known delivered + uncertain: the count that never under-counts
+    sessions_today: int
+    minutes_since_last_start: float | None  # negative: a start on record after "now" (a clock moved)
+
+
+@dataclass(frozen=True)
+class ThresholdChange:
+    """A resumed session run at another threshold than the one it started with."""
+
+    reference: str
+    recorded_pct_mso: float
+    new_pct_mso: float
+    reason: str
+
+    def describe(self, session_id: str) -> str:
+        return (
+            f"session {session_id} started at {self.reference} {self.recorded_pct_mso:g} %MSO; "
+            f"resumed at {self.reference} {self.new_pct_mso:g} %MSO"
+        )
 
 
 class SessionRefused(SafetyViolation):
@@ -132,17 +167,29 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
         limits = driver.limits
     finally:
         driver.close()
-    thresholds, threshold_ids = _thresholds(request, protocol, info, records)
-    today = clock.wall().astimezone(UTC).date()
-    pulses_today = records.pulses_on_day(request.subject_id, today) if records is not None else 0
+    resumed = None
+    if request.resume_session_id and records is not None:
+        resumed = records.session(request.resume_session_id)
+    kept = _resumed_thresholds(request, protocol, info, resumed) if resumed is not None else None
+    if kept is not None:
+        thresholds, threshold_ids, change = kept
+    else:
+        (thresholds, threshold_ids), change = _thresholds(request, protocol, info, records), None
+    overrides = dict(request.overrides)
+    if change is not None and change.reason:
+        overrides.pop(RETHRESHOLD_RULE_ID)  # lifted here, not by the rulebook: not an unused override
+    now = clock.wall()
+    history = subject_history(records, request.subject_id, now, simulated=info.simulated, resuming=resumed)
     verdict = check(
-        protocol, device=limits, thresholds=thresholds, overrides=dict(request.overrides),
-        pulses_already_today=pulses_today, require_complete=True, as_of=clock.wall(),
+        protocol, device=limits, thresholds=thresholds, overrides=overrides,
+        pulses_already_today=history.pulses_today, sessions_already_today=history.sessions_today,
+        minutes_since_last_session_start=history.minutes_since_last_start, require_complete=True, as_of=now,
         policy=SitePolicy(max_motor_threshold_age_days=request.max_mt_age_days),
     )
     approval = approval_status(protocol.id, verdict.protocol_hash, records)
     planned = PlannedSession(
-        request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock, approval, threshold_ids
+        request, protocol, text, device, info, verdict, verdict.schedule, thresholds, clock, approval, threshold_ids,
+        history=history, threshold_change=change,
     )
     # A refusal is absolute, so it is said first: approving a protocol that cannot run is wasted review.
     if verdict.status == "refused":
@@ -169,6 +216,30 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
     if request.resume_session_id and records is not None:
         _attach_resume(planned, records)
     return planned
+
+
+def _resumed_thresholds(
+    request: SessionRequest, protocol: Protocol, info: DeviceInfo, resumed: Any
+) -> tuple[tuple[MotorThreshold, ...], dict[int, int], ThresholdChange | None] | None:
+    """A resumed session keeps the threshold it started with: its dose must not change half-way.
+
+    ``--mt`` at another value is a change (returned) that needs a recorded reason (``mt.rethreshold``).
+    ``None``: the session has no threshold of the protocol's reference on record to keep.
+    """
+    reference = protocol.intensity.reference
+    if reference == "MSO":
+        return None
+    kept = next((u for u in resumed.thresholds_used if getattr(u.reference, "value", u.reference) == reference), None)
+    if kept is None:
+        return None
+    if request.mt_pct_mso is None or math.isclose(request.mt_pct_mso, kept.value_pct_mso):
+        # Its age was judged when the session started: no measurement date, no new staleness verdict.
+        mt = MotorThreshold(reference, kept.value_pct_mso, info.model, protocol.coil, None)
+        return (mt,), ({id(mt): kept.threshold_id} if kept.threshold_id is not None else {}), None
+    change = ThresholdChange(
+        reference, kept.value_pct_mso, request.mt_pct_mso, (request.overrides.get(RETHRESHOLD_RULE_ID) or "").strip()
+    )
+    return (MotorThreshold(reference, request.mt_pct_mso, info.model, protocol.coil, None),), {}, change
 
 
 def _thresholds(
@@ -208,6 +279,42 @@ def _thresholds(
     return tuple(chosen), ids
 
 
+def subject_history(
+    records: Any, subject_id: str, now: datetime, *, simulated: bool, resuming: Any = None
+) -> SubjectHistory:
+    """The history the site caps judge a session against (``now`` from the session's clock).
+
+    Caps protect a person: a real session counts every real session of the subject (simulated
+    ones delivered nothing and never count). A simulated session delivers nothing either, so it is
+    judged on its protocol alone (its own day plan still is) and is never blocked by a real
+    subject's history: a rehearsal of tomorrow's session needs no override reason on record.
+
+    A resume starts no session: its start was judged when it began, and every session begun
+    since was judged against it. Its pulses today are left out of the day's count because the
+    check adds the session's whole planned total (of which they are part).
+    """
+    if records is None or simulated:
+        return SubjectHistory(0, 0, None)
+    now = now.astimezone(UTC)
+    today = records.exposure_on_day(subject_id, now.date())
+    if resuming is not None:
+        own_today = 0
+        if not resuming.simulated:
+            day_start, day_end = today.start_utc, today.end_utc
+            own_today = sum(
+                d.pulses_delivered + d.pulses_uncertain
+                for d in records.session_detail(resuming.session_id).deliveries
+                if day_start <= d.started_at < day_end
+            )
+        return SubjectHistory(max(0, today.possible_pulses - own_today), 0, None)
+    # A window reaching into the future too: a start stamped after "now" (a clock set back) counts
+    # as too close, never as long ago.
+    recent = records.exposure_between(subject_id, now - _LAST_START_LOOKBACK, now + _LAST_START_LOOKBACK)
+    last = recent.last_session_started_at
+    minutes = None if last is None else (now - last).total_seconds() / 60
+    return SubjectHistory(today.possible_pulses, today.sessions_started, minutes)
+
+
 def coil_key(coil: Coil) -> str:
     """How a coil is written in the records: ``family`` or ``family/model``."""
     return f"{coil.family}/{coil.model}" if coil.model else str(coil.family)
@@ -231,10 +338,40 @@ def _attach_resume(planned: PlannedSession, records: Any) -> None:
         )
     if session.subject_id != planned.request.subject_id:
         raise SessionRefused(f"session {session.session_id} belongs to subject {session.subject_id}")
+    if session.simulated != planned.simulated:
+        # A simulated session's pulses count toward no one's exposure: real pulses must never land in one.
+        ran_on, now_on = ("a simulator", "a real device") if session.simulated else ("a real device", "a simulator")
+        raise SessionRefused(
+            f"{RESUME_DEVICE_RULE_ID}: session {session.session_id} ran on {ran_on}; it cannot be resumed on {now_on}",
+            hint=f"resume it on {ran_on} as it was run, or start a new session",
+        )
+    change = planned.threshold_change
+    if change is not None and not change.reason:
+        raise SessionRefused(
+            f"{RETHRESHOLD_RULE_ID}: {change.describe(session.session_id)}: resuming at another threshold "
+            "changes the dose half-way",
+            hint=(
+                f"resume without --mt to keep {change.reference} {change.recorded_pct_mso:g} %MSO; if the subject "
+                f"was re-thresholded, give --override {RETHRESHOLD_RULE_ID}='REASON' (recorded with the session)"
+            ),
+        )
     point = records.resume_point(session.session_id)
     planned.start_index = point.next_index
     planned.pulses_already_delivered = point.pulses_delivered
     planned.pulses_already_uncertain = point.pulses_uncertain
+
+
+def _record_threshold_change(planned: PlannedSession, records: Any, session_id: str) -> None:
+    """A resume at another threshold goes on record as an override of ``mt.rethreshold``."""
+    from tmsctl import records as rec
+
+    change = planned.threshold_change
+    if change is None:
+        return
+    records.record_override(
+        rec.Override(session_id, RETHRESHOLD_RULE_ID, change.describe(session_id), planned.request.operator,
+                     change.reason, planned.verdict.protocol_hash, planned.verdict.rulebook_version)
+    )
 
 
 class RecordsDeliveryLog(DeliveryLog):
@@ -315,8 +452,9 @@ class RecordsDeliveryLog(DeliveryLog):
     def aborted(self, index: int, reason: str) -> None:
         self.records.abort_session(self.session_id, operator=self.operator, reason=reason, offset_s=self._offset())
 
-    def completed(self) -> None:
-        self.records.complete_session(self.session_id)
+    def completed(self) -> bool:
+        session = self.records.complete_session(self.session_id)
+        return session.status is self._rec.SessionStatus.COMPLETED
 
 
 class AuditListener:
@@ -371,6 +509,7 @@ def run_planned(
             planned.start_index = point.next_index
             planned.pulses_already_delivered = point.pulses_delivered
             planned.pulses_already_uncertain = point.pulses_uncertain
+        _record_threshold_change(planned, records, session_id)
     else:
         records.ensure_subject(req.subject_id)
         session = records.create_session(
@@ -436,6 +575,9 @@ def run_planned(
         if on_runner:
             on_runner(runner)
         result = runner.run()
+        # What the session delivered is what the records say, over every run segment: one number.
+        point = records.resume_point(session_id)
+        result = replace(result, pulses_delivered=point.pulses_delivered, pulses_uncertain=point.pulses_uncertain)
     finally:
         controller.close()
         if audit_logger is not None:
@@ -446,6 +588,6 @@ def run_planned(
 
 
 __all__ = [
-    "PlannedSession", "RecordsDeliveryLog", "RunOutcome", "SessionRefused", "SessionRequest",
-    "plan_session", "run_planned",
+    "PlannedSession", "RecordsDeliveryLog", "RunOutcome", "SessionRefused", "SessionRequest", "SubjectHistory",
+    "ThresholdChange", "plan_session", "run_planned", "subject_history",
 ]

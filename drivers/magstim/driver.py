@@ -17,6 +17,7 @@ from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStat
 from tmsctl.errors import (
     DeviceRefused,
     DeviceStateError,
+    IntensityMismatch,
     InvalidArgument,
     ProtocolError,
     TransportTimeout,
@@ -181,11 +182,35 @@ class MagstimDriver:
         return c.encode_query(c.GET_PARAMETERS)
 
     def keepalive(self) -> DeviceStatus:
-        """Refresh the unit's keep-alive deadline; raises RemoteControlLost if it already let go."""
-        status = self._status_of(self._exchange(self._keepalive_frame(), what="keep-alive"))
+        """Refresh the unit's keep-alive deadline; raises RemoteControlLost if it already let go, and
+        IntensityMismatch when the reply carries a power (J@, \\@) other than the one set."""
+        reply = self._exchange(self._keepalive_frame(), what="keep-alive")
+        status = self._status_of(reply)
         if not status.remote_control:
             raise RemoteControlLost(f"{self.display_name} is no longer under remote control (status {status.raw})")
+        self._check_power(reply.payload)
         return status
+
+    def verify_intensity(self) -> DeviceStatus:
+        reply = self._exchange(self._power_query_frame(), what="read back the output power")
+        status = self._status_of(reply)
+        if not status.remote_control:
+            raise RemoteControlLost(f"{self.display_name} is no longer under remote control (status {status.raw})")
+        self._check_power(reply.payload)
+        return status
+
+    def _power_query_frame(self) -> bytes:
+        return c.encode_query(c.GET_PARAMETERS)
+
+    def _check_power(self, payload: object) -> None:
+        if isinstance(payload, c.Parameters):
+            reported = payload.power_a_pct
+        elif isinstance(payload, c.RapidParameters):
+            reported = payload.power_pct
+        else:
+            return  # this reply carries no power (the V9 keep-alive, x@)
+        if self.power_pct is not None and reported != self.power_pct:
+            raise IntensityMismatch(self.display_name, reported, self.power_pct)
 
     def status(self) -> DeviceStatus:
         return self._status_of(self._exchange(self._keepalive_frame(), what="status read"))
@@ -388,6 +413,9 @@ class Rapid2Driver(MagstimDriver):
 
     def _power_ceiling(self) -> int:
         return 110 if self.enhanced else 100
+
+    def _power_query_frame(self) -> bytes:
+        return c.encode_query(c.GET_RAPID_PARAMETERS)
 
     def _read_parameters(self) -> c.RapidParameters:
         payload = self._exchange(c.encode_query(c.GET_RAPID_PARAMETERS), what="read Rapid² parameters").payload

@@ -40,6 +40,7 @@ from tmsctl.errors import (
     ChecksumError,
     DeviceRefused,
     DeviceStateError,
+    IntensityMismatch,
     InvalidArgument,
     ProtocolError,
     SafetyViolation,
@@ -417,6 +418,15 @@ class MagProDriver:
     def keepalive(self) -> DeviceStatus:
         """A status read (the MagPro needs no keep-alive); raises if the unit was changed behind our back."""
         status = self.status()
+        self._raise_if_changed()
+        return status
+
+    def verify_intensity(self) -> DeviceStatus:
+        """The long status carries amplitude A: a status read is the read-back."""
+        status = self.status()
+        if self._amplitude_set is not None and self.amplitude_a_pct != self._amplitude_set:
+            assert self.amplitude_a_pct is not None
+            raise IntensityMismatch(self.display_name, self.amplitude_a_pct, self._amplitude_set)
         self._raise_if_changed()
         return status
 

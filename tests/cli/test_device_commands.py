@@ -13,6 +13,7 @@ import serial
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_NOT_FOUND, EXIT_REFUSED, app
+from cli_helpers import initialise_db
 
 runner = CliRunner()
 
@@ -20,7 +21,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def private_records(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     # `tmsctl fire` records its set-up check; never in the user's own database
-    monkeypatch.setenv("TMSCTL_DB", str(tmp_path / "tmsctl.db"))
+    monkeypatch.setenv("TMSCTL_DB", str(initialise_db(tmp_path / "tmsctl.db")))
 
 
 def test_devices_lists_simulators_without_opening_ports() -> None:

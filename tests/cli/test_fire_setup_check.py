@@ -15,6 +15,7 @@ from tmsctl.records import DeliveryState, Records, SessionStatus
 from tmsctl.setup_check import SETUP_CHECK_PROTOCOL_ID, SETUP_SUBJECT_ID, run_setup_check
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
+from cli_helpers import initialise_db
 
 runner = CliRunner()
 
@@ -36,6 +37,8 @@ def simulator():
 
 
 def _fire(*args: str, db: Path):
+    if not db.exists():
+        initialise_db(db)
     return runner.invoke(app, ["fire", *args, "--yes", "--db", str(db), "--log-dir", str(db.parent / "logs")])
 
 
@@ -77,12 +80,13 @@ def test_a_subject_under_the_coil_is_named(simulator, tmp_path: Path) -> None:
 @pytest.mark.parametrize("power", ["0", "-5"])
 def test_power_below_one_percent_is_a_usage_error_and_touches_nothing(power: str, simulator, tmp_path: Path) -> None:
     url, sim = simulator()
-    db = tmp_path / "r.db"
+    db = initialise_db(tmp_path / "r.db")
     result = _fire("--device", url, "--power", power, db=db)
     assert result.exit_code == EXIT_USAGE, result.output
     assert "at least 1 %" in result.output
     assert sim.device.commands_seen == 0 and sim.device.pulse_count == 0
-    assert not db.exists()
+    with Records(db) as records:
+        assert records.sessions() == ()
 
 
 def test_the_set_up_check_itself_refuses_zero_power(simulator, tmp_path: Path) -> None:

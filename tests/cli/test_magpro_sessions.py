@@ -13,15 +13,11 @@ from typer.testing import CliRunner
 from tmsctl.cli import EXIT_REFUSED, app
 from tmsctl.clock import VirtualClock
 from tmsctl.simulators import registry as sims
+from cli_helpers import initialise_db
 
 runner = CliRunner()
 
 
-def initialised(db: Path) -> Path:
-    """A database named with --db must exist first (`tmsctl db init` creates it)."""
-    created = runner.invoke(app, ["db", "init", str(db)])
-    assert created.exit_code == 0, created.output
-    return db
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
 _names = itertools.count()
 
@@ -64,7 +60,7 @@ def _session(db: Path) -> dict:
 
 def test_the_10hz_library_session_runs_to_the_end_on_a_magpro(magpro, tmp_path: Path) -> None:
     name, instance = magpro
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     result = _run("neurostar-10hz-ldlpfc.yaml", f"sim://{name}", db)
     assert result.exit_code == 0, result.output
     assert "MagVenture MagPro X100" in result.stdout
@@ -86,7 +82,7 @@ def test_the_10hz_library_session_runs_to_the_end_on_a_magpro(magpro, tmp_path: 
 
 def test_an_itbs_session_runs_natively_on_a_magpro(magpro, tmp_path: Path) -> None:
     name, instance = magpro
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     result = _run("itbs-600.yaml", f"sim://{name}", db)
     assert result.exit_code == 0, result.output
     assert "completed, 600 of 600 pulses" in result.stdout
@@ -99,7 +95,7 @@ def test_an_itbs_session_runs_natively_on_a_magpro(magpro, tmp_path: Path) -> No
 
 
 def test_itbs_from_the_cli_on_a_fresh_simulator_by_profile(tmp_path: Path) -> None:
-    result = _run("itbs-600.yaml", "sim://magpro-x100", initialised(tmp_path / "r.db"))
+    result = _run("itbs-600.yaml", "sim://magpro-x100", initialise_db(tmp_path / "r.db"))
     assert result.exit_code == 0, result.output
     assert "completed, 600 of 600 pulses" in result.stdout
 
@@ -114,7 +110,7 @@ def test_itbs_from_the_cli_on_a_fresh_simulator_by_profile(tmp_path: Path) -> No
 def test_theta_burst_is_refused_with_the_reason_where_the_device_cannot_time_it(
     device: str, reason: str, tmp_path: Path
 ) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     result = _run("itbs-600.yaml", device, db)
     assert result.exit_code == EXIT_REFUSED
     assert reason in " ".join(result.output.split())

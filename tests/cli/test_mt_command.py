@@ -17,15 +17,11 @@ from tmsctl.records import Records
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
 from tmsctl.threshold import NOT_SEEN, SEEN, MlPest, run_procedure
+from cli_helpers import initialise_db
 
 runner = CliRunner()
 
 
-def initialised(db: Path) -> Path:
-    """A database named with --db must exist first (`tmsctl db init` creates it)."""
-    created = runner.invoke(app, ["db", "init", str(db)])
-    assert created.exit_code == 0, created.output
-    return db
 _names = itertools.count()
 
 PROTOCOL_120_RMT = """\
@@ -94,7 +90,7 @@ def test_mounting_the_module_app_gives_an_mt_command() -> None:
 
 
 def test_a_simulated_hunt_is_recorded_and_run_resolves_percent_mt_from_it(simulator, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     hunted = simulator("rapid2")
     result = mt("--device", f"sim://{hunted.name}", "--subject", "S020", "--coil", "figure8",
                 "--simulated-subject", "11", "--simulated-threshold", "47.3", "--yes", db=db)
@@ -126,8 +122,8 @@ def test_a_simulated_hunt_is_recorded_and_run_resolves_percent_mt_from_it(simula
 def test_the_same_seed_gives_the_same_hunt(tmp_path: Path) -> None:
     args = ("--device", "sim://m200", "--subject", "S021", "--coil", "figure8/D70 Alpha", "--simulated-subject", "5",
             "--virtual-time", "--yes")
-    first = mt(*args, db=initialised(tmp_path / "a.db"))
-    second = mt(*args, db=initialised(tmp_path / "b.db"))
+    first = mt(*args, db=initialise_db(tmp_path / "a.db"))
+    second = mt(*args, db=initialise_db(tmp_path / "b.db"))
     assert first.exit_code == second.exit_code == 0, first.output
     (a,) = thresholds(tmp_path / "a.db", "S021")
     (b,) = thresholds(tmp_path / "b.db", "S021")
@@ -147,7 +143,7 @@ def technician_answers(threshold_pct_mso: float, start: int = 50) -> list[str]:
 
 
 def test_garbled_entries_are_refused_asked_again_and_the_hunt_continues(simulator, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     sim = simulator("rapid2")
     answers = technician_answers(47.3)
     garbage = ["sixty", "65", "0,12 mV", "-30 uV", "70 V", "mep??"]
@@ -176,7 +172,7 @@ def test_garbled_entries_are_refused_asked_again_and_the_hunt_continues(simulato
 
 
 def test_input_that_ends_mid_hunt_disarms_and_records_nothing(simulator, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     sim = simulator("rapid2")
     result = mt("--device", f"sim://{sim.name}", "--subject", "S023", "--coil", "figure8", "--yes", db=db,
                 input="y\nn\n")
@@ -188,7 +184,7 @@ def test_input_that_ends_mid_hunt_disarms_and_records_nothing(simulator, tmp_pat
 
 
 def test_the_5_of_10_method(simulator, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     sim = simulator("rapid2")
     result = mt("--device", f"sim://{sim.name}", "--subject", "S024", "--coil", "figure8", "--method", "5of10",
                 "--start", "40", "--simulated-subject", "2", "--simulated-threshold", "44", "--yes", db=db)
@@ -205,7 +201,7 @@ def test_the_5_of_10_method(simulator, tmp_path: Path) -> None:
 
 
 def test_coil_unplugged_mid_hunt_stops_disarmed_with_one_clear_error(simulator, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     sim = simulator("rapid2", faults="coil_unplugged@20s")
     result = mt("--device", f"sim://{sim.name}", "--subject", "S025", "--coil", "figure8",
                 "--simulated-subject", "3", "--yes", db=db)
@@ -220,7 +216,7 @@ def test_coil_unplugged_mid_hunt_stops_disarmed_with_one_clear_error(simulator, 
 
 
 def test_the_fault_plan_in_the_url_with_virtual_time(tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     result = mt("--device", "sim://rapid2?fault=coil_unplugged@20s", "--subject", "S026", "--coil", "figure8",
                 "--simulated-subject", "3", "--virtual-time", "--yes", db=db)
     assert result.exit_code == EXIT_FAULT, result.output
@@ -229,7 +225,7 @@ def test_the_fault_plan_in_the_url_with_virtual_time(tmp_path: Path) -> None:
 
 
 def test_a_threshold_out_of_range_is_not_recorded(simulator, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     sim = simulator("rapid2")
     result = mt("--device", f"sim://{sim.name}", "--subject", "S027", "--coil", "figure8",
                 "--simulated-subject", "1", "--simulated-threshold", "120", "--yes", db=db)
@@ -240,7 +236,7 @@ def test_a_threshold_out_of_range_is_not_recorded(simulator, tmp_path: Path) -> 
 
 def test_declining_the_confirmation_fires_nothing(simulator, tmp_path: Path) -> None:
     sim = simulator("rapid2")
-    result = mt("--device", f"sim://{sim.name}", "--subject", "S028", "--coil", "figure8", db=initialised(tmp_path / "r.db"),
+    result = mt("--device", f"sim://{sim.name}", "--subject", "S028", "--coil", "figure8", db=initialise_db(tmp_path / "r.db"),
                 input="n\n")
     assert result.exit_code != 0
     assert "Take remote control of" in result.output
@@ -268,9 +264,73 @@ def test_declining_the_confirmation_fires_nothing(simulator, tmp_path: Path) -> 
 def test_refusals_are_one_line_with_a_hint_before_any_pulse(tmp_path: Path, args, fragment) -> None:
     # Later options win, so each case overrides the valid defaults given first.
     argv = ["--subject", "S029", "--coil", "figure8", *args, "--yes"]
-    result = mt(*argv, db=initialised(tmp_path / "r.db"))
+    result = mt(*argv, db=initialise_db(tmp_path / "r.db"))
     assert result.exit_code in (EXIT_REFUSED, 6), result.output
     text = flat(result.output)
     assert fragment in text and "Traceback" not in text
     assert "what to do:" in text or "hint" in text or "known simulators" in text
-    assert thresholds(initialised(tmp_path / "r.db"), "S029") == ()
+    assert thresholds(initialise_db(tmp_path / "r.db"), "S029") == ()
+
+
+# --------------------------------------------------------------------------------------------
+# MEPs from EMG (issue 17)
+# --------------------------------------------------------------------------------------------
+
+
+def _recorded_hunt(tmp_path: Path, seed: int = 21) -> tuple[Path, float]:
+    """A hunt on a simulated subject's EMG, recorded as a tmsctl-emg/1 file; returns (file, MT)."""
+    import random
+
+    from tmsctl.clinic.emg import EmgRecorder, SimulatedEmgSource
+    from tmsctl.clinic.responder import EmgResponder
+    from tmsctl.controller import Controller
+    from tmsctl.mt_session import MtHunt, make_procedure
+    from tmsctl.registry import open_driver
+    from tmsctl.simulators.emg import SimulatedEmg
+    from tmsctl.simulators.subject import SimulatedSubject
+
+    clock = VirtualClock()
+    name = f"mtcli-rec-{next(_names)}"
+    sim = sims.create("rapid2", clock=clock, name=name)
+    try:
+        emg = SimulatedEmg(SimulatedSubject.sample(seed), sim.device.truth, seed=seed, start_s=clock.now())
+        recorder = EmgRecorder(SimulatedEmgSource(emg, clock))
+        outcome = MtHunt(Controller(open_driver(f"sim://{name}", clock), clock),
+                         make_procedure("ml-pest", start_pct_mso=50), EmgResponder(recorder),
+                         rng=random.Random(seed)).run()
+    finally:
+        sims.remove(name)
+    return recorder.write(tmp_path / "sub-01_emg.json"), outcome.result.value_pct_mso
+
+
+def test_mt_from_a_replayed_emg_recording_measures_and_records_every_mep(simulator, tmp_path: Path) -> None:
+    recording, expected = _recorded_hunt(tmp_path)
+    db = initialise_db(tmp_path / "r.db")
+    hunted = simulator("rapid2")
+    result = mt("--device", f"sim://{hunted.name}", "--subject", "S040", "--coil", "figure8",
+                "--emg", f"file:{recording}", "--yes", db=db)
+    assert result.exit_code == 0, result.output
+    assert "MEP?" not in result.output
+    (record,) = thresholds(db, "S040")
+    assert record.value_pct_mso == expected
+    assert len(record.trial_log) == len(hunted.device.pulses)
+    assert all("mep" in e and e["mep"]["detail"] for e in record.trial_log)
+
+
+def test_mt_with_an_emg_input_that_does_not_match_stops_disarmed_and_records_nothing(simulator, tmp_path: Path) -> None:
+    recording, _ = _recorded_hunt(tmp_path)
+    db = initialise_db(tmp_path / "r.db")
+    hunted = simulator("rapid2")
+    result = mt("--device", f"sim://{hunted.name}", "--subject", "S041", "--coil", "figure8", "--start", "60",
+                "--emg", f"file:{recording}", "--yes", db=db)
+    assert result.exit_code == EXIT_FAULT, result.output
+    assert "recording has it at" in flat(result.output)
+    assert not hunted.device.armed and len(hunted.device.pulses) == 1
+    assert thresholds(db, "S041") == ()
+
+
+def test_mt_refuses_an_unknown_emg_input(tmp_path: Path) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    result = mt("--device", "sim://rapid2", "--subject", "S042", "--coil", "figure8", "--emg", "udp:1234",
+                "--yes", db=db)
+    assert result.exit_code == EXIT_REFUSED and "lsl:STREAM_NAME" in flat(result.output)

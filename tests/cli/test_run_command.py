@@ -11,15 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
+from cli_helpers import initialise_db
 
 runner = CliRunner()
 
 
-def initialised(db: Path) -> Path:
-    """A database named with --db must exist first (`tmsctl db init` creates it)."""
-    created = runner.invoke(app, ["db", "init", str(db)])
-    assert created.exit_code == 0, created.output
-    return db
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
 SHORT = """\
 schema_version: 1
@@ -45,7 +41,7 @@ def _run(*args: str, db: Path):
 
 
 def test_a_session_runs_and_is_listed(short: Path, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     result = _run(str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes", "--virtual-time", db=db)
     assert result.exit_code == 0, result.output
     assert "completed, 80 of 80 pulses" in result.stdout
@@ -56,7 +52,7 @@ def test_a_session_runs_and_is_listed(short: Path, tmp_path: Path) -> None:
 
 
 def test_dry_run_touches_nothing(short: Path, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     result = _run(str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--dry-run", db=db)
     assert result.exit_code == 0, result.output
     assert "dry run" in result.stdout
@@ -66,7 +62,7 @@ def test_dry_run_touches_nothing(short: Path, tmp_path: Path) -> None:
 def test_declining_the_confirmation_arms_nothing(short: Path, tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50",
-              "--db", str(initialised(tmp_path / "r.db")), "--no-live", "--virtual-time", "--allow-unapproved", "test"], input="n\n",
+              "--db", str(initialise_db(tmp_path / "r.db")), "--no-live", "--virtual-time", "--allow-unapproved", "test"], input="n\n",
     )
     assert result.exit_code != 0
     assert "completed" not in result.stdout
@@ -74,7 +70,7 @@ def test_declining_the_confirmation_arms_nothing(short: Path, tmp_path: Path) ->
 
 def test_theta_burst_on_a_rapid2_is_refused_with_the_reason(tmp_path: Path) -> None:
     result = _run(str(LIBRARY / "itbs-600.yaml"), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50",
-                  "--yes", "--virtual-time", db=initialised(tmp_path / "r.db"))
+                  "--yes", "--virtual-time", db=initialise_db(tmp_path / "r.db"))
     assert result.exit_code == EXIT_REFUSED
     assert "theta" in result.output.lower()
     assert "Traceback" not in result.output
@@ -83,7 +79,7 @@ def test_theta_burst_on_a_rapid2_is_refused_with_the_reason(tmp_path: Path) -> N
 def test_a_guideline_warning_needs_a_recorded_override(tmp_path: Path) -> None:
     risky = tmp_path / "risky.yaml"
     risky.write_text(SHORT.replace("pulses_per_train: 20", "pulses_per_train: 60").replace("trains: 4", "trains: 2"))
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     refused = _run(str(risky), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes", "--virtual-time", db=db)
     assert refused.exit_code == EXIT_REFUSED, refused.output
     rule = next(word for word in refused.output.split() if word.startswith("wassermann"))
@@ -108,7 +104,7 @@ def test_a_guideline_warning_needs_a_recorded_override(tmp_path: Path) -> None:
 def test_bad_protocol_files_give_one_line_with_file_and_field(tmp_path: Path, text: str, fragment: str) -> None:
     bad = tmp_path / "short.yaml"
     bad.write_text(text)
-    result = _run(str(bad), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes", db=initialised(tmp_path / "r.db"))
+    result = _run(str(bad), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes", db=initialise_db(tmp_path / "r.db"))
     assert result.exit_code == EXIT_REFUSED
     assert fragment in result.output and "Traceback" not in result.output
 
@@ -121,7 +117,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
     child = pexpect.spawn(
         sys.executable,
         ["-m", "tmsctl", "run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes",
-         "--virtual-time", "--db", str(initialised(tmp_path / "r.db")), "--allow-unapproved", "pty test"],
+         "--virtual-time", "--db", str(initialise_db(tmp_path / "r.db")), "--allow-unapproved", "pty test"],
         env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"}, encoding="utf-8", timeout=60,
         dimensions=(40, 100),
     )
@@ -138,7 +134,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
 
 
 def test_approve_then_run_without_allowing_unapproved(short: Path, tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     args = ["run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes",
             "--virtual-time", "--no-live", "--db", str(db)]
     refused = runner.invoke(app, args)
@@ -155,7 +151,7 @@ def test_with_the_panel_into_a_file_the_summary_is_a_line_of_its_own(short: Path
     # Output captured, as in a log file or CI: the live panel's last render is followed by the summary.
     result = runner.invoke(app, [
         "run", str(short), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--yes",
-        "--virtual-time", "--db", str(initialised(tmp_path / "r.db")), "--allow-unapproved", "CLI test",
+        "--virtual-time", "--db", str(initialise_db(tmp_path / "r.db")), "--allow-unapproved", "CLI test",
     ])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -167,7 +163,7 @@ def test_with_the_panel_into_a_file_the_summary_is_a_line_of_its_own(short: Path
 def test_a_faulted_run_says_how_to_resume_in_a_command_the_shell_takes_as_it_is(short: Path, tmp_path: Path) -> None:
     import shlex
 
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     device = "sim://rapid2?fault=stall@20s"  # '?' is a glob character to a shell
     result = _run(str(short), "--device", device, "--subject", "S001", "--mt", "50", "--yes", "--virtual-time", db=db)
     assert result.exit_code == EXIT_FAULT, result.output
@@ -181,7 +177,7 @@ def test_a_faulted_run_says_how_to_resume_in_a_command_the_shell_takes_as_it_is(
 
 def test_without_a_threshold_the_refusal_says_how_to_give_one(short: Path, tmp_path: Path) -> None:
     result = _run(str(short), "--device", "sim://rapid2", "--subject", "S404", "--yes", "--virtual-time",
-                  db=initialised(tmp_path / "r.db"))
+                  db=initialise_db(tmp_path / "r.db"))
     assert result.exit_code == EXIT_REFUSED, result.output
     hint = next(line for line in result.stderr.splitlines() if line.startswith("what to do:"))
     assert "--mt" in hint and "tmsctl mt" in hint
@@ -189,7 +185,7 @@ def test_without_a_threshold_the_refusal_says_how_to_give_one(short: Path, tmp_p
 
 
 def test_an_unknown_session_id_is_not_found_not_a_fault(tmp_path: Path) -> None:
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     result = runner.invoke(app, ["session", "show", "NOPE-NOPE", "--db", str(db)])
     assert result.exit_code == EXIT_NOT_FOUND, result.output
     assert "no session NOPE-NOPE" in result.stderr
@@ -201,7 +197,7 @@ def test_a_protocol_that_is_both_unapproved_and_refused_is_refused_first(tmp_pat
     path.write_text(SHORT.replace("id: short-cli", "id: too-fast").replace("frequency_hz: 10", "frequency_hz: 25"))
     result = runner.invoke(app, [
         "run", str(path), "--device", "sim://rapid2", "--subject", "S001", "--mt", "70", "--yes", "--virtual-time",
-        "--db", str(initialised(tmp_path / "r.db")), "--no-live",
+        "--db", str(initialise_db(tmp_path / "r.db")), "--no-live",
     ])
     assert result.exit_code == EXIT_REFUSED, result.output
     error = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
@@ -211,7 +207,7 @@ def test_a_protocol_that_is_both_unapproved_and_refused_is_refused_first(tmp_pat
 def test_sessions_lists_the_newest_and_says_how_many_more_there_are(tmp_path: Path) -> None:
     from tmsctl.records import Records, SessionPlan
 
-    db = initialised(tmp_path / "r.db")
+    db = initialise_db(tmp_path / "r.db")
     with Records(db) as records:
         records.ensure_subject("S001")
         created = [

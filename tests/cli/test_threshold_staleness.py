@@ -18,6 +18,7 @@ from tmsctl.clock import SystemClock
 from tmsctl.records import Records
 from tmsctl.records import model as rec
 from tmsctl.protocols.rulebook import rulebook
+from cli_helpers import initialise_db
 
 runner = CliRunner()
 BRIEF = """\
@@ -51,7 +52,7 @@ def _run(protocol: Path, subject: str, db: Path, *, virtual: bool):
 def test_a_threshold_hunted_on_virtual_time_is_stamped_now_and_is_fresh_for_a_real_run(
     brief: Path, tmp_path: Path
 ) -> None:
-    db = tmp_path / "r.db"
+    db = initialise_db(tmp_path / "r.db")
     before = SystemClock().wall()
     hunted = runner.invoke(app, ["mt", "--device", "sim://rapid2", "--subject", "S1", "--coil", "figure8",
                                  "--simulated-subject", "11", "--simulated-threshold", "47.3", "--virtual-time",

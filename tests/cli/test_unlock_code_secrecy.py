@@ -24,6 +24,7 @@ from tmsctl.clock import VirtualClock
 from tmsctl.registry import open_driver
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
+from cli_helpers import initialise_db
 
 runner = CliRunner()
 
@@ -121,7 +122,7 @@ def test_info_and_fire_never_show_the_code(command: str, failure: str, codes: No
     url = _url(variable, fault, q=2)  # a Rapid² v9 connects with ND, then Q + code
     args = [command, "--device", url]
     if command == "fire":
-        args += ["--power", "30", "--yes", "--db", str(tmp_path / "r.db"), "--log-dir", str(tmp_path / "logs")]
+        args += ["--power", "30", "--yes", "--db", str(initialise_db(tmp_path / "r.db")), "--log-dir", str(tmp_path / "logs")]
     result = runner.invoke(app, args)
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output
@@ -151,7 +152,7 @@ def test_run_records_the_failure_without_the_code(failure: str, codes: None, tmp
     name = faulty_rapid2(fault.format(q=q))
     protocol = tmp_path / "short.yaml"
     protocol.write_text(PROTOCOL)
-    db, logs = tmp_path / "r.db", tmp_path / "logs"
+    db, logs = initialise_db(tmp_path / "r.db"), tmp_path / "logs"
     result = runner.invoke(app, [
         "run", str(protocol), "--device", _url(variable, "", q, base=f"magstim-rapid2+sim://{name}"),
         "--subject", "S001", "--mt", "50", "--yes", "--no-live", "--db", str(db), "--log-dir", str(logs),
@@ -206,7 +207,7 @@ def test_the_spy_trace_masks_the_code(command: str, failure: str, tmp_path: Path
     pty_path = pty_rapid2(fault.format(q=q) if fault else "")
     trace = tmp_path / "trace.txt"
     url = f"magstim-rapid2+spy://{pty_path}?file={trace}&unlock=env:{variable}"
-    db, logs = tmp_path / "r.db", tmp_path / "logs"
+    db, logs = initialise_db(tmp_path / "r.db"), tmp_path / "logs"
     args = {
         "info": ["info", "--device", url],
         "fire": ["fire", "--device", url, "--power", "30", "--yes", "--db", str(db), "--log-dir", str(logs)],

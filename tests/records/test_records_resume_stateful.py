@@ -174,7 +174,7 @@ class ResumeMachine(RuleBasedStateMachine):
         allowed = (
             model.partial is not None
             and not wrong_index
-            and model.status not in (SessionStatus.COMPLETED, SessionStatus.ABORTED)
+            and model.status not in (SessionStatus.COMPLETED, SessionStatus.INCOMPLETE, SessionStatus.ABORTED)
             and (model.owned or model.status not in (SessionStatus.RUNNING, SessionStatus.PAUSED))
         )
         method = self.store.skip_partial if skip else self.store.retry_partial
@@ -233,7 +233,9 @@ class ResumeMachine(RuleBasedStateMachine):
         )
         self.expect(allowed, lambda: self.store.complete_session(self.session_id))
         if allowed:
-            model.status = SessionStatus.COMPLETED
+            # run to its end; 'completed' only when every position is known delivered in full
+            whole = len(model.completed) == model.planned
+            model.status = SessionStatus.COMPLETED if whole else SessionStatus.INCOMPLETE
 
     # -- what must always hold -------------------------------------------------------------------
 

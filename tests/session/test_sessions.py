@@ -313,7 +313,7 @@ def test_a_version_1_database_is_upgraded_with_its_history_kept(tmp_path) -> Non
     raw.close()
     path.chmod(0o600)
     with Records(path) as upgraded:
-        assert upgraded.storage_settings().schema_version == rec.SCHEMA_VERSION == 3
+        assert upgraded.storage_settings().schema_version == rec.SCHEMA_VERSION == 4
         point = upgraded.resume_point("AAAA-BBBB")
         # an intent with no outcome, from before uncertainty was recorded, reads as uncertain
         assert (point.pulses_delivered, point.pulses_uncertain) == (1, 9)

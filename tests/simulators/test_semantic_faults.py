@@ -10,7 +10,7 @@ from tmsctl.drivers.magstim import codec as mc
 from tmsctl.drivers.magstim.codec import Model
 from tmsctl.drivers.magstim.driver import RemoteControlLost
 from tmsctl.drivers.magventure import codec as vc
-from tmsctl.errors import DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
+from tmsctl.errors import IntensityMismatch, DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import SemanticFaultKind, parse_fault_plan
 from tmsctl.testing import attached_simulator
@@ -123,7 +123,11 @@ def test_magstim_power_drift_is_read_back_and_fires_at_the_drifted_power(profile
     with attached_simulator(profile, faults="power_drift@3s=65") as (driver, instance, clock):
         ready_magstim(driver, 40)
         assert power_on_the_wire(instance, clock) == 40
-        keep_alive_until(driver, clock, 3.2)
+        with pytest.raises(IntensityMismatch, match="reports 65 %MSO where 40 %MSO was set"):
+            # J@ and \@ keep-alives carry the power; the V9 keep-alive (x@) does not, so the
+            # read-back before every trigger catches it there
+            keep_alive_until(driver, clock, 3.2)
+            driver.verify_intensity()
         assert power_on_the_wire(instance, clock) == 65  # the unit reports what it will do
         driver.fire()
         assert [(p.output, p.power_pct) for p in instance.device.truth()] == [("A", 65)]

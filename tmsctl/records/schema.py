@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from tmsctl.records.errors import RecordsError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x544D5343  # "TMSC" in the SQLite header: tells our files from anyone else's
 
 
@@ -260,7 +260,93 @@ def _add_dose_evidence_v3(conn: sqlite3.Connection) -> None:
         raise RecordsError("the sessions table is not the one this migration knows; the database was not changed")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3)
+_COURSES_V4 = """
+CREATE TABLE courses (
+    course_id               INTEGER PRIMARY KEY,
+    subject_id              TEXT NOT NULL REFERENCES subjects(subject_id),
+    template_id             TEXT,
+    protocol_id             TEXT NOT NULL,
+    protocol_hash           TEXT NOT NULL,
+    protocol_text           TEXT NOT NULL,
+    target                  TEXT,
+    coil                    TEXT,
+    planned_sessions        INTEGER NOT NULL CHECK (planned_sessions >= 1),
+    sessions_per_day        INTEGER NOT NULL CHECK (sessions_per_day >= 1),
+    days_per_week           INTEGER NOT NULL CHECK (days_per_week BETWEEN 1 AND 7),
+    min_interval_min        REAL CHECK (min_interval_min IS NULL OR min_interval_min > 0),
+    taper                   TEXT,
+    threshold_every_days    INTEGER CHECK (threshold_every_days IS NULL OR threshold_every_days >= 1),
+    prescriber              TEXT NOT NULL,
+    start_date              TEXT NOT NULL,
+    created_at              TEXT NOT NULL,
+    status                  TEXT NOT NULL CHECK (status IN ('active', 'completed', 'stopped')),
+    end_date                TEXT,
+    end_reason              TEXT,
+    ended_by                TEXT,
+    ended_at                TEXT,
+    CHECK ((status = 'active') = (end_date IS NULL)),
+    CHECK (end_date IS NULL OR end_date >= start_date)
+);
+-- One active course per subject, whatever the caller forgot to check.
+CREATE UNIQUE INDEX courses_one_active ON courses (subject_id) WHERE status = 'active';
+CREATE INDEX courses_by_subject ON courses (subject_id, start_date);
+CREATE TRIGGER courses_kept BEFORE DELETE ON courses
+BEGIN SELECT RAISE(ABORT, 'courses are never deleted'); END;
+CREATE TRIGGER courses_closed_final BEFORE UPDATE ON courses
+WHEN OLD.status != 'active'
+BEGIN SELECT RAISE(ABORT, 'a closed course is final'); END;
+CREATE TRIGGER courses_identity_fixed BEFORE UPDATE OF subject_id, start_date, created_at ON courses
+BEGIN SELECT RAISE(ABORT, 'a course''s subject and start never change'); END;
+
+CREATE TABLE course_plan_changes (
+    change_id   INTEGER PRIMARY KEY,
+    course_id   INTEGER NOT NULL REFERENCES courses(course_id),
+    field       TEXT NOT NULL,
+    old_value   TEXT,
+    new_value   TEXT,
+    changed_by  TEXT NOT NULL,
+    reason      TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+    effective   TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX course_plan_changes_by_course ON course_plan_changes (course_id, change_id);
+
+CREATE TABLE outcome_entries (
+    entry_id     INTEGER PRIMARY KEY,
+    course_id    INTEGER NOT NULL REFERENCES courses(course_id),
+    scale_id     TEXT NOT NULL,
+    score        REAL NOT NULL,
+    items_json   TEXT,
+    point        TEXT NOT NULL CHECK (point IN ('baseline', 'weekly', 'end', 'follow_up', 'other')),
+    rated_on     TEXT NOT NULL,
+    rater        TEXT NOT NULL,
+    note         TEXT,
+    recorded_at  TEXT NOT NULL
+);
+CREATE INDEX outcome_entries_by_course ON outcome_entries (course_id, scale_id, rated_on);
+""" + "".join(
+    f"""
+CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END;
+"""
+    for table in ("course_plan_changes", "outcome_entries")
+)
+
+
+def _add_courses_v4(conn: sqlite3.Connection) -> None:
+    # A course is a prescription over many sessions. Its sessions are not linked by a column: they
+    # are the subject's sessions of a prescribed protocol started within the course's dates, read
+    # from the session records themselves (tmsctl.records.courses), so the session path needs no
+    # course at all and nothing can drift out of step.
+    for statement in _split_sql(_COURSES_V4):
+        conn.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3, _add_courses_v4,
+)
 
 
 def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration], *, path: str = "") -> int:

@@ -18,7 +18,8 @@ What the dialect layer does
   ``REPEATABLE READ``.
 - ``cursor.lastrowid`` comes from ``RETURNING`` on the tables whose key the store assigns.
 - The schema carries what the store's SQL expects from SQLite: ``sum(boolean)`` (SQLite sums
-  comparisons as 0/1) and ``sessions.rowid`` (SQLite's implicit insertion order).
+  comparisons as 0/1), ``sessions.rowid`` (SQLite's implicit insertion order) and
+  ``json_each(text)`` over a JSON array (the course queries pass id lists so).
 - Pragmas become server settings: ``synchronous_commit = on`` for this connection (a commit
   returns only once flushed to the server's WAL, and to any synchronous standby), ``fsync`` must be
   on (a server that does not flush cannot hold an intent durable, so it is refused), ``lock_timeout``
@@ -63,7 +64,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tmsctl.records.errors import DatabaseNotFound, RecordsError, RecordsUnavailable
-from tmsctl.records.schema import _SCHEMA_V1, APPLICATION_ID, MIGRATIONS, _split_sql
+from tmsctl.records.schema import _COURSES_V4, _SCHEMA_V1, APPLICATION_ID, MIGRATIONS, _split_sql
 
 SERVER_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 5
@@ -176,7 +177,9 @@ class ServerCursor:
 
     row_factory: Any = None  # the store sets sqlite3.Row; rows here are always read by name and position
 
-    def __init__(self, rows: list[Row], lastrowid: int | None, rowcount: int) -> None:
+    def __init__(self, rows: list[Row], lastrowid: int | None, rowcount: int,
+                 description: list[tuple[str, ...]] | None = None) -> None:
+        self.description = description
         self._rows = rows
         self._next = 0
         self.lastrowid = lastrowid
@@ -204,6 +207,9 @@ _ASSIGNED_KEYS = {
     "operator_actions": "action_id",
     "overrides": "override_id",
     "faults": "fault_id",
+    "courses": "course_id",
+    "course_plan_changes": "change_id",
+    "outcome_entries": "entry_id",
 }
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 
@@ -379,7 +385,8 @@ class ServerConnection:
                 names = {column.name: i for i, column in enumerate(cursor.description)}
                 rows = [Row(values, names) for values in cursor.fetchall()]
             lastrowid = rows[0][0] if key is not None and rows else None
-            return ServerCursor(rows, lastrowid, cursor.rowcount)
+            description = None if cursor.description is None else [(c.name,) for c in cursor.description]
+            return ServerCursor(rows, lastrowid, cursor.rowcount, description)
         except psycopg.Error as exc:
             _raise_server_error(exc, connection_lost=self._conn.broken)
             raise  # unreachable: for the type checker
@@ -462,10 +469,10 @@ _APPEND_ONLY = ("subjects", "motor_thresholds", "protocol_approvals", "session_t
                 "operator_actions", "overrides", "faults")
 
 
-def _pg_tables_v1() -> list[str]:
-    """Version 1's tables and indexes, from the SQLite text; its triggers are below in PL/pgSQL."""
+def _pg_tables(sqlite_script: str) -> list[str]:
+    """A step's tables and indexes, from the SQLite text; its triggers are written in PL/pgSQL."""
     statements = []
-    for statement in _split_sql(_SCHEMA_V1):
+    for statement in _split_sql(sqlite_script):
         if statement.lstrip().upper().startswith("CREATE TRIGGER"):
             continue
         for pattern, replacement in _PG_TYPES:
@@ -519,7 +526,7 @@ ServerMigration = Callable[[Any], None]
 
 
 def _create_schema_v1(conn: Any) -> None:
-    for statement in [*_pg_tables_v1(), *_PG_V1_EXTRAS]:
+    for statement in [*_pg_tables(_SCHEMA_V1), *_PG_V1_EXTRAS]:
         conn.execute(statement)
 
 
@@ -553,7 +560,34 @@ def _add_dose_evidence_v3(conn: Any) -> None:
     )
 
 
-PG_MIGRATIONS: tuple[ServerMigration, ...] = (_create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3)
+_COURSE_APPEND_ONLY = ("course_plan_changes", "outcome_entries")
+
+
+def _add_courses_v4(conn: Any) -> None:
+    for statement in _pg_tables(_COURSES_V4):
+        conn.execute(statement)
+    # The course queries pass a list of ids as a JSON array, read with SQLite's json_each(text).
+    # A text argument makes this one the match (pg_catalog's json_each takes json and objects only).
+    conn.execute("""CREATE FUNCTION json_each(document TEXT) RETURNS TABLE (value TEXT)
+                        LANGUAGE sql IMMUTABLE STRICT AS 'SELECT json_array_elements_text(document::json)'""")
+    for statement in (
+        _refuse("courses_kept", "courses", "DELETE", "courses are never deleted"),
+        _refuse("courses_closed_final", "courses", "UPDATE", "a closed course is final",
+                condition="OLD.status <> 'active'"),
+        _refuse("courses_identity_fixed", "courses", "UPDATE OF subject_id, start_date, created_at",
+                "a course's subject and start never change"),
+        *(_refuse(f"{table}_append_only_{event.lower()}", table, event, f"{table} are append-only")
+          for table in _COURSE_APPEND_ONLY for event in ("UPDATE", "DELETE")),
+        *(f"CREATE TRIGGER {table}_never_truncated BEFORE TRUNCATE ON {table} FOR EACH STATEMENT "
+          f"EXECUTE FUNCTION tmsctl_refuse('{table} are never emptied')"
+          for table in (*_COURSE_APPEND_ONLY, "courses")),
+    ):
+        conn.execute(statement)
+
+
+PG_MIGRATIONS: tuple[ServerMigration, ...] = (
+    _create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3, _add_courses_v4,
+)
 assert len(PG_MIGRATIONS) == len(MIGRATIONS), "every schema version is expressed for both backends"
 
 
@@ -665,6 +699,8 @@ def server_integrity_check(conn: ServerConnection) -> tuple[str, ...]:
     expected = {f"{t}_append_only_{e}" for t in _APPEND_ONLY for e in ("update", "delete")} | {
         "sessions_simulated_fixed", "sessions_kept", "deliveries_kept", "deliveries_final",
         "deliveries_dose_bounded_insert", "deliveries_dose_bounded_update",
+        "courses_kept", "courses_closed_final", "courses_identity_fixed",
+        *(f"{t}_append_only_{e}" for t in _COURSE_APPEND_ONLY for e in ("update", "delete")),
     }
     present = {row[0] for row in conn.execute(
         "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D'").fetchall()}

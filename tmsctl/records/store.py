@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tmsctl.audit import redact_text
 from tmsctl.clock import Clock, SystemClock
@@ -83,6 +83,9 @@ from tmsctl.records.schema import (
     _to_db_time,
     apply_migrations,
 )
+
+if TYPE_CHECKING:
+    from tmsctl.records.courses import Courses
 
 BUSY_TIMEOUT_S = 5.0
 # What either backend raises (a server's errors arrive as ServerError, see tmsctl.records.server).
@@ -621,6 +624,13 @@ class Records:
         if problems == ["ok"]:
             return ("ok",)
         return tuple(p for p in problems if p != "ok")
+
+    @property
+    def courses(self) -> Courses:
+        """Treatment courses, plan changes and outcome entries (``tmsctl.records.courses``)."""
+        from tmsctl.records.courses import Courses
+
+        return Courses(self)
 
     # -- subjects --------------------------------------------------------------------------------
 

@@ -1,0 +1,171 @@
+"""A simulated subject's EMG: the MEPs it gives to the simulator's *true* pulses, on a noisy baseline.
+
+The EMG answers what the stimulator really did — its truth log (``device.truth()``: instant and
+power of every discharge), never what the host believes it sent — so a drifted power, an extra
+pulse or a lost one shows in the EMG as it would on a real subject.
+
+Model (ours, status D):
+
+* Samples at ``sample_rate_hz`` on the simulator's clock: sample k is at ``start_s + k / rate``.
+* Baseline: Gaussian noise, ``noise_rms_uv`` RMS.
+* Each true pulse at power x gives one MEP whose peak-to-peak amplitude is the subject's
+  (:meth:`SimulatedSubject.mep_uv`: sigmoid recruitment, trial-to-trial variability), as one sine
+  cycle of ``mep_period_ms`` starting ``latency_ms ± latency_jitter_ms`` (Gaussian) after it.
+* Pre-activation: episodes of voluntary activity (Gaussian, ``pre_activation_rms_uv`` RMS) start
+  at random (``pre_activation_rate_per_s``) and last 0.3–1.0 s; a pulse whose background window
+  falls in one should be rejected by the detector.
+* ``stops_at_s``: the stream ends there (an amplifier that stops), for bad-input tests.
+
+Reproducible: a seed fixes everything, and any sample's value does not depend on how the stream
+was read (in chunks, or only around pulses) — noise comes from per-block generators keyed by the
+seed and the block number, episodes from per-second generators, MEP draws from the pulse order.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tmsctl.errors import InvalidArgument
+
+from .device import PulseRecord
+from .subject import SimulatedSubject
+
+__all__ = ["EmgModel", "SimulatedEmg"]
+
+_BLOCK = 1024
+
+
+@dataclass(frozen=True)
+class EmgModel:
+    sample_rate_hz: float = 5000.0
+    noise_rms_uv: float = 3.0
+    latency_ms: float = 21.0
+    latency_jitter_ms: float = 1.5
+    mep_period_ms: float = 12.0
+    pre_activation_rate_per_s: float = 0.04
+    pre_activation_rms_uv: float = 40.0
+    stops_at_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate_hz", "noise_rms_uv", "latency_ms", "latency_jitter_ms", "mep_period_ms",
+                     "pre_activation_rate_per_s", "pre_activation_rms_uv"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise InvalidArgument(f"EMG model {name} must be a finite number ≥ 0, got {value!r}")
+        if self.sample_rate_hz <= 0 or self.mep_period_ms <= 0:
+            raise InvalidArgument("EMG sample rate and MEP period must be positive")
+        if self.pre_activation_rate_per_s > 1:
+            raise InvalidArgument("at most one pre-activation episode per second")
+
+
+@dataclass(frozen=True)
+class _Mep:
+    onset_s: float
+    amplitude_uv: float
+
+
+class SimulatedEmg:
+    """Renders the EMG of ``subject`` for the pulses ``truth()`` reports (see the module docstring)."""
+
+    def __init__(
+        self, subject: SimulatedSubject, truth: Callable[[], Sequence[PulseRecord]], *, seed: int,
+        start_s: float, model: EmgModel | None = None,
+    ) -> None:
+        self.subject = subject
+        self.truth = truth
+        self.seed = seed
+        self.start_s = float(start_s)
+        self.model = model or EmgModel()
+        self._latency_rng = random.Random(f"emg-latency-{seed}")
+        self._meps: list[_Mep] = []
+        self._noise_cache: dict[int, list[float]] = {}
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return self.model.sample_rate_hz
+
+    def time_of(self, index: int) -> float:
+        return self.start_s + index / self.model.sample_rate_hz
+
+    def index_at_or_after(self, t: float) -> int:
+        return max(0, math.ceil((t - self.start_s) * self.model.sample_rate_hz - 1e-9))
+
+    def last_index_until(self, t: float) -> int:
+        """The last sample at or before ``t`` that exists (−1 if none); respects ``stops_at_s``."""
+        if self.model.stops_at_s is not None:
+            t = min(t, self.model.stops_at_s)
+        return math.floor((t - self.start_s) * self.model.sample_rate_hz + 1e-9)
+
+    def meps(self) -> tuple[tuple[float, float], ...]:
+        """(onset, amplitude) of every MEP so far, in pulse order (after a ``render``)."""
+        return tuple((m.onset_s, m.amplitude_uv) for m in self._meps)
+
+    def _sync_pulses(self) -> None:
+        pulses = self.truth()
+        model = self.model
+        for pulse in pulses[len(self._meps):]:
+            amplitude = self.subject.mep_uv(min(pulse.intensity_pct, 130))
+            latency = model.latency_ms + (
+                self._latency_rng.gauss(0.0, model.latency_jitter_ms) if model.latency_jitter_ms else 0.0
+            )
+            self._meps.append(_Mep(pulse.t + max(latency, 5.0) / 1e3, amplitude))
+
+    def _noise_block(self, block: int) -> list[float]:
+        cached = self._noise_cache.get(block)
+        if cached is None:
+            rng = random.Random(f"emg-noise-{self.seed}-{block}")
+            sigma = self.model.noise_rms_uv
+            cached = [rng.gauss(0.0, sigma) for _ in range(_BLOCK)] if sigma else [0.0] * _BLOCK
+            if len(self._noise_cache) > 64:
+                self._noise_cache.clear()
+            self._noise_cache[block] = cached
+        return cached
+
+    def _episodes_near(self, t0: float, t1: float) -> list[tuple[float, float, int]]:
+        """Pre-activation episodes (start, end, key) overlapping [t0, t1]."""
+        rate = self.model.pre_activation_rate_per_s
+        if rate == 0:
+            return []
+        found = []
+        for second in range(math.floor(t0) - 1, math.floor(t1) + 1):
+            rng = random.Random(f"emg-pre-{self.seed}-{second}")
+            if rng.random() < rate:
+                start = second + rng.random()
+                end = start + rng.uniform(0.3, 1.0)
+                if start <= t1 and end >= t0:
+                    found.append((start, end, second))
+        return found
+
+    def render(self, first: int, last: int) -> list[float]:
+        """Samples ``first``..``last`` (inclusive) in µV. The caller must not ask beyond the pulses
+        the truth log already holds (it renders up to a moment that has passed)."""
+        if last < first:
+            return []
+        self._sync_pulses()
+        values = []
+        for k in range(first, last + 1):
+            block, offset = divmod(k, _BLOCK)
+            values.append(self._noise_block(block)[offset])
+        t0, t1 = self.time_of(first), self.time_of(last)
+        rate = self.model.sample_rate_hz
+        for start, end, key in self._episodes_near(t0, t1):
+            rng = random.Random(f"emg-burst-{self.seed}-{key}")
+            k_start = self.index_at_or_after(start)
+            k_end = math.floor((end - self.start_s) * rate)
+            sigma = self.model.pre_activation_rms_uv
+            # draw the whole episode so a sample's value does not depend on where a chunk began
+            burst = [rng.gauss(0.0, sigma) for _ in range(k_end - k_start + 1)]
+            for k in range(max(first, k_start), min(last, k_end) + 1):
+                values[k - first] += burst[k - k_start]
+        period = self.model.mep_period_ms / 1e3
+        for mep in self._meps:
+            if mep.onset_s > t1 or mep.onset_s + period < t0:
+                continue
+            for k in range(max(first, self.index_at_or_after(mep.onset_s)),
+                           min(last, math.floor((mep.onset_s + period - self.start_s) * rate)) + 1):
+                phase = (self.time_of(k) - mep.onset_s) / period
+                values[k - first] += mep.amplitude_uv / 2 * math.sin(2 * math.pi * phase)
+        return values
