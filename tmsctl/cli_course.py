@@ -31,7 +31,7 @@ DbOption = Annotated[
 Operator = os.environ.get("USER", "operator")
 
 
-def _records(db: Path | None, *, read_only: bool = False) -> Any:
+def _records(db: str | None, *, read_only: bool = False) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db, read_only=read_only)
