@@ -434,7 +434,12 @@ class MagstimSimulator(SimulatedDevice):
         if train:
             self._drain(now)
             n = self.train_pulses
-            if self.energy_level_j + n * energy_j(self.power_a) > self.profile.energy_budget_j:
+            # The bucket drains while the train runs (TDb087: a train adding less than the shed rate
+            # may run continuously): it peaks at the last pulse, or at the first if it drains faster.
+            per_pulse = energy_j(self.power_a)
+            span_s = (n - 1) * 10.0 / self.frequency_dhz
+            rise = max(per_pulse, n * per_pulse - self.profile.energy_drain_w * span_s)
+            if self.energy_level_j + rise > self.profile.energy_budget_j:
                 return (
                     f"train of {n} pulses at {self.power_a} % would exceed the "
                     f"{self.profile.energy_budget_j / 1000:.0f} kJ energy budget"

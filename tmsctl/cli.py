@@ -56,6 +56,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "protocol": ("tmsctl.cli_protocol", None, "Validate, show and explain stimulation protocols."),
     "target": ("tmsctl.cli_target", "target", "DLPFC scalp targets from head measurements."),
     "mt": ("tmsctl.cli_mt", "mt", "Hunt a motor threshold on a stimulator and record it."),
+    "io-curve": ("tmsctl.cli_meps", "io-curve", "Measure an input-output curve from EMG, fit and record it."),
     "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
     "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
     "db": ("tmsctl.cli_db", None, "The records database: create one where you name it."),

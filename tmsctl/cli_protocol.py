@@ -536,23 +536,9 @@ def _finding_text(finding: Finding) -> str:
 
 
 def _target_text(protocol: Protocol) -> str:
-    target = protocol.target
-    details = {
-        "eeg_10_20": lambda: f"10-20 site {getattr(target, 'site', '')}",
-        "beam_f3": lambda: f"Beam {getattr(target, 'site', '')}",
-        "distance_rule": lambda: (
-            f"{getattr(target, 'distance_cm', 0):g} cm {getattr(target, 'direction', '')} of the "
-            f"{str(getattr(target, 'reference_point', '')).replace('_', ' ')}"
-        ),
-        "mni": lambda: (
-            f"MNI ({getattr(target, 'x_mm', 0):g}, {getattr(target, 'y_mm', 0):g}, {getattr(target, 'z_mm', 0):g})"
-        ),
-        "neuronavigation": lambda: f"neuronavigation: {getattr(target, 'landmark', '')}",
-        "motor_hotspot": lambda: f"motor hot spot of {getattr(target, 'muscle', '')}",
-        "described": lambda: str(getattr(target, "description", "")),
-    }[target.method]()
-    region = f"{target.region}: " if target.region else ""
-    return f"{region}{details} ({protocol.hemisphere})"
+    from tmsctl.report import target_text  # one wording for the target: here, `session show` and the report
+
+    return target_text(protocol)
 
 
 def _show_json(path: Path, verdict: Verdict) -> dict[str, Any]:

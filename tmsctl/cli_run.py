@@ -28,6 +28,7 @@ from tmsctl.cli import (
     out,
     reported,
 )
+from tmsctl.controller import UNCONFIRMED_DISARM_WORDS
 from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument
 
@@ -79,7 +80,8 @@ class LivePanel:
         state_style = {"armed": "bold red", "stimulating": "bold red", "fault": "bold white on red"}.get(p.state, "green")
         table.add_row("state", Text(p.state.upper(), style=state_style))
         table.add_row("train", f"{min(p.next_index + 1, p.trains_total)} / {p.trains_total}")
-        table.add_row("pulses", f"{p.pulses_delivered} / {p.pulses_total}")
+        # The dose model's numbers, said as everywhere else: "41 of 160 (+ up to 4 uncertain)".
+        table.add_row("pulses", DoseCount(p.pulses_total, p.pulses_delivered, p.pulses_uncertain).describe())
         table.add_row("elapsed", f"{_fmt_duration(elapsed)}   remaining {_fmt_duration(max(0.0, total - elapsed))}")
         if p.next_onset is not None and p.next_onset > now:
             table.add_row("next train in", f"{p.next_onset - now:5.1f} s")
@@ -93,7 +95,16 @@ class LivePanel:
         return Panel(Group(table, bar), title=title, subtitle="Ctrl-C disarms and stops")
 
 
-def _show_plan(planned: Any) -> None:
+def _first_train_to_run(planned: Any, point: Any) -> int:
+    """0-based: a resume skips a train cut short (never repeated: never over-dose)."""
+    return planned.start_index + (1 if point is not None and point.partial is not None else 0)
+
+
+def _pulses_to_deliver(planned: Any, point: Any) -> int:
+    return sum(t.n_pulses for t in planned.schedule.trains[_first_train_to_run(planned, point):])
+
+
+def _show_plan(planned: Any, point: Any = None) -> None:
     s = planned.schedule
     table = Table(title=f"Plan: {planned.protocol.title}", show_header=False)
     table.add_column(style="bold")
@@ -120,9 +131,21 @@ def _show_plan(planned: Any) -> None:
             f"{history.sessions_today} session(s), up to {history.pulses_today:,} pulses"
             + (f"; last session started {last:.0f} min ago" if last is not None else ""),
         )
-    remaining = len(s.trains) - planned.start_index
-    table.add_row("trains", f"{len(s.trains)}" + (f" ({remaining} remaining)" if planned.start_index else ""))
-    table.add_row("pulses", f"{s.total_pulses}" + (f" ({planned.pulses_already_delivered} already delivered)" if planned.start_index else ""))
+    partial = None if point is None else point.partial
+    start = _first_train_to_run(planned, point)
+    remaining = len(s.trains) - start
+    table.add_row("trains", f"{len(s.trains)}" + (f" ({remaining} remaining, from train {start + 1})" if start else ""))
+    if partial is not None:
+        table.add_row(
+            f"train {partial.index + 1}",
+            f"possibly delivered (up to {partial.pulses_at_most} pulses; {partial.pulses_delivered} of "
+            f"{partial.pulses_planned} known): not repeated",
+        )
+    if start:
+        done = DoseCount(s.total_pulses, planned.pulses_already_delivered, planned.pulses_already_uncertain)
+        table.add_row("pulses", f"{s.total_pulses} planned; {done.describe()} delivered so far")
+    else:
+        table.add_row("pulses", f"{s.total_pulses}")
     table.add_row("duration", _fmt_duration(s.duration_s))
     table.add_row("protocol hash", planned.verdict.protocol_hash[:16] + "…")
     table.add_row("approval", planned.approval.detail if planned.approval.approved else f"NOT APPROVED — {planned.request.allow_unapproved_reason}")
@@ -203,14 +226,15 @@ def run(
                 # the host happened to compute it.
                 records.close()
                 records = _open_records(db, clock=planned.clock)
-            _show_plan(planned)
+            point = records.resume_point(resume) if resume else None
+            _show_plan(planned, point)
             if dry_run:
                 out.print("[bold]dry run[/]: nothing was armed or recorded")
                 return
             if not yes:
                 typer.confirm(
                     f"Arm {planned.info.display_name} and stimulate subject {subject} "
-                    f"({planned.schedule.total_pulses - planned.pulses_already_delivered} pulses)?",
+                    f"({_pulses_to_deliver(planned, point)} pulses)?",
                     abort=True,
                 )
             panel = LivePanel(planned)
@@ -220,6 +244,7 @@ def run(
 
             def on_runner(r: SessionRunner) -> None:
                 panel.runner = r
+                _log_coil_temperatures(r.controller)
 
             with _sigterm_as_interrupt():
                 if live:
@@ -246,11 +271,15 @@ def run(
         )
         raise typer.Exit(EXIT_INCOMPLETE)
     err.print(f"[bold red]{summary}[/]" + (f": {result.reason}" if result.reason else ""), highlight=False)
+    # "disarmed" only when the device said so
+    disarmed = "the device is disarmed" if not result.disarm_unconfirmed else (
+        f"[bold red]WARNING: {UNCONFIRMED_DISARM_WORDS}[/]"
+    )
     if result.outcome is RunOutcome.ABORTED:
-        err.print("the device is disarmed; the operator abort is recorded and ends this session", highlight=False)
+        err.print(f"{disarmed}; the operator abort is recorded and ends this session", highlight=False)
     else:
         err.print(
-            "the device is disarmed; after checking the cause, resume with: "
+            f"{disarmed}; after checking the cause, resume with: "
             + shlex.join(["tmsctl", "run", str(protocol), "--device", device, "--subject", subject, "--resume", session_id]),
             highlight=False,
             soft_wrap=True,  # a command to copy: hard line breaks inside it would run half of it
@@ -258,17 +287,38 @@ def run(
     raise typer.Exit(EXIT_ABORTED if result.outcome in (RunOutcome.ABORTED, RunOutcome.PAUSED) else EXIT_FAULT)
 
 
+def _log_coil_temperatures(controller: Any) -> None:
+    """After each trigger, a changed coil reading goes to the listeners (the session's audit log, which
+    the report plots), as the embedding API does."""
+    from tmsctl.api import CoilTemperature
+
+    earlier = controller.on_delivered
+    last: list[float | None] = [None]
+
+    def on_delivered(delivery: Any) -> None:
+        if earlier is not None:
+            earlier(delivery)
+        reading = controller.coil_temperature_c
+        if reading is not None and reading != last[0]:
+            last[0] = reading
+            controller.dispatcher.emit(
+                CoilTemperature(t_mono=controller.clock.now(), t_wall=controller.clock.wall(), temperature_c=reading)
+            )
+
+    controller.on_delivered = on_delivered
+
+
 @app.command()
 def sessions(
     subject: Annotated[str | None, typer.Option("--subject", help="Only this subject.")] = None,
     db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     limit: Annotated[
         int | None,
         typer.Option("--limit", help=f"Only the newest N (0: all). Default: {SESSIONS_SHOWN} in the table, all with --json."),
     ] = None,
 ) -> None:
-    """List recorded sessions, oldest first."""
+    """List recorded sessions, oldest first, with their pulses: known delivered (+ uncertain) / planned."""
     if limit is not None and limit < 0:
         fail(InvalidArgument(f"--limit must be 0 (all) or a positive number, got {limit}"))
     if limit is None:
@@ -281,6 +331,8 @@ def sessions(
             found = records.sessions(subject_id=subject, newest=newest)
             maybe_more = newest is not None and len(found) == newest
             total = records.count_sessions(subject_id=subject) if maybe_more else len(found)
+            # The same aggregate `session show` and a resume read: one number per session.
+            points = {s.session_id: records.resume_point(s.session_id) for s in found}
         finally:
             records.close()
     rows = [
@@ -289,19 +341,27 @@ def sessions(
             "status": getattr(s.status, "value", s.status), "simulated": s.simulated,
             "started": s.started_at.isoformat() if s.started_at else None,
             "device": s.device_model,
+            "pulses_planned": s.planned_pulses,
+            "pulses_delivered": points[s.session_id].pulses_delivered,
+            "pulses_uncertain": points[s.session_id].pulses_uncertain,
         }
         for s in found
     ]
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title="Sessions")
-    for col in ("session", "subject", "protocol", "status", "device", "started"):
-        table.add_column(col)
-    for r in rows:
+    from rich import box
+
+    table = Table(title="Sessions", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("session", "subject", "protocol", "status", "pulses", "device", "started"):
+        table.add_column(col, no_wrap=col in ("session", "status", "pulses"))
+    for s, r in zip(found, rows):
+        uncertain = f" (+{r['pulses_uncertain']})" if r["pulses_uncertain"] else ""
         table.add_row(
             r["session"], r["subject"], r["protocol"], r["status"],
-            r["device"] + (" (SIMULATED)" if r["simulated"] else ""), r["started"] or "",
+            f"{r['pulses_delivered']}{uncertain} / {r['pulses_planned']}",
+            r["device"] + (" (SIMULATED)" if r["simulated"] else ""),
+            f"{s.started_at:%Y-%m-%d %H:%M}" if s.started_at else "",
         )
     out.print(table)
     if total > len(rows):
@@ -316,43 +376,76 @@ app.add_typer(session_app, name="session")
 def session_show(
     session_id: Annotated[str, typer.Argument(help="Session id (see `tmsctl sessions`).")],
     db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Everything recorded about one session."""
+    """Everything recorded about one session: what a clinician documents."""
+    from tmsctl.report import session_facts, session_report, train_lines
+
     with reported():
         records = _open_records(db, read_only=True)
         try:
-            detail = records.session_detail(session_id)
-            point = records.resume_point(session_id)
+            r = session_report(records, session_id)
         finally:
             records.close()
-    s = detail.session
-    deliveries = detail.deliveries
-    faults = detail.faults
-    actions = detail.actions
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "session": s.session_id, "subject": s.subject_id, "protocol": s.protocol_id,
-                    "status": getattr(s.status, "value", s.status), "simulated": s.simulated,
-                    "pulses_delivered": point.pulses_delivered, "next_index": point.next_index,
-                    "deliveries": len(deliveries), "faults": [f"{f.code}: {f.detail}" for f in faults],
-                },
-                default=str,
-            )
-        )
+        out.print_json(json.dumps(_session_json(r), default=str))
         return
     out.print(
-        f"[bold]session {s.session_id}[/] — subject {s.subject_id}, protocol {s.protocol_id}, "
-        f"{getattr(s.status, 'value', s.status)}" + (" [yellow](SIMULATED)[/]" if s.simulated else ""),
+        f"[bold]session {r.session_id}[/] — subject {r.subject_id}, protocol {r.protocol_id}, {r.status}"
+        + (" [yellow](SIMULATED)[/]" if r.simulated else ""),
         highlight=False,
     )
-    out.print(f"device {s.device_model} ({s.device_url}); pulses delivered {point.pulses_delivered} of {s.planned_pulses}")
-    if not s.replies_confirmed:
-        out.print("[yellow]this device never confirms commands or pulses: the counts are what was sent, unconfirmed[/]")
-    out.print(f"trains recorded {len(deliveries)} of {s.planned_deliveries}; next train {point.next_index + 1}")
-    for f in faults:
-        out.print(f"  [red]fault[/] {f.code}: {f.detail}", highlight=False)
-    for a in actions:
-        out.print(f"  action {getattr(a.kind, 'value', a.kind)} by {a.operator}" + (f": {a.reason}" if a.reason else ""), highlight=False)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    for label, value in session_facts(r):
+        facts.add_row(Text(label, style="dim" if label.startswith("  ") else "bold"), Text(value))
+    out.print(facts)
+    trains = Table(title="per train", title_justify="left", box=None, padding=(0, 2))
+    for col in ("train", "pulses", "ended", "evidence"):
+        trains.add_column(col)
+    for row in train_lines(r):
+        trains.add_row(*row)
+    if r.trains:
+        out.print(trains)
+    for f in r.faults:
+        at = "" if f.offset_s is None else f" at {f.offset_s / 60:.2f} min"
+        out.print(f"  [red]fault[/]{at}: {f.cause} ({f.code}: {f.detail})", highlight=False)
+    for o in r.overrides:
+        out.print(f"  override {o.rule_id} by {o.operator}: {o.reason} (finding: {o.finding})", highlight=False)
+    for kind, operator, reason in r.actions:
+        out.print(f"  action {kind} by {operator}" + (f": {reason}" if reason else ""), highlight=False)
+
+
+def _session_json(r: Any) -> dict[str, Any]:
+    """`session show --json`: train numbers 1-based (``train``); ``next_index`` stays the 0-based position."""
+    return {
+        "session": r.session_id, "subject": r.subject_id, "protocol": r.protocol_id, "status": r.status,
+        "simulated": r.simulated,
+        "pulses_planned": r.planned_pulses, "pulses_delivered": r.pulses_delivered,
+        "pulses_uncertain": r.pulses_uncertain, "pulses": r.dose.describe(),
+        "next_index": r.next_index, "next_train": None if r.finished else (
+            r.partial.number + 1 if r.partial is not None else r.next_index + 1),
+        "deliveries": len(r.trains), "trains_planned": r.planned_deliveries,
+        "trains": [
+            {"train": t.number, "attempt": t.attempt, "state": t.state, "pulses_planned": t.pulses_planned,
+             "pulses_delivered": t.pulses_delivered, "pulses_uncertain": t.pulses_uncertain, "evidence": t.evidence,
+             "intensity_pct_mso": t.intensity_pct_mso, "intensity_pct_threshold": r.pct_of_threshold(t.intensity_pct_mso),
+             "resolution": t.resolution}
+            for t in r.trains
+        ],
+        "protocol_title": r.protocol_title, "parameters": dict(r.parameters),
+        "prescribed_intensity": r.prescribed_intensity,
+        "thresholds": [
+            {"reference": t.reference, "value_pct_mso": t.value_pct_mso, "method": t.method, "coil": t.coil,
+             "stimulator": t.stimulator, "measured_at": t.measured_at, "entered_for_session": t.method is None}
+            for t in r.thresholds
+        ],
+        "coil": r.coil, "target": r.target, "operators": list(r.operators),
+        "device": r.device_model, "device_url": r.device_url, "device_serial": r.device_serial,
+        "device_firmware": r.device_firmware, "started_at": r.started_at, "ended_at": r.ended_at,
+        "faults": [f"{f.code}: {f.detail}" for f in r.faults],
+        "fault_causes": [{"offset_s": f.offset_s, "code": f.code, "detail": f.detail, "cause": f.cause} for f in r.faults],
+        "overrides": [{"rule": o.rule_id, "finding": o.finding, "operator": o.operator, "reason": o.reason}
+                      for o in r.overrides],
+    }

@@ -137,6 +137,7 @@ class Controller:
         self.delivery: Delivery | None = None
         self.last_delivery: Delivery | None = None  # the latest trigger's outcome, with its dose
         self._watch: _TriggerWatch | None = None
+        self._single_pulse_mode_confirmed = False  # this connection has not yet seen the unit leave train mode
         self.disarm_unconfirmed = False  # a disarm the device never confirmed: it may still be armed
         self.rate = RateLimiter()
         self.energy = self._energy_budget()
@@ -314,6 +315,7 @@ class Controller:
         set_train = getattr(self.driver, "set_train")
         self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: set_train(frequency_hz, pulses))
         self.train = (frequency_hz, pulses)
+        self._single_pulse_mode_confirmed = False
         self.train_timing = (pulses - 1) / frequency_hz  # first to last pulse
         self.train_offsets = tuple(k / frequency_hz for k in range(pulses))
         self._emit(TrainConfigured, frequency_hz=frequency_hz, n_pulses=pulses)
@@ -345,9 +347,13 @@ class Controller:
         self._emit(TrainConfigured, frequency_hz=burst_rate_hz, n_pulses=pulses_per_burst * bursts)
 
     def configure_single_pulse(self) -> None:
+        """One pulse per trigger from now on. A unit that times trains is taken out of train mode
+        unless this connection already did so: a unit left in train mode by someone else would
+        fire a whole train on a trigger meant for one pulse."""
         leave = getattr(self.driver, "set_single_pulse_mode", None)
-        if leave is not None and self.train is not None:
+        if leave is not None and (self.train is not None or not self._single_pulse_mode_confirmed):
             self._device_call("leave train mode", leave)
+        self._single_pulse_mode_confirmed = True
         self.train = None
         self.train_offsets = (0.0,)
 
@@ -365,6 +371,8 @@ class Controller:
             )
         if self.intensity_pct_mso is None:
             reasons.append("no intensity set")
+        elif self.intensity_pct_mso < 1:
+            reasons.append(f"the intensity is {self.intensity_pct_mso} %MSO; a pulse needs at least 1 %MSO")
         return reasons
 
     def arm(self) -> DeviceStatus:
@@ -413,7 +421,7 @@ class Controller:
         for why in (
             self.rate.why_not(now),
             # no intensity yet: already refused above, and the energy table has no entry for it
-            self.energy.why_not(now, pulses, intensity_pct_mso)
+            self.energy.why_not(now, pulses, intensity_pct_mso, self._train_rate_hz())
             if self.energy and self.intensity_pct_mso is not None else None,
             self.pulse_cap.why_not(pulses) if self.pulse_cap else None,
         ):
@@ -447,7 +455,7 @@ class Controller:
         else:
             self.rate.record(now, fired_at, limits.min_single_pulse_interval_s(intensity))
         if self.energy:
-            self.energy.record(fired_at, pulses, intensity)
+            self.energy.record(fired_at, pulses, intensity, self._train_rate_hz())
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
         if trigger_source == "rts":
@@ -462,6 +470,12 @@ class Controller:
         if not is_train:
             self._finish_delivery()
         return started
+
+    def _train_rate_hz(self) -> float | None:
+        """The configured train's mean pulse rate (theta bursts: pulses over the train's span)."""
+        if self.train is None or self.train[1] <= 1 or self.train_timing <= 0:
+            return None
+        return (self.train[1] - 1) / self.train_timing
 
     def _finish_delivery(self) -> None:
         """The trigger ended as the device meant it to: a single pulse acknowledged, or a train the
@@ -576,17 +590,24 @@ class Controller:
         assert isinstance(status, DeviceStatus)
         self.status = status
         if self.delivery is not None and self.delivery.is_train:
-            self._watch_train(status, sent_at)
+            self._watch_train(status, sent_at, raise_early_stop=False)
+        # A cause the device states (coil, its own disarm) is named before a stop it left unexplained.
         self._check_status(status)
+        if self.delivery is not None and self.delivery.is_train:
+            self._watch_train(status, sent_at)
         self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
         return status
 
-    def _watch_train(self, status: DeviceStatus, sent_at: float) -> None:
-        """What a status read during a device-timed train says about its pulses."""
+    def _watch_train(self, status: DeviceStatus, sent_at: float, *, raise_early_stop: bool = True) -> None:
+        """What a status read during a device-timed train says about its pulses: first the evidence
+        (``raise_early_stop=False``), then, once the status's own causes are checked, an early stop."""
         watch = self._watch
         assert watch is not None and self.delivery is not None
         if status.train_running:
             watch.running_seen_at = sent_at
+            return
+        if not raise_early_stop:
+            self._stopped(self.clock.now())
             return
         now = self.clock.now()
         self._stopped(now)

@@ -130,7 +130,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
     text = screen.getvalue()
     for label in ("state", "train", "pulses", "elapsed", "coil", "SIMULATED"):
         assert label in text, label
-    assert "80 / 80" in text
+    assert "80 of 80" in text  # the panel says the count as every other place does (tmsctl.dose)
 
 
 def test_approve_then_run_without_allowing_unapproved(short: Path, tmp_path: Path) -> None:
@@ -228,3 +228,19 @@ def test_sessions_lists_the_newest_and_says_how_many_more_there_are(tmp_path: Pa
         "session"] == created[-1]
     refused = runner.invoke(app, ["sessions", "--db", str(db), "--limit", "-1"])
     assert refused.exit_code == EXIT_REFUSED and "--limit" in refused.stderr
+
+
+def test_a_disarm_the_unit_ignores_is_never_reported_as_done(short: Path, tmp_path: Path) -> None:
+    from tmsctl.records import Records
+
+    db = initialise_db(tmp_path / "r.db")
+    result = _run(str(short), "--device", "sim://rapid2?fault=ignore_disarm@5s", "--subject", "S001", "--mt", "50",
+                  "--yes", "--virtual-time", db=db)
+    assert result.exit_code == EXIT_FAULT, result.output
+    words = " ".join(result.stderr.split())
+    assert "may still be armed" in words and "Use its own disarm or stop control" in words
+    assert "the device is disarmed" not in words
+    with Records(db) as records:
+        (session,) = records.sessions()
+        codes = [f.code for f in records.session_detail(session.session_id).faults]
+    assert "disarm_unconfirmed" in codes

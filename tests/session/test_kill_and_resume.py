@@ -202,3 +202,40 @@ def test_sigkill_at_thirty_instants_around_triggers_keeps_the_truth(tmp_path: Pa
                            capture_output=True, text=True, timeout=60)
     data = json.loads(shown.stdout)
     assert data["pulses_delivered"] == point.pulses_delivered
+
+
+ONE_HZ_LONG = """\
+schema_version: 1
+id: one-hz-long
+title: A 1 Hz train longer than the unit's one-minute armed-idle timer
+coil: {family: figure8}
+target: {method: eeg_10_20, site: F4}
+hemisphere: right
+intensity: {reference: rMT, scaling_pct: 100}
+pattern: {kind: rtms, frequency_hz: 1, pulses_per_train: 75, trains: 1}
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_1hz_train_longer_than_a_minute_runs_to_its_end_on_the_pty_simulator(tmp_path: Path, pty_simulator) -> None:
+    """The same bytes and timing as a real port (the 900-pulse library train is this, fifteen minutes long)."""
+    pty_path, status = pty_simulator
+    protocol = tmp_path / "one-hz.yaml"
+    protocol.write_text(ONE_HZ_LONG)
+    db = tmp_path / "records.db"
+    subprocess.run([sys.executable, "-m", "tmsctl", "db", "init", str(db)], check=True, capture_output=True, timeout=60)
+    env = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
+         f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K003", "--mt", "50", "--yes",
+         "--no-live", "--db", str(db), "--allow-unapproved", "pty 1 Hz"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completed, 75 of 75 pulses delivered" in done.stdout
+    state = _sim_state(status)
+    assert state["pulses"] == 75 and len(state["truth"]) == 75
+    with Records(db) as records:
+        (session,) = records.sessions(subject_id="K003")
+        point = records.resume_point(session.session_id)
+    assert (point.pulses_delivered, point.pulses_uncertain) == (75, 0)

@@ -19,7 +19,8 @@ What is written, for ``sub-<sub>[_ses-<ses>]_task-<task>[_acq-<acq>][_run-<run>]
     The timeline: one row per train or pulse that was delivered or begun, with its actual onset
     (seconds from the start of the session), nominal duration, ``nibs_event_id`` and
     ``nibs_position_id``; extra columns (documented in ``*_events.json``) carry what tmsctl
-    recorded: ``pulses_delivered``, ``delivery_state`` and ``trigger_source``. The repetition of
+    recorded: ``pulses_delivered`` (known delivered), ``pulses_uncertain`` (may or may not have gone
+    out), ``delivery_state``, ``delivery_evidence`` and ``trigger_source``. The repetition of
     trains is the timeline itself, so no ``pattern<i>`` layer describes it.
 ``*_nibs.json``
     Column descriptions and units, ``StimulatorSet`` (the model tmsctl connected to, its firmware;
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from tmsctl import __version__
+from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument, TmsError
 
 SPEC_VERSION = "nibs-bids-6.3"
@@ -108,6 +110,8 @@ class TimelineEvent:
     pulses_delivered: int
     delivery_state: str
     trigger_source: str
+    pulses_uncertain: int = 0
+    evidence: str = ""
 
 
 def _fmt(value: Any) -> str:
@@ -264,8 +268,8 @@ def _column_docs(columns: Sequence[str], psets: Sequence[ParameterSet], shape: s
     return {c: docs[c] for c in columns}
 
 
-EVENTS_COLUMNS = ["onset", "duration", "nibs_event_id", "nibs_position_id", "pulses_delivered", "delivery_state",
-                  "trigger_source"]
+EVENTS_COLUMNS = ["onset", "duration", "nibs_event_id", "nibs_position_id", "pulses_delivered", "pulses_uncertain",
+                  "delivery_state", "delivery_evidence", "trigger_source"]
 
 
 def _events_sidecar(psets: Sequence[ParameterSet], position_id: str, position_text: str) -> dict[str, Any]:
@@ -278,8 +282,12 @@ def _events_sidecar(psets: Sequence[ParameterSet], position_id: str, position_te
                           "Levels": {p.event_id: _describe_pset(p) for p in psets}},
         "nibs_position_id": {"LongName": "Stimulation position", "Description": "References nibs_position_id in *_markers.tsv.",
                              "Levels": {position_id: position_text}},
-        "pulses_delivered": {"LongName": "Pulses delivered",
-                             "Description": "Pulses tmsctl recorded as delivered for this train (a lower bound when delivery_state is in_progress)."},
+        "pulses_delivered": {"LongName": "Pulses known delivered",
+                             "Description": "Pulses the evidence shows went out in this train (tmsctl's dose model): a lower bound; the true count lies between pulses_delivered and pulses_delivered + pulses_uncertain."},
+        "pulses_uncertain": {"LongName": "Pulses uncertain",
+                             "Description": "Pulses of this train that may or may not have gone out (a train cut short by a fault or a disarm, or begun with no recorded outcome); 0 when the count is exact."},
+        "delivery_evidence": {"LongName": "Delivery evidence",
+                              "Description": "What the delivered and uncertain counts rest on, in words (acknowledged trigger, the device's running status, a confirmed stop, a device pulse counter)."},
         "delivery_state": {"LongName": "Delivery state", "Description": "How the train ended, as recorded by tmsctl.",
                            "Levels": {"completed": "every planned pulse delivered", "stopped": "ended early (abort or fault)",
                                       "in_progress": "begun, no result recorded (the process stopped)"}},
@@ -409,7 +417,8 @@ def export_session(
             f"session {session.session_id} ran on a simulator; a BIDS dataset of it could be mistaken for real data",
             hint="pass --allow-simulated to export it anyway (it is labelled Simulated in the sidecar)",
         )
-    deliveries = [d for d in detail.deliveries if d.pulses_delivered > 0 or d.state.value != "stopped"]
+    # A train that may have delivered anything is on the timeline; one known to have delivered nothing is not.
+    deliveries = [d for d in detail.deliveries if d.pulses_at_most > 0 or d.state.value != "stopped"]
     if not deliveries:
         raise ExportRefused(f"session {session.session_id} delivered nothing; there is no stimulation to describe")
     protocol = load_protocol_text(session.protocol_text, path=f"<session {session.session_id}>")
@@ -429,12 +438,14 @@ def export_session(
         train = schedule.trains[d.index] if d.index < len(schedule.trains) else None
         duration = train.duration_s if train is not None and train.duration_s > 0 else None
         timeline.append(TimelineEvent(_onset(d, segment_starts, session.started_at), duration, event_of[d.index],
-                                      position_id, d.pulses_delivered, d.state.value, d.trigger_source.value))
+                                      position_id, d.pulses_delivered, d.state.value, d.trigger_source.value,
+                                      d.pulses_uncertain, d.evidence or NA))
     timeline.sort(key=lambda e: e.onset_s)
     events_rows = [
         {"onset": round(e.onset_s, 6), "duration": None if e.duration_s is None else round(e.duration_s, 6),
          "nibs_event_id": e.event_id, "nibs_position_id": e.position_id, "pulses_delivered": e.pulses_delivered,
-         "delivery_state": e.delivery_state, "trigger_source": e.trigger_source}
+         "pulses_uncertain": e.pulses_uncertain, "delivery_state": e.delivery_state,
+         "delivery_evidence": e.evidence, "trigger_source": e.trigger_source}
         for e in timeline
     ]
 
@@ -463,10 +474,12 @@ def export_session(
     if firmware is None and audit_log is not None:
         firmware = _firmware_from_audit(audit_log)
     coil_family, _, coil_model = (session.coil or protocol.coil.family).partition("/")
+    dose = DoseCount(session.planned_pulses, sum(d.pulses_delivered for d in deliveries),
+                     sum(d.pulses_uncertain for d in deliveries))
     description = (
         f"{protocol.title} (tmsctl protocol {protocol.id}, content hash {session.protocol_hash}). "
         f"Session {session.session_id}, status {session.status.value}; "
-        f"{sum(d.pulses_delivered for d in deliveries)} of {session.planned_pulses} pulses delivered in "
+        f"{dose.describe()} pulses delivered in "
         f"{len(deliveries)} of {session.planned_deliveries} trains or pulses. Intensity: {protocol.intensity.describe()}."
     )
     if session.simulated:

@@ -64,7 +64,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tmsctl.records.errors import DatabaseNotFound, RecordsError, RecordsUnavailable
-from tmsctl.records.schema import _COURSES_V4, _SCHEMA_V1, APPLICATION_ID, MIGRATIONS, _split_sql
+from tmsctl.records.schema import _COURSES_V4, _MEP_MEASUREMENTS_V5, _SCHEMA_V1, APPLICATION_ID, MIGRATIONS, _split_sql
 
 SERVER_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 5
@@ -210,6 +210,7 @@ _ASSIGNED_KEYS = {
     "courses": "course_id",
     "course_plan_changes": "change_id",
     "outcome_entries": "entry_id",
+    "mep_measurements": "measurement_id",
 }
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 
@@ -585,8 +586,18 @@ def _add_courses_v4(conn: Any) -> None:
         conn.execute(statement)
 
 
+def _add_mep_measurements_v5(conn: Any) -> None:
+    for statement in _pg_tables(_MEP_MEASUREMENTS_V5):
+        conn.execute(statement)
+    for event in ("UPDATE", "DELETE"):
+        conn.execute(_refuse(f"mep_measurements_append_only_{event.lower()}", "mep_measurements", event,
+                             "mep_measurements are append-only"))
+    conn.execute("CREATE TRIGGER mep_measurements_never_truncated BEFORE TRUNCATE ON mep_measurements "
+                 "FOR EACH STATEMENT EXECUTE FUNCTION tmsctl_refuse('mep_measurements are never emptied')")
+
+
 PG_MIGRATIONS: tuple[ServerMigration, ...] = (
-    _create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3, _add_courses_v4,
+    _create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3, _add_courses_v4, _add_mep_measurements_v5,
 )
 assert len(PG_MIGRATIONS) == len(MIGRATIONS), "every schema version is expressed for both backends"
 
@@ -700,7 +711,7 @@ def server_integrity_check(conn: ServerConnection) -> tuple[str, ...]:
         "sessions_simulated_fixed", "sessions_kept", "deliveries_kept", "deliveries_final",
         "deliveries_dose_bounded_insert", "deliveries_dose_bounded_update",
         "courses_kept", "courses_closed_final", "courses_identity_fixed",
-        *(f"{t}_append_only_{e}" for t in _COURSE_APPEND_ONLY for e in ("update", "delete")),
+        *(f"{t}_append_only_{e}" for t in (*_COURSE_APPEND_ONLY, "mep_measurements") for e in ("update", "delete")),
     }
     present = {row[0] for row in conn.execute(
         "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D'").fetchall()}

@@ -1318,7 +1318,7 @@ class Records:
                          operator: str, reason: str, offset_s: float | None) -> ResumePoint:
         _text("reason", reason, max_len=2000)
         action = OperatorAction(
-            session_id, kind, operator, f"train/pulse {index}: {reason}", offset_s=offset_s
+            session_id, kind, operator, f"train/pulse {index + 1}: {reason}", offset_s=offset_s  # 1-based: a person reads it
         )
         sid = action.session_id
         with self._transaction(f"recording {kind.value}") as conn:
