@@ -64,6 +64,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
     "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
     "db": ("tmsctl.cli_db", None, "The records database: create one where you name it."),
+    "records": ("tmsctl.cli_records", None, "A site's records as a whole: copy them to another database."),
     "course": ("tmsctl.cli_course", "course", "Treatment courses: start, show, change, end, report."),
     "outcome": ("tmsctl.cli_course", "outcome", "Outcome measures of a subject's course (PHQ-9, BSL-23, …)."),
 }
@@ -312,7 +313,7 @@ def fire(
         "USER", "operator"
     ),
     db: Annotated[
-        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+        str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
     ] = None,
     log_dir: Annotated[
         Path | None, typer.Option("--log-dir", help="Where the JSON-lines audit log goes (default: beside the database).")

@@ -26,12 +26,12 @@ app.add_typer(course_app, name="course")
 app.add_typer(outcome_app, name="outcome")
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+    str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
 ]
 Operator = os.environ.get("USER", "operator")
 
 
-def _records(db: Path | None, *, read_only: bool = False) -> Any:
+def _records(db: str | None, *, read_only: bool = False) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db, read_only=read_only)

@@ -62,7 +62,7 @@ def mt(
         "USER", "operator"
     ),
     db: Annotated[
-        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+        str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
     ] = None,
     stimulator_serial: Annotated[
         str | None,
@@ -263,7 +263,7 @@ def _emg_responder(spec: str, channel: str | None, muscle: str, window: str, ref
     return EmgResponder(open_emg_source(spec, SystemClock(), channel=channel), config)
 
 
-def _open_records(db: Path | None) -> Any:
+def _open_records(db: str | None) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db)

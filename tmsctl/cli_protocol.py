@@ -97,7 +97,7 @@ def approve(
     file: Annotated[Path, typer.Argument(help="The protocol file, exactly as it will be run.", show_default=False)],
     by: Annotated[str, typer.Option("--by", help="Who reviewed and approves it (recorded).", show_default=False)],
     db: Annotated[
-        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+        str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
     ] = None,
 ) -> None:
     """Approve a protocol's exact content for this site: sessions of it may then run.

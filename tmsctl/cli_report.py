@@ -27,7 +27,7 @@ def report(
     session_id: Annotated[str | None, typer.Argument(help="Session id (see `tmsctl sessions`).")] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="A subject's whole course instead.")] = None,
     output: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write (default: ./tmsctl-report-<id>.html).")] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")] = None,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Audit logs (default: logs/ beside the database).")] = None,
     weeks: Annotated[int, typer.Option("--weeks", help="Course plan: number of weeks.")] = 6,
     days_per_week: Annotated[int, typer.Option("--days-per-week", help="Course plan: treatment days per week.")] = 5,

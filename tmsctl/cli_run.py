@@ -44,14 +44,14 @@ if TYPE_CHECKING:  # the runner pulls in the protocol models; `tmsctl --help` sh
     from tmsctl.runner import Progress, SessionRunner
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+    str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
 ]
 
 
 SESSIONS_SHOWN = 50  # a table of a clinic's years of sessions would scroll for minutes
 
 
-def _open_records(db: Path | None, *, read_only: bool = False, clock: Any = None) -> Any:
+def _open_records(db: str | None, *, read_only: bool = False, clock: Any = None) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db, read_only=read_only, clock=clock)
