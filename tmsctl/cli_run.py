@@ -255,11 +255,16 @@ def _refuse_closed_session(records: Any, session_id: str) -> Any:
     return session
 
 
-def _resume_command(session_id: str, db: Path | None, virtual_time: bool) -> str:
+def _resume_command(session_id: str, db: str | Path | None, virtual_time: bool) -> str:
     """The command that resumes ``session_id``, to paste as it is (from any folder)."""
+    from urllib.parse import urlsplit
+
     words = ["tmsctl", "resume", session_id]
-    if db is not None:
-        words += ["--db", str(db.expanduser().resolve())]
+    if db is not None and "://" in str(db):
+        if urlsplit(str(db)).password is None:  # a server URL with a password is never printed (TMSCTL_DB)
+            words += ["--db", str(db)]
+    elif db is not None:
+        words += ["--db", str(Path(db).expanduser().resolve())]
     if virtual_time:
         words.append("--virtual-time")
     return shlex.join(words)

@@ -59,7 +59,7 @@ def _sessions(db: Path) -> list[dict]:
 
 def _pause(child: pexpect.spawn) -> str:
     """Ctrl-C once the first train is delivered; returns the resume command printed."""
-    child.expect("20 / 40")
+    child.expect("20 of 40")
     child.sendintr()
     child.expect(r"resume with: (tmsctl resume [^\r\n]+)")
     command = child.match.group(1).strip()
@@ -131,7 +131,7 @@ def test_a_second_ctrl_c_or_sigterm_ends_the_session_as_an_operator_abort(tmp_pa
 def test_sigterm_while_running_aborts(tmp_path: Path) -> None:
     db = initialise_db(tmp_path / "r.db")
     child, screen = _spawn_run(tmp_path, db)
-    child.expect("20 / 40")
+    child.expect("20 of 40")
     child.kill(signal.SIGTERM)
     child.expect(pexpect.EOF)
     child.close()
