@@ -22,6 +22,7 @@ from tmsctl.drivers.magstim.codec import Model
 from tmsctl.errors import ProtocolError
 
 from .device import Fault, FaultKind, SemanticFaultKind, SimulatedDevice, _Timer
+from .registry import profiles_for
 
 # The public "simulator unlock code": a real Rapid² v9+ checks a code Magstim issued for that
 # unit; the simulator accepts only this one, so drivers are exercised with the 18-byte frame.
@@ -686,3 +687,7 @@ class MagstimSimulator(SimulatedDevice):
 
     def _cmd_6f(self, data: bytes, now: float):  # o: get charge delay
         return c.encode_charge_delay_value(self.charge_delay_ms, self.version), None
+
+
+# What tmsctl's pyproject.toml names in the ``tmsctl.simulators`` entry point ``magstim``.
+SIMULATOR_PROFILES = profiles_for(PROFILES, MagstimSimulator)

@@ -45,7 +45,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -493,7 +493,7 @@ def _own_simulator(device: DeviceURL, clock: Clock) -> tuple[DeviceURL, str | No
     sims.create(profile_name, clock=clock, faults=faults, name=name)
     head = device.text.split("://", 1)[0]
     text = f"{head}://{name}"
-    return DeviceURL(device.driver, f"sim://{name}", dict(device.options), text), name
+    return replace(device, transport=f"sim://{name}", options=dict(device.options), text=text), name
 
 
 # -- the facade ------------------------------------------------------------------------------------------

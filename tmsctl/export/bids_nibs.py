@@ -52,6 +52,7 @@ from typing import Any
 from tmsctl import __version__
 from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.registry import drivers
 
 SPEC_VERSION = "nibs-bids-6.3"
 SPEC_SOURCE = "nigelrogasch/nibs-bids@77de0bd, nibs-bids-v6/examples/v.6.3 (the *_GB examples' key names)"
@@ -62,20 +63,23 @@ NA = "n/a"
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
-# Pulse shape per stimulator model, where the model has only one (Magstim 200²/BiStim² monophasic,
-# Rapid² biphasic). A protocol's own ``stimulus.waveform`` wins.
-MODEL_PULSE_SHAPE = {
-    "magstim-200": "Monophasic",
-    "magstim-bistim": "Monophasic",
-    "magstim-rapid2": "Biphasic",
-}
 WAVEFORM_SHAPE = {"biphasic": "Biphasic", "monophasic": "Monophasic", "half_sine": "Halfsine",
                   "biphasic_burst": "Custom"}
 FIRST_INFLECTION = {"normal": "rising", "reversed": "descending"}
-MANUFACTURERS = {"magstim": "Magstim", "magventure": "MagVenture", "deymed": "Deymed"}
 COIL_SHAPES = {"figure8": "figure-of-eight", "circular": "circular", "double_cone": "double-cone",
                "H1": "H-coil (H1)", "H4": "H-coil (H4)", "H7": "H-coil (H7)", "other": "other"}
 THRESHOLD_TYPE = {"rMT": "resting_motor", "aMT": "active_motor"}
+
+
+def stimulator_facts(model: str) -> tuple[str, str]:
+    """(manufacturer, the model's only pulse shape or n/a), as the model's driver entry declares them.
+
+    A session recorded with a driver that is no longer installed still exports: its manufacturer
+    is then the model name's vendor prefix, its pulse shape n/a."""
+    entry = drivers().get(model)
+    if entry is None:
+        return model.split("-", 1)[0], NA
+    return entry.manufacturer, entry.pulse_shape or NA
 
 
 class ExportRefused(InvalidArgument):
@@ -427,7 +431,9 @@ def export_session(
 
     model = session.device_model
     stimulator_id = model
-    shape = WAVEFORM_SHAPE.get(protocol.stimulus.waveform) if protocol.stimulus else MODEL_PULSE_SHAPE.get(model, NA)
+    manufacturer, model_shape = stimulator_facts(model)
+    # A protocol's own ``stimulus.waveform`` wins over the model's only shape.
+    shape = WAVEFORM_SHAPE.get(protocol.stimulus.waveform) if protocol.stimulus else model_shape
     first_inflection = FIRST_INFLECTION[protocol.stimulus.current_direction] if protocol.stimulus else NA
     nibs_columns, nibs_rows = _nibs_rows(psets, stimulator_id, shape or NA, first_inflection)
 
@@ -469,7 +475,6 @@ def export_session(
                               "Criterion": NA, "Algorithm": NA,
                               "MeasurementMethod": "not in the session record (this tmsctl version did not record the threshold used)"})
 
-    vendor = model.split("-", 1)[0]
     firmware = session.device_firmware
     if firmware is None and audit_log is not None:
         firmware = _firmware_from_audit(audit_log)
@@ -488,7 +493,7 @@ def export_session(
         "NIBSDescription": description,
         "ConcurrentModalities": ["none"],
         "StimulatorSet": {
-            "StimulatorID": stimulator_id, "Manufacturer": MANUFACTURERS.get(vendor, vendor),
+            "StimulatorID": stimulator_id, "Manufacturer": manufacturer,
             "ManufacturerModelName": model, "ManufacturerSerialNumber": session.device_serial or NA,
             "SoftwareVersion": firmware or NA,
         },
