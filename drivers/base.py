@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Literal, Protocol, overload, runtime_checkable
 
 from tmsctl.errors import InvalidArgument, TmsError
 
@@ -164,9 +164,6 @@ CAPABILITY_CONTRACTS: dict[Capability, type] = {
     Capability.PULSE_REPORTS: PulseReporting,
 }
 
-C = TypeVar("C")
-
-
 class DriverContractError(TmsError):
     """A driver declares a capability it does not implement."""
 
@@ -185,7 +182,35 @@ def check_capabilities(driver: object, declared: frozenset[Capability]) -> None:
         )
 
 
-def capability(driver: StimulatorDriver, declared: frozenset[Capability], cap: Capability, contract: type[C]) -> C:
+# One overload per capability: the capability names the contract the caller gets. (`contract`
+# cannot be typed `type[C]`: a Protocol class is not a `type[...]` value for a type checker,
+# by the typing spec; it stays a parameter so the call site shows what it relies on.)
+@overload
+def capability(
+    driver: StimulatorDriver, declared: frozenset[Capability], cap: Literal[Capability.INTERNAL_TRAIN],
+    contract: type,
+) -> DeviceTimedTrain: ...
+@overload
+def capability(
+    driver: StimulatorDriver, declared: frozenset[Capability], cap: Literal[Capability.THETA_BURST],
+    contract: type,
+) -> ThetaBurstTiming: ...
+@overload
+def capability(
+    driver: StimulatorDriver, declared: frozenset[Capability], cap: Literal[Capability.RTS_TRIGGER],
+    contract: type,
+) -> RtsTriggering: ...
+@overload
+def capability(
+    driver: StimulatorDriver, declared: frozenset[Capability], cap: Literal[Capability.COIL_TEMPERATURE],
+    contract: type,
+) -> CoilThermometer: ...
+@overload
+def capability(
+    driver: StimulatorDriver, declared: frozenset[Capability], cap: Literal[Capability.PULSE_REPORTS],
+    contract: type,
+) -> PulseReporting: ...
+def capability(driver: StimulatorDriver, declared: frozenset[Capability], cap: Capability, contract: type) -> object:
     """``driver`` seen through one declared capability; InvalidArgument when it does not have it."""
     if cap not in declared:
         raise InvalidArgument(f"{driver.display_name} does not have the {cap.value.replace('_', ' ')} capability")
@@ -208,7 +233,9 @@ class StimulatorDriver(Protocol):
     def status(self) -> DeviceStatus: ...
     def set_intensity(self, intensity_pct_mso: int) -> None: ...
     def arm(self) -> DeviceStatus: ...
-    def wait_ready(self, timeout_s: float) -> DeviceStatus: ...
+    def wait_ready(self, timeout_s: float = ...) -> DeviceStatus:
+        """Poll until the device reports charged. The core calls it without ``timeout_s``: each
+        driver's default is its own device's charge time, with a margin."""
     def verify_intensity(self) -> DeviceStatus:
         """A status read that also carries the output setting (the cheapest command that does);
         raises IntensityMismatch when it differs from what was set. Runs before every trigger."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from tmsctl.clock import Clock
 from tmsctl.dose import DoseCount, TriggerEvidence, reconcile
@@ -56,6 +57,8 @@ from tmsctl.events import (
 )
 from tmsctl.fsm import ENERGISED, State, StateMachine
 from tmsctl.safety import RUNTIME_LIMITS, EnergyBudget, PulseCap, RateLimiter, RuntimeLimits
+
+T = TypeVar("T")
 
 COIL_READ_PERIOD_S = 5.0
 UNCONFIRMED_DISARM_WORDS = (
@@ -163,7 +166,7 @@ class Controller:
 
     # -- events -------------------------------------------------------------------------------
     def _emit(self, cls: type[Event], **fields: object) -> None:
-        self.dispatcher.emit(cls(t_mono=self.clock.now(), t_wall=self.clock.wall(), **fields))  # type: ignore[arg-type]
+        self.dispatcher.emit(cls(t_mono=self.clock.now(), t_wall=self.clock.wall(), **fields))
 
     def _state_changed(self, source: State, dest: State, trigger: str) -> None:
         self._emit(StateChanged, source=source.value, dest=dest.value, trigger=trigger)
@@ -188,7 +191,7 @@ class Controller:
         return EnergyBudget(model.capacity_j, model.drain_w, lambda pct: per_pulse(min(pct, 100)))
 
     # -- fault handling ----------------------------------------------------------------------------
-    def _device_call(self, what: str, call: Callable[[], object]) -> object:
+    def _device_call(self, what: str, call: Callable[[], T]) -> T:
         """Run one driver call; on failure disarm, latch FAULT and re-raise."""
         try:
             result = call()
@@ -273,7 +276,7 @@ class Controller:
         # gets every delivery recorded as unconfirmed.
         check_capabilities(self.driver, info.capabilities)
         self.confirmed_replies = Capability.CONFIRMED_REPLIES in info.capabilities
-        self.status = self._device_call("status", self.driver.status)  # type: ignore[assignment]
+        self.status = self._device_call("status", self.driver.status)
         self.fsm.fire("connected")
         self._emit(
             Connected, model=info.model, display_name=info.display_name,
@@ -673,7 +676,7 @@ class Controller:
             return
         thermometer = capability(self.driver, self.capabilities, Capability.COIL_TEMPERATURE, CoilThermometer)
         temps = self._device_call("read coil temperature", thermometer.coil_temperature_c)
-        self.coil_temperature_c = max(temps)  # type: ignore[arg-type]
+        self.coil_temperature_c = max(temps)
         self._next_coil_read = now + COIL_READ_PERIOD_S
         if self.coil_temperature_c >= self.limits.coil_stop_limit_c and self.state in ENERGISED:
             self._fault("coil_hot", f"coil at {self.coil_temperature_c:.1f} °C")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,11 @@ class Event:
         return data
 
 
-def _kind(name: str):  # noqa: ANN202 - class decorator
-    def wrap(cls):  # noqa: ANN001, ANN202
+E = TypeVar("E", bound="Event")
+
+
+def _kind(name: str) -> Callable[[type[E]], type[E]]:
+    def wrap(cls: type[E]) -> type[E]:
         cls.kind = name
         return cls
 

@@ -127,7 +127,9 @@ class StateMachine:
 
     def _changed(self, event: EventData) -> None:
         self._state = _as_state(self._model.state)
-        self._on_change(_as_state(event.transition.source), _as_state(event.transition.dest), event.event.name)
+        transition = event.transition
+        assert transition is not None, "transitions calls after_state_change only for a transition"
+        self._on_change(_as_state(transition.source), _as_state(transition.dest), event.event.name)
 
     def _finalize(self, event: EventData) -> None:
         self._audit(event.event.name, self.state, event.result is not False and event.error is None)
