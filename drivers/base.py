@@ -54,13 +54,32 @@ class DeviceLimits(Protocol):
     Intensities are % of maximum stimulator output (%MSO); times in seconds; frequencies in Hz.
     """
 
-    model: str  # driver name, e.g. "magstim-rapid2"
-    display_name: str  # e.g. "Magstim Rapid²"
-    capabilities: frozenset[Capability]
-    max_intensity_pct_mso: int  # highest output usable for repetitive stimulation
-    max_pulses_per_train: int
-    max_train_duration_s: float
-    frequency_step_hz: float  # the device's frequency resolution (0.1 Hz on a Rapid²)
+    # Read-only: the specs are frozen models. (A bare annotation here would ask for a settable
+    # attribute, which no spec is.)
+    @property
+    def model(self) -> str:
+        """The driver name, e.g. "magstim-rapid2"."""
+
+    @property
+    def display_name(self) -> str:
+        """E.g. "Magstim Rapid²"."""
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+
+    @property
+    def max_intensity_pct_mso(self) -> int:
+        """The highest output usable for repetitive stimulation."""
+
+    @property
+    def max_pulses_per_train(self) -> int: ...
+
+    @property
+    def max_train_duration_s(self) -> float: ...
+
+    @property
+    def frequency_step_hz(self) -> float:
+        """The device's frequency resolution (0.1 Hz on a Rapid²)."""
 
     def max_frequency_hz(self, intensity_pct_mso: float) -> float:
         """Highest train frequency the device allows at this output."""

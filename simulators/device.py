@@ -16,6 +16,7 @@ virtual clock is exactly as timed as one in real time.
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import math
 import re
@@ -227,7 +228,7 @@ class SimulatedDevice:
         self._command_faults = [f for f in faults if f.at_command is not None]
         for fault in faults:
             if fault.at_s is not None:
-                self._schedule(start + fault.at_s, lambda t, f=fault: self._trigger_fault(f, t))
+                self._schedule(start + fault.at_s, functools.partial(self._trigger_fault, fault))
 
     # -- the owner's interface ---------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> float:

@@ -30,12 +30,15 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tmsctl.errors import InvalidArgument
 
 from .device import PulseRecord
 from .subject import SimulatedSubject
+
+if TYPE_CHECKING:
+    from .hotspot import CoilPlacement, HotspotMap
 
 __all__ = ["EmgModel", "SimulatedEmg"]
 
@@ -76,7 +79,8 @@ class SimulatedEmg:
 
     def __init__(
         self, subject: SimulatedSubject, truth: Callable[[], Sequence[PulseRecord]], *, seed: int,
-        start_s: float, model: EmgModel | None = None, placement: Any | None = None, hotspot: Any | None = None,
+        start_s: float, model: EmgModel | None = None, placement: CoilPlacement | None = None,
+        hotspot: HotspotMap | None = None,
     ) -> None:
         if (placement is None) != (hotspot is None):
             raise InvalidArgument("a spatial MEP map needs both the coil placement and the hotspot map")
@@ -116,7 +120,7 @@ class SimulatedEmg:
         model = self.model
         for pulse in pulses[len(self._meps):]:
             effective = float(pulse.intensity_pct)
-            if self.placement is not None:
+            if self.placement is not None and self.hotspot is not None:  # both or neither (__init__)
                 effective *= self.hotspot.gain(self.placement.position_at(pulse.t))
             amplitude = self.subject.mep_uv(min(effective, 130.0))
             latency = model.latency_ms + (

@@ -151,9 +151,9 @@ class MagstimSimulator(SimulatedDevice):
         self.identity_system_mode: str | None = None  # what X answers, if not the true mode
         # Host frame lengths that the first byte alone decides (all but Q's unlock-code form).
         self._frame_lengths = {
-            cmd: c.host_frame_length(cmd, self.model, self.version)
+            cmd: length
             for cmd in c.COMMANDS_BY_MODEL[self.model]
-            if cmd != c.REMOTE_ON
+            if cmd != c.REMOTE_ON and (length := c.host_frame_length(cmd, self.model, self.version)) is not None
         }
         self.check_fault_plan(faults)
 
@@ -212,6 +212,7 @@ class MagstimSimulator(SimulatedDevice):
             if self.stalled:
                 continue
             self._handle(frame, now)
+        return None
 
     def _handle(self, frame: c.HostFrame, now: float) -> None:
         cmd = frame.command

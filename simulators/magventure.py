@@ -570,7 +570,7 @@ class MagProSimulator(SimulatedDevice):
             return
         period = 10.0 / self.rate_hz_x10
         train_length = (self.pulses_per_train - 1) * period
-        times = []
+        times: list[float] = []
         for train in range(self.train_count):
             first = now + train * (train_length + self.iti_s_x10 / 10)
             times.extend(first + k * period for k in range(self.pulses_per_train))

@@ -43,6 +43,15 @@ class SimulatorInstance:
     lock: threading.RLock
 
 
+def _creator(
+    model: Callable[..., SimulatedDevice], profile: Any
+) -> Callable[[float, tuple[Fault, ...]], SimulatedDevice]:
+    def create(start: float, faults: tuple[Fault, ...]) -> SimulatedDevice:
+        return model(profile, start=start, faults=faults)
+
+    return create
+
+
 def profiles_for(
     profiles: Mapping[str, Any], model: Callable[..., SimulatedDevice]
 ) -> list[SimulatorProfile]:
@@ -52,7 +61,7 @@ def profiles_for(
     return [
         SimulatorProfile(
             name, p.driver, p.display_name,
-            lambda start, faults, p=p: model(p, start=start, faults=faults),
+            _creator(model, p),
             dict(p.driver_options),
         )
         for name, p in profiles.items()

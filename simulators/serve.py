@@ -386,7 +386,7 @@ def serve_tcp(
                     if conn is not None and client is None:
                         client = _Client(conn, peer, clock.now())
                         log(f"client connected from {client.name}")
-                    elif conn is not None:
+                    elif conn is not None and client is not None:
                         conn.close()
                         log(f"refused {_peer_name(peer)}: one client at a time and {client.name} is connected")
                 if client is not None and clock.now() - client.heard_at >= idle_timeout_s:

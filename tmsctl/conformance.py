@@ -39,6 +39,7 @@ A simulator joins by exposing ``is_energised``, ``pulses``, ``fault_log`` and ``
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -373,7 +374,7 @@ EXCHANGE_CHECKS: Mapping[str, Callable[[ConformanceTarget], None]] = MappingProx
         "long_idle_keepalive": check_long_idle_keepalive,
         "missed_keepalive": check_missed_keepalive,
         **{
-            f"fault_{kind.value}": (lambda target, kind=kind: check_fault(target, kind)) for kind in FaultKind
+            f"fault_{kind.value}": functools.partial(check_fault, kind=kind) for kind in FaultKind
         },
     }
 )

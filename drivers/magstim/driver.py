@@ -152,8 +152,9 @@ class MagstimDriver:
 
     def _status_of(self, reply: c.Reply) -> DeviceStatus:
         assert reply.status is not None
-        if reply is self._status_reply:
-            return self._neutral_status
+        neutral = self._neutral_status  # set together with _status_reply
+        if reply is self._status_reply and neutral is not None:
+            return neutral
         return MagstimStatus(reply.status, reply.rapid_status).neutral()
 
     # -- connection -------------------------------------------------------------------------------

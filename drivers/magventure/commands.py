@@ -486,7 +486,7 @@ def _expect_length(name: str, data: bytes, lengths: tuple[int, ...], raw: bytes)
         )
 
 
-def _decode_no_data(cls: type[_NoData], name: str) -> Callable[[bytes, bytes], HostCommand]:
+def _decode_no_data(cls: Callable[[], HostCommand], name: str) -> Callable[[bytes, bytes], HostCommand]:
     def decode(data: bytes, raw: bytes) -> HostCommand:
         _expect_length(name, data, (0,), raw)
         return cls()
@@ -538,7 +538,7 @@ def _decode_delays_legacy(data: bytes, raw: bytes) -> HostCommand:
 
 def _decode_read_or_write(
     name: str,
-    request: type[_ReadRequest],
+    request: type[RequestWaveform | RequestDelays | RequestTiming | RequestPageAndCount],
     write_length: int,
     decode_write: Callable[[bytes, bytes], HostCommand],
 ) -> Callable[[bytes, bytes], HostCommand]:

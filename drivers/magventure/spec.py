@@ -527,7 +527,7 @@ class MagProSpec(Frozen):
 
     def _pulses(self, value: object) -> int:
         cap = self.max_pulses_per_train
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= cap:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= int(value) <= cap:
             raise InvalidArgument(
                 f"{self.name}: pulses per train must be a whole number 1–{cap}, got {value!r}"
             )

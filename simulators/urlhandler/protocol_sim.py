@@ -7,6 +7,7 @@ in tests, so waiting costs no real time. RTS/DTR changes reach the model (RTS qu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 import serial
@@ -18,6 +19,9 @@ from tmsctl.transport import InProcessPort
 from .. import registry
 from ..device import SimulatedDevice, parse_fault_plan
 
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12 on
+
 
 class Serial(SerialBase, InProcessPort):
     """Declares ``InProcessPort``: ``Transport`` reads whole frames from it in one call."""
@@ -26,13 +30,13 @@ class Serial(SerialBase, InProcessPort):
     _jump_if_alone = None  # the clock's ``jump_if_alone`` once open, if it has one
 
     def open(self) -> None:
-        if self._port is None:
+        if self.port is None:
             raise serial.SerialException("port must be configured before it can be used")
         if self.is_open:
             raise serial.SerialException("port already open")
-        parts = urlsplit(self._port)
+        parts = urlsplit(self.port)
         if parts.scheme != "sim":
-            raise serial.SerialException(f'expected a URL like "sim://rapid2", got {self._port!r}')
+            raise serial.SerialException(f'expected a URL like "sim://rapid2", got {self.port!r}')
         name = (parts.netloc + parts.path).strip("/")
         # A literal '+' (a fault's +SECONDSs) is not a form-encoded space here.
         options = dict(parse_qsl(parts.query.replace("+", "%2B")))
@@ -78,18 +82,20 @@ class Serial(SerialBase, InProcessPort):
         with inst.lock:
             return inst.device.readable_count(inst.clock.now())
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: Buffer) -> int:
         self._check_open()
         inst = self.instance
+        payload = bytes(data)
         with inst.lock:
-            inst.device.feed(bytes(data), inst.clock.now())
-        return len(data)
+            inst.device.feed(payload, inst.clock.now())
+        return len(payload)
 
     def read(self, size: int = 1) -> bytes:
         self._check_open()
         inst = self.instance
         clock = inst.clock
-        deadline = None if self._timeout is None else clock.now() + self._timeout
+        timeout = self.timeout
+        deadline = None if timeout is None else clock.now() + timeout
         out = bytearray()
         while len(out) < size:
             with inst.lock:
@@ -158,9 +164,10 @@ class Serial(SerialBase, InProcessPort):
                     # The frame may be the rest of an earlier reply still on the wire, complete
                     # before a command just sent has even arrived: a reader takes it once it is in.
                     taken, last_t, complete = device.peek_frame(bytes_needed)
-                    if complete and last_t <= now:
+                    # (a complete frame has at least one byte, so its last_t is never None)
+                    if complete and last_t is not None and last_t <= now:
                         return stale, device.take_arrived(now, taken), True, last_t
-                    awaited = (device, taken, last_t) if complete else None
+                    awaited = (device, taken, last_t) if complete and last_t is not None else None
                     # Complete: wake when its last byte is in. Not yet: only the device can change
                     # that, when the command has arrived or at its next timer.
                     target = last_t if complete else device.next_change_time()
@@ -193,7 +200,7 @@ class Serial(SerialBase, InProcessPort):
     def _update_rts_state(self) -> None:
         if self.is_open:
             with self.instance.lock:
-                self.instance.device.set_modem_lines(self._rts_state, self._dtr_state, self.instance.clock.now())
+                self.instance.device.set_modem_lines(self.rts, self.dtr, self.instance.clock.now())
 
     def _update_dtr_state(self) -> None:
         self._update_rts_state()
