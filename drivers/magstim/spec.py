@@ -51,13 +51,12 @@ Percent = Annotated[int, Field(ge=0, le=100)]
 
 
 _freeze = freeze  # shared with the other vendors' specs (tmsctl.drivers.provenance)
-_Frozen = Frozen
 
 
 # --- the file schema -------------------------------------------------------------------------
 
 
-class Output(_Frozen):
+class Output(Frozen):
     max_pct: int = Field(ge=1, le=100)
     enhanced_max_pct: int | None = None
 
@@ -68,7 +67,7 @@ class Output(_Frozen):
         return self
 
 
-class Timing(_Frozen):
+class Timing(Frozen):
     keepalive_period_s: Positive
     keepalive_max_gap_standby_s: Positive
     keepalive_max_gap_armed_s: Positive
@@ -84,16 +83,16 @@ class Timing(_Frozen):
         return self
 
 
-class Coil(_Frozen):
+class Coil(Frozen):
     temperature_limit_c: Positive
 
 
-class RechargeStep(_Frozen):
+class RechargeStep(Frozen):
     from_pct: Percent
     interval_s: Positive
 
 
-class IsiRange(_Frozen):
+class IsiRange(Frozen):
     """BiStim inter-pulse interval settings: ``min_ms``..``max_ms`` in steps of ``step_ms``."""
 
     min_ms: NonNegative
@@ -108,14 +107,14 @@ class IsiRange(_Frozen):
         return self
 
 
-class PairedPulse(_Frozen):
+class PairedPulse(Frozen):
     low_resolution: IsiRange
     high_resolution: IsiRange
     isi_after_enabling_high_resolution_ms: NonNegative
     isi_after_disabling_high_resolution_ms: NonNegative
 
 
-class EnergyBudget(_Frozen):
+class EnergyBudget(Frozen):
     shed_rate_j_per_s: Positive
     budget_j: Positive
     budget_window_s: Positive
@@ -149,7 +148,7 @@ def _row_value(rows: Mapping[int, tuple[float, ...]], power_pct: int) -> float:
     return rows[power_pct - power_pct % 10][power_pct % 10]
 
 
-class FrequencyTable(_Frozen):
+class FrequencyTable(Frozen):
     below_table_hz: Positive
     rows: DecadeRows
 
@@ -159,7 +158,7 @@ class FrequencyTable(_Frozen):
         return _row_value(self.rows, power_pct)
 
 
-class FrequencyOverride(_Frozen):
+class FrequencyOverride(Frozen):
     mains_v: MainsVoltage
     variant: Variant
     power_pct: Percent
@@ -174,7 +173,7 @@ class FrequencyOverride(_Frozen):
         return self
 
 
-class ChargeDelay(_Frozen):
+class ChargeDelay(Frozen):
     digits: int = Field(ge=1)
     min_ms: int = Field(ge=0)
     max_ms: int = Field(ge=1)
@@ -186,7 +185,7 @@ class ChargeDelay(_Frozen):
         return self
 
 
-class VersionFields(_Frozen):
+class VersionFields(Frozen):
     """Field widths and caps for Rapid² software from major version ``from_major`` on."""
 
     from_major: int = Field(ge=0)
@@ -205,12 +204,12 @@ class VersionFields(_Frozen):
         return self
 
 
-class VariantInfo(_Frozen):
+class VariantInfo(Frozen):
     display_name: str
     magpy_type: int = Field(ge=0)
 
 
-class RapidTrains(_Frozen):
+class RapidTrains(Frozen):
     variants: Annotated[dict[Variant, VariantInfo], AfterValidator(_freeze)]
     single_pulse_interval_s: Positive
     enhanced_single_pulse_interval_s: Positive
@@ -269,7 +268,7 @@ class RapidTrains(_Frozen):
         return [row for row in self.software_versions if row.from_major <= version[0]][-1]
 
 
-class SpecFile(_Frozen):
+class SpecFile(Frozen):
     """One ``specs/*.yaml`` file."""
 
     schema_version: Literal[1]
@@ -340,7 +339,7 @@ def _check_version(version: SoftwareVersion | None) -> SoftwareVersion | None:
     return version
 
 
-class MagstimSpec(_Frozen):
+class MagstimSpec(Frozen):
     """Limits of one Magstim model (and, for a Rapid², one variant, mains voltage and version).
 
     Implements :class:`tmsctl.drivers.base.DeviceLimits`. Build it with :func:`load_spec`.

@@ -83,10 +83,12 @@ class MuscleConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidArgument("a muscle needs a name, e.g. FDI or APB")
-        if self.after_start_ms is None:
-            object.__setattr__(self, "after_start_ms", float(self.window_end_ms) + 10.0)
+        after_start = self.after_start_ms
+        if after_start is None:
+            after_start = float(self.window_end_ms) + 10.0
+            object.__setattr__(self, "after_start_ms", after_start)
         if self.after_end_ms is None:
-            object.__setattr__(self, "after_end_ms", float(self.after_start_ms) + 50.0)
+            object.__setattr__(self, "after_end_ms", float(after_start) + 50.0)
         for field in ("window_start_ms", "window_end_ms", "background_start_ms", "background_end_ms",
                       "after_start_ms", "after_end_ms"):
             value = getattr(self, field)
@@ -104,7 +106,8 @@ class MuscleConfig:
                 "pulse (within 2 s)",
                 hint="e.g. -105 to -5 ms",
             )
-        if not self.window_end_ms <= self.after_start_ms < self.after_end_ms <= 1000:
+        after_start, after_end = self.after_window_ms
+        if not self.window_end_ms <= after_start < after_end <= 1000:
             raise InvalidArgument(
                 f"after-MEP window {self.after_start_ms:g}–{self.after_end_ms:g} ms must start at or after the MEP "
                 f"window's end ({self.window_end_ms:g} ms) and end within 1 s",
@@ -119,6 +122,12 @@ class MuscleConfig:
                 raise InvalidArgument(f"{field} must be a positive number of µV or None, got {value!r}")
 
     @property
+    def after_window_ms(self) -> tuple[float, float]:
+        """The after-MEP window; __post_init__ fills in what was left None."""
+        assert self.after_start_ms is not None and self.after_end_ms is not None
+        return self.after_start_ms, self.after_end_ms
+
+    @property
     def before_s(self) -> float:
         """How much EMG before the pulse an epoch needs."""
         return -self.background_start_ms / 1000.0
@@ -126,7 +135,7 @@ class MuscleConfig:
     @property
     def after_s(self) -> float:
         """How much EMG after the pulse an epoch needs."""
-        return (self.after_end_ms if self.background_limit_uv is not None else self.window_end_ms) / 1000.0
+        return (self.after_window_ms[1] if self.background_limit_uv is not None else self.window_end_ms) / 1000.0
 
     def describe(self) -> str:
         limit = "off" if self.background_limit_uv is None else f"≤ {self.background_limit_uv:g} µV"
@@ -247,7 +256,8 @@ def detect_mep(epoch: EmgEpoch, muscle: MuscleConfig = DEFAULT_MUSCLE) -> MepMea
         return _reject(*missing)
     windows = [("background", background_pairs), ("MEP", mep_pairs)]
     if muscle.background_limit_uv is not None:
-        after_pairs, missing = _window(epoch, muscle.after_start_ms / 1e3, muscle.after_end_ms / 1e3, "after-MEP")
+        after_start, after_end = muscle.after_window_ms
+        after_pairs, missing = _window(epoch, after_start / 1e3, after_end / 1e3, "after-MEP")
         if missing:
             return _reject(*missing)
         windows.append(("after-MEP", after_pairs))

@@ -492,13 +492,13 @@ class Courses:
                 hint="the next session is due on the next treatment day",
             )
         if today and plan.min_interval_min is not None:
-            last = max(s.started_at for s in today)
-            wait = last + timedelta(minutes=plan.min_interval_min) - at
+            last_start = max(s.started_at for s in today)
+            wait = last_start + timedelta(minutes=plan.min_interval_min) - at
             if wait > timedelta(0):
                 raise self._refused(
                     "course.min_interval",
                     f"course {course.course_id} spaces sessions at least {plan.min_interval_min:g} min apart "
-                    f"(start to start); the last started at {last:%H:%M} UTC",
+                    f"(start to start); the last started at {last_start:%H:%M} UTC",
                     hint=f"wait {wait.total_seconds() / 60:.0f} min more",
                 )
         return course
