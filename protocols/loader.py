@@ -100,10 +100,11 @@ def read_document(text: str | bytes, *, path: str = "<text>") -> tuple[dict[str,
     if isinstance(text, bytes):
         if len(text) > MAX_FILE_BYTES:
             raise _too_big(path)
+        raw = text
         try:
-            text = text.decode("utf-8-sig")
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as error:
-            line = text[: error.start].count(b"\n") + 1
+            line = raw[: error.start].count(b"\n") + 1
             raise ProtocolFileError(
                 "the file is not UTF-8 text", path=path, line=line, hint="save it as UTF-8"
             ) from None

@@ -597,7 +597,7 @@ def parse_coil(text: str) -> Coil:
             hint=f"write FAMILY or FAMILY/MODEL with FAMILY one of {', '.join(families)}",
         )
     try:
-        return Coil(family=family, model=model or None)
+        return Coil.model_validate({"family": family, "model": model or None})  # text: validated
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
         raise InvalidArgument(f"coil model {model!r} is not accepted: {reason}") from None

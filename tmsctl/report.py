@@ -337,7 +337,8 @@ def session_report(records: Any, session_id: str, *, audit_log: str | Path | Non
     actions = tuple((getattr(a.kind, "value", a.kind), a.operator, a.reason) for a in detail.actions)
     operators = tuple(dict.fromkeys(a.operator for a in detail.actions
                                     if getattr(a.kind, "value", a.kind) in ("start", "resume")))
-    title, parameters, prescribed, target, train_s = "", (), "", "", 0.0
+    title, prescribed, target, train_s = "", "", "", 0.0
+    parameters: tuple[tuple[str, str], ...] = ()
     try:
         from tmsctl.protocols.loader import load_protocol_text
 

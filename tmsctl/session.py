@@ -323,7 +323,7 @@ def coil_key(coil: Coil) -> str:
 def coil_from_key(key: str) -> Coil:
     family, _, model = key.partition("/")
     try:
-        return Coil(family=family, model=model or None)
+        return Coil.model_validate({"family": family, "model": model or None})  # text: validated
     except Exception as exc:  # pydantic's error, for a coil written by hand or an older version
         raise InvalidArgument(f"the records name an unknown coil {key!r}: {exc}") from None
 
@@ -523,7 +523,9 @@ def run_planned(
                 coil=coil_key(planned.protocol.coil),
                 replies_confirmed=Capability.CONFIRMED_REPLIES in planned.info.capabilities,
                 thresholds_used=tuple(
-                    rec.ThresholdUsed(t.reference, t.value_pct_mso, planned.threshold_ids.get(id(t)))
+                    rec.ThresholdUsed(
+                        rec.ThresholdReference(t.reference), t.value_pct_mso, planned.threshold_ids.get(id(t))
+                    )
                     for t in schedule.thresholds_used
                 ),
             )

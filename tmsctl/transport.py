@@ -88,7 +88,8 @@ def _mask_spy_trace(port: serial.SerialBase, redact_tx: RedactTx) -> None:
             "this pyserial's spy:// trace cannot be masked, and it would record the unlock code",
             hint="drop +spy from the device URL, or use the pyserial version tmsctl is tested with",
         )
-    port.formatter = _MaskedSpyFormatter(formatter, redact_tx)  # type: ignore[attr-defined]
+    # (not one of pyserial's formatter classes, but it has all they are asked for: tx, rx, control)
+    port.formatter = _MaskedSpyFormatter(formatter, redact_tx)  # type: ignore[assignment]
 
 
 def _ensure_sim_handler() -> None:
@@ -277,7 +278,9 @@ class Transport:
     def read_available(self) -> bytes:
         """Whatever has arrived, without waiting."""
         try:
-            waiting = self._port.in_waiting
+            # every concrete pyserial port (the URL handlers' too) has in_waiting; the stubs'
+            # SerialBase does not declare it
+            waiting = self._port.in_waiting  # type: ignore[attr-defined]
             chunk = bytes(self._port.read(waiting)) if waiting else b""
         except (OSError, serial.SerialException) as exc:
             raise ConnectionFailed(f"reading from {self.name} failed: {exc}", hint="check the cable") from exc

@@ -168,7 +168,7 @@ def _parameter_sets(protocol: Any, deliveries: Sequence[Any], schedule: Any) -> 
             refs = tuple("absolute" if r == "MSO" else r for r in (conditioning.reference, reference))
             scalings = tuple("absolute" if r == "MSO" else _scaling(s)
                              for r, s in ((conditioning.reference, conditioning.scaling_pct), (reference, pct_of_ref)))
-            key = ("paired", intensities, delivery.ipi_ms)
+            key: tuple[Any, ...] = ("paired", intensities, delivery.ipi_ms)
             layers: tuple[tuple[int, float], ...] = ((2, float(delivery.ipi_ms)),)
             candidate = ParameterSet("", None, layers, tuple(float(i) for i in intensities), refs, scalings)
         else:

@@ -153,7 +153,7 @@ def server_error(exc: ServerError, location: str, doing: str) -> RecordsError:
 # -- rows and cursors -----------------------------------------------------------------------------
 
 
-class Row(tuple):  # type: ignore[type-arg]
+class Row(tuple[Any, ...]):
     """A result row read by position or by column name, like ``sqlite3.Row``."""
 
     _names: dict[str, int]
@@ -163,7 +163,7 @@ class Row(tuple):  # type: ignore[type-arg]
         row._names = names
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return tuple.__getitem__(self, self._names[key])
         return tuple.__getitem__(self, key)
@@ -386,7 +386,9 @@ class ServerConnection:
                 names = {column.name: i for i, column in enumerate(cursor.description)}
                 rows = [Row(values, names) for values in cursor.fetchall()]
             lastrowid = rows[0][0] if key is not None and rows else None
-            description = None if cursor.description is None else [(c.name,) for c in cursor.description]
+            description: list[tuple[str, ...]] | None = (
+                None if cursor.description is None else [(c.name,) for c in cursor.description]
+            )
             return ServerCursor(rows, lastrowid, cursor.rowcount, description)
         except psycopg.Error as exc:
             _raise_server_error(exc, connection_lost=self._conn.broken)
@@ -692,11 +694,19 @@ def apply_server_migrations(raw: Any, migrations: Sequence[ServerMigration], *, 
             _wrap_server(exc, location, f"migrating the schema to version {version + 1}", raw)
 
 
+def _one_row(conn: ServerConnection, query: str) -> Row:
+    """The row of a query that always returns one (a setting; the one meta row)."""
+    row = conn.execute(query).fetchone()
+    if row is None:
+        raise ServerError(f"{query} returned no row", sqlstate=None, connection_lost=False)
+    return row
+
+
 def server_storage_settings(conn: ServerConnection) -> tuple[str, str, int, int]:
     """(journal, synchronous_commit, schema version, application id) as the server reports them."""
-    version = conn.execute("SELECT current_setting('server_version')").fetchone()
-    synchronous = conn.execute("SELECT current_setting('synchronous_commit')").fetchone()
-    meta = conn.execute("SELECT schema_version, application_id FROM tmsctl_meta").fetchone()
+    version = _one_row(conn, "SELECT current_setting('server_version')")
+    synchronous = _one_row(conn, "SELECT current_setting('synchronous_commit')")
+    meta = _one_row(conn, "SELECT schema_version, application_id FROM tmsctl_meta")
     return (f"postgresql {version[0]} (server WAL)", str(synchronous[0]).upper(), int(meta[0]), int(meta[1]))
 
 
@@ -704,7 +714,7 @@ def server_integrity_check(conn: ServerConnection) -> tuple[str, ...]:
     """What a server can check that it does not enforce anyway: our triggers and constraints are in
     place and valid, and the schema is this tmsctl's."""
     problems: list[str] = []
-    (version,) = conn.execute("SELECT schema_version FROM tmsctl_meta").fetchone()
+    (version,) = _one_row(conn, "SELECT schema_version FROM tmsctl_meta")
     if version != len(PG_MIGRATIONS):
         problems.append(f"schema version {version}, expected {len(PG_MIGRATIONS)}")
     expected = {f"{t}_append_only_{e}" for t in _APPEND_ONLY for e in ("update", "delete")} | {

@@ -187,8 +187,8 @@ class Records:
             self._open_server(location.strip(), env=env, create=create, read_only=read_only)
             return
         self._server: ServerConnection | None = None
-        self._path: Path | str = Path(path).expanduser() if path is not None else default_db_path(env)
-        self._local_path = self._path
+        self._local_path: Path = Path(path).expanduser() if path is not None else default_db_path(env)
+        self._path: Path | str = self._local_path  # the SQLite file: the same Path
         created = self._create_file_if_missing() if create and not read_only else False
         self._check_permissions(created)
         self._conn = self._connect()
@@ -244,7 +244,7 @@ class Records:
     def path(self) -> Path:
         """The database file; for a server, the file the local data folder would hold (its folder
         keeps this workstation's audit logs). ``location`` names the database either way."""
-        return self._local_path  # type: ignore[return-value]
+        return self._local_path
 
     @property
     def location(self) -> str:
@@ -253,11 +253,11 @@ class Records:
 
     @property
     def _owners_dir(self) -> Path:
-        return self._path.with_name(self._path.name + ".owners")
+        return self._local_path.with_name(self._local_path.name + ".owners")  # SQLite only: its file
 
     def _create_file_if_missing(self) -> bool:
         """Create an empty, private file where none exists; True if this call created it."""
-        directory = self._path.parent
+        directory = self._local_path.parent
         try:
             if not directory.exists():
                 directory.parent.mkdir(parents=True, exist_ok=True)
@@ -334,8 +334,8 @@ class Records:
         made it), so nothing is writing and the file may be read as immutable, unless committed
         changes still wait in a ``-wal`` file: immutable reading would skip them, so that is refused.
         """
-        uri = f"{self._path.resolve().as_uri()}?mode=ro"
-        if os.access(self._path.parent, os.W_OK) or os.path.exists(f"{self._path}-shm"):
+        uri = f"{self._local_path.resolve().as_uri()}?mode=ro"
+        if os.access(self._local_path.parent, os.W_OK) or os.path.exists(f"{self._path}-shm"):
             return uri
         wal = Path(f"{self._path}-wal")
         if wal.exists() and wal.stat().st_size > 0:
@@ -343,7 +343,7 @@ class Records:
                 f"the records database {self._path} has changes in {wal.name} that cannot be read "
                 "here: its folder is read-only",
                 path=self._path,
-                hint=f"copy {self._path.name} together with {wal.name} to a writable folder and open the "
+                hint=f"copy {self._local_path.name} together with {wal.name} to a writable folder and open the "
                 "copy there",
             )
         return uri + "&immutable=1"
@@ -515,9 +515,10 @@ class Records:
         return row[0]
 
     def _try_lock(self, session_id: str) -> _OwnerLock | ServerOwnerLock | None:
-        if self._server is not None:
+        server = self._server
+        if server is not None:
             return self._wrap("taking the session's owner lock",
-                              lambda: ServerOwnerLock.try_acquire(self._server, session_id))
+                              lambda: ServerOwnerLock.try_acquire(server, session_id))
         try:
             return _OwnerLock.try_acquire(self._owners_dir, session_id)
         except OSError as exc:
@@ -594,9 +595,10 @@ class Records:
     def storage_settings(self) -> StorageSettings:
         """What the connection actually uses (for `tmsctl doctor` and the tests)."""
         with self._lock:
-            if self._server is not None:
+            server = self._server
+            if server is not None:
                 journal, synchronous, version, app_id = self._wrap(
-                    "reading the server's settings", lambda: server_storage_settings(self._server))
+                    "reading the server's settings", lambda: server_storage_settings(server))
                 return StorageSettings(self.path, journal, synchronous, True, version, app_id)
 
             def read(pragma: str) -> Any:
@@ -604,7 +606,7 @@ class Records:
 
             synchronous = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(read("synchronous"), "?")
             return StorageSettings(
-                path=self._path,
+                path=self._local_path,
                 journal_mode=str(read("journal_mode")),
                 synchronous=synchronous,
                 foreign_keys=bool(read("foreign_keys")),
@@ -615,9 +617,10 @@ class Records:
     def integrity_check(self) -> tuple[str, ...]:
         """SQLite's ``integrity_check`` and ``foreign_key_check``; ``("ok",)`` when sound. On a server,
         which checks its pages itself: the records' triggers and constraints are all in force."""
-        if self._server is not None:
+        server = self._server
+        if server is not None:
             with self._lock:
-                return self._wrap("checking integrity", lambda: server_integrity_check(self._server))
+                return self._wrap("checking integrity", lambda: server_integrity_check(server))
         problems = [row[0] for row in self._read("checking integrity", "PRAGMA integrity_check")]
         for row in self._read("checking foreign keys", "PRAGMA foreign_key_check"):
             problems.append(f"foreign key: {tuple(row)}")
@@ -1211,7 +1214,7 @@ class Records:
                     path=self._path,
                 )
             self._check_count(current, progress.pulses_delivered)
-            onset_utc = None if progress.onset_utc is None else _to_db_time(progress.onset_utc)
+            onset_db = None if progress.onset_utc is None else _to_db_time(progress.onset_utc)
             conn.execute(
                 """UPDATE deliveries SET pulses_delivered = ?,
                        onset_offset_s = coalesce(onset_offset_s, ?), onset_utc = coalesce(onset_utc, ?)
@@ -1219,7 +1222,7 @@ class Records:
                 (
                     progress.pulses_delivered,
                     progress.onset_offset_s,
-                    onset_utc,
+                    onset_db,
                     current.session_id,
                     current.index,
                     current.attempt,
@@ -1231,7 +1234,7 @@ class Records:
                 pulses_delivered=progress.pulses_delivered,
                 pulses_uncertain=current.pulses_planned - progress.pulses_delivered,
                 onset_offset_s=_coalesce(current.onset_offset_s, progress.onset_offset_s),
-                onset_utc=_coalesce(current.onset_utc, _from_db_time(onset_utc)),
+                onset_utc=_coalesce(current.onset_utc, _from_db_time(onset_db)),
             )
 
     def finish_delivery(self, result: DeliveryResult) -> Delivery:
