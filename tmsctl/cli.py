@@ -101,7 +101,9 @@ class LazyGroup(TyperGroup):
             return TyperCommand(name, help=help_text, short_help=help_text)
         return command
 
-    def resolve_command(self, ctx: click.core.Context, args: list[str]):  # type: ignore[no-untyped-def]
+    def resolve_command(
+        self, ctx: click.core.Context, args: list[str]
+    ) -> tuple[str | None, click.core.Command | None, list[str]]:
         name = args[0] if args else ""
         if name in LAZY_COMMANDS and name not in self.commands and _available(LAZY_COMMANDS[name][0]):
             self.commands[name] = _load_lazy(name)
@@ -419,7 +421,7 @@ def sim_serve(
     from tmsctl.clock import SystemClock
     from tmsctl.simulators import registry as sims
     from tmsctl.simulators.device import parse_fault_plan
-    from tmsctl.simulators.serve import StatusFile, listen_address, serve_pty, serve_tcp
+    from tmsctl.simulators.serve import IDLE_TIMEOUT_S, StatusFile, listen_address, serve_pty, serve_tcp
 
     with reported():
         if pty == (tcp is not None):
@@ -458,7 +460,7 @@ def sim_serve(
                 serve_tcp(
                     instance.device, host=host, port=port, stop=stop, ready=ready, clock=clock, log=log,
                     status=status, allow_remote=allow_remote,
-                    **({} if idle_timeout is None else {"idle_timeout_s": idle_timeout}),
+                    idle_timeout_s=IDLE_TIMEOUT_S if idle_timeout is None else idle_timeout,
                 )
             except OSError as exc:
                 raise ConnectionFailed(f"cannot listen on {host}:{port}: {exc}") from exc

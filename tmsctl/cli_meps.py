@@ -98,6 +98,8 @@ def io_curve(
                 from tmsctl.clinic.responder import EmgResponder
                 from tmsctl.clinic.simulated import simulated_emg_rig
 
+                assert simulated_subject is not None  # simulated is built from it
+
                 rig = stack.enter_context(simulated_emg_rig(url, simulated, seed=simulated_subject,
                                                             virtual_time=virtual_time))
                 request = replace(request, device_url=rig.url)
@@ -141,5 +143,6 @@ def io_curve(
             out.print(f"simulated subject: true S50 "
                       f"{curve.threshold_pct_mso + curve._half_criterion_offset_pct_mso:.2f} %MSO, true slope "
                       f"{curve.slope_per_pct_mso:.3f} /%MSO", highlight=False)
-        out.print(f"recorded as measurement #{outcome.recorded.measurement_id} ({outcome.pulses_delivered} pulses)",
-                  highlight=False)
+        if outcome.recorded is not None:  # run_io_curve was given the records: it always stores the curve
+            out.print(f"recorded as measurement #{outcome.recorded.measurement_id} ({outcome.pulses_delivered} pulses)",
+                      highlight=False)

@@ -181,6 +181,7 @@ def mt(
                 from tmsctl.clinic.responder import EmgResponder
                 from tmsctl.clinic.simulated import simulated_emg_rig
 
+                assert simulated_subject is not None  # --emg sim needs the simulated subject (checked above)
                 rig = rig_stack.enter_context(
                     simulated_emg_rig(device_url, simulated, seed=simulated_subject, virtual_time=virtual_time)
                 )
@@ -263,7 +264,7 @@ def _emg_responder(spec: str, channel: str | None, muscle: str, window: str, ref
     return EmgResponder(open_emg_source(spec, SystemClock(), channel=channel), config)
 
 
-def _open_records(db: str | None) -> Any:
+def _open_records(db: str | Path | None) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db)

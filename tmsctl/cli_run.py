@@ -51,7 +51,7 @@ DbOption = Annotated[
 SESSIONS_SHOWN = 50  # a table of a clinic's years of sessions would scroll for minutes
 
 
-def _open_records(db: str | None, *, read_only: bool = False, clock: Any = None) -> Any:
+def _open_records(db: str | Path | None, *, read_only: bool = False, clock: Any = None) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db, read_only=read_only, clock=clock)
@@ -286,7 +286,7 @@ def _run_session(
     trigger: str,
     stimulator_serial: str | None,
     max_mt_age_days: float | None,
-    db: Path | None,
+    db: str | Path | None,
     log_dir: Path | None,
     live: bool,
     records: Any = None,
@@ -429,7 +429,7 @@ def _log_coil_temperatures(controller: Any) -> None:
     controller.on_delivered = on_delivered
 
 
-def _after_pause(session_id: str, db: Path | None, operator: str) -> str:
+def _after_pause(session_id: str, db: str | Path | None, operator: str) -> str:
     """At a terminal, ask what a paused session does next: resume now, end it, or stay paused.
 
     Returns "resume", "end" (recorded as an operator abort) or "leave". Without a terminal (a

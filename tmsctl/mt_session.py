@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -299,6 +299,34 @@ class _Participation:
 Respond = Callable[[PendingTrial], MepResponse]
 
 
+class HuntTrialRecord(Protocol):
+    """What MtHunt reads of the trial a procedure records."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def responded(self) -> bool: ...
+    @property
+    def estimate_pct_mso(self) -> float | None: ...
+
+
+class HuntProcedure(Protocol):
+    """What MtHunt drives: a threshold procedure (tmsctl.threshold), or any other pulse plan that
+    answers the same (the hotspot search, the recruitment-curve series)."""
+
+    @property
+    def max_trials(self) -> int: ...
+    @property
+    def max_pct_mso(self) -> int: ...
+    @property
+    def done(self) -> bool: ...
+    def next_intensity(self) -> int: ...
+    def record(self, intensity_pct_mso: int, response: MepResponse) -> HuntTrialRecord: ...
+    # Each kind of procedure has its own result (ThresholdResult, HotspotResult, SeriesResult);
+    # HuntOutcome hands it back as it came.
+    def result(self) -> Any: ...
+
+
 class MtHunt:
     """Drive one threshold ``procedure`` on the stimulator behind ``controller``.
 
@@ -312,7 +340,7 @@ class MtHunt:
     def __init__(
         self,
         controller: Controller,
-        procedure: ThresholdProcedure,
+        procedure: HuntProcedure,
         respond: Respond,
         *,
         rng: random.Random,

@@ -115,7 +115,7 @@ class EmgSource(Protocol):
     def close(self) -> None: ...
 
 
-def check_sample_rate(rate: float, expected_hz: float | None, where: str) -> float:
+def check_sample_rate(rate: object, expected_hz: float | None, where: str) -> float:
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
         raise EmgSampleRateError(f"{where} declares no regular sampling rate ({rate!r})")
     if rate < MIN_SAMPLE_RATE_HZ:

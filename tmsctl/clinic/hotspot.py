@@ -143,12 +143,13 @@ class HotspotSearch(MtHunt):
 
     def __init__(self, controller: Any, procedure: HotspotProcedure, respond: Any, *, move: Move, **kwargs: Any) -> None:
         super().__init__(controller, procedure, respond, **kwargs)
+        self.sites = procedure  # self.procedure, with its sites
         self.move = move
         self._at: Site | None = None
         self.site_of_pulse: list[str] = []
 
     def _trial(self) -> None:
-        procedure: HotspotProcedure = self.procedure  # type: ignore[assignment]
+        procedure = self.sites
         site = procedure.next_site()
         if site != self._at:
             c = self.controller

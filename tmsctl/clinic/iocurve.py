@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,10 +236,11 @@ def fit_boltzmann(points: Sequence[tuple[float, float]], *, scale: str = "log") 
     # S50 may lie beyond the sampled range, but not absurdly far; the slope within what muscles show.
     lower = [1.0, float(x.min()) - span, 0.2 / span, 0.0]
     upper = [max(50_000.0, top * 10), float(x.max()) + span, 5.0, max(float(y.max()), 1.0)]
+    model: Callable[..., Any]
     if scale == "log":
         lower[3] = _LOG_FLOOR_UV / 10
 
-        def model(xx: Any, a: float, s: float, k: float, b: float) -> Any:
+        def model(xx: Any, a: float, s: float, k: float, b: float) -> Any:  # noqa: F811 - the log-scale model
             return np.log(_boltzmann(xx, a, s, k, b))
 
         target = np.log(np.maximum(y, _LOG_FLOOR_UV))
@@ -265,7 +266,8 @@ def fit_boltzmann(points: Sequence[tuple[float, float]], *, scale: str = "log") 
     for name, value, lo, hi in zip(("MEPmax", "S50", "slope", "baseline"), params, lower, upper):
         if name != "baseline" and (math.isclose(value, lo, rel_tol=1e-6) or math.isclose(value, hi, rel_tol=1e-6)):
             notes.append(f"{name} sits at the edge of its allowed range: the data do not determine it")
-    return BoltzmannFit(*estimates, scale=scale, n=len(x), residual_sd=sd, notes=tuple(notes))
+    mep_max, s50, slope, baseline = estimates
+    return BoltzmannFit(mep_max, s50, slope, baseline, scale=scale, n=len(x), residual_sd=sd, notes=tuple(notes))
 
 
 # -- a whole curve on a device (what `tmsctl io-curve` runs) ---------------------------------------
