@@ -133,7 +133,7 @@ def read_document(text: str | bytes, *, path: str = "<text>") -> tuple[dict[str,
         ) from None
     except (YAMLError, RecursionError, ValueError, Warning) as error:
         raise ProtocolFileError(f"cannot read the YAML: {_one_line(str(error))}", path=path) from None
-    except Exception as error:  # noqa: BLE001 - the reader must never leak a traceback
+    except Exception as error:  # the reader must never leak a traceback
         raise ProtocolFileError(f"cannot read the YAML ({type(error).__name__})", path=path) from None
     if not isinstance(loaded, CommentedMap):
         found = "a list" if isinstance(loaded, CommentedSeq) else f"a single value ({_short(loaded)})"

@@ -92,6 +92,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
+
 from tmsctl.drivers.base import Capability
 
 SCHEMA_VERSION = 1

@@ -92,7 +92,7 @@ class WassermannTable(_Data):
             for column, raw in zip(self.intensity_columns_pct_mt, row.max_train_s, strict=True):
                 open_ended = isinstance(raw, str)
                 limit = float(raw.removeprefix(">")) if isinstance(raw, str) else float(raw)
-                if isinstance(raw, str) and not raw.startswith(">") or limit <= 0:
+                if (isinstance(raw, str) and not raw.startswith(">")) or limit <= 0:
                     raise ValueError(f"cell {row.frequency_hz:g} Hz / {column:g} % is {raw!r}")
                 table[(row.frequency_hz, column)] = WassermannCell(
                     row.frequency_hz, column, limit, open_ended

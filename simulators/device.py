@@ -22,7 +22,7 @@ import math
 import re
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from tmsctl.errors import InvalidArgument
@@ -175,7 +175,7 @@ class PulseRecord:
 
 
 class _Timer:
-    __slots__ = ("t", "seq", "action", "cancelled")
+    __slots__ = ("action", "cancelled", "seq", "t")
 
     def __init__(self, t: float, seq: int, action: Callable[[float], None]) -> None:
         self.t = t

@@ -57,7 +57,7 @@ class SimulatedEmgPublisher:
             while not self._stop.is_set():
                 self._push_up_to(self.clock.now() - self.lag_s)
                 self.clock.wait(self._stop, self.clock.now() + self.chunk_s)
-        except BaseException as exc:  # noqa: BLE001 - kept for the test or caller that owns the publisher
+        except BaseException as exc:  # kept for the test or caller that owns the publisher
             self.errors.append(exc)
 
     def _push_up_to(self, t: float) -> None:

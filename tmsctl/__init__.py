@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 __all__ = ["Stimulator", "__version__", "open"]
 
 if TYPE_CHECKING:
-    from tmsctl.api import Stimulator, open  # noqa: A004
+    from tmsctl.api import Stimulator, open
 
 
 def __getattr__(name: str) -> Any:

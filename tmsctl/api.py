@@ -763,7 +763,7 @@ def _protocol_path(protocol: Any) -> tuple[Path, Callable[[], None] | None]:
 # -- opening ----------------------------------------------------------------------------------------------
 
 
-def open(  # noqa: A001 - the embedding API's entry point, like io.open
+def open(  # the embedding API's entry point, like io.open
     url: str,
     *,
     clock: Clock | None = None,

@@ -60,9 +60,8 @@ def init(
 
     named = path if path is not None else os.environ.get("TMSCTL_DB", "").strip()
     if is_server_url(named):
-        with reported():
-            with Records(named) as records:
-                location = records.location
+        with reported(), Records(named) as records:
+            location = records.location
         out.print(f"{location} is a tmsctl records database at schema version {SCHEMA_VERSION}",
                   highlight=False, soft_wrap=True)
         return

@@ -62,7 +62,13 @@ def io_curve(
     """Measure an input–output curve (MEPs at 90–150 % rMT), fit a Boltzmann sigmoid and record it."""
     from tmsctl.cli import EXIT_REFUSED, _sigterm_as_interrupt, err, exit_code_for, out, reported
     from tmsctl.cli_mt import _emg_responder, _open_records, _simulated_subject, muscle_config
-    from tmsctl.clinic.iocurve import IoCurvePlan, IoCurveRequest, IoCurveStopped, render_io_curve_html, run_io_curve
+    from tmsctl.clinic.iocurve import (
+        IoCurvePlan,
+        IoCurveRequest,
+        IoCurveStopped,
+        render_io_curve_html,
+        run_io_curve,
+    )
     from tmsctl.errors import InvalidArgument
     from tmsctl.mt_session import HuntSettings, parse_coil
     from tmsctl.url import parse
@@ -108,10 +114,10 @@ def io_curve(
                 responder = _emg_responder(emg, emg_channel, muscle, mep_window, "rMT", virtual_time)
             rng = random.Random(f"io-{simulated_subject}") if simulated_subject is not None else random.Random()
 
-            def fired(pending) -> None:  # noqa: ANN001
+            def fired(pending) -> None:
                 out.print(f"pulse at {pending.intensity_pct_mso:>3} %MSO", highlight=False)
 
-            def rejected(entry) -> None:  # noqa: ANN001
+            def rejected(entry) -> None:
                 err.print(f"  [yellow]trial rejected[/]: {entry.measurement.detail}; given again", highlight=False,
                           soft_wrap=True)
 

@@ -106,8 +106,8 @@ def approve(
     different, unapproved protocol.
     """
     from tmsctl.approval import approval_status
-    from tmsctl.protocols.canonical import content_hash
     from tmsctl.cli_db import open_records
+    from tmsctl.protocols.canonical import content_hash
 
     try:
         protocol = load_protocol(file)

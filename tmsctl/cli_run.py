@@ -24,9 +24,9 @@ from rich.table import Table
 from rich.text import Text
 
 from tmsctl.cli import (
-    EXIT_INCOMPLETE,
     EXIT_ABORTED,
     EXIT_FAULT,
+    EXIT_INCOMPLETE,
     DeviceOption,
     _sigterm_as_interrupt,
     app,

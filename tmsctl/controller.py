@@ -88,8 +88,17 @@ class Delivery:
 class _TriggerWatch:
     """The evidence gathered about the trigger in progress (see tmsctl.dose)."""
 
-    __slots__ = ("offsets", "sent_at", "acknowledged_at", "running_seen_at", "stopped_by", "normal_end",
-                 "last_watch_at", "last_watch_done", "reported_before")
+    __slots__ = (
+        "acknowledged_at",
+        "last_watch_at",
+        "last_watch_done",
+        "normal_end",
+        "offsets",
+        "reported_before",
+        "running_seen_at",
+        "sent_at",
+        "stopped_by",
+    )
 
     def __init__(self, offsets: tuple[float, ...], sent_at: float, reported_before: int | None) -> None:
         self.reported_before = reported_before  # the device's pulse reports before this trigger, if it reports them

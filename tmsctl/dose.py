@@ -36,7 +36,7 @@ class DoseCount:
     evidence: str = ""
 
     def __post_init__(self) -> None:
-        if not (0 <= self.delivered and 0 <= self.uncertain and self.delivered + self.uncertain <= self.commanded):
+        if not (self.delivered >= 0 and self.uncertain >= 0 and self.delivered + self.uncertain <= self.commanded):
             raise ValueError(
                 f"a dose count needs 0 <= delivered ({self.delivered}) and 0 <= uncertain ({self.uncertain}) "
                 f"with delivered + uncertain <= commanded ({self.commanded})"

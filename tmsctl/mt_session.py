@@ -441,7 +441,7 @@ class MtHunt:
         """Best effort, after a failure: the device's own status says why (e.g. the coil came off)."""
         try:
             status = self.controller.driver.status()
-        except Exception:  # noqa: BLE001 - the device may be gone; the error we have must still be reported
+        except Exception:  # the device may be gone; the error we have must still be reported
             return self.controller.status
         return status if isinstance(status, DeviceStatus) else self.controller.status
 
@@ -540,7 +540,7 @@ class MtHunt:
         def ask() -> None:
             try:
                 box["response"] = self.respond(pending)
-            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which re-raises it
+            except BaseException as exc:  # handed to the calling thread, which re-raises it
                 box["error"] = exc
             finally:
                 done.set()  # before releasing, so a virtual clock cannot jump past the answer

@@ -872,7 +872,24 @@ def render_course_html(course: CourseReport) -> str:
 
 
 __all__ = [
-    "Chart", "CourseDay", "CourseReport", "FaultRow", "OverrideRow", "SessionReport", "ThresholdRow", "TrainRow",
-    "course_report", "fault_cause", "protocol_parameters", "session_facts", "target_text", "train_lines", "train_runs",
-    "course_calendar_svg", "render_course_html", "render_session_html", "session_charts", "session_report",
+    "Chart",
+    "CourseDay",
+    "CourseReport",
+    "FaultRow",
+    "OverrideRow",
+    "SessionReport",
+    "ThresholdRow",
+    "TrainRow",
+    "course_calendar_svg",
+    "course_report",
+    "fault_cause",
+    "protocol_parameters",
+    "render_course_html",
+    "render_session_html",
+    "session_charts",
+    "session_facts",
+    "session_report",
+    "target_text",
+    "train_lines",
+    "train_runs",
 ]

@@ -8,8 +8,8 @@ overrides are on record before the first train; every train's intent is on disk 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,10 +19,10 @@ from tmsctl.approval import APPROVAL_RULE_ID, ApprovalStatus, approval_status
 from tmsctl.clock import Clock, SystemClock, VirtualClock
 from tmsctl.controller import Controller
 from tmsctl.dose import DoseCount
-from tmsctl.mt_session import SIMULATOR_SERIAL_PREFIX
 from tmsctl.drivers.base import Capability, DeviceInfo
 from tmsctl.errors import InvalidArgument, SafetyViolation, TmsError
 from tmsctl.events import Event, Listener
+from tmsctl.mt_session import SIMULATOR_SERIAL_PREFIX
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.protocols.models import Coil, Protocol
 from tmsctl.protocols.rules import SitePolicy, Verdict, check

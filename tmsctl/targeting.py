@@ -34,11 +34,11 @@ from tmsctl.errors import InvalidArgument
 __all__ = [
     "ARC_TO_CIRCUMFERENCE_RATIO",
     "BEAM_F3_SOURCE",
-    "BeamF3Geometry",
     "FIXED_DISTANCE_RULES",
     "MNI_TARGETS",
     "PLAUSIBLE_ADULT_HEAD_CM",
     "TRAGUS_TO_NASION_ARC_RATIO",
+    "BeamF3Geometry",
     "CapMark",
     "DlpfcRegion",
     "FixedDistanceRule",

@@ -209,7 +209,7 @@ def check_dose_truth(records: Any, session_id: str | Sequence[str], device: Any)
         )
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str):
     # The conformance suite (tmsctl.conformance) needs hypothesis, a test dependency: reachable
     # from here, imported only when asked for.
     if name in ("ConformanceTarget", "BUILTIN_TARGETS", "EXCHANGE_CHECKS", "run_exchange_checks",

@@ -29,9 +29,9 @@ from __future__ import annotations
 import functools
 import math
 import re
-from decimal import Decimal
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from typing import Protocol

@@ -21,7 +21,6 @@ from pydantic import Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
-from tmsctl.errors import InvalidArgument as _InvalidArgument
 from tmsctl.drivers.checks import positive_hz, whole_percent
 from tmsctl.drivers.provenance import (
     Frozen,
@@ -31,6 +30,7 @@ from tmsctl.drivers.provenance import (
     check_file_coverage,
 )
 from tmsctl.errors import InvalidArgument
+from tmsctl.errors import InvalidArgument as _InvalidArgument
 
 from .codec import REPLIES_TO_COMMANDS
 from .delays import MAX_DELAY_US, DelayCode, delay_code_for

@@ -614,7 +614,7 @@ def _decode_reply(command: int, raw: bytes, version: Version | None, model: Mode
         payload = ErrorCode(source, _number(raw, 3, 2, "error code"))
     elif command == GET_CHARGE_DELAY:
         payload = ChargeDelay(_number(raw, 2, charge_delay_digits(version), "charge delay"))
-    elif model is Model.RAPID2 and command in _RAPID_STATUS_REPLIES or (
+    elif (model is Model.RAPID2 and command in _RAPID_STATUS_REPLIES) or (
         command == SET_CHARGE_DELAY and expected in (4, 6)
     ):
         rapid = RapidStatus(raw[2])

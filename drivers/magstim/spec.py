@@ -32,7 +32,7 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
-from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, StatusTag, freeze
+from tmsctl.drivers.provenance import Frozen, Review, SpecFileError, freeze
 from tmsctl.errors import InvalidArgument
 
 SCHEMA_VERSION = 1

@@ -416,7 +416,7 @@ class UnknownCommand:
             raise InvalidArgument(f"data_bytes must be at most {MAX_PAYLOAD_LENGTH - 1} bytes")
 
     @property
-    def COMMAND_ID(self) -> int:  # noqa: N802 - mirrors the class constant of the known commands
+    def COMMAND_ID(self) -> int:  # mirrors the class constant of the known commands
         return self.command_id
 
     def data(self) -> bytes:

@@ -343,7 +343,7 @@ class MagProDriver:
         assert answer is not None, f"{command!r} has no documented answer"
         frame = self._send(command, what)
         return self._wait_for(
-            lambda m: m.MESSAGE_ID == answer,
+            lambda m: answer == m.MESSAGE_ID,
             what=what,
             frame=frame,
             waiting_for=f"answer (ID {answer})",

@@ -506,7 +506,7 @@ class UnknownMessage:
             raise InvalidArgument(f"data_bytes must be bytes, at most {MAX_PAYLOAD_LENGTH - 1} of them")
 
     @property
-    def MESSAGE_ID(self) -> int:  # noqa: N802 - mirrors the class constant of the known messages
+    def MESSAGE_ID(self) -> int:  # mirrors the class constant of the known messages
         return self.message_id
 
     def data(self) -> bytes:

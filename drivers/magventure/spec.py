@@ -28,10 +28,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 from ruamel.yaml import YAML
 
 from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
-from tmsctl.errors import InvalidArgument as _InvalidArgument
 from tmsctl.drivers.checks import is_number, positive_hz, whole_percent
 from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, check_file_coverage, freeze
 from tmsctl.errors import InvalidArgument, SafetyViolation
+from tmsctl.errors import InvalidArgument as _InvalidArgument
 
 from .tables import CurrentDirection, MagProModel, Mode, TimingControl, Waveform
 

@@ -6,8 +6,8 @@ No conftest is needed: installing tmsctl provides the fixtures (tms_stimulator, 
 from __future__ import annotations
 
 import pytest
-
 from lab_experiment import run_block
+
 from tmsctl.errors import TmsError
 
 

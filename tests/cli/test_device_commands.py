@@ -10,10 +10,10 @@ import sys
 
 import pytest
 import serial
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_NOT_FOUND, EXIT_REFUSED, app
-from cli_helpers import initialise_db
 
 runner = CliRunner()
 

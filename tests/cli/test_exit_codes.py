@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl import cli
 from tmsctl.cli import app
-from cli_helpers import initialise_db
 
 runner = CliRunner()
 

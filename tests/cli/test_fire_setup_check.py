@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_FAULT, EXIT_USAGE, app
@@ -15,7 +16,6 @@ from tmsctl.records import DeliveryState, Records, SessionStatus
 from tmsctl.setup_check import SETUP_CHECK_PROTOCOL_ID, SETUP_SUBJECT_ID, run_setup_check
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
-from cli_helpers import initialise_db
 
 runner = CliRunner()
 

@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_REFUSED, app
@@ -13,7 +14,6 @@ from tmsctl.clock import VirtualClock
 from tmsctl.records import Records
 from tmsctl.records.meps import MepRecords
 from tmsctl.simulators import registry as sims
-from cli_helpers import initialise_db
 
 runner = CliRunner()
 _names = itertools.count()

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_REFUSED, app
 from tmsctl.clock import VirtualClock
 from tmsctl.simulators import registry as sims
-from cli_helpers import initialise_db
 
 runner = CliRunner()
 

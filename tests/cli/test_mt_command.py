@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl import cli_mt
@@ -17,7 +18,6 @@ from tmsctl.records import Records
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
 from tmsctl.threshold import NOT_SEEN, SEEN, MlPest, run_procedure
-from cli_helpers import initialise_db
 
 runner = CliRunner()
 

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_ABORTED, EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
-from cli_helpers import initialise_db
 
 pexpect = pytest.importorskip("pexpect")
 runner = CliRunner()

@@ -11,14 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_REFUSED, app
 from tmsctl.clock import SystemClock
+from tmsctl.protocols.rulebook import rulebook
 from tmsctl.records import Records
 from tmsctl.records import model as rec
-from tmsctl.protocols.rulebook import rulebook
-from cli_helpers import initialise_db
 
 runner = CliRunner()
 BRIEF = """\

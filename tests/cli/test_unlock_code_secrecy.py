@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import app
@@ -24,7 +25,6 @@ from tmsctl.clock import VirtualClock
 from tmsctl.registry import open_driver
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
-from cli_helpers import initialise_db
 
 runner = CliRunner()
 

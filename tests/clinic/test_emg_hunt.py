@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from tmsctl.clinic.emg import EmgClockMismatch, EmgRecorder, EmgReplayMismatch, EmgStreamStalled, FileEmgSource
-from tmsctl.clinic.emg import BufferedEmgSource, PulseMark
+from tmsctl.clinic.emg import (
+    BufferedEmgSource,
+    EmgClockMismatch,
+    EmgRecorder,
+    EmgReplayMismatch,
+    EmgStreamStalled,
+    FileEmgSource,
+    PulseMark,
+)
 from tmsctl.clinic.responder import EmgResponder
 from tmsctl.fsm import State
-from tmsctl.mt_session import HuntSettings, HuntStopped, MtHunt, TooManyRejections, make_procedure, parse_coil, threshold_record
+from tmsctl.mt_session import (
+    HuntSettings,
+    HuntStopped,
+    MtHunt,
+    TooManyRejections,
+    make_procedure,
+    parse_coil,
+    threshold_record,
+)
 from tmsctl.records import Records
 from tmsctl.simulators.emg import EmgModel
 from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject

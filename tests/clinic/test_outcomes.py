@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tmsctl.clinic import outcomes as oc
-from tmsctl.clinic.outcomes import SCALES, ScoreOutOfRange, UnknownScale, assess, check_total, scale, score_items
+from tmsctl.clinic.outcomes import (
+    SCALES,
+    ScoreOutOfRange,
+    UnknownScale,
+    assess,
+    check_total,
+    scale,
+    score_items,
+)
 
 # (scale, items, ranges): the item structure as each source prints it.
 STRUCTURE = {

@@ -396,7 +396,7 @@ def test_unprompted_message_between_request_and_answer() -> None:
     parser = c.MagProFrameParser()
     messages = parser.feed(AMPLITUDE[:3]) + parser.feed(AMPLITUDE[3:] + STATUS[:7]) + parser.feed(STATUS[7:])
     assert [m.MESSAGE_ID for m in messages] == [1, 0]
-    answers = [m for m in messages if m.MESSAGE_ID == c.answer_id(request)]
+    answers = [m for m in messages if c.answer_id(request) == m.MESSAGE_ID]
     assert answers == [c.decode_device_frame(STATUS)]
 
 

@@ -206,10 +206,10 @@ def test_a_bug_in_the_run_still_ends_disarmed_and_is_recorded(make_rig) -> None:
     class BrokenLog(DeliveryLog):
         faults: list = []
 
-        def fired(self, train, pulses):  # noqa: ANN001
+        def fired(self, train, pulses):
             raise RuntimeError("a bug in the log")
 
-        def fault(self, code, detail, index):  # noqa: ANN001
+        def fault(self, code, detail, index):
             self.faults.append((code, detail))
 
     log = BrokenLog()

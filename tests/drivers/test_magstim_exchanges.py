@@ -60,9 +60,8 @@ def test_connect_disarms_a_unit_found_armed() -> None:
 
 def test_readback_mismatch_is_an_error() -> None:
     script = [(b"@050*", H("40 89 36")), (b"J@u", params(49))]
-    with expected_exchange(script) as transport:
-        with pytest.raises(DeviceStateError, match="49 %"):
-            M200Driver(transport, load_spec("magstim-200")).set_intensity(50)
+    with expected_exchange(script) as transport, pytest.raises(DeviceStateError, match="49 %"):
+        M200Driver(transport, load_spec("magstim-200")).set_intensity(50)
 
 
 def test_keepalive_reports_lost_remote_control() -> None:
@@ -72,9 +71,8 @@ def test_keepalive_reports_lost_remote_control() -> None:
 
 
 def test_refusal_names_the_command() -> None:
-    with expected_exchange([(b"EBx", H("45 53 67"))]) as transport:
-        with pytest.raises(DeviceRefused) as info:
-            M200Driver(transport, load_spec("magstim-200")).arm()
+    with expected_exchange([(b"EBx", H("45 53 67"))]) as transport, pytest.raises(DeviceRefused) as info:
+        M200Driver(transport, load_spec("magstim-200")).arm()
     assert info.value.code == "state_conflict"
     assert "EBx" in str(info.value)
 
@@ -91,9 +89,8 @@ def test_bad_checksum_and_timeout_are_typed() -> None:
 
 @pytest.mark.parametrize("value", [101, -1, 50.5, "50", True])
 def test_power_arguments_are_checked_before_sending(value) -> None:
-    with expected_exchange([]) as transport:
-        with pytest.raises(InvalidArgument):
-            M200Driver(transport, load_spec("magstim-200")).set_intensity(value)
+    with expected_exchange([]) as transport, pytest.raises(InvalidArgument):
+        M200Driver(transport, load_spec("magstim-200")).set_intensity(value)
 
 
 def test_bistim_power_b_and_isi() -> None:
@@ -175,6 +172,5 @@ def test_rapid2_train_arguments_are_checked() -> None:
 
 
 def test_scripted_exchange_catches_wrong_bytes() -> None:
-    with pytest.raises(ExchangeMismatch):
-        with expected_exchange([(b"EBx", ok("E"))]) as transport:
-            M200Driver(transport, load_spec("magstim-200")).fire()
+    with pytest.raises(ExchangeMismatch), expected_exchange([(b"EBx", ok("E"))]) as transport:
+        M200Driver(transport, load_spec("magstim-200")).fire()

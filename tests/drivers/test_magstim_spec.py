@@ -367,7 +367,7 @@ def test_device_hard_limit_vectors(rapid: MagstimSpec, rapid_v9: MagstimSpec) ->
     assert 3.0 < rapid.min_inter_train_interval_s(80, 18, 36) < 4.0  # D2 blocks 3.0 s, D3 allows 4.0 s
     assert rapid.max_train_on_time_s(100, 10) == 25.0  # D4: a 30 s train is blocked
     assert rapid.max_train_on_time_s(60, 10) == math.inf  # D5: continuous allowed…
-    assert 700 <= rapid.max_pulses_per_train and 70 <= rapid.max_train_duration_s  # …700 pulses, 70 s
+    assert rapid.max_pulses_per_train >= 700 and rapid.max_train_duration_s >= 70  # …700 pulses, 70 s
     assert rapid_v9.max_pulses_per_train == 6000  # D6: 6001 is blocked
     with pytest.raises(InvalidArgument, match="1–6000"):
         rapid_v9.min_inter_train_interval_s(60, 1, 6001)

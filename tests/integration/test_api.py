@@ -139,11 +139,10 @@ def test_close_disarms_is_idempotent_and_refuses_later_commands(tms_simulator, t
 
 def test_the_context_manager_closes_even_when_the_experiment_raises(tms_simulator, tms_clock) -> None:
     sim = tms_simulator()
-    with pytest.raises(RuntimeError, match="experiment bug"):
-        with api.open(sim.url, clock=tms_clock) as stim:
-            stim.set_intensity(30)
-            stim.arm()
-            raise RuntimeError("experiment bug")
+    with pytest.raises(RuntimeError, match="experiment bug"), api.open(sim.url, clock=tms_clock) as stim:
+        stim.set_intensity(30)
+        stim.arm()
+        raise RuntimeError("experiment bug")
     assert stim.closed and not sim.device.is_energised
 
 

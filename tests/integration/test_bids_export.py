@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tmsctl.cli_export import app as export_app
-from tmsctl.export.bids_nibs import SPEC_VERSION, ExportRefused, export_session, read_tsv
 from tmsctl.errors import InvalidArgument
+from tmsctl.export.bids_nibs import SPEC_VERSION, ExportRefused, export_session, read_tsv
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.loader import load_protocol_text
 from tmsctl.records import (

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_lsl_sink import FakeOutlet
 from typer.testing import CliRunner
 
 from tmsctl import api
@@ -17,8 +18,6 @@ from tmsctl.clock import VirtualClock
 from tmsctl.export.bids_nibs import read_tsv
 from tmsctl.records import Records
 from tmsctl.sinks.lsl import open_lsl_markers
-
-from test_lsl_sink import FakeOutlet
 
 runner = CliRunner()
 

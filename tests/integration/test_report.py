@@ -49,7 +49,7 @@ def run_session(records, protocol, tmp_path, faults: str = "", subject: str = "S
 
 
 def records_clock(records):
-    return records._clock  # noqa: SLF001 - the test drives the store's virtual calendar
+    return records._clock  # the test drives the store's virtual calendar
 
 
 def test_a_faulted_session_report_shows_trains_intensity_coil_and_the_fault(tmp_path, protocol) -> None:

@@ -12,12 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from test_report import PROTOCOL, run_session
 
 from tmsctl.clock import VirtualClock
 from tmsctl.records import Records
 from tmsctl.report import Chart, render_session_html, session_charts, session_report
-
-from test_report import PROTOCOL, run_session
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
@@ -59,7 +58,7 @@ def _faulted_then_resumed(tmp_path: Path, protocol: Path):
     """A session faulted in its first run, resumed, and faulted again in its second."""
     records = Records(tmp_path / "r.db", clock=VirtualClock(wall_start=datetime(2026, 3, 2, 9, tzinfo=UTC)))
     first = run_session(records, protocol, tmp_path, faults="coil_unplugged@29s")
-    clock = records._clock  # noqa: SLF001 - the store's virtual calendar moves on before the resume
+    clock = records._clock  # the store's virtual calendar moves on before the resume
     clock.advance_to(clock.now() + 600)
     from tmsctl import api
     from tmsctl.simulators import registry as sims

@@ -12,7 +12,6 @@ from tmsctl.cli_protocol import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, app, duration
 from tmsctl.protocols import library_path, list_library
 from tmsctl.protocols.schema_file import render_schema
 
-
 runner = CliRunner()
 LIBRARY = [str(entry.path) for entry in list_library()]
 NEUROSTAR = str(library_path() / "neurostar-10hz-ldlpfc.yaml")

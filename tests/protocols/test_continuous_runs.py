@@ -13,9 +13,8 @@ from typing import Any
 
 from hypothesis import example, given, note
 from hypothesis import strategies as st
-from typer.testing import CliRunner
-
 from protocols_helpers import document, mt, rtms, rule_ids
+from typer.testing import CliRunner
 
 from tmsctl.cli_protocol import EXIT_REFUSED, app
 from tmsctl.protocols import Protocol, check, expand, rulebook

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-
 from protocols_helpers import RAPID2, document, mt, rtms, rule_ids
 
 from tmsctl.protocols import Protocol, expand, load_library_protocol

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from protocols_helpers import BURST, RAPID2, mt, rule_ids
 
 from tmsctl.errors import ProtocolFileError
 from tmsctl.protocols import check, content_hash, expand, library_path, list_library, load_library_protocol
-
 
 # id: (pulses per session, nominal duration s, end of last train s, last pulse onset s)
 # Figures from protocols.md §4 (n/f train length, gap ITI; onset-to-onset for TBS and 1 Hz).

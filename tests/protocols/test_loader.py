@@ -11,14 +11,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from ruamel.yaml import YAML
-
 from protocols_helpers import BASE, document
+from ruamel.yaml import YAML
 
 from tmsctl.errors import ProtocolFileError
 from tmsctl.protocols import Protocol, canonical_json, content_hash, load_protocol, load_protocol_text
 from tmsctl.protocols.loader import MAX_FILE_BYTES, ProtocolValidationError, known_field_names
-
 
 GOOD = """\
 # yaml-language-server: $schema=../schema/protocol.schema.json

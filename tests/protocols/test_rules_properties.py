@@ -12,13 +12,11 @@ from typing import Any
 
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
-from pydantic import ValidationError
-
 from protocols_helpers import BURST, RAPID2, document, mt
+from pydantic import ValidationError
 
 from tmsctl.protocols import Protocol, check, expand
 from tmsctl.protocols.thresholds import round_half_up
-
 
 ROWS = (1, 5, 10, 20, 25)
 COLUMNS = (100, 110, 120, 130, 140, 150, 160, 170, 180, 190, 200, 210, 220)

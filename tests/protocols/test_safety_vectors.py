@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-
 from protocols_helpers import BURST, RAPID2, document, mt, rtms, rule_ids
 
 from tmsctl.protocols import Protocol, SitePolicy, check, load_library_protocol, rulebook
-
 
 # --- 8.1 Wassermann look-ups, figure-8 ----------------------------------------------------------
 

@@ -6,9 +6,8 @@ import inspect
 import json
 
 import pytest
-from ruamel.yaml import YAML
-
 from protocols_helpers import rtms
+from ruamel.yaml import YAML
 
 from tmsctl.errors import InvalidArgument
 from tmsctl.protocols import SitePolicy, check, list_library, rulebook

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ruamel.yaml import YAML
-
 from protocols_helpers import document
+from ruamel.yaml import YAML
 
 from tmsctl.errors import ProtocolFileError
 from tmsctl.protocols import load_protocol_text

@@ -25,7 +25,6 @@ from tmsctl.records import (
     TriggerSource,
 )
 
-
 LOCKSTEP = [False]
 
 

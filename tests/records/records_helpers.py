@@ -6,7 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tmsctl.records.server import is_server_url
 from tmsctl.records import (
     DeliveryKind,
     DeliveryPlan,
@@ -15,6 +14,7 @@ from tmsctl.records import (
     SessionPlan,
     TriggerSource,
 )
+from tmsctl.records.server import is_server_url
 
 PROTOCOL_HASH = "sha256:" + "3f" * 32
 OTHER_HASH = "sha256:" + "a1" * 32

@@ -10,27 +10,25 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from records_helpers import deliver, running_session, session_plan, train_plan
+from records_helpers import PROTOCOL_HASH, deliver, running_session, train_plan
 from typer.testing import CliRunner
 
 from tmsctl.cli import app
 from tmsctl.clock import VirtualClock
 from tmsctl.records import (
+    ActionKind,
     DeliveryResult,
     Fault,
     MotorThreshold,
     OperatorAction,
-    ActionKind,
     Override,
     RecordRefused,
     Records,
-    RecordsError,
     ThresholdReference,
     ThresholdUsed,
 )
-from tmsctl.records.copy import TABLES, copy_records, table_digest, _columns
+from tmsctl.records.copy import TABLES, _columns, copy_records, table_digest
 from tmsctl.records.pg_throwaway import ThrowawayServer
-from records_helpers import PROTOCOL_HASH
 
 _names = itertools.count()
 

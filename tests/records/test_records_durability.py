@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from records_helpers import wait_until_the_server_saw_it_end, deliver, running_session, train_plan
+from records_helpers import deliver, running_session, train_plan, wait_until_the_server_saw_it_end
 
 from tmsctl.audit import read_audit_log
 from tmsctl.clock import VirtualClock
@@ -349,9 +349,8 @@ def test_a_second_store_in_the_same_process_sees_the_owner_alive(db_path: Path, 
                     attempt()
         owner.resume_session(session_id, operator="tech1")
         owner.begin_delivery(train_plan(session_id, 0))
-        with Records(db_path, clock=clock) as other:
-            with pytest.raises(SessionOwnedElsewhere):
-                other.finish_delivery(DeliveryResult(session_id, 0, 10, True))
+        with Records(db_path, clock=clock) as other, pytest.raises(SessionOwnedElsewhere):
+            other.finish_delivery(DeliveryResult(session_id, 0, 10, True))
         owner.finish_delivery(DeliveryResult(session_id, 0, 10, True))
         assert owner.session(session_id).run_segments == 1
 

@@ -23,7 +23,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from records_helpers import session_plan, train_plan
 
 from tmsctl.clock import VirtualClock
-from tmsctl.records.pg_throwaway import ThrowawayServer
 from tmsctl.records import (
     ActionKind,
     DeliveryResult,
@@ -34,6 +33,7 @@ from tmsctl.records import (
     Resolution,
     SessionStatus,
 )
+from tmsctl.records.pg_throwaway import ThrowawayServer
 
 # This machine checks logic, not the disk (the kill tests do): a RAM file system spares it
 # thousands of fsyncs where one exists.

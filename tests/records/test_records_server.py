@@ -19,8 +19,8 @@ from tmsctl.records import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     DatabaseNotFound,
-    Records,
     RecordRefused,
+    Records,
     RecordsError,
     SessionOwnedElsewhere,
     SessionStatus,
@@ -290,9 +290,8 @@ def test_the_same_store_reconnects_when_the_server_is_back(own_server: Throwaway
         # Its owner lock is taken again on the new connection: the session goes on from here.
         deliver(store, session_id, 1)
         assert store.resume_point(session_id).next_index == 2
-        with Records(url, clock=clock) as other:
-            with pytest.raises(RecordRefused):
-                other.pause_session(session_id, operator="intruder")
+        with Records(url, clock=clock) as other, pytest.raises(RecordRefused):
+            other.pause_session(session_id, operator="intruder")
 
 
 def test_a_lock_taken_by_another_room_while_disconnected_is_given_up(own_server: ThrowawayServer) -> None:

@@ -270,7 +270,6 @@ def test_a_resume_at_another_threshold_is_refused_without_a_recorded_reason(paus
 def test_a_simulated_session_cannot_be_resumed_on_a_real_device(db, tiny, real_port) -> None:
     # its pulses would count toward no one's exposure
     [session_id] = _real_sessions(db, tiny, "R001", [datetime.now(UTC)], simulated=True, finish=False)
-    with Records(db) as records:
-        with pytest.raises(SessionRefused, match="resume.simulated") as refused:
-            plan_session(_request(tiny, real_port, mt_pct_mso=None, resume_session_id=session_id), records)
+    with Records(db) as records, pytest.raises(SessionRefused, match="resume.simulated") as refused:
+        plan_session(_request(tiny, real_port, mt_pct_mso=None, resume_session_id=session_id), records)
     assert "start a new session" in refused.value.hint

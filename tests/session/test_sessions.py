@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tmsctl.clock import VirtualClock
-from tmsctl.testing import check_dose_truth
 from tmsctl.records import Records, SessionStatus
 from tmsctl.runner import RunOutcome
 from tmsctl.session import SessionRefused, SessionRequest, plan_session, run_planned
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
+from tmsctl.testing import check_dose_truth
 
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
 SHORT = """\

@@ -10,7 +10,13 @@ from tmsctl.drivers.magstim import codec as mc
 from tmsctl.drivers.magstim.codec import Model
 from tmsctl.drivers.magstim.driver import RemoteControlLost
 from tmsctl.drivers.magventure import codec as vc
-from tmsctl.errors import IntensityMismatch, DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
+from tmsctl.errors import (
+    DeviceRefused,
+    DeviceStateError,
+    IntensityMismatch,
+    InvalidArgument,
+    TransportTimeout,
+)
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import SemanticFaultKind, parse_fault_plan
 from tmsctl.testing import attached_simulator

@@ -303,7 +303,7 @@ class LslEmgSource(BufferedEmgSource):
     def close(self) -> None:
         try:
             self._inlet.close_stream()
-        except Exception:  # noqa: BLE001 - closing a stream whose sender is gone must not mask the real error
+        except Exception:  # closing a stream whose sender is gone must not mask the real error
             pass
 
 
@@ -314,7 +314,7 @@ def _channel_labels(info: Any) -> list[str]:
         while not channel.empty():
             labels.append(channel.child_value("label"))
             channel = channel.next_sibling()
-    except Exception:  # noqa: BLE001 - a stream without channel metadata: number them
+    except Exception:  # a stream without channel metadata: number them
         labels = []
     count = info.channel_count()
     if len(labels) != count or not all(labels):

@@ -178,7 +178,7 @@ class HotspotSearch(MtHunt):
         def work() -> None:
             try:
                 box["value"] = fn()
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            except BaseException as exc:  # re-raised on the calling thread
                 box["error"] = exc
             finally:
                 done.set()

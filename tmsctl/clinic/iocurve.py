@@ -240,7 +240,7 @@ def fit_boltzmann(points: Sequence[tuple[float, float]], *, scale: str = "log") 
     if scale == "log":
         lower[3] = _LOG_FLOOR_UV / 10
 
-        def model(xx: Any, a: float, s: float, k: float, b: float) -> Any:  # noqa: F811 - the log-scale model
+        def model(xx: Any, a: float, s: float, k: float, b: float) -> Any:  # the log-scale model
             return np.log(_boltzmann(xx, a, s, k, b))
 
         target = np.log(np.maximum(y, _LOG_FLOOR_UV))

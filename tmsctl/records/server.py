@@ -64,7 +64,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tmsctl.records.errors import DatabaseNotFound, RecordsError, RecordsUnavailable
-from tmsctl.records.schema import _COURSES_V4, _MEP_MEASUREMENTS_V5, _SCHEMA_V1, APPLICATION_ID, MIGRATIONS, _split_sql
+from tmsctl.records.schema import (
+    _COURSES_V4,
+    _MEP_MEASUREMENTS_V5,
+    _SCHEMA_V1,
+    APPLICATION_ID,
+    MIGRATIONS,
+    _split_sql,
+)
 
 SERVER_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 5
@@ -455,7 +462,7 @@ class ServerOwnerLock:
     def try_acquire(cls, conn: ServerConnection, session_id: str) -> ServerOwnerLock | None:
         return cls(conn, session_id) if conn.try_owner_lock(session_id) else None
 
-    def release(self, *, remove: bool) -> None:  # noqa: ARG002 - nothing to remove on a server
+    def release(self, *, remove: bool) -> None:  # nothing to remove on a server
         if self.held:
             self.held = False
             self._conn.release_owner_lock(self.session_id)

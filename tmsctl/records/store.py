@@ -26,18 +26,6 @@ from tmsctl.records.errors import (
     UnknownRecord,
 )
 from tmsctl.records.locks import _OwnerLock
-from tmsctl.records.server import (
-    ServerConnection,
-    ServerError,
-    ServerIntegrityError,
-    ServerOwnerLock,
-    is_server_url,
-    open_server_schema,
-    redact_url,
-    server_error,
-    server_integrity_check,
-    server_storage_settings,
-)
 from tmsctl.records.model import (
     _OWNED_STATUSES,
     _RESUMABLE_STATUSES,
@@ -82,6 +70,18 @@ from tmsctl.records.schema import (
     _from_db_time_required,
     _to_db_time,
     apply_migrations,
+)
+from tmsctl.records.server import (
+    ServerConnection,
+    ServerError,
+    ServerIntegrityError,
+    ServerOwnerLock,
+    is_server_url,
+    open_server_schema,
+    redact_url,
+    server_error,
+    server_integrity_check,
+    server_storage_settings,
 )
 
 if TYPE_CHECKING:
