@@ -106,7 +106,7 @@ def main() -> None:
     tracemalloc.stop()
     row("peak Python memory, full recorded session", f"{peak / 1e6:.1f} MB", "—", None)
 
-    width = [max(len(r[i]) for r in rows + [("figure", "measured", "target", "")]) for i in range(4)]
+    width = [max(len(r[i]) for r in [*rows, ("figure", "measured", "target", "")]) for i in range(4)]
     header = ("figure", "measured", "target", "")
     for r in [header, tuple("-" * w for w in width), *rows]:
         print("  ".join(cell.ljust(width[i]) for i, cell in enumerate(r)))

@@ -95,7 +95,7 @@ def describe_trains(numbers: tuple[int, ...]) -> str:
             runs.append((number, number))
     parts = [str(a) if a == b else f"{a}–{b}" for a, b in runs]
     if len(parts) > 4:
-        parts = parts[:3] + [f"… ({len(numbers)} in all)"]
+        parts = [*parts[:3], f"… ({len(numbers)} in all)"]
     noun = "train" if len(numbers) == 1 else "trains"
     return f"{noun} {', '.join(parts)}"
 

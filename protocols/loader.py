@@ -176,7 +176,7 @@ class _Position:
         is_mapping, path, _keys, expecting_key, current = self.stack[-1]
         if is_mapping and expecting_key:
             return path
-        return path + (current,)
+        return (*path, current)
 
     def open(self, is_mapping: bool) -> None:
         self.stack.append([is_mapping, self.here(), set(), True, 0])
@@ -249,7 +249,7 @@ def _screen(text: str, path: str) -> None:
                     raise refuse(
                         f"duplicate key '{event.value}'",
                         "each key may appear only once in a mapping",
-                        field=_dotted(position.here() + (event.value,)),
+                        field=_dotted((*position.here(), event.value)),
                     )
             else:
                 position.node_done()
@@ -300,15 +300,15 @@ def _plain(node: Any, here: Path_, lines: dict[Path_, int], path: str) -> Any:
                     hint="keys are words such as frequency_hz; quote them if needed",
                 )
             name = str(key)
-            lines[here + (name,)] = line or 1
-            result[name] = _plain(node[key], here + (name,), lines, path)
+            lines[(*here, name)] = line or 1
+            result[name] = _plain(node[key], (*here, name), lines, path)
         return result
     if isinstance(node, CommentedSeq):
         items = []
         for index, item in enumerate(node):
             position = node.lc.item(index)
-            lines[here + (index,)] = position[0] + 1 if position else lines.get(here, 1)
-            items.append(_plain(item, here + (index,), lines, path))
+            lines[(*here, index)] = position[0] + 1 if position else lines.get(here, 1)
+            items.append(_plain(item, (*here, index), lines, path))
         return items
     if isinstance(node, bool) or type(node).__name__ == "ScalarBoolean":
         return bool(node)

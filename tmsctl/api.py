@@ -482,7 +482,7 @@ def _own_simulator(device: DeviceURL, clock: Clock) -> tuple[DeviceURL, str | No
                 hint="pass clock=<that simulator's clock> to tmsctl.open (the pytest fixtures do)",
             )
         return device, None
-    path, _, query = device.transport.partition("?")
+    _path, _, query = device.transport.partition("?")
     from urllib.parse import parse_qsl
 
     options = dict(parse_qsl(query))

@@ -293,7 +293,7 @@ def check_device_timed_train(target: ConformanceTarget) -> None:
             c.wait_until(rig.clock.now() + 0.25)
         assert c.state is State.ARMED and rig.device.pulse_count == pulses
         times = [p.t for p in rig.device.pulses]
-        assert all(abs((b - a) - 1 / frequency) < 1e-6 for a, b in zip(times, times[1:]))
+        assert all(abs((b - a) - 1 / frequency) < 1e-6 for a, b in itertools.pairwise(times))
         c.disarm()
         assert not rig.energised and rig.interlocks == []
 
@@ -756,7 +756,7 @@ class ControllerMachine(RuleBasedStateMachine):
             else:
                 groups.append([pulse])
         limits = self.limits
-        for before, after in zip(groups, groups[1:]):
+        for before, after in itertools.pairwise(groups):
             intensity = before[0].intensity_pct
             if len(before) == 1:
                 gap = after[0].t - before[0].t

@@ -60,9 +60,9 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "resume", "source": S.PAUSED, "dest": S.IDLE},
     {"trigger": "finish", "source": [S.IDLE, S.ARMED, S.DISARMING], "dest": S.DONE},
     {"trigger": "disconnect", "source": [S.IDLE, S.DONE, S.PAUSED], "dest": S.DISCONNECTED},
-    {"trigger": "fault", "source": _ANY_LIVE + [S.FAULT], "dest": S.FAULT},
+    {"trigger": "fault", "source": [*_ANY_LIVE, S.FAULT], "dest": S.FAULT},
     {"trigger": "acknowledge", "source": S.FAULT, "dest": S.DISCONNECTED},
-    {"trigger": "estop", "source": _ANY_LIVE + [S.FAULT, S.DISCONNECTED, S.ESTOP], "dest": S.ESTOP},
+    {"trigger": "estop", "source": [*_ANY_LIVE, S.FAULT, S.DISCONNECTED, S.ESTOP], "dest": S.ESTOP},
 ]
 
 TRIGGERS = sorted({t["trigger"] for t in TRANSITIONS})

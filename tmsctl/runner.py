@@ -24,6 +24,7 @@ from tmsctl.errors import DeviceStateError, GuardRejected, InvalidArgument, TmsE
 from tmsctl.fsm import ENERGISED, State
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.safety import PulseCap
+import itertools
 
 ARM_LEAD_S = 2.5  # arm this long before a train (arming takes up to 1 s on a Magstim)
 PREPARE_LEAD_S = 4.0  # set intensity/train parameters this long before
@@ -347,7 +348,7 @@ class SessionRunner:
         """A device-timed theta-burst train, read off the schedule's pulse offsets."""
         c = self.controller
         offsets = train.pulse_offsets_s
-        gaps = [round(b - a, 9) for a, b in zip(offsets, offsets[1:])]
+        gaps = [round(b - a, 9) for a, b in itertools.pairwise(offsets)]
         inner = min(gaps)
         per_burst = next((i + 1 for i, g in enumerate(gaps) if g > inner + 1e-9), len(offsets))
         bursts = len(offsets) // per_burst

@@ -34,6 +34,7 @@ from ruamel.yaml import YAML
 from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
 from tmsctl.drivers.provenance import Frozen, Review, SpecFileError, freeze
 from tmsctl.errors import InvalidArgument
+import itertools
 
 SCHEMA_VERSION = 1
 SPEC_FILES: Mapping[str, str] = MappingProxyType(
@@ -231,7 +232,7 @@ class RapidTrains(Frozen):
             raise ValueError("energy_per_pulse_j must start at 0 %")
         energies = [self.energy_j(p) for p in range(101)]
         # Energy grows with the square of the output voltage: a falling entry is a typo.
-        if any(later < earlier for earlier, later in zip(energies, energies[1:])):
+        if any(later < earlier for earlier, later in itertools.pairwise(energies)):
             raise ValueError("energy_per_pulse_j must not fall as power rises")
         for mains_v in MAINS_VOLTAGES:
             if set(self.max_frequency_hz.get(mains_v, {})) != set(VARIANTS):

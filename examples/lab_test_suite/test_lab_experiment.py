@@ -9,12 +9,13 @@ import pytest
 from lab_experiment import run_block
 
 from tmsctl.errors import TmsError
+import itertools
 
 
 def test_the_block_alternates_intensities_and_keeps_the_iti(tms_stimulator, tms_clock, tms_events):
     trials = run_block(tms_stimulator, tms_clock, mt_pct=40, trials=6, iti_s=4.0)
     assert [t.intensity_pct for t in trials] == [44, 52, 44, 52, 44, 52]
-    gaps = [b.pulse_at_s - a.pulse_at_s for a, b in zip(trials, trials[1:])]
+    gaps = [b.pulse_at_s - a.pulse_at_s for a, b in itertools.pairwise(trials)]
     assert all(4.0 <= gap < 4.2 for gap in gaps)  # virtual time: exact and instant
     pulses = tms_events.of("pulse_delivered")
     assert [p.intensity_pct_mso for p in pulses] == [44, 52, 44, 52, 44, 52]

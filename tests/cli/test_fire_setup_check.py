@@ -110,7 +110,7 @@ def test_a_fault_while_firing_is_recorded_and_nothing_more_is_claimed(simulator,
     probe.device._handle = lambda frame, now: (commands.append(frame.raw), handle(frame, now))
     assert _fire("--device", probe_url, "--power", "40", db=tmp_path / "probe.db").exit_code == 0
     fire_index = next(i for i, raw in enumerate(commands, start=1) if raw.startswith(b"EH"))
-    url, sim = simulator(f"no_reply@cmd{fire_index}")
+    url, _sim = simulator(f"no_reply@cmd{fire_index}")
     result = _fire("--device", url, "--power", "40", db=db)
     assert result.exit_code == EXIT_FAULT, result.output
     assert "fired 1 pulse" not in result.output and "acknowledged" not in result.output

@@ -77,7 +77,7 @@ def test_the_10hz_library_session_runs_to_the_end_on_a_magpro(magpro, tmp_path: 
     # 75 device-timed trains: one serial trigger each, 40 pulses at 10 Hz, 30 s onset to onset
     starts = [p.t for p in device.pulses if p.source == "serial"]
     assert len(starts) == 75
-    assert all(abs((b - a) - 30.0) < 0.01 for a, b in zip(starts, starts[1:]))
+    assert all(abs((b - a) - 30.0) < 0.01 for a, b in itertools.pairwise(starts))
 
 
 def test_an_itbs_session_runs_natively_on_a_magpro(magpro, tmp_path: Path) -> None:

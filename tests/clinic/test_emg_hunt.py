@@ -27,6 +27,7 @@ from tmsctl.mt_session import (
 from tmsctl.records import Records
 from tmsctl.simulators.emg import EmgModel
 from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject
+import itertools
 
 
 def hunt(bench, method="ml-pest", responder=None, settings=None, **kwargs):
@@ -76,7 +77,7 @@ def test_pre_activated_trials_are_rejected_and_given_again_at_the_same_intensity
     outcome = mt.run()
     assert outcome.rejections, "this seed's subject tenses up often"
     log = outcome.log_entries()
-    for before, after in zip(log, log[1:]):
+    for before, after in itertools.pairwise(log):
         if before["trial"] is None:
             assert after["intensity_pct_mso"] == before["intensity_pct_mso"]
     # an episode under way at the pulse shows before it; one that starts during the trial, after it

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tmsctl.drivers.magventure import codec as c
 from tmsctl.errors import ChecksumError, InvalidArgument, ProtocolError
+import itertools
 
 H = bytes.fromhex
 X100_ENABLED_BIPHASIC = c.StatusByte(c.Mode.STANDARD, c.Waveform.BIPHASIC, True, c.MagProModel.X100)
@@ -173,7 +174,7 @@ def test_ipi_index_tables_match_reference_anchors() -> None:
 
 @pytest.mark.parametrize("table", [c.BURST_IPI_MS_X10, c.TWIN_DUAL_IPI_MS_X10])
 def test_ipi_tables_strictly_descend(table: tuple[int, ...]) -> None:
-    assert all(a > b for a, b in zip(table, table[1:]))
+    assert all(a > b for a, b in itertools.pairwise(table))
 
 
 def test_ipi_index_inverts_table() -> None:

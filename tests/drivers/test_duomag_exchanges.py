@@ -162,8 +162,8 @@ def test_intensity_waits_for_arming_then_is_confirmed_from_the_stream() -> None:
         (H("79 79"), rec(50, charged=False)),  # fire: discharged, recharging
         (H("00 00"), rec(0)),  # disarm
     ]
-    stream = [(PERIOD_S, rec(0))] + every(rec(50, charged=False), 0.05, 3) + every(rec(50), 0.12, 3)
-    with exchange(pairs, stream) as (driver, clock):
+    stream = [(PERIOD_S, rec(0)), *every(rec(50, charged=False), 0.05, 3), *every(rec(50), 0.12, 3)]
+    with exchange(pairs, stream) as (driver, _clock):
         connect(driver)
         driver.set_intensity(50)  # no bytes: the unit is held at 0 % while disarmed
         assert driver.target_pct == 50
@@ -179,12 +179,9 @@ def test_intensity_waits_for_arming_then_is_confirmed_from_the_stream() -> None:
 def test_an_intensity_change_while_armed_is_confirmed_and_waits_for_the_recharge() -> None:
     pairs = [(H("32 32"), rec(50)), (H("3C 3C"), rec(60, charged=False))]
     stream = (
-        [(PERIOD_S, rec(0))]
-        + every(rec(50), 0.05, 2)
-        + every(rec(60, charged=False), 0.1, 2)
-        + every(rec(60), 0.2, 3)
+        [(PERIOD_S, rec(0)), *every(rec(50), 0.05, 2), *every(rec(60, charged=False), 0.1, 2), *every(rec(60), 0.2, 3)]
     )
-    with exchange(pairs, stream) as (driver, clock):
+    with exchange(pairs, stream) as (driver, _clock):
         connect(driver)
         driver.set_intensity(50)
         driver.arm()
@@ -220,7 +217,7 @@ def test_arming_needs_an_intensity_and_firing_needs_arming() -> None:
 
 def test_an_omitted_pulse_is_the_one_refusal_the_unit_can_show() -> None:
     pairs = [(H("32 32"), rec(50)), (H("79 79"), rec(50, omitted=1))]
-    with exchange(pairs, [(PERIOD_S, rec(0))] + every(rec(50), 0.05, 3)) as (driver, _):
+    with exchange(pairs, [(PERIOD_S, rec(0)), *every(rec(50), 0.05, 3)]) as (driver, _):
         connect(driver)
         driver.set_intensity(50)
         driver.arm()
@@ -231,7 +228,7 @@ def test_an_omitted_pulse_is_the_one_refusal_the_unit_can_show() -> None:
 
 def test_disarm_that_the_stream_never_shows_is_a_state_error() -> None:
     pairs = [(H("32 32"), rec(50)), (H("00 00"), rec(40))]
-    with exchange(pairs, [(PERIOD_S, rec(0))] + every(rec(50), 0.05, 3) + every(rec(40), 0.2, 40)) as (
+    with exchange(pairs, [(PERIOD_S, rec(0)), *every(rec(50), 0.05, 3), *every(rec(40), 0.2, 40)]) as (
         driver,
         _,
     ):
@@ -263,7 +260,7 @@ def test_a_stopped_stream_is_a_timeout() -> None:
 
 
 def test_a_front_panel_intensity_change_is_reported() -> None:
-    with exchange([], every(rec(0), PERIOD_S, 2) + [(0.5, rec(35))]) as (driver, clock):
+    with exchange([], [*every(rec(0), PERIOD_S, 2), (0.5, rec(35))]) as (driver, clock):
         connect(driver)
         clock.sleep(0.45)
         with pytest.raises(DeviceStateError, match="reports 35 %MSO"):
@@ -275,7 +272,7 @@ def test_a_front_panel_intensity_change_is_reported() -> None:
 )
 def test_fault_bits_stop_an_armed_unit_and_show_in_the_status_of_a_disarmed_one(flag: str) -> None:
     faulty = rec(0, **{flag: True})
-    with exchange([], every(rec(0), PERIOD_S, 2) + [(0.5, faulty), (0.52, faulty)]) as (driver, clock):
+    with exchange([], [*every(rec(0), PERIOD_S, 2), (0.5, faulty), (0.52, faulty)]) as (driver, clock):
         connect(driver)
         clock.sleep(0.45)
         status = driver.keepalive()
@@ -294,7 +291,7 @@ def test_fault_bits_stop_an_armed_unit_and_show_in_the_status_of_a_disarmed_one(
 def test_a_corrupted_record_is_a_protocol_error() -> None:
     bad = bytearray(rec(0))
     bad[1] = 0x68  # intensity 104 %
-    with exchange([], every(rec(0), PERIOD_S, 2) + [(0.5, bytes(bad))]) as (driver, clock):
+    with exchange([], [*every(rec(0), PERIOD_S, 2), (0.5, bytes(bad))]) as (driver, clock):
         connect(driver)
         clock.sleep(0.45)
         with pytest.raises(ProtocolError, match="104"):
@@ -305,7 +302,7 @@ def test_a_lost_sync_byte_changes_the_record_length_and_is_caught() -> None:
     # 13-byte records; one sync byte corrupted to 00 merges two records into one 27-byte "record".
     short_rec = rec(0, coil_type=None)
     merged = short_rec[:-1] + b"\x00" + short_rec
-    stream = every(short_rec, PERIOD_S, 2) + [(0.5, merged)]
+    stream = [*every(short_rec, PERIOD_S, 2), (0.5, merged)]
     with exchange([], stream, leading=SYNC + short_rec) as (driver, clock):
         connect(driver)
         clock.sleep(0.45)

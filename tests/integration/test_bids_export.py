@@ -285,7 +285,7 @@ def test_the_cli_exports_a_session_run_through_the_api(tms_simulator, tms_clock,
     done = runner.invoke(export_app, [*args, "--allow-simulated"])
     assert done.exit_code == 0, done.output
     nibs = tmp_path / "bids" / "sub-202" / "ses-01" / "nibs"
-    header, rows = read_tsv((nibs / "sub-202_ses-01_task-hotspot_events.tsv").read_text())
+    _header, rows = read_tsv((nibs / "sub-202_ses-01_task-hotspot_events.tsv").read_text())
     assert len(rows) == 5 and {r["pulses_delivered"] for r in rows} == {"1"}
     sidecar = json.loads((nibs / "sub-202_ses-01_task-hotspot_nibs.json").read_text())
     assert sidecar["StimulatorSet"]["ManufacturerModelName"] == "magstim-200"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+import itertools
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "experiment_single_pulses.py"
 
@@ -23,6 +24,6 @@ def test_the_single_pulse_experiment_fires_ten_jittered_pulses(capsys) -> None:
     pulses = [line for line in lines if "pulse_delivered" in line]
     assert len(trials) == 10 and len(pulses) == 10
     times = [float(line.split(" at ")[1].split(" s")[0]) for line in trials]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(2.0 <= gap <= 3.1 for gap in gaps) and len(set(round(g, 3) for g in gaps)) > 1  # jittered
     assert lines[-1] == "done: disarmed and released"

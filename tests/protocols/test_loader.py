@@ -296,7 +296,7 @@ def assert_located(error: ProtocolFileError, text: str) -> None:
 
 YAMLISH = st.text(
     alphabet=st.sampled_from(
-        list("abcdefghijklmnopqrstuvwxyz_0123456789 :-[]{},.'\"#&*!|>%@`?\n\t\\") + ["\x00", "é", "\ufeff"]
+        [*list("abcdefghijklmnopqrstuvwxyz_0123456789 :-[]{},.'\"#&*!|>%@`?\n\t\\"), "\x00", "é", "\ufeff"]
     ),
     max_size=300,
 )
@@ -357,7 +357,7 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
     data = copy.deepcopy(BASE)
     data["limits"] = {"max_total_pulses": 3000}
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(PATHS + [("extra_key",), ("pattern", "extra_key")]))
+        path = draw(st.sampled_from([*PATHS, ("extra_key",), ("pattern", "extra_key")]))
         parent: Any = data
         for key in path[:-1]:
             parent = parent.setdefault(key, {}) if isinstance(parent, dict) else {}

@@ -106,7 +106,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
             f"after the kill at {reached}: record {known} known (at most {at_most}), simulator {delivered}"
         )
 
-    done = subprocess.run(base + ["--resume", session_id], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*base, "--resume", session_id], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 7, done.stderr  # ran to its end; the cut trains' outcomes are not fully known
     state = _sim_state(status)
     with Records(db) as records:
@@ -184,7 +184,7 @@ def test_sigkill_at_thirty_instants_around_triggers_keeps_the_truth(tmp_path: Pa
             f"simulator {delivered}"
         )
     assert kills >= 30
-    done = subprocess.run(base + ["--resume", session_id], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*base, "--resume", session_id], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode in (0, 7), done.stderr
     pulses = _sim_pulses(status)
     # nothing repeated: the unit never ran more than one train's pulses per trigger, nor more trains than planned

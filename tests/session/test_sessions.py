@@ -90,9 +90,9 @@ def test_the_10hz_library_session_runs_completely_and_is_recorded(records) -> No
 def test_train_onsets_follow_the_schedule_exactly(records, short_protocol) -> None:
     clock, sim = _simulator()
     planned = _plan(short_protocol, sim, clock, records)
-    _, result = run_planned(planned, records)
+    _, _result = run_planned(planned, records)
     firsts = [p.t for p in sim.device.pulses[::20]]
-    gaps = [b - a for a, b in zip(firsts, firsts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(firsts)]
     assert gaps == pytest.approx([10.0] * 5, abs=1e-6)  # 2 s train + 8 s off, no drift
 
 
@@ -324,7 +324,7 @@ def test_the_audit_log_holds_every_train(records, short_protocol, tmp_path) -> N
 
     clock, sim = _simulator()
     planned = _plan(short_protocol, sim, clock, records, log_dir=tmp_path / "logs")
-    session_id, result = run_planned(planned, records)
+    session_id, _result = run_planned(planned, records)
     rows = read_audit_log(tmp_path / "logs" / f"{session_id}.jsonl")
     finished = [r for r in rows if r["event"] == "train_finished"]
     assert [r["index"] for r in finished] == list(range(6))

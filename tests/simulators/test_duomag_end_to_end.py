@@ -18,7 +18,7 @@ def attached(profile: str = "duomag", attachment: str = "sim", faults: str = "")
 
 @pytest.mark.parametrize("attachment", ["sim", "pty", "tcp"])
 def test_single_pulse_cycle_on_every_attachment(attachment: str) -> None:
-    with attached(attachment=attachment) as (driver, instance, clock):
+    with attached(attachment=attachment) as (driver, instance, _clock):
         info = driver.connect()
         assert info.simulated == (attachment == "sim") and driver.confirmed_replies is False
         driver.set_intensity(55)
@@ -49,7 +49,7 @@ def test_keepalives_through_a_long_idle_read_fresh_records() -> None:
 
 
 def test_the_simulator_counts_a_premature_fire_as_omitted_and_the_driver_reports_it() -> None:
-    with attached() as (driver, instance, clock):
+    with attached() as (driver, instance, _clock):
         driver.connect()
         driver.set_intensity(60)
         driver.arm()
@@ -62,7 +62,7 @@ def test_the_simulator_counts_a_premature_fire_as_omitted_and_the_driver_reports
 
 
 def test_delays_are_confirmed_from_the_stream() -> None:
-    with attached() as (driver, instance, clock):
+    with attached() as (driver, instance, _clock):
         driver.connect()
         driver.set_recharge_delay_us(500_000)
         driver.set_ttl_out_delay_us(20_000)
@@ -71,7 +71,7 @@ def test_delays_are_confirmed_from_the_stream() -> None:
 
 
 def test_thirteen_byte_records_of_older_units() -> None:
-    with attached("duomag-13") as (driver, instance, clock):
+    with attached("duomag-13") as (driver, instance, _clock):
         info = driver.connect()
         assert info.details["status_record"] == "13 bytes" and info.details["coil"] == "not reported"
         driver.set_intensity(30)

@@ -16,6 +16,7 @@ from tmsctl.drivers.magventure import codec as c
 from tmsctl.errors import DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
 from tmsctl.registry import open_driver
 from tmsctl.testing import attached_simulator
+import itertools
 
 _counter = iter(range(1_000_000))
 
@@ -28,7 +29,7 @@ def attached(
 
 @pytest.mark.parametrize("attachment", ["sim", "pty", "tcp"])
 def test_single_pulse_cycle_on_every_attachment(attachment: str) -> None:
-    with attached(attachment=attachment) as (driver, instance, clock):
+    with attached(attachment=attachment) as (driver, instance, _clock):
         info = driver.connect()
         assert info.model == "magventure-magpro-x100" and info.simulated == (attachment == "sim")
         driver.set_intensity(45)
@@ -59,7 +60,7 @@ def test_a_device_timed_train_counts_every_pulse_through_its_didt_reports(attach
         with instance.lock:
             times = [p.t for p in instance.device.pulses]
     assert len(times) == 8 and driver.pulses_reported == 8
-    assert all(abs((b - a) - 0.05) < 1e-9 for a, b in zip(times, times[1:]))
+    assert all(abs((b - a) - 0.05) < 1e-9 for a, b in itertools.pairwise(times))
 
 
 def test_theta_burst_is_timed_by_the_device() -> None:
@@ -77,10 +78,10 @@ def test_theta_burst_is_timed_by_the_device() -> None:
         assert instance.device.waveform is c.Waveform.BIPHASIC
     assert len(times) == 30 and sources.count("serial") == 1
     starts = times[::3]
-    assert all(abs((b - a) - 0.2) < 1e-9 for a, b in zip(starts, starts[1:]))
+    assert all(abs((b - a) - 0.2) < 1e-9 for a, b in itertools.pairwise(starts))
     for k in range(10):
         burst = times[3 * k : 3 * k + 3]
-        assert all(abs((b - a) - 0.02) < 1e-9 for a, b in zip(burst, burst[1:]))
+        assert all(abs((b - a) - 0.02) < 1e-9 for a, b in itertools.pairwise(burst))
     assert (driver.stimuli_reported, driver.pulses_reported) == (10, 30)
 
 
@@ -99,7 +100,7 @@ def test_an_unprompted_message_between_a_request_and_its_answer_is_parsed_and_ke
 
 
 def test_coil_heating_is_reported_unprompted() -> None:
-    with attached() as (driver, instance, clock):
+    with attached() as (driver, _instance, clock):
         driver.connect()
         start = driver.coil_temperature_c()[0]
         driver.set_intensity(100)
@@ -114,7 +115,7 @@ def test_coil_heating_is_reported_unprompted() -> None:
 
 
 def test_older_firmware_runs_single_pulses_only() -> None:
-    with attached("magpro-r30-older") as (driver, instance, clock):
+    with attached("magpro-r30-older") as (driver, instance, _clock):
         info = driver.connect()
         assert driver.generation == "older" and "older" in info.details["firmware_generation"]
         with pytest.raises(InvalidArgument, match="cannot be read back"):
@@ -129,13 +130,13 @@ def test_a_per_model_url_refuses_a_different_unit() -> None:
     from tmsctl.errors import SafetyViolation
 
     # (a sim:// URL must use the profile's own driver; a socket names any driver)
-    with attached("magpro-r30", "tcp", driver="magventure-magpro-x100") as (driver, instance, clock):
+    with attached("magpro-r30", "tcp", driver="magventure-magpro-x100") as (driver, _instance, _clock):
         with pytest.raises(SafetyViolation, match="R30"):
             driver.connect()
 
 
 def test_the_simulator_ignores_a_trigger_while_disabled_and_the_driver_says_so() -> None:
-    with attached() as (driver, instance, clock):
+    with attached() as (driver, instance, _clock):
         driver.connect()
         with pytest.raises(TransportTimeout, match="di/dt"):
             driver.fire()

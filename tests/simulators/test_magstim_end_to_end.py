@@ -28,7 +28,7 @@ def attached(profile: str, attachment: str, faults: str = ""):
 @pytest.mark.parametrize("attachment", ["sim", "pty", "tcp"])
 @pytest.mark.parametrize("profile", sorted(MODELS))
 def test_single_pulse_cycle(profile: str, attachment: str) -> None:
-    with attached(profile, attachment) as (driver, instance, clock):
+    with attached(profile, attachment) as (driver, instance, _clock):
         info = driver.connect()
         assert info.simulated == (attachment == "sim")
         assert driver.status().remote_control
@@ -74,7 +74,7 @@ def test_missed_keepalive_disarms_and_driver_reports_it(profile: str) -> None:
 
 
 def test_standby_keepalive_limit_is_ten_seconds() -> None:
-    with attached("m200", "sim") as (driver, instance, clock):
+    with attached("m200", "sim") as (driver, _instance, clock):
         driver.connect()
         clock.sleep(9.5)
         driver.keepalive()
@@ -113,7 +113,7 @@ def test_rapid2_train_runs_on_the_simulator() -> None:
 
 
 def test_rts_quick_fire_in_process() -> None:
-    with attached("rapid2", "sim") as (driver, instance, clock):
+    with attached("rapid2", "sim") as (driver, instance, _clock):
         driver.connect()
         driver.set_intensity(35)
         driver.arm()
@@ -168,7 +168,7 @@ def test_device_faults_while_armed_disarm_and_block_rearming(profile, fault) -> 
 
 
 def test_device_error_code_is_readable() -> None:
-    with attached("rapid2", "sim", faults="device_error@1s") as (driver, instance, clock):
+    with attached("rapid2", "sim", faults="device_error@1s") as (driver, _instance, clock):
         driver.connect()
         clock.sleep(1.5)
         driver.keepalive()
@@ -177,7 +177,7 @@ def test_device_error_code_is_readable() -> None:
 
 
 def test_wait_ready_gives_up_and_disarms_when_the_coil_is_gone() -> None:
-    with attached("m200", "sim", faults="coil_unplugged@0.5s") as (driver, instance, clock):
+    with attached("m200", "sim", faults="coil_unplugged@0.5s") as (driver, instance, _clock):
         driver.connect()
         driver.arm()
         with pytest.raises(DeviceStateError):

@@ -196,7 +196,7 @@ def test_magstim_ignore_disarm_acknowledges_stays_armed_and_still_fires(profile:
 
 
 def test_magstim_ignore_disarm_ends_after_its_duration() -> None:
-    with attached_simulator("m200", faults="ignore_disarm@0s+2s") as (driver, instance, clock):
+    with attached_simulator("m200", faults="ignore_disarm@0s+2s") as (driver, _instance, clock):
         ready_magstim(driver, 40)
         with pytest.raises(DeviceStateError):
             driver.disarm()
@@ -205,7 +205,7 @@ def test_magstim_ignore_disarm_ends_after_its_duration() -> None:
 
 
 def test_magpro_ignore_disarm_keeps_the_unit_enabled() -> None:
-    with attached_simulator("magpro-x100", faults="ignore_disarm@0s") as (driver, instance, clock):
+    with attached_simulator("magpro-x100", faults="ignore_disarm@0s") as (driver, instance, _clock):
         driver.connect()
         driver.set_intensity(40)
         driver.arm()
@@ -417,7 +417,7 @@ def test_duomag_reboot_comes_back_at_zero() -> None:
 ])
 def test_rapid2_wrong_model_names_another_software_version(profile: str, fault: str, claims: str) -> None:
     clock_instance = attached_simulator(profile, faults=fault)
-    with clock_instance as (driver, instance, clock):
+    with clock_instance as (_driver, instance, clock):
         reply = ask(instance, clock, mc.encode_query(mc.GET_VERSION))
         assert reply.payload.text == claims
         assert instance.device.profile.version_text != claims
@@ -431,7 +431,7 @@ def test_bistim_wrong_model_claims_to_be_a_single_stimulator() -> None:
 
 @pytest.mark.parametrize(("fault", "claims"), [("wrong_model@0s", "r30"), ("wrong_model@0s=x100_option", "x100")])
 def test_magpro_wrong_model_is_what_the_driver_identifies(fault: str, claims: str) -> None:
-    with attached_simulator("magpro-x100", faults=fault) as (driver, instance, clock):
+    with attached_simulator("magpro-x100", faults=fault) as (driver, instance, _clock):
         info = driver.connect()
         assert info.model.startswith(f"magventure-magpro-{claims}") and info.model != "magventure-magpro-x100"
         assert instance.device.model is vc.MagProModel.X100  # what it really is

@@ -199,7 +199,7 @@ class SessionMachine(RuleBasedStateMachine):
         assert all(p.intensity_pct == INTENSITY for p in pulses)
         firsts = [p.t for p in pulses[::PULSES_PER_TRAIN]]
         # consecutive trains: at least the protocol's train + gap apart
-        for a, b in zip(firsts, firsts[1:]):
+        for a, b in itertools.pairwise(firsts):
             assert b - a >= (PULSES_PER_TRAIN / 10 + GAP_S) - 1e-6
 
     @invariant()

@@ -43,6 +43,7 @@ from tmsctl.clock import Clock
 from tmsctl.errors import InvalidArgument, TmsError
 
 from .mep import MIN_SAMPLE_RATE_HZ, EmgEpoch, cut_epoch
+import itertools
 
 __all__ = [
     "FILE_FORMAT",
@@ -371,7 +372,7 @@ def read_recording(path: str | Path, *, expected_rate_hz: float | None = None) -
     rate = check_sample_rate(meta.get("sampling_frequency_hz"), expected_rate_hz, f"the recording {sidecar.name}")
     times, values = _read_tsv(sidecar.parent / meta["samples_file"], ("time_s", "emg_uv"))
     onsets, intensities = _read_tsv(sidecar.parent / meta["pulses_file"], ("onset_s", "intensity_pct_mso"))
-    if any(b <= a for a, b in zip(times, times[1:])):
+    if any(b <= a for a, b in itertools.pairwise(times)):
         raise InvalidArgument(f"{meta['samples_file']}: sample times must increase")
     return Recording(rate, str(meta.get("channel", "ch1")), tuple(times), tuple(values),
                      tuple((t, int(round(i))) for t, i in zip(onsets, intensities)))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from tmsctl.errors import InvalidArgument
+import itertools
 
 __all__ = [
     "DEFAULT_MUSCLE",
@@ -232,7 +233,7 @@ def _window(
             f"the EMG does not cover the {name} window {start_s * 1e3:g}–{end_s * 1e3:g} ms ({covered})",
         )
     # A gap: more than 1.5 sample periods between neighbours.
-    for (a, _), (b, _) in zip(pairs, pairs[1:]):
+    for (a, _), (b, _) in itertools.pairwise(pairs):
         if b - a > 1.5 * period:
             return pairs, (Rejection.GAP, f"{(b - a) * 1e3:.1f} ms of EMG missing in the {name} window (at {a * 1e3:.1f} ms)")
     return pairs, None
