@@ -35,7 +35,7 @@ sims.register_profile(
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(url: str, clock: Clock, samples: int) -> tuple[list[float], list[float]]:

@@ -58,7 +58,7 @@ def _open_records(db: str | Path | None, *, read_only: bool = False, clock: Any 
 
 
 def _fmt_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     return f"{seconds // 60:d}:{seconds % 60:02d}"
 
 

@@ -11,6 +11,7 @@ point, within one keep-alive period; both disarm first.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Callable
@@ -24,7 +25,6 @@ from tmsctl.errors import DeviceStateError, GuardRejected, InvalidArgument, TmsE
 from tmsctl.fsm import ENERGISED, State
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.safety import PulseCap
-import itertools
 
 ARM_LEAD_S = 2.5  # arm this long before a train (arming takes up to 1 s on a Magstim)
 PREPARE_LEAD_S = 4.0  # set intensity/train parameters this long before
@@ -413,7 +413,7 @@ def onset_error_summary(errors_s: list[float] | tuple[float, ...]) -> dict[str, 
     if not errors_s:
         return {"mean_ms": math.nan, "p99_ms": math.nan, "max_ms": math.nan, "drift_ms": math.nan}
     ordered = sorted(abs(e) for e in errors_s)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {
         "mean_ms": 1e3 * sum(errors_s) / len(errors_s),
         "p99_ms": 1e3 * p99,

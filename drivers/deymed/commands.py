@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from tmsctl.errors import InvalidArgument, ProtocolError
 
@@ -111,7 +111,7 @@ class SetTtlOutDelay:
         return bytes((upper, upper, lower, lower))
 
 
-HostCommand = Union[SetIntensity, Fire, SetRechargeDelay, SetTtlOutDelay]
+HostCommand = SetIntensity | Fire | SetRechargeDelay | SetTtlOutDelay
 
 
 def encode_command(command: HostCommand) -> bytes:

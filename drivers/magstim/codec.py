@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
-from typing import Union
 
 from tmsctl.errors import ChecksumError, DeviceRefused, EchoMismatch, InvalidArgument, ProtocolError
 
@@ -315,10 +314,17 @@ class SoftwareVersion:
     version: Version
 
 
-Payload = Union[
-    None, Parameters, CoilTemperature, SystemMode, RapidParameters, ErrorCode, ExtendedStatus,
-    ChargeDelay, SoftwareVersion,
-]
+Payload = (
+    None
+    | Parameters
+    | CoilTemperature
+    | SystemMode
+    | RapidParameters
+    | ErrorCode
+    | ExtendedStatus
+    | ChargeDelay
+    | SoftwareVersion
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ are never extrapolated or interpolated.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Mapping
@@ -34,7 +35,6 @@ from ruamel.yaml import YAML
 from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
 from tmsctl.drivers.provenance import Frozen, Review, SpecFileError, freeze
 from tmsctl.errors import InvalidArgument
-import itertools
 
 SCHEMA_VERSION = 1
 SPEC_FILES: Mapping[str, str] = MappingProxyType(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from tmsctl.errors import InvalidArgument, ProtocolError
 
@@ -423,25 +423,25 @@ class UnknownCommand:
         return self.data_bytes
 
 
-HostCommand = Union[
-    RequestShortStatus,
-    SetAmplitude,
-    SetEnabled,
-    Trigger,
-    StartTrain,
-    RequestLongStatus,
-    SetTrainLegacy,
-    SetPage,
-    SetDelaysLegacy,
-    RequestWaveform,
-    SetWaveform,
-    RequestDelays,
-    SetDelays,
-    RequestTiming,
-    SetTiming,
-    RequestPageAndCount,
-    UnknownCommand,
-]
+HostCommand = (
+    RequestShortStatus
+    | SetAmplitude
+    | SetEnabled
+    | Trigger
+    | StartTrain
+    | RequestLongStatus
+    | SetTrainLegacy
+    | SetPage
+    | SetDelaysLegacy
+    | RequestWaveform
+    | SetWaveform
+    | RequestDelays
+    | SetDelays
+    | RequestTiming
+    | SetTiming
+    | RequestPageAndCount
+    | UnknownCommand
+)
 
 
 def encode_host_payload(command: HostCommand) -> bytes:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from tmsctl.errors import InvalidArgument, ProtocolError
 
@@ -513,22 +513,22 @@ class UnknownMessage:
         return self.data_bytes
 
 
-DeviceMessage = Union[
-    ShortStatus,
-    AmplitudeChanged,
-    PulseDidt,
-    CoilChanged,
-    MepData,
-    LongStatus,
-    ProtocolPageAmplitude,
-    ProtocolPageGain,
-    PageChanged,
-    WaveformSettings,
-    DelaySettings,
-    TimingSettings,
-    PageAndCount,
-    UnknownMessage,
-]
+DeviceMessage = (
+    ShortStatus
+    | AmplitudeChanged
+    | PulseDidt
+    | CoilChanged
+    | MepData
+    | LongStatus
+    | ProtocolPageAmplitude
+    | ProtocolPageGain
+    | PageChanged
+    | WaveformSettings
+    | DelaySettings
+    | TimingSettings
+    | PageAndCount
+    | UnknownMessage
+)
 
 
 def encode_device_payload(message: DeviceMessage) -> bytes:

@@ -5,11 +5,12 @@ No conftest is needed: installing tmsctl provides the fixtures (tms_stimulator, 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from lab_experiment import run_block
 
 from tmsctl.errors import TmsError
-import itertools
 
 
 def test_the_block_alternates_intensities_and_keeps_the_iti(tms_stimulator, tms_clock, tms_events):

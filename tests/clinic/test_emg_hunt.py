@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tmsctl.clinic.emg import (
@@ -27,7 +29,6 @@ from tmsctl.mt_session import (
 from tmsctl.records import Records
 from tmsctl.simulators.emg import EmgModel
 from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject
-import itertools
 
 
 def hunt(bench, method="ml-pest", responder=None, settings=None, **kwargs):

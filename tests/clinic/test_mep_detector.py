@@ -15,7 +15,7 @@ RATE = 5000.0
 
 
 def epoch_of(fn, *, start_s: float = -0.2, end_s: float = 0.12, rate: float = RATE) -> EmgEpoch:
-    n = int(round((end_s - start_s) * rate)) + 1
+    n = round((end_s - start_s) * rate) + 1
     times = tuple(start_s + k / rate for k in range(n))
     return EmgEpoch(times, tuple(fn(t) for t in times), rate)
 
@@ -142,7 +142,7 @@ def test_cut_epoch_places_samples_on_the_pulse_time_base() -> None:
 def test_measured_amplitude_is_the_mep_within_the_noise(amplitude, noise, onset_ms) -> None:
     """Peak-to-peak of MEP + noise lies within the MEP's ± the noise's own peak-to-peak."""
     def value(t: float) -> float:
-        return mep_wave(amplitude, onset_s=onset_ms / 1e3)(t) + noise[int(round(t * RATE)) % len(noise)]
+        return mep_wave(amplitude, onset_s=onset_ms / 1e3)(t) + noise[round(t * RATE) % len(noise)]
     m = detect_mep(epoch_of(value))
     spread = max(noise) - min(noise)
     assert m.rejection is None

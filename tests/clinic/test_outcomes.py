@@ -172,7 +172,7 @@ def test_one_item_out_of_range_is_always_refused(case: tuple[oc.Scale, list[int]
 def test_response_is_monotone_in_the_score(scale_id: str, data: st.DataObject) -> None:
     s = SCALES[scale_id]
     grain = 10 ** -s.decimals
-    steps = int(round((s.high - s.low) / grain))
+    steps = round((s.high - s.low) / grain)
     baseline = round(s.low + data.draw(st.integers(1, steps)) * grain, s.decimals)
     lower = round(s.low + data.draw(st.integers(0, steps)) * grain, s.decimals)
     higher = round(min(s.high, lower + data.draw(st.integers(0, steps)) * grain), s.decimals)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tmsctl.drivers.magventure import codec as c
 from tmsctl.errors import ChecksumError, InvalidArgument, ProtocolError
-import itertools
 
 H = bytes.fromhex
 X100_ENABLED_BIPHASIC = c.StatusByte(c.Mode.STANDARD, c.Waveform.BIPHASIC, True, c.MagProModel.X100)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 import itertools
+from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "experiment_single_pulses.py"
 

@@ -3,6 +3,7 @@ interleaved with answers; device-timed trains and theta bursts; the simulator's 
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -16,7 +17,6 @@ from tmsctl.drivers.magventure import codec as c
 from tmsctl.errors import DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
 from tmsctl.registry import open_driver
 from tmsctl.testing import attached_simulator
-import itertools
 
 _counter = iter(range(1_000_000))
 

@@ -81,7 +81,8 @@ def _run(
 def _drive(
     sim: Any, clock: VirtualClock, name: str, trace: list, script: list[tuple[str, Any]], shortcut: bool
 ) -> tuple[list, list, list, float]:
-    tap = lambda d, data, t: trace.append((d, bytes(data), t))
+    def tap(d, data, t):
+        return trace.append((d, bytes(data), t))
     driver = open_driver(f"sim://{name}", clock, tap=tap)
     assert isinstance(driver.transport._port, InProcessPort)
     if not shortcut:  # the same open port, behind a transport that sees an ordinary port

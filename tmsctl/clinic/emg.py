@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import itertools
 import json
 import math
 from collections import deque
@@ -43,7 +44,6 @@ from tmsctl.clock import Clock
 from tmsctl.errors import InvalidArgument, TmsError
 
 from .mep import MIN_SAMPLE_RATE_HZ, EmgEpoch, cut_epoch
-import itertools
 
 __all__ = [
     "FILE_FORMAT",
@@ -375,7 +375,7 @@ def read_recording(path: str | Path, *, expected_rate_hz: float | None = None) -
     if any(b <= a for a, b in itertools.pairwise(times)):
         raise InvalidArgument(f"{meta['samples_file']}: sample times must increase")
     return Recording(rate, str(meta.get("channel", "ch1")), tuple(times), tuple(values),
-                     tuple((t, int(round(i))) for t, i in zip(onsets, intensities)))
+                     tuple((t, round(i)) for t, i in zip(onsets, intensities)))
 
 
 def write_recording(

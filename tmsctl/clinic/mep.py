@@ -25,13 +25,13 @@ caller (a threshold hunt) decides whether to give another pulse or to stop.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from tmsctl.errors import InvalidArgument
-import itertools
 
 __all__ = [
     "DEFAULT_MUSCLE",
