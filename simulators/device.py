@@ -21,9 +21,10 @@ import heapq
 import math
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 from tmsctl.errors import InvalidArgument
 
@@ -195,7 +196,7 @@ class SimulatedDevice:
     bits_per_byte = 10
     # Host frame lengths that the first byte alone decides, for models whose frames have them:
     # ``_on_bytes`` is then called once per frame, when it is complete.
-    _frame_lengths: dict[int, int] = {}
+    _frame_lengths: Mapping[int, int] = MappingProxyType({})
     reply_latency_s = 0.002  # processing time before the first reply byte
 
     def __init__(self, *, start: float = 0.0, faults: tuple[Fault, ...] = ()) -> None:

@@ -315,9 +315,9 @@ class MagstimSimulator(SimulatedDevice):
             self.coil.force(now, self.profile.coil_limit_c + 2.0)
         if fault.kind is FaultKind.DEVICE_ERROR:
             self.error = c.ErrorCode("E", 42)
-        if fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED, FaultKind.DEVICE_ERROR):
-            if self.armed or self.ready:
-                self._disarm(now)
+        stops_the_unit = fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED, FaultKind.DEVICE_ERROR)
+        if stops_the_unit and (self.armed or self.ready):
+            self._disarm(now)
 
     def _semantic_fault_problem(self, fault: Fault) -> str | None:
         kind, model = fault.kind, self.model

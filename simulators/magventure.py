@@ -633,9 +633,9 @@ class MagProSimulator(SimulatedDevice):
             self._unprompted(
                 c.CoilChanged(self._reported_temperature, self._reported_coil_type, self.status_byte()), now
             )
-        if fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED, FaultKind.DEVICE_ERROR):
-            if self.enabled:
-                self._disable(now, f"{fault.kind.value}: disabled")
+        stops_the_unit = fault.kind in (FaultKind.OVER_TEMPERATURE, FaultKind.COIL_UNPLUGGED, FaultKind.DEVICE_ERROR)
+        if stops_the_unit and self.enabled:
+            self._disable(now, f"{fault.kind.value}: disabled")
 
     def _semantic_fault_problem(self, fault: Fault) -> str | None:
         if fault.kind is SemanticFaultKind.POWER_DRIFT and fault.number is not None and fault.number > 100:

@@ -754,8 +754,9 @@ def _protocol_path(protocol: Any) -> tuple[Path, Callable[[], None] | None]:
     import json
 
     # JSON is YAML 1.2: the loader validates the dump exactly as it would a file.
-    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"{protocol.id}-", delete=False, encoding="utf-8")
-    with handle:
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".yaml", prefix=f"{protocol.id}-", delete=False, encoding="utf-8"
+    ) as handle:
         json.dump(protocol.model_dump(mode="json", exclude_none=True), handle, indent=2)
     return Path(handle.name), lambda: os.unlink(handle.name)
 

@@ -514,7 +514,7 @@ def run(
     device: DeviceOption,
     subject: SubjectOption,
     mt: MtOption = None,
-    operator: OperatorOption = os.environ.get("USER", "operator"),
+    operator: OperatorOption = os.environ.get("USER", "operator"),  # noqa: B008 - read as the command starts
     override: OverrideOption = None,
     resume: Annotated[
         str | None,
@@ -570,7 +570,7 @@ def resume(
         float | None,
         typer.Option("--mt", help="A new motor threshold in %MSO (needs --override mt.rethreshold=REASON)."),
     ] = None,
-    operator: OperatorOption = os.environ.get("USER", "operator"),
+    operator: OperatorOption = os.environ.get("USER", "operator"),  # noqa: B008 - read as the command starts
     override: OverrideOption = None,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
@@ -637,7 +637,7 @@ def sessions(
     """List recorded sessions, oldest first, with their pulses: known delivered (+ uncertain) / planned."""
     if limit is not None and limit < 0:
         fail(InvalidArgument(f"--limit must be 0 (all) or a positive number, got {limit}"))
-    if limit is None:
+    if limit is None:  # noqa: SIM108 - one line per case, each with its reason
         newest = None if as_json else SESSIONS_SHOWN  # a script asking for JSON gets everything
     else:
         newest = limit or None  # 0: all

@@ -92,9 +92,8 @@ class SystemClock:
         if deadline is None:
             return event.wait()
         remaining = deadline - time.monotonic()
-        if remaining > _SPIN_WINDOW_S:
-            if event.wait(remaining - _SPIN_WINDOW_S):
-                return True
+        if remaining > _SPIN_WINDOW_S and event.wait(remaining - _SPIN_WINDOW_S):
+            return True
         while time.monotonic() < deadline:
             if event.is_set():
                 return True

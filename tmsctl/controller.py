@@ -220,9 +220,9 @@ class Controller:
         state_before = self.state
         self.last_fault = f"{code}: {detail}"
         confirmed = self._try_disarm()
-        if self.state not in (State.ESTOP, State.DISCONNECTED) or state_before is State.CONNECTING:
-            if self.fsm.may("fault"):
-                self.fsm.fire("fault")
+        live = self.state not in (State.ESTOP, State.DISCONNECTED) or state_before is State.CONNECTING
+        if live and self.fsm.may("fault"):
+            self.fsm.fire("fault")
         self._end_trigger()
         self._emit(FaultEvent, code=code, detail=detail, state=state_before.value)
         if not confirmed and (state_before in ENERGISED or state_before is State.DISARMING):

@@ -308,9 +308,9 @@ class SessionRunner:
                 f"train {train.index + 1}: the device's reports do not show all {train.n_pulses} pulses delivered",
                 hint="check the stimulator; `tmsctl session show` gives what is known and what is uncertain",
             )
-        if following is None or following.onset_s - train.onset_s - train.duration_s > STAY_ARMED_GAP_S:
-            if c.state in ENERGISED:
-                c.disarm()
+        long_gap = following is None or following.onset_s - train.onset_s - train.duration_s > STAY_ARMED_GAP_S
+        if long_gap and c.state in ENERGISED:
+            c.disarm()
 
     def _wait_ready(self) -> None:
         c = self.controller

@@ -396,7 +396,7 @@ class Rapid2Driver(MagstimDriver):
                 f"this Rapid² runs software {payload.text}, which needs its unlock code for remote control",
                 hint="add ?unlock=env:VARIABLE to the device URL, with the code in that environment variable",
             )
-        info = super().connect()
+        super().connect()
         params = self._read_parameters()
         self.train = None if params.duration_ds == 0 else self._settings_of(params)
         return DeviceInfo(

@@ -71,7 +71,7 @@ def test_bdi2_worked_example() -> None:
 def test_hamd17_worked_example() -> None:
     items = [3, 2, 1, 2, 1, 1, 3, 1, 1, 2, 2, 1, 1, 1, 1, 0, 0]  # 23: very severe (>= 23)
     assert score_items(oc.HAMD17, items) == 23
-    with pytest.raises(ScoreOutOfRange, match="item 4 .*0-2, got 3"):
+    with pytest.raises(ScoreOutOfRange, match=r"item 4 .*0-2, got 3"):
         score_items(oc.HAMD17, [0, 0, 0, 3] + [0] * 13)  # insomnia items stop at 2
     assert assess(oc.HAMD17, 24, 7).remission is True and assess(oc.HAMD17, 24, 8).remission is False
     assert assess(oc.HAMD17, 24, 12).response is True and assess(oc.HAMD17, 24, 13).response is False

@@ -124,7 +124,7 @@ def test_unrepresentable_delays_are_refused(delay_us: object) -> None:
 
 
 def test_off_grid_delay_names_neighbours() -> None:
-    with pytest.raises(InvalidArgument, match="13 ms or 13.2 ms"):
+    with pytest.raises(InvalidArgument, match=r"13 ms or 13.2 ms"):
         d.delay_code_for(13_100)
 
 

@@ -185,7 +185,7 @@ def test_ipi_index_inverts_table() -> None:
 
 
 def test_off_table_ipi_is_refused_with_neighbours() -> None:
-    with pytest.raises(InvalidArgument, match="19.5 ms or 20 ms"):
+    with pytest.raises(InvalidArgument, match=r"19.5 ms or 20 ms"):
         c.burst_ipi_index(197)
     with pytest.raises(InvalidArgument):
         c.burst_ipi_ms_x10(196)

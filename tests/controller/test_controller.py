@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from tmsctl.errors import DeviceRefused, FaultLatched, GuardRejected, SafetyViolation, TmsError
@@ -204,7 +206,7 @@ def test_a_bug_in_the_run_still_ends_disarmed_and_is_recorded(make_rig) -> None:
     rig = make_rig()
 
     class BrokenLog(DeliveryLog):
-        faults: list = []
+        faults: ClassVar[list[tuple[str, str]]] = []
 
         def fired(self, train, pulses):
             raise RuntimeError("a bug in the log")

@@ -147,9 +147,11 @@ def test_connect_brings_a_unit_found_at_60_percent_down_to_zero() -> None:
 
 
 def test_no_stream_no_connection() -> None:
-    with exchange([], [], leading=b"") as (driver, clock):
-        with pytest.raises(TransportTimeout, match="stream stopped"):
-            driver.connect()
+    with (
+        exchange([], [], leading=b"") as (driver, clock),
+        pytest.raises(TransportTimeout, match="stream stopped"),
+    ):
+        driver.connect()
     assert clock.now() >= 1.0
 
 

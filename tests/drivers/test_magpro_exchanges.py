@@ -165,9 +165,11 @@ def test_older_firmware_is_silent_to_the_timing_read_and_loses_device_timed_trai
 
 def test_an_mst_is_refused_before_anything_is_set() -> None:
     status = c.StatusByte(c.Mode.STANDARD, c.Waveform.BIPHASIC, False, c.MagProModel.MST)
-    with expected_exchange([(SHORT, m(c.ShortStatus(status, 1, 25, 60, 30, 0)))]) as transport:
-        with pytest.raises(SafetyViolation, match="MST"):
-            driver_for(transport).connect()
+    with (
+        expected_exchange([(SHORT, m(c.ShortStatus(status, 1, 25, 60, 30, 0)))]) as transport,
+        pytest.raises(SafetyViolation, match="MST"),
+    ):
+        driver_for(transport).connect()
 
 
 def test_a_per_model_driver_refuses_another_model() -> None:
@@ -534,7 +536,7 @@ def test_off_grid_delays_are_refused() -> None:
     with connected([]) as transport:
         driver = driver_for(transport)
         driver.connect()
-        with pytest.raises(InvalidArgument, match="multiple of 0.1"):
+        with pytest.raises(InvalidArgument, match=r"multiple of 0.1"):
             driver.set_delays(input_delay_ms=0.05, output_delay_ms=0, charge_delay_ms=0)
 
 

@@ -65,9 +65,11 @@ def test_readback_mismatch_is_an_error() -> None:
 
 
 def test_keepalive_reports_lost_remote_control() -> None:
-    with expected_exchange([(b"J@u", params(30, status=0x09))]) as transport:
-        with pytest.raises(RemoteControlLost):
-            M200Driver(transport, load_spec("magstim-200")).keepalive()
+    with (
+        expected_exchange([(b"J@u", params(30, status=0x09))]) as transport,
+        pytest.raises(RemoteControlLost),
+    ):
+        M200Driver(transport, load_spec("magstim-200")).keepalive()
 
 
 def test_refusal_names_the_command() -> None:
@@ -78,12 +80,16 @@ def test_refusal_names_the_command() -> None:
 
 
 def test_bad_checksum_and_timeout_are_typed() -> None:
-    with expected_exchange([(b"J@u", params(30)[:-1] + b"\x00")]) as transport:
-        with pytest.raises(ChecksumError):
-            M200Driver(transport, load_spec("magstim-200")).status()
-    with expected_exchange([(b"J@u", params(30)[:5])]) as transport:
-        with pytest.raises(TransportTimeout) as info:
-            M200Driver(transport, load_spec("magstim-200")).status()
+    with (
+        expected_exchange([(b"J@u", params(30)[:-1] + b"\x00")]) as transport,
+        pytest.raises(ChecksumError),
+    ):
+        M200Driver(transport, load_spec("magstim-200")).status()
+    with (
+        expected_exchange([(b"J@u", params(30)[:5])]) as transport,
+        pytest.raises(TransportTimeout) as info,
+    ):
+        M200Driver(transport, load_spec("magstim-200")).status()
     assert info.value.partial == params(30)[:5]
 
 
@@ -109,7 +115,7 @@ def test_bistim_power_b_and_isi() -> None:
         driver.set_isi_ms(25)
         driver.set_high_resolution(True)
         driver.set_isi_ms(2.5)
-        with pytest.raises(InvalidArgument, match="0.1 ms"):
+        with pytest.raises(InvalidArgument, match=r"0.1 ms"):
             driver.set_isi_ms(2.55)
         with pytest.raises(InvalidArgument, match="outside"):
             driver.set_isi_ms(120)
@@ -131,9 +137,11 @@ def test_rapid2_v9_connect_uses_version_then_unlock_code_then_x_keepalive() -> N
 
 
 def test_rapid2_v9_without_unlock_code_refuses_before_taking_control() -> None:
-    with expected_exchange([(b"NDm", H("4E 56 39 2E 30 00 C4"))]) as transport:
-        with pytest.raises(InvalidArgument, match="unlock"):
-            Rapid2Driver(transport, load_spec("magstim-rapid2")).connect()
+    with (
+        expected_exchange([(b"NDm", H("4E 56 39 2E 30 00 C4"))]) as transport,
+        pytest.raises(InvalidArgument, match="unlock"),
+    ):
+        Rapid2Driver(transport, load_spec("magstim-rapid2")).connect()
 
 
 def test_rapid2_v8_uses_short_fields() -> None:
@@ -159,10 +167,10 @@ def test_rapid2_train_arguments_are_checked() -> None:
         driver = Rapid2Driver(transport, load_spec("magstim-rapid2"), unlock_code=UNLOCK)
         driver.version = (9, 0)
         driver.power_pct = 80
-        with pytest.raises(InvalidArgument, match="0.1 Hz"):
+        with pytest.raises(InvalidArgument, match=r"0.1 Hz"):
             driver.set_train(10.05, 40)
         driver.power_pct = 30
-        with pytest.raises(InvalidArgument, match="0.1 s"):
+        with pytest.raises(InvalidArgument, match=r"0.1 s"):
             driver.set_train(50.0, 3)  # 0.06 s: the Rapid² cannot time it (MagPy issue #12)
         driver.power_pct = 80
         with pytest.raises(InvalidArgument, match="limit"):

@@ -299,11 +299,11 @@ def test_off_grid_values_are_refused_with_neighbours() -> None:
     spec = load_spec("magventure-magpro-x100")
     with pytest.raises(InvalidArgument, match="10 Hz or 11 Hz"):
         spec.check_rate(105)
-    with pytest.raises(InvalidArgument, match="inter-train interval 120.1 s"):
+    with pytest.raises(InvalidArgument, match=r"inter-train interval 120.1 s"):
         spec.check_train(100, 40, 75, 1201)
     with pytest.raises(InvalidArgument, match="pulses per train"):
         spec.check_train(100, 1001, 75, 260)
-    with pytest.raises(InvalidArgument, match="charge delay 150 ms .* 100 ms or 200 ms"):
+    with pytest.raises(InvalidArgument, match=r"charge delay 150 ms .* 100 ms or 200 ms"):
         spec.check_delays(0, 0, 150, timing_control=c.TimingControl.SEQUENCE)
 
 

@@ -98,7 +98,7 @@ def test_two_entry_points_of_one_name_are_refused(tmp_path: Path, monkeypatch: p
     monkeypatch.syspath_prepend(str(tmp_path))
     points = _vendor_dist(tmp_path, "acme-tms", "acme_entries", ENTRY_MODULE,
                           "[tmsctl.drivers]\none = acme_entries:RAPID2\ntwo = acme_entries:DRIVER_ENTRIES\n")
-    with pytest.raises(PluginConflict, match="acme-tms \\(one = .*acme-tms \\(two = "):
+    with pytest.raises(PluginConflict, match=r"acme-tms \(one = .*acme-tms \(two = "):
         plugins.load_group(plugins.DRIVERS_GROUP, DriverEntry, lambda e: e.name, points)
 
 

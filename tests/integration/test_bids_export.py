@@ -255,7 +255,7 @@ def test_labels_files_and_drafts_are_checked(records, tmp_path) -> None:
     sid = record(records, SINGLE, model="magstim-200", intensities=[60] * 5, kind=DeliveryKind.SINGLE)
     with pytest.raises(InvalidArgument, match="letters and digits"):
         export_session(records, sid, bids_root=tmp_path / "b", sub="S-01", ses=None, task="sp")
-    with pytest.raises(InvalidArgument, match="nibs-bids-6.3"):
+    with pytest.raises(InvalidArgument, match=r"nibs-bids-6.3"):
         export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="sp", spec="nibs-bids-6.2")
     export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="sp")
     with pytest.raises(ExportRefused, match="exists"):

@@ -57,7 +57,7 @@ def test_registration_checks_the_limits_and_the_driver_surface() -> None:
     try:
         driver = open_driver("sim://contract-rapid2", clock)
         check_driver("magstim-rapid2", driver, driver.limits)  # the built-in passes
-        with pytest.raises(DriverContractError, match="lacks .*verify_intensity"):
+        with pytest.raises(DriverContractError, match=r"lacks .*verify_intensity"):
             check_driver("bare", _NoTrainTimer(), driver.limits)
         driver.close()
     finally:

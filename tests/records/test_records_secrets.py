@@ -116,8 +116,10 @@ def test_secrets_never_reach_the_database_or_the_audit_log(secret: str, tmp_path
 
 def test_the_secret_scan_would_notice_a_leak(tmp_path: Path) -> None:
     # The scan above is only worth something if a secret stored in clear would be found.
-    with tempfile.TemporaryDirectory(dir=tmp_path) as directory:
-        with Records(Path(directory) / "t.db", clock=VirtualClock(autojump=False)) as store:
-            store.ensure_subject("S017")
-            store.create_session(session_plan(protocol_text="note: ZxLEAKED"))
-            assert b"ZxLEAKED" in _all_bytes(Path(directory))
+    with (
+        tempfile.TemporaryDirectory(dir=tmp_path) as directory,
+        Records(Path(directory) / "t.db", clock=VirtualClock(autojump=False)) as store,
+    ):
+        store.ensure_subject("S017")
+        store.create_session(session_plan(protocol_text="note: ZxLEAKED"))
+        assert b"ZxLEAKED" in _all_bytes(Path(directory))

@@ -312,7 +312,7 @@ def test_repeating_a_delivered_train_is_refused(records: Records) -> None:
 def test_skipping_a_train_is_refused(records: Records) -> None:
     session_id = running_session(records)
     deliver(records, session_id, 0)
-    with pytest.raises(RecordRefused, match="would skip 1..2"):
+    with pytest.raises(RecordRefused, match=r"would skip 1..2"):
         records.begin_delivery(train_plan(session_id, 3))
 
 
@@ -409,7 +409,7 @@ def test_retry_partial_makes_a_second_attempt(records: Records) -> None:
 def test_the_database_itself_refuses_a_second_completion(records: Records) -> None:
     session_id = running_session(records)
     deliver(records, session_id, 0)
-    with pytest.raises(Exception, match="UNIQUE|append-only|constraint"):
+    with pytest.raises(Exception, match=r"UNIQUE|append-only|constraint"):
         records._db.execute(  # behind the API on purpose: the schema is the last line of defence
             """INSERT INTO deliveries (session_id, delivery_index, attempt, kind, segment, planned_onset_s,
                    pulses_planned, intensity_pct_mso, trigger_source, started_at, state, pulses_delivered)
@@ -465,7 +465,7 @@ def test_thresholds_used_must_match_the_stored_measurement(records: Records) -> 
     matching = (ThresholdUsed("rMT", 40.0, stored.threshold_id),)
     good = records.create_session(session_plan(thresholds_used=matching))
     assert good.thresholds_used[0].threshold_id == stored.threshold_id
-    with pytest.raises(RecordRefused, match="40.0 %MSO rMT"):
+    with pytest.raises(RecordRefused, match=r"40.0 %MSO rMT"):
         other_value = (ThresholdUsed("rMT", 45.0, stored.threshold_id),)
         records.create_session(session_plan(thresholds_used=other_value))
     with pytest.raises(RecordRefused, match="belongs to subject"):
@@ -503,7 +503,7 @@ def test_recorded_history_cannot_be_rewritten(records: Records) -> None:
     for statement in ("UPDATE faults SET detail = 'nothing'", "DELETE FROM faults",
                       "DELETE FROM operator_actions", "DELETE FROM sessions",
                       "UPDATE sessions SET simulated = 1"):
-        with pytest.raises(Exception, match="append-only|never"):
+        with pytest.raises(Exception, match=r"append-only|never"):
             records._db.execute(statement)  # behind the API on purpose
 
 

@@ -88,7 +88,8 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
     for reached, extra_delay in kill_points:
         args = base + (["--resume", session_id] if session_id else [])
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _wait_for(lambda: _sim_state(status).get("pulses", 0) >= reached, 60, f"{reached} pulses")
+        # (the lambda is polled within this iteration: it sees this iteration's values)
+        _wait_for(lambda: _sim_state(status).get("pulses", 0) >= reached, 60, f"{reached} pulses")  # noqa: B023
         time.sleep(extra_delay)
         proc.kill()
         proc.wait(10)
@@ -165,7 +166,8 @@ def test_sigkill_at_thirty_instants_around_triggers_keeps_the_truth(tmp_path: Pa
         args = base + (["--resume", session_id] if session_id else [])
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # the next train's first pulse, seen on the simulator's own count
-        _wait_for(lambda: _sim_state(status).get("pulses", 0) > before or proc.poll() is not None, 60, "a trigger",
+        # (polled within this iteration: it sees this iteration's values)
+        _wait_for(lambda: _sim_state(status).get("pulses", 0) > before or proc.poll() is not None, 60, "a trigger",  # noqa: B023
                   poll_s=0.0002)
         if proc.poll() is not None:
             break  # nothing left to deliver

@@ -147,7 +147,7 @@ def test_pulses_today_count_the_uncertain_ones(db, tmp_path, real_port) -> None:
     with Records(db) as records:
         exposure = records.exposure_on_day("R001", now.date())
         assert exposure.confirmed_pulses == 0 and exposure.possible_pulses == 15_001
-        with pytest.raises(SessionRefused, match="site.day-pulses") as refused:
+        with pytest.raises(SessionRefused, match=r"site.day-pulses") as refused:
             plan_session(_request(big, real_port, overrides={"site.session-pulses": "big test"}), records)
         assert "15,001 pulses already today plus 3,000" in str(refused.value)
 
@@ -270,6 +270,6 @@ def test_a_resume_at_another_threshold_is_refused_without_a_recorded_reason(paus
 def test_a_simulated_session_cannot_be_resumed_on_a_real_device(db, tiny, real_port) -> None:
     # its pulses would count toward no one's exposure
     [session_id] = _real_sessions(db, tiny, "R001", [datetime.now(UTC)], simulated=True, finish=False)
-    with Records(db) as records, pytest.raises(SessionRefused, match="resume.simulated") as refused:
+    with Records(db) as records, pytest.raises(SessionRefused, match=r"resume.simulated") as refused:
         plan_session(_request(tiny, real_port, mt_pct_mso=None, resume_session_id=session_id), records)
     assert "start a new session" in refused.value.hint

@@ -226,7 +226,7 @@ def test_a_site_may_demand_fresher_thresholds(records, short_protocol) -> None:
                            clock.wall() - timedelta(days=3), "tester")
     )
     assert _plan(short_protocol, sim, clock, records, mt=None).verdict.allowed
-    with pytest.raises(SessionRefused, match="mt.stale"):
+    with pytest.raises(SessionRefused, match=r"mt.stale"):
         _plan(short_protocol, sim, clock, records, mt=None, max_mt_age_days=2)
 
 

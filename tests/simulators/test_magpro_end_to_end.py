@@ -130,9 +130,11 @@ def test_a_per_model_url_refuses_a_different_unit() -> None:
     from tmsctl.errors import SafetyViolation
 
     # (a sim:// URL must use the profile's own driver; a socket names any driver)
-    with attached("magpro-r30", "tcp", driver="magventure-magpro-x100") as (driver, _instance, _clock):
-        with pytest.raises(SafetyViolation, match="R30"):
-            driver.connect()
+    with (
+        attached("magpro-r30", "tcp", driver="magventure-magpro-x100") as (driver, _instance, _clock),
+        pytest.raises(SafetyViolation, match="R30"),
+    ):
+        driver.connect()
 
 
 def test_the_simulator_ignores_a_trigger_while_disabled_and_the_driver_says_so() -> None:
