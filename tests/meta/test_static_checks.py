@@ -88,6 +88,48 @@ def test_ruff_finds_no_error() -> None:
     assert result.returncode == 0, f"ruff check . (configured in pyproject.toml):\n{result.stdout}{result.stderr}"
 
 
+# Every way the project forbids reading or waiting on time outside tmsctl/clock.py (the injected
+# clock), as ruff's banned-api rule (TID251) must catch it.
+_CLOCK_BYPASSES = """\
+import datetime as dt
+import threading
+import time
+from datetime import date, datetime
+from threading import Timer
+from time import monotonic
+
+time.sleep(1)
+time.monotonic()
+time.monotonic_ns()
+time.time()
+time.time_ns()
+time.perf_counter()
+time.perf_counter_ns()
+time.localtime()
+time.gmtime()
+threading.Timer(1, print)
+datetime.now()
+datetime.utcnow()
+datetime.today()
+date.today()
+dt.datetime.now(dt.UTC)
+"""
+
+
+def test_the_clock_ban_catches_every_way_around_the_injected_clock(tmp_path: Path) -> None:
+    sample = tmp_path / "tmsctl_sample.py"
+    sample.write_text(_CLOCK_BYPASSES)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"),
+         "--select", "TID251", "--output-format", "concise", str(sample)],
+        capture_output=True, text=True,
+    )
+    flagged = {int(line.split(":")[1]) for line in result.stdout.splitlines() if "TID251" in line}
+    uses = {n for n, line in enumerate(_CLOCK_BYPASSES.splitlines(), 1) if "(" in line}
+    # the two imports that name a banned API are flagged too
+    assert uses <= flagged, f"not caught: {sorted(uses - flagged)}\n{result.stdout}"
+
+
 if __name__ == "__main__":
     for check in (run_mypy, run_ruff):
         outcome = check()
