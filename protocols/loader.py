@@ -175,7 +175,7 @@ class _Position:
             return ()
         is_mapping, path, _keys, expecting_key, current = self.stack[-1]
         if is_mapping and expecting_key:
-            return path
+            return tuple(path)  # (already a tuple: the stack's entries are untyped lists)
         return (*path, current)
 
     def open(self, is_mapping: bool) -> None:

@@ -171,7 +171,7 @@ class InstrumentStatus:
     def armed(self) -> bool:
         # A real BiStim reports "ready" with the armed bit clear once charged (CBOUL capture
         # 0x8C), so armed means either bit.
-        return self.armed_bit or self.ready
+        return bool(self.armed_bit or self.ready)
 
     @classmethod
     def build(

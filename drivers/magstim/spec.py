@@ -139,7 +139,8 @@ def _check_decade_rows(rows: Mapping[int, tuple[float, ...]]) -> Mapping[int, tu
         expected = 1 if key == 100 else 10
         if len(rows[key]) != expected:
             raise ValueError(f"row {key} must hold {expected} values, has {len(rows[key])}")
-    return _freeze(rows)
+    frozen: Mapping[int, tuple[float, ...]] = _freeze(rows)
+    return frozen
 
 
 DecadeRows = Annotated[dict[int, tuple[NonNegative, ...]], AfterValidator(_check_decade_rows)]

@@ -32,6 +32,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 
@@ -115,7 +116,7 @@ def _whole(value: object, what: str) -> int:
     return value
 
 
-def _title(member: Any) -> str:
+def _title(member: Enum) -> str:
     return member.name.replace("_", " ").title()
 
 
