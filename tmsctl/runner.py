@@ -23,6 +23,7 @@ from tmsctl.drivers.base import Capability
 from tmsctl.errors import DeviceStateError, GuardRejected, InvalidArgument, TmsError
 from tmsctl.fsm import ENERGISED, State
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
+from tmsctl.records.errors import RecordsUnavailable
 from tmsctl.safety import PulseCap
 
 ARM_LEAD_S = 2.5  # arm this long before a train (arming takes up to 1 s on a Magstim)
@@ -31,6 +32,8 @@ START_LEAD_S = ARM_LEAD_S + 1.0  # the first train: time to set parameters, then
 STAY_ARMED_GAP_S = 45.0  # stay armed between trains closer than this (devices self-disarm at 60 s)
 FRESH_STATUS_LEAD_S = 0.05  # read status this long before each trigger (an exchange takes ~8 ms)
 INTENT_LEAD_S = 0.1  # commit a train's intent this long before it fires (an fsync takes a few ms)
+RECORDS_RETRY_S = 5.0  # while the records are unreachable, ask again this often (disarmed meanwhile)
+RECORDS_WAIT_LIMIT_S = 600.0  # and give up after this long: the session then ends, resumable
 
 
 class RunOutcome(StrEnum):
@@ -71,7 +74,13 @@ class RunResult:
 class DeliveryLog:
     """Where the runner writes what it does. ``records``-backed in production; in-memory in tests."""
 
-    def begin(self, train: ScheduledTrain, planned_at: float, trigger_source: str) -> None: ...
+    def begin(self, train: ScheduledTrain, planned_at: float, trigger_source: str) -> None:
+        """Put the train's intent on record; raises RecordsUnavailable when the records cannot be reached."""
+
+    def reachable(self) -> bool:
+        """Whether the records answer now (asked while waiting for them to come back)."""
+        return True
+
     def fired(self, train: ScheduledTrain, pulses_known: int) -> None: ...
     def finish(self, train: ScheduledTrain, dose: DoseCount, started_at: float, onset_error_s: float) -> None: ...
     def fault(self, code: str, detail: str, index: int) -> None: ...
@@ -170,7 +179,7 @@ class SessionRunner:
         try:
             for i, train in enumerate(trains):
                 nxt = trains[i + 1] if i + 1 < len(trains) else None
-                self._deliver(train, session_start, nxt)
+                session_start = self._deliver(train, session_start, nxt)
             self.controller.finish()
             whole = self.log.completed() and self.progress.pulses_uncertain == 0
             self._publish()
@@ -250,7 +259,9 @@ class SessionRunner:
         self.log.finish(open_train.train, dose, open_train.onset, open_train.onset_error_s)
 
     # -- one train ------------------------------------------------------------------------------------------
-    def _deliver(self, train: ScheduledTrain, session_start: float, following: ScheduledTrain | None) -> None:
+    def _deliver(self, train: ScheduledTrain, session_start: float, following: ScheduledTrain | None) -> float:
+        """Deliver one train; returns the session start the trains after it keep to (later by however
+        long the records were out of reach before it)."""
         c = self.controller
         onset = session_start + train.onset_s
         self.progress.next_onset = onset
@@ -271,7 +282,13 @@ class SessionRunner:
                 # Intent on disk before the trigger, never after: a crash in between leaves the
                 # train on record as begun with its outcome unknown ("uncertain: 0 to all of it").
                 self._wait(fire_at - INTENT_LEAD_S, fire_at=fire_at)
-                self.log.begin(train, onset, self.trigger_source)
+                try:
+                    self.log.begin(train, onset, self.trigger_source)
+                except RecordsUnavailable as exc:
+                    # No durable intent, no trigger: wait disarmed for the records, then deliver this
+                    # train anew with every later train shifted by the wait.
+                    delay = self._wait_for_the_records(exc)
+                    return self._deliver(train, session_start + delay, following)
                 self._open = open_train
             else:
                 self._wait_ready()
@@ -310,6 +327,23 @@ class SessionRunner:
         if following is None or following.onset_s - train.onset_s - train.duration_s > STAY_ARMED_GAP_S:
             if c.state in ENERGISED:
                 c.disarm()
+        return session_start
+
+    def _wait_for_the_records(self, cause: RecordsUnavailable) -> float:
+        """Disarm and wait until the records answer again (pause and abort requests still count);
+        returns how long it took. Past the limit the cause is raised: the session ends resumable."""
+        c = self.controller
+        if c.state in ENERGISED:
+            c.disarm()
+        started = self.clock.now()
+        self.progress.last_fault = f"records unreachable, waiting disarmed: {cause.message}"
+        self._publish()
+        while not self.log.reachable():
+            if self.clock.now() - started >= RECORDS_WAIT_LIMIT_S:
+                raise cause
+            self._wait(self.clock.now() + RECORDS_RETRY_S)
+        self.progress.last_fault = None
+        return self.clock.now() - started + START_LEAD_S
 
     def _wait_ready(self) -> None:
         c = self.controller
