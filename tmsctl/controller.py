@@ -247,6 +247,16 @@ class Controller:
         if watch is not None and watch.stopped_by is None:
             watch.stopped_by = at
 
+    def provisional_pulses(self) -> int | None:
+        """While a device-timed train runs: its pulses due by now from the clock at its known timing,
+        counted from the acknowledgement (so never ahead of the unit). Provisional: only the
+        train's outcome (tmsctl.dose) says what went out. None when no train is running."""
+        watch = self._watch
+        if watch is None or watch.acknowledged_at is None or self.delivery is None or not self.delivery.is_train:
+            return None
+        elapsed = self.clock.now() - watch.acknowledged_at
+        return sum(1 for offset in watch.offsets if offset <= elapsed)
+
     def settle_trigger(self) -> Delivery | None:
         """Close the books on a trigger still open after a stop (a disarm that raised, a process
         winding down): what it delivered is settled from the evidence so far, the rest uncertain."""

@@ -216,6 +216,12 @@ class SessionRunner:
             raise
 
     def _result(self, outcome: RunOutcome, reason: str = "") -> RunResult:
+        # what a display shows once the run is over: how it ended, and no countdown to a train that will not come
+        self.progress.next_onset = None
+        self._publish()
+        self.progress.state = outcome.value
+        if self.on_progress:
+            self.on_progress(self.progress)
         return RunResult(
             outcome, self.progress.next_index, self.progress.pulses_delivered, reason,
             tuple(self.progress.onset_errors_s), self.progress.pulses_uncertain,
