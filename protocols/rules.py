@@ -29,7 +29,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from tmsctl.drivers.base import Capability, DeviceLimits
+from tmsctl.drivers.base import Capability, DeviceLimits, PairedPulseLimits, paired_isi_mode
 from tmsctl.errors import InvalidArgument
 from tmsctl.protocols.findings import Finding, Issue, Severity, sort_findings
 from tmsctl.protocols.models import Protocol, format_number, is_standard_theta_burst
@@ -418,6 +418,28 @@ class _Evaluation:
             yield from self._device_repetitive(device, train, gap, mso)
         elif gap is not None:
             yield from self._device_single(device, train, mso)
+        if train.kind == "paired_pulse" and Capability.PAIRED_PULSE in device.capabilities:
+            yield from self._device_pair(device, train)
+
+    def _device_pair(self, device: DeviceLimits, train: ScheduledTrain) -> Iterable[Issue]:
+        """The device must time the pair's interval exactly, in one of its ISI modes (never rounded)."""
+        self.checked.add("device.paired-isi")
+        isi_ms = round(1000 * (train.pulse_offsets_s[-1] - train.pulse_offsets_s[0]), 6)
+        modes = tuple(device.paired_isi_modes_ms()) if isinstance(device, PairedPulseLimits) else ()
+        if modes and paired_isi_mode(modes, isi_ms) is not None:
+            return
+        settable = "; ".join(f"{_n(lo)}–{_n(hi)} ms in {step:g} ms steps" for lo, hi, step in modes)
+        yield Issue(
+            "device.paired-isi",
+            Severity.REFUSE,
+            f"the {device.display_name} cannot time a {_n(isi_ms)} ms inter-stimulus interval"
+            + (f" (it sets {settable})" if settable else ": tmsctl cannot set its paired-pulse interval"),
+            DEVICE_SOURCE,
+            value=isi_ms,
+            unit="ms",
+            status="V",
+            hint="choose an interval the stimulator sets exactly (tmsctl never rounds it), or another stimulator",
+        )
 
     def _device_repetitive(
         self, device: DeviceLimits, train: ScheduledTrain, gap: float | None, mso: int
@@ -905,8 +927,9 @@ class _Evaluation:
 
     def _single_pulse_series(self) -> None:
         trains = self.schedule.trains
-        if len(trains) < 2 or trains[0].kind != "single_pulse":
+        if len(trains) < 2 or trains[0].kind not in ("single_pulse", "paired_pulse"):
             return
+        what = "pairs" if trains[0].kind == "paired_pulse" else "single pulses"
         site = self.book.site
         self.checked.add("single-pulse.repetitive")
         interval = trains[1].onset_s - trains[0].onset_s
@@ -915,8 +938,8 @@ class _Evaluation:
                 Issue(
                     "single-pulse.repetitive",
                     Severity.WARN,
-                    f"single pulses every {_n(interval)} s ({_n(1 / interval)} Hz) are repetitive stimulation, "
-                    "which the single-pulse pattern does not check against the safety tables",
+                    f"{what} every {_n(interval)} s ({_n(1 / interval)} Hz) are repetitive stimulation, "
+                    f"which the {trains[0].kind.replace('_', '-')} pattern does not check against the safety tables",
                     site.source,
                     value=interval,
                     limit=site.single_pulse_repetitive_interval_s,

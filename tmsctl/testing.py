@@ -196,7 +196,9 @@ def check_dose_truth(records: Any, session_id: str, device: Any) -> None:
         )
     if detail.faults:
         return
-    validated = {round(d.intensity_pct_mso) for d in detail.deliveries}
+    validated = {round(d.intensity_pct_mso) for d in detail.deliveries} | {
+        round(d.second_intensity_pct_mso) for d in detail.deliveries if d.second_intensity_pct_mso is not None
+    }  # a pair's second pulse (BiStim² output B)
     stray = [p for p in true_pulses if p.intensity_pct not in validated]
     if stray:
         raise DoseTruthViolation(
