@@ -313,6 +313,7 @@ class _Evaluation:
                 for issue in rule(first, gap):
                     self.add(issue, numbers)
         self._continuous_runs()
+        self._external_timing()
         self._capabilities()
         self._single_pulse_series()
         self._family_session_rules()
@@ -585,6 +586,26 @@ class _Evaluation:
                 status="V",
                 hint="lengthen the interval between pulses",
             )
+
+    def _external_timing(self) -> None:
+        """tmsctl has no path that lets a trigger input time the pulses (neither its own RTS line nor a
+        lab's pulse generator): the runner would fire them itself, one serial command at a time, and
+        fault mid-session where that cannot keep up. Refused here, before any session starts."""
+        self.checked.add("timing.external-trigger")
+        if self.protocol.timed_by != "external_trigger":
+            return
+        self.add(
+            Issue(
+                "timing.external-trigger",
+                Severity.REFUSE,
+                "timed_by: external_trigger: tmsctl cannot yet deliver pulses timed by a trigger input; it would "
+                "fire them itself over serial, not as written",
+                "tmsctl runner (issue 16)",
+                status="D",
+                hint="write timed_by: stimulator and use a stimulator that times the pattern itself, or deliver "
+                "the protocol from the pulse generator outside tmsctl",
+            )
+        )
 
     def _capabilities(self) -> None:
         protocol, device = self.protocol, self.device
@@ -1174,6 +1195,8 @@ def _capability_text(device: DeviceLimits, capability: Capability, protocol: Pro
 
 
 def _capability_hint(capability: Capability) -> str:
-    if capability in (Capability.THETA_BURST, Capability.INTERNAL_TRAIN):
-        return "time the pulses with an external trigger (timed_by: external_trigger) or use a stimulator that can"
+    if capability is Capability.THETA_BURST:
+        return "use a stimulator that times theta bursts itself (e.g. a MagPro X100)"
+    if capability is Capability.INTERNAL_TRAIN:
+        return "use a stimulator that times trains itself (e.g. a Magstim Rapid² or a MagPro)"
     return "use a stimulator with this capability"
