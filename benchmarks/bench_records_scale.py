@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 import bench_session
 
 from tmsctl.clock import VirtualClock, monotonic_ns_for_benchmarks
-from tmsctl.controller import Delivery as ControllerDelivery
+from tmsctl.dose import DoseCount
 from tmsctl.protocols import MotorThreshold as ProtocolThreshold
 from tmsctl.protocols import content_hash, expand, load_protocol
 from tmsctl.records import (
@@ -787,13 +787,12 @@ def _deliver(delivery_log: RecordsDeliveryLog, train: Any, clock: VirtualClock) 
     t0 = monotonic_ns_for_benchmarks()
     delivery_log.begin(train, clock.now(), "serial")
     t1 = monotonic_ns_for_benchmarks()
-    delivery_log.fired(train, train.n_pulses)
+    delivery_log.fired(train, 1)  # the acknowledged trigger: its first pulse is known out
     t2 = monotonic_ns_for_benchmarks()
     started = clock.now()
     clock.advance(train.duration_s)
-    delivery = ControllerDelivery(train.n_pulses, int(train.intensity_pct_mso or 0), started, clock.now(), "serial",
-                                  True)
-    delivery_log.finish(train, delivery, 0.0)
+    dose = DoseCount(train.n_pulses, train.n_pulses, 0, "acknowledged trigger; the device ended it after its last")
+    delivery_log.finish(train, dose, started, 0.0)
     t3 = monotonic_ns_for_benchmarks()
     return (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9
 

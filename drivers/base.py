@@ -7,9 +7,12 @@ connected model says here, so the checker never hard-codes a device.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
+
+from tmsctl.errors import InvalidArgument, TmsError
 
 
 class Capability(StrEnum):
@@ -25,6 +28,23 @@ class Capability(StrEnum):
     # The device reports every pulse it fires (the MagPro's di/dt message): the driver then counts
     # them in ``pulses_reported`` (see PulseReporting), the exact evidence of what a train delivered.
     PULSE_REPORTS = "pulse_reports"
+
+
+@dataclass(frozen=True)
+class EnergyModel:
+    """How a unit limits the energy it holds: a bucket of ``capacity_j`` draining at ``drain_w``,
+    each pulse adding ``energy_per_pulse_j(power_pct)`` (the Rapid²'s published budget)."""
+
+    capacity_j: float
+    drain_w: float
+    energy_per_pulse_j: Callable[[float], float]
+
+
+@dataclass(frozen=True)
+class NoEnergyModel:
+    """A unit whose maker publishes no energy budget; ``reason`` says what limits it instead."""
+
+    reason: str
 
 
 @runtime_checkable
@@ -56,6 +76,12 @@ class DeviceLimits(Protocol):
     def min_single_pulse_interval_s(self, intensity_pct_mso: float) -> float:
         """Shortest interval between host-triggered single pulses (recharge time)."""
 
+    def energy_model(self) -> EnergyModel | NoEnergyModel:
+        """The unit's energy budget, or why it has none: required, so none is ever assumed by omission."""
+
+    def for_version(self, version: tuple[int, ...] | None) -> DeviceLimits:
+        """These limits refined for a software version; InvalidArgument where they do not depend on one."""
+
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -85,8 +111,47 @@ class DeviceStatus:
     raw: str = ""
 
 
+# -- what each capability adds to the common surface -------------------------------------------
+# A driver declares its capabilities (its limits' ``capabilities``); registration checks that it
+# implements what it declares (``check_capabilities``), and the core reaches a capability's
+# members only through ``capability()``: a missing member is an error at connect, never an
+# interlock silently switched off.
+
+
+@runtime_checkable
+class DeviceTimedTrain(Protocol):
+    """``Capability.INTERNAL_TRAIN``: the device times a train's pulses itself."""
+
+    def set_train(self, frequency_hz: float, pulses: int) -> object: ...
+    def set_single_pulse_mode(self) -> None: ...
+
+
+@runtime_checkable
+class ThetaBurstTiming(Protocol):
+    """``Capability.THETA_BURST``: the device times bursts inside a train itself."""
+
+    def set_theta_burst(
+        self, *, pulses_per_burst: int, burst_frequency_hz: float, burst_rate_hz: float, bursts: int
+    ) -> object: ...
+
+
+@runtime_checkable
+class RtsTriggering(Protocol):
+    """``Capability.RTS_TRIGGER``: the serial RTS line is wired to the trigger input."""
+
+    def trigger_via_rts(self) -> None: ...
+
+
+@runtime_checkable
+class CoilThermometer(Protocol):
+    """``Capability.COIL_TEMPERATURE``: the device reports its coil's temperature (°C, one per sensor)."""
+
+    def coil_temperature_c(self) -> tuple[float, ...]: ...
+
+
+@runtime_checkable
 class PulseReporting(Protocol):
-    """What a driver with ``Capability.PULSE_REPORTS`` offers beside the common surface."""
+    """``Capability.PULSE_REPORTS``: the device reports every pulse it fires."""
 
     pulses_reported: int  # every pulse the device has reported since connect
 
@@ -136,6 +201,46 @@ def paired_isi_mode(modes: tuple[tuple[float, float, float], ...], isi_ms: float
         if low - 1e-9 <= isi_ms <= high + 1e-9 and abs(steps - round(steps)) <= 1e-6:
             return index
     return None
+
+
+# PAIRED_PULSE has no contract here: the MagPro's twin option declares it and its driver does not
+# drive pairs yet, so the controller checks PairedPulseDriver itself when a pair is configured, and
+# the rulebook refuses pairs on a device whose limits are no PairedPulseLimits (device.paired-isi).
+CAPABILITY_CONTRACTS: dict[Capability, type] = {
+    Capability.INTERNAL_TRAIN: DeviceTimedTrain,
+    Capability.THETA_BURST: ThetaBurstTiming,
+    Capability.RTS_TRIGGER: RtsTriggering,
+    Capability.COIL_TEMPERATURE: CoilThermometer,
+    Capability.PULSE_REPORTS: PulseReporting,
+}
+
+C = TypeVar("C")
+
+
+class DriverContractError(TmsError):
+    """A driver declares a capability it does not implement."""
+
+
+def check_capabilities(driver: object, declared: frozenset[Capability]) -> None:
+    """Refuse a driver that declares a capability without the members it needs."""
+    missing = [
+        f"{cap.value} needs {contract.__name__}"
+        for cap, contract in CAPABILITY_CONTRACTS.items()
+        if cap in declared and not isinstance(driver, contract)
+    ]
+    if missing:
+        raise DriverContractError(
+            f"driver {type(driver).__name__} declares what it does not implement: " + "; ".join(missing),
+            hint="fix the driver or its declared capabilities (docs/writing-a-driver.md)",
+        )
+
+
+def capability(driver: StimulatorDriver, declared: frozenset[Capability], cap: Capability, contract: type[C]) -> C:
+    """``driver`` seen through one declared capability; InvalidArgument when it does not have it."""
+    if cap not in declared:
+        raise InvalidArgument(f"{driver.display_name} does not have the {cap.value.replace('_', ' ')} capability")
+    assert isinstance(driver, contract), f"{type(driver).__name__} passed check_capabilities without {contract}"
+    return driver
 
 
 @runtime_checkable

@@ -41,7 +41,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.reader import ReaderError
 
-from tmsctl.errors import ProtocolFileError
+from tmsctl.errors import ProtocolFileError, ProtocolFileNotFound
 from tmsctl.protocols.models import SCHEMA_VERSION, Protocol
 
 MAX_FILE_BYTES = 64 * 1024
@@ -75,7 +75,7 @@ def load_protocol(path: str | os.PathLike[str]) -> Protocol:
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise ProtocolFileError("no such file", path=label, hint="check the path") from None
+        raise ProtocolFileNotFound("no such file", path=label, hint="check the path") from None
     except IsADirectoryError:
         raise ProtocolFileError("this is a folder, not a protocol file", path=label) from None
     except OSError as error:

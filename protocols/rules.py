@@ -54,6 +54,11 @@ def _n(value: float | None) -> str:
     return "?" if value is None else format_number(value)
 
 
+def _days(value: float, text: str) -> str:
+    """``text`` (the number as shown) with "day" or "days": "1 day", "0.5 days", "2 days"."""
+    return f"{text} day" if text == "1" else f"{text} days"
+
+
 def _rate_text(train: ScheduledTrain) -> str:
     if train.kind == "train":
         return f"{_n(train.frequency_hz)} Hz"
@@ -1042,8 +1047,8 @@ class _Evaluation:
             if age_days > limit_days:
                 self._site_issue(
                     "mt.stale",
-                    f"the {threshold.describe()} was measured {_n(age_days)} days ago, longer ago than the "
-                    f"site limit of {limit_days:g} days",
+                    f"the {threshold.describe()} was measured {_days(age_days, _n(age_days))} ago, longer ago "
+                    f"than the site limit of {_days(limit_days, f'{limit_days:g}')}",
                     age_days,
                     limit_days,
                     "days",

@@ -26,6 +26,7 @@ from tmsctl.drivers.deymed import codec as c
 from tmsctl.drivers.deymed.status import MAX_RAW_BYTE
 
 from .device import Fault, FaultKind, SemanticFaultKind, SimulatedDevice
+from .registry import profiles_for
 
 _UNREAD_BYTES_CAP = 4096  # a driver that stops reading loses the oldest records, as with a full OS buffer
 _ADC_COUNTS_PER_C = 4
@@ -255,3 +256,7 @@ class DuoMagSimulator(SimulatedDevice):
             self.ttl_out_delay = self.profile.initial_ttl_out_delay
             self.parser = c.DuoMagCommandParser()
             self._boot(now, fault.duration_s)
+
+
+# What tmsctl's pyproject.toml names in the ``tmsctl.simulators`` entry point ``deymed``.
+SIMULATOR_PROFILES = profiles_for(PROFILES, DuoMagSimulator)

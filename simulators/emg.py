@@ -14,6 +14,9 @@ Model (ours, status D):
 * Pre-activation: episodes of voluntary activity (Gaussian, ``pre_activation_rms_uv`` RMS) start
   at random (``pre_activation_rate_per_s``) and last 0.3–1.0 s; a pulse whose background window
   falls in one should be rejected by the detector.
+* Coil position (optional): with a :class:`~tmsctl.simulators.hotspot.CoilPlacement` and a
+  :class:`~tmsctl.simulators.hotspot.HotspotMap`, a true pulse at power x with the coil at p
+  gives the MEP of a pulse at x·gain(p) (the Gaussian fall-off around the hotspot).
 * ``stops_at_s``: the stream ends there (an amplifier that stops), for bad-input tests.
 
 Reproducible: a seed fixes everything, and any sample's value does not depend on how the stream
@@ -27,6 +30,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tmsctl.errors import InvalidArgument
 
@@ -72,13 +76,17 @@ class SimulatedEmg:
 
     def __init__(
         self, subject: SimulatedSubject, truth: Callable[[], Sequence[PulseRecord]], *, seed: int,
-        start_s: float, model: EmgModel | None = None,
+        start_s: float, model: EmgModel | None = None, placement: Any | None = None, hotspot: Any | None = None,
     ) -> None:
+        if (placement is None) != (hotspot is None):
+            raise InvalidArgument("a spatial MEP map needs both the coil placement and the hotspot map")
         self.subject = subject
         self.truth = truth
         self.seed = seed
         self.start_s = float(start_s)
         self.model = model or EmgModel()
+        self.placement = placement
+        self.hotspot = hotspot
         self._latency_rng = random.Random(f"emg-latency-{seed}")
         self._meps: list[_Mep] = []
         self._noise_cache: dict[int, list[float]] = {}
@@ -107,7 +115,10 @@ class SimulatedEmg:
         pulses = self.truth()
         model = self.model
         for pulse in pulses[len(self._meps):]:
-            amplitude = self.subject.mep_uv(min(pulse.intensity_pct, 130))
+            effective = float(pulse.intensity_pct)
+            if self.placement is not None:
+                effective *= self.hotspot.gain(self.placement.position_at(pulse.t))
+            amplitude = self.subject.mep_uv(min(effective, 130.0))
             latency = model.latency_ms + (
                 self._latency_rng.gauss(0.0, model.latency_jitter_ms) if model.latency_jitter_ms else 0.0
             )

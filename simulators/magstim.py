@@ -22,6 +22,7 @@ from tmsctl.drivers.magstim.codec import Model
 from tmsctl.errors import ProtocolError
 
 from .device import Fault, FaultKind, SemanticFaultKind, SimulatedDevice, _Timer
+from .registry import profiles_for
 
 # The public "simulator unlock code": a real Rapid² v9+ checks a code Magstim issued for that
 # unit; the simulator accepts only this one, so drivers are exercised with the 18-byte frame.
@@ -434,7 +435,12 @@ class MagstimSimulator(SimulatedDevice):
         if train:
             self._drain(now)
             n = self.train_pulses
-            if self.energy_level_j + n * energy_j(self.power_a) > self.profile.energy_budget_j:
+            # The bucket drains while the train runs (TDb087: a train adding less than the shed rate
+            # may run continuously): it peaks at the last pulse, or at the first if it drains faster.
+            per_pulse = energy_j(self.power_a)
+            span_s = (n - 1) * 10.0 / self.frequency_dhz
+            rise = max(per_pulse, n * per_pulse - self.profile.energy_drain_w * span_s)
+            if self.energy_level_j + rise > self.profile.energy_budget_j:
                 return (
                     f"train of {n} pulses at {self.power_a} % would exceed the "
                     f"{self.profile.energy_budget_j / 1000:.0f} kJ energy budget"
@@ -681,3 +687,7 @@ class MagstimSimulator(SimulatedDevice):
 
     def _cmd_6f(self, data: bytes, now: float):  # o: get charge delay
         return c.encode_charge_delay_value(self.charge_delay_ms, self.version), None
+
+
+# What tmsctl's pyproject.toml names in the ``tmsctl.simulators`` entry point ``magstim``.
+SIMULATOR_PROFILES = profiles_for(PROFILES, MagstimSimulator)

@@ -36,6 +36,7 @@ from typing import Any
 from tmsctl.drivers.magventure import codec as c
 
 from .device import Fault, FaultKind, SemanticFaultKind, SimulatedDevice
+from .registry import profiles_for
 
 # Per-model offers and rate ceilings (Hz), from the reference's code and range tables (C: PYTMS,
 # MPC), kept apart from the driver's spec on purpose: the two layers must not share a mistake.
@@ -677,3 +678,7 @@ class MagProSimulator(SimulatedDevice):
         self.next_trigger_at = -math.inf
         self.parser = c.MagProHostFrameParser()
         self._boot(now, boot_s)
+
+
+# What tmsctl's pyproject.toml names in the ``tmsctl.simulators`` entry point ``magventure``.
+SIMULATOR_PROFILES = profiles_for(PROFILES, MagProSimulator)

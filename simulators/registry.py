@@ -3,17 +3,22 @@
 ``sim://NAME`` opens the instance registered under NAME if a test (or ``tmsctl.open``) put one
 there — so a test can build a simulator on its own ``VirtualClock`` with a fault plan and then
 hand the URL to the code under test — otherwise a fresh simulator from profile NAME.
+
+Profiles come from the ``tmsctl.simulators`` entry point group (tmsctl's own included, declared
+in its pyproject.toml); ``register_profile`` adds one for this process only.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from tmsctl.clock import Clock, SystemClock
-from tmsctl.errors import DeviceUnavailable
+from tmsctl.errors import DeviceUnavailable, PluginConflict
+from tmsctl.plugins import REINSTALL_HINT, SIMULATORS_GROUP, Provided, load_group
 
 from .device import Fault, SimulatedDevice
 
@@ -38,53 +43,61 @@ class SimulatorInstance:
     lock: threading.RLock
 
 
-_PROFILES: dict[str, SimulatorProfile] = {}
+def profiles_for(
+    profiles: Mapping[str, Any], model: Callable[..., SimulatedDevice]
+) -> list[SimulatorProfile]:
+    """``SimulatorProfile``s for a vendor's own profile table: ``{name: p}`` where ``p`` has
+    ``driver``, ``display_name`` and ``driver_options``, and ``model(p, start=, faults=)`` builds
+    the device. What a simulator module names in its ``tmsctl.simulators`` entry point."""
+    return [
+        SimulatorProfile(
+            name, p.driver, p.display_name,
+            lambda start, faults, p=p: model(p, start=start, faults=faults),
+            dict(p.driver_options),
+        )
+        for name, p in profiles.items()
+    ]
+
+
+_REGISTERED: dict[str, SimulatorProfile] = {}  # in-process additions (benchmarks, tests)
 _INSTANCES: dict[str, SimulatorInstance] = {}
 _TABLE_LOCK = threading.Lock()
 
 
+@lru_cache(maxsize=1)
+def _installed() -> dict[str, Provided[SimulatorProfile]]:
+    return load_group(SIMULATORS_GROUP, SimulatorProfile, lambda profile: profile.name)
+
+
 def register_profile(profile: SimulatorProfile) -> None:
-    _PROFILES[profile.name] = profile
-
-
-_builtins_loaded = False
-
-
-def _load_builtin_profiles() -> None:
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    _builtins_loaded = True  # before registering: a profile registered by a user must not hide ours
-    from . import deymed, magstim, magventure
-
-    families = (
-        (magstim.PROFILES, magstim.MagstimSimulator),
-        (magventure.PROFILES, magventure.MagProSimulator),
-        (deymed.PROFILES, deymed.DuoMagSimulator),
-    )
-    for profiles, model in families:
-        for name, p in profiles.items():
-            register_profile(
-                SimulatorProfile(
-                    name, p.driver, p.display_name,
-                    lambda start, faults, p=p, model=model: model(p, start=start, faults=faults),
-                    dict(p.driver_options),
-                )
+    """Add a profile for this process only (a benchmark's tuned unit, a test's). Its name must be
+    new: a profile that hid an installed one would silently change what ``sim://NAME`` means."""
+    installed = _installed().get(profile.name)
+    with _TABLE_LOCK:
+        taken = _REGISTERED.get(profile.name)
+        if installed is not None or (taken is not None and taken != profile):
+            where = installed.origin if installed is not None else "an earlier register_profile call"
+            raise PluginConflict(
+                f"a simulator called {profile.name!r} already exists (from {where})",
+                hint="give the profile a name of its own",
             )
+        _REGISTERED[profile.name] = profile
 
 
 def profiles() -> dict[str, SimulatorProfile]:
-    _load_builtin_profiles()
-    return dict(_PROFILES)
+    found = {name: provided.item for name, provided in _installed().items()}
+    with _TABLE_LOCK:
+        found.update(_REGISTERED)
+    return found
 
 
 def profile(name: str) -> SimulatorProfile:
-    _load_builtin_profiles()
+    known = profiles()
     try:
-        return _PROFILES[name]
+        return known[name]
     except KeyError:
-        known = ", ".join(sorted(_PROFILES))
-        raise DeviceUnavailable(f"no simulator called {name!r}", hint=f"known simulators: {known}") from None
+        hint = f"known simulators: {', '.join(sorted(known))}" if known else REINSTALL_HINT
+        raise DeviceUnavailable(f"no simulator called {name!r}", hint=hint) from None
 
 
 def create(

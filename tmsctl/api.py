@@ -45,7 +45,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -94,8 +94,9 @@ class StimulatorStatus:
     intensity_pct_mso: int | None
     train: tuple[float, int] | None
     coil_temperature_c: float | None
-    pulses_delivered: int
+    pulses_delivered: int  # known delivered (tmsctl.dose)
     last_fault: str | None
+    pulses_uncertain: int = 0  # may or may not have gone out
 
     @property
     def armed(self) -> bool:
@@ -183,7 +184,8 @@ class _DeliveryEvents:
 
     def __init__(self, controller: Controller, runner_ref: Callable[[], SessionRunner | None] = lambda: None) -> None:
         self.controller = controller
-        self.pulses = 0
+        self.pulses = 0  # known delivered
+        self.uncertain = 0  # may have gone out
         self.trains = 0
         self._runner_ref = runner_ref
         self._last_coil: float | None = None
@@ -205,8 +207,13 @@ class _DeliveryEvents:
             emit(TrainStarted(**self._at(delivery.started_at), index=index, planned_onset_s=delivery.started_at,
                               n_pulses=delivery.pulses, intensity_pct_mso=delivery.intensity_pct_mso,
                               trigger_source=delivery.trigger_source))
-            self.pulses += delivery.pulses
-            emit(TrainFinished(**self._at(self.controller.clock.now()), index=index, pulses_delivered=delivery.pulses))
+            # What the train delivered by the evidence (tmsctl.dose), not what it commanded.
+            dose = delivery.dose
+            delivered = delivery.pulses if dose is None else dose.delivered
+            self.pulses += delivered
+            self.uncertain += 0 if dose is None else dose.uncertain
+            emit(TrainFinished(**self._at(self.controller.clock.now()), index=index, pulses_delivered=delivered,
+                               pulses_uncertain=0 if dose is None else dose.uncertain))
         else:
             self.pulses += 1
             emit(PulseDelivered(**self._at(delivery.started_at), n=self.pulses,
@@ -451,6 +458,7 @@ class _Core:
         return StimulatorStatus(
             c.state, self.connected, c.info, c.status, c.intensity_pct_mso, c.train, c.coil_temperature_c,
             self.deliveries.pulses if self.deliveries else 0, c.last_fault,
+            self.deliveries.uncertain if self.deliveries else 0,
         )
 
 
@@ -485,7 +493,7 @@ def _own_simulator(device: DeviceURL, clock: Clock) -> tuple[DeviceURL, str | No
     sims.create(profile_name, clock=clock, faults=faults, name=name)
     head = device.text.split("://", 1)[0]
     text = f"{head}://{name}"
-    return DeviceURL(device.driver, f"sim://{name}", dict(device.options), text), name
+    return replace(device, transport=f"sim://{name}", options=dict(device.options), text=text), name
 
 
 # -- the facade ------------------------------------------------------------------------------------------
@@ -722,7 +730,8 @@ def _run_session(
         finally:
             core.runner = None
         return SessionResult(result.outcome, result.next_index, result.pulses_delivered, result.reason,
-                             result.onset_errors_s, result.pulses_uncertain, session_id=session_id)
+                             result.onset_errors_s, result.pulses_uncertain, result.disarm_unconfirmed,
+                             session_id=session_id)
     finally:
         if cleanup is not None:
             cleanup()

@@ -91,6 +91,8 @@ _SECRET_NAME = (
 )
 # A URL query option: the value runs to the next '&', '#' or whitespace (commas included).
 _SECRET_QUERY = re.compile(rf"(?i)([?&;]{_SECRET_NAME}=)([^&#\s]*)")
+# A reference to a secret (``unlock=env:RAPID_UNLOCK``) names a variable, not its value: it is kept.
+_SECRET_REFERENCE = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
 # key=value or key: value in any other text (option lists, messages, a dict's repr). The value
 # runs to its closing quote when quoted, else to the next separator.
 _SECRET_PAIR = re.compile(
@@ -104,6 +106,8 @@ _URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.\-]*://[^/\s:@?#]*:)([^@\s?#]+)(
 
 def _redact_pair(match: re.Match[str]) -> str:
     value = match.group(3)
+    if _SECRET_REFERENCE.fullmatch(value):
+        return match.group(0)  # env:NAME says where the secret is, not what it is
     quote = value[0] if value[0] in "'\"" else ""
     return match.group(1) + match.group(2) + quote + REDACTED + quote
 
@@ -142,7 +146,7 @@ def is_secret_key(key: str) -> bool:
 def redact_text(text: str) -> str:
     """``text`` with secret ``key=value`` values and URL passwords replaced by ``REDACTED``."""
     text = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
-    text = _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _SECRET_QUERY.sub(lambda m: m.group(0) if _SECRET_REFERENCE.fullmatch(m.group(2)) else m.group(1) + REDACTED, text)
     return _SECRET_PAIR.sub(_redact_pair, text)
 
 

@@ -1,9 +1,12 @@
 """The ``tmsctl`` command line (typer + rich).
 
-Exit codes (stable, for scripts):
-  0 success · 1 internal error (a bug: please report) · 2 usage error · 3 refused by validation or
-  safety rules · 4 refused by the device · 5 device fault, timeout or lost connection ·
-  6 device or port not found · 130 operator abort (Ctrl-C / SIGTERM)
+Exit codes (stable, for scripts; the README's table says the same):
+  0 done · 1 internal error (a bug: please report) · 2 usage error (a bad option, argument or
+  subject id) · 3 refused by validation, safety or records rules · 4 refused by the device ·
+  5 device fault, timeout or lost connection · 6 not found (device, port, file, session, subject) ·
+  7 incomplete (ran to its end, not every train known delivered in full) · 8 the records database
+  cannot be used (damaged, locked, unwritable) · 130 stopped by the operator (Ctrl-C, SIGTERM, or a
+  confirmation answered no)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import typer
 import typer.main
 from rich.console import Console
 from typer import _click as click  # typer vendors its own click; its classes are these
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tmsctl import __version__
 from tmsctl.errors import (
@@ -47,18 +50,21 @@ EXIT_DEVICE_REFUSED = 4
 EXIT_FAULT = 5
 EXIT_NOT_FOUND = 6
 EXIT_INCOMPLETE = 7  # the schedule ran to its end, but not every train is known delivered in full
-EXIT_ABORTED = 130
+EXIT_RECORDS = 8  # the records database cannot be used: damaged, locked, unwritable
+EXIT_ABORTED = 130  # stopped by the operator: Ctrl-C, SIGTERM, or a confirmation answered no
 
 # Command groups that live in their own modules, imported only when used: `tmsctl --help` and
 # `tmsctl fire` should not wait for the protocol models or the report renderer to load.
 # name -> (module, the command inside the module's app to use (None: the app itself), help)
 LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
-    "protocol": ("tmsctl.cli_protocol", None, "Validate, show and explain stimulation protocols."),
+    "protocol": ("tmsctl.cli_protocol", None, "Validate, show, approve protocols; print their schema."),
     "target": ("tmsctl.cli_target", "target", "DLPFC scalp targets from head measurements."),
     "mt": ("tmsctl.cli_mt", "mt", "Hunt a motor threshold on a stimulator and record it."),
+    "io-curve": ("tmsctl.cli_meps", "io-curve", "Measure an input-output curve from EMG, fit and record it."),
     "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
     "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
     "db": ("tmsctl.cli_db", None, "The records database: create one where you name it."),
+    "records": ("tmsctl.cli_records", None, "A site's records as a whole: copy them to another database."),
     "course": ("tmsctl.cli_course", "course", "Treatment courses: start, show, change, end, report."),
     "outcome": ("tmsctl.cli_course", "outcome", "Outcome measures of a subject's course (PHQ-9, BSL-23, …)."),
 }
@@ -102,6 +108,18 @@ class LazyGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
+def _no_placeholder_on_flags() -> None:
+    """A flag takes no value, so its help shows none (typer would print ``<bool>`` beside it)."""
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: click.core.Context) -> str | None:
+        return None if self.is_flag else original(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_placeholder_on_flags()
+
 app = typer.Typer(
     name="tmsctl",
     cls=LazyGroup,
@@ -118,16 +136,21 @@ err = Console(stderr=True)
 
 
 def exit_code_for(exc: BaseException) -> int:
+    from tmsctl.records.errors import RecordRefused, RecordsError
+
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_ABORTED
-    if isinstance(exc, ProtocolFileError | SafetyViolation | InvalidArgument):
+    if isinstance(exc, TmsError) and isinstance(exc, LookupError):
+        return EXIT_NOT_FOUND  # a file, session, subject or threshold id that is not there
+    if isinstance(exc, ProtocolFileError | SafetyViolation | InvalidArgument | RecordRefused):
         return EXIT_REFUSED
+    if isinstance(exc, RecordsError):
+        # An invalid value (a subject id) is refused by the records' rules; anything else is the file itself.
+        return EXIT_REFUSED if isinstance(exc, ValueError) else EXIT_RECORDS
     if isinstance(exc, DeviceRefused):
         return EXIT_DEVICE_REFUSED
     if isinstance(exc, DeviceUnavailable):
         return EXIT_NOT_FOUND
-    if isinstance(exc, TmsError) and isinstance(exc, LookupError):
-        return EXIT_NOT_FOUND  # a session, subject or threshold id that is not on record
     if isinstance(exc, ConnectionFailed | TransportTimeout | ProtocolError | DeviceStateError | FaultLatched):
         return EXIT_FAULT
     if isinstance(exc, TmsError):
@@ -148,6 +171,13 @@ def fail(exc: BaseException) -> NoReturn:
         err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
         err.print("this is a bug in tmsctl; the device was left disarmed where possible. Please report it.")
     raise typer.Exit(code)
+
+
+def confirm_or_stop(question: str) -> None:
+    """Ask before anything is armed; "no" stops the command as the operator's decision (exit 130)."""
+    if not typer.confirm(question, default=False):
+        err.print("[yellow]not confirmed[/]: nothing was armed or recorded", highlight=False)
+        raise typer.Exit(EXIT_ABORTED)
 
 
 @contextmanager
@@ -283,7 +313,7 @@ def fire(
         "USER", "operator"
     ),
     db: Annotated[
-        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+        str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
     ] = None,
     log_dir: Annotated[
         Path | None, typer.Option("--log-dir", help="Where the JSON-lines audit log goes (default: beside the database).")
@@ -302,7 +332,7 @@ def fire(
 
     with reported():
         if not yes:
-            typer.confirm(f"Fire ONE pulse at {power} % of maximum output on {device}?", abort=True)
+            confirm_or_stop(f"Fire ONE pulse at {power} % of maximum output on {device}?")
         records = Records(db) if db is not None else Records()
         try:
             with _sigterm_as_interrupt():
@@ -444,3 +474,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[yellow]aborted by the operator[/]")
         sys.exit(EXIT_ABORTED)
+    except Exception as exc:  # a bug of ours: one readable line and the code for it, never a traceback
+        try:
+            fail(exc)
+        except typer.Exit as exit_:
+            sys.exit(exit_.exit_code)

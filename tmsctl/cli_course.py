@@ -18,7 +18,7 @@ from rich.table import Table
 from tmsctl.cli import out, reported
 from tmsctl.errors import InvalidArgument
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(add_completion=False, no_args_is_help=True)
 course_app = typer.Typer(help="Treatment courses: start, show, change, end, report.", no_args_is_help=True)
 outcome_app = typer.Typer(help="Outcome measures (PHQ-9, BDI-II, HAM-D17, MADRS, GAD-7, Y-BOCS, BSL-23, ZAN-BPD).",
                           no_args_is_help=True)
@@ -26,12 +26,12 @@ app.add_typer(course_app, name="course")
 app.add_typer(outcome_app, name="outcome")
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+    str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
 ]
 Operator = os.environ.get("USER", "operator")
 
 
-def _records(db: Path | None, *, read_only: bool = False) -> Any:
+def _records(db: str | None, *, read_only: bool = False) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db, read_only=read_only)
@@ -121,7 +121,7 @@ def start(
     out.print(
         f"course {course.course_id} started for {subject}: {p.planned_sessions} sessions of {p.protocol_id}, "
         f"{p.sessions_per_day}/day" + (f" ≥ {p.min_interval_min:g} min apart" if p.min_interval_min else "")
-        + f", {p.days_per_week} days/week from {p.start_date}", highlight=False,
+        + f", {p.days_per_week} day{'' if p.days_per_week == 1 else 's'}/week from {p.start_date}", highlight=False,
     )
 
 
@@ -197,7 +197,7 @@ def show(
                   f"{change['new']} ({change['reason']})", highlight=False)
     if data["threshold_due"]:
         out.print("[yellow]motor threshold re-measurement is due (plan: every "
-                  f"{c['threshold_every_days']} days)[/]", highlight=False)
+                  f"{c['threshold_every_days']} day{'' if c['threshold_every_days'] == 1 else 's'})[/]", highlight=False)
 
 
 @course_app.command("change")
@@ -205,11 +205,15 @@ def change(
     subject: Annotated[str, typer.Argument(help="Pseudonymous subject id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the plan changes (recorded).")],
     by: Annotated[str, typer.Option("--by", help="Who changes it (recorded).")] = Operator,
-    sessions: Annotated[int | None, typer.Option("--sessions")] = None,
-    per_day: Annotated[int | None, typer.Option("--per-day")] = None,
-    days_per_week: Annotated[int | None, typer.Option("--days-per-week")] = None,
-    min_interval: Annotated[float | None, typer.Option("--min-interval")] = None,
-    threshold_every: Annotated[int | None, typer.Option("--threshold-every")] = None,
+    sessions: Annotated[int | None, typer.Option("--sessions", help="New number of sessions prescribed.")] = None,
+    per_day: Annotated[int | None, typer.Option("--per-day", help="New number of sessions a day.")] = None,
+    days_per_week: Annotated[int | None, typer.Option("--days-per-week", help="New number of treatment days a week.")] = None,
+    min_interval: Annotated[
+        float | None, typer.Option("--min-interval", help="New minimum of minutes between session starts on one day.")
+    ] = None,
+    threshold_every: Annotated[
+        int | None, typer.Option("--threshold-every", help="Re-measure the motor threshold every this many days.")
+    ] = None,
     protocol: Annotated[Path | None, typer.Option("--protocol", help="A new protocol file.")] = None,
     db: DbOption = None,
 ) -> None:
@@ -307,7 +311,7 @@ def outcome_add(
     point: Annotated[str | None, typer.Option("--point", help="baseline | weekly | end | follow_up | other (default: baseline first, then weekly).")] = None,
     rater: Annotated[str, typer.Option("--rater", help="Who rated or entered it (recorded).")] = Operator,
     course_id: Annotated[int | None, typer.Option("--course", help="A past course by id (default: the active one).")] = None,
-    note: Annotated[str | None, typer.Option("--note")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A free-text note with the rating (recorded).")] = None,
     db: DbOption = None,
 ) -> None:
     """Record an outcome rating for the subject's course, as a total or item by item."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tmsctl.clock import Clock
     from tmsctl.records import Records
 
-app = typer.Typer(help="The records database: create one where you name it.", no_args_is_help=True)
+app = typer.Typer(add_completion=False, help="The records database: create one where you name it.", no_args_is_help=True)
 
 
 @app.callback()
@@ -28,12 +28,19 @@ def _db() -> None:
     """The records database: create one where you name it."""
 
 
-def open_records(db: Path | None, *, read_only: bool = False, clock: Clock | None = None) -> Records:
-    """The records for a command: ``db`` (its --db), else $TMSCTL_DB, else the default location."""
+def open_records(
+    db: str | os.PathLike[str] | None, *, read_only: bool = False, clock: Clock | None = None
+) -> Records:
+    """The records for a command: ``db`` (its --db), else $TMSCTL_DB, else the default location.
+    A ``postgresql://`` URL names a database on a server, which must already hold tmsctl records."""
     from tmsctl.records import Records, default_db_path
+    from tmsctl.records.server import is_server_url
 
-    explicit = db is not None or bool(os.environ.get("TMSCTL_DB", "").strip())
-    path = db.expanduser() if db is not None else default_db_path()
+    named = os.fspath(db) if db is not None else os.environ.get("TMSCTL_DB", "").strip()
+    if is_server_url(named):
+        return Records(named, create=False, read_only=read_only, clock=clock)
+    explicit = bool(named)
+    path = Path(named).expanduser() if db is not None else default_db_path()
     if not explicit and not path.exists():
         return Records(path, clock=clock)  # the default location, on first use
     return Records(path, create=False, read_only=read_only, clock=clock)
@@ -42,14 +49,25 @@ def open_records(db: Path | None, *, read_only: bool = False, clock: Clock | Non
 @app.command("init")
 def init(
     path: Annotated[
-        Path | None, typer.Argument(help="Where to create it (default: $TMSCTL_DB or the user data directory).")
+        str | None,
+        typer.Argument(help="Where to create it: a file, or a postgresql:// URL of an existing, empty database "
+                       "(default: $TMSCTL_DB or the user data directory)."),
     ] = None,
 ) -> None:
     """Create a new, empty records database (folders included), or upgrade an existing one in place."""
     from tmsctl.records import SCHEMA_VERSION, Records, default_db_path
+    from tmsctl.records.server import is_server_url
 
+    named = path if path is not None else os.environ.get("TMSCTL_DB", "").strip()
+    if is_server_url(named):
+        with reported():
+            with Records(named) as records:
+                location = records.location
+        out.print(f"{location} is a tmsctl records database at schema version {SCHEMA_VERSION}",
+                  highlight=False, soft_wrap=True)
+        return
     with reported():
-        target = path.expanduser() if path is not None else default_db_path()
+        target = Path(path).expanduser() if path is not None else default_db_path()
         existed = target.exists()
         Records(target).close()
     if existed:

@@ -9,7 +9,7 @@ import typer
 
 from tmsctl.cli import out, reported
 
-app = typer.Typer(help="Export recorded sessions (BIDS-NIBS).", no_args_is_help=True)
+app = typer.Typer(add_completion=False, help="Export recorded sessions (BIDS-NIBS).", no_args_is_help=True)
 
 
 @app.callback()
@@ -27,7 +27,7 @@ def bids(
     acq: Annotated[str | None, typer.Option("--acq", help="BIDS acquisition label.")] = None,
     run: Annotated[int | None, typer.Option("--run", help="BIDS run index.")] = None,
     spec: Annotated[str, typer.Option("--spec", help="The BIDS-NIBS draft to write.")] = "nibs-bids-6.3",
-    db: Annotated[Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")] = None,
     log_dir: Annotated[
         Path | None, typer.Option("--log-dir", help="Where the session's audit log is (default: logs/ beside the database).")
     ] = None,

@@ -11,6 +11,7 @@ The command module is mounted by :mod:`tmsctl.cli` (``app.add_typer(cli_mt.app)`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import replace
@@ -61,7 +62,7 @@ def mt(
         "USER", "operator"
     ),
     db: Annotated[
-        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+        str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
     ] = None,
     stimulator_serial: Annotated[
         str | None,
@@ -93,9 +94,10 @@ def mt(
     emg: Annotated[
         str | None,
         typer.Option(
-            "--emg", metavar="lsl:NAME|file:PATH",
-            help="Measure each MEP from EMG instead of asking: an LSL stream by name, or a tmsctl-emg/1 "
-            "recording (its .json sidecar) to replay.",
+            "--emg", metavar="lsl:NAME|file:PATH|sim",
+            help="Measure each MEP from EMG instead of asking: an LSL stream by name, a tmsctl-emg/1 "
+            "recording (its .json sidecar) to replay, or sim (with --simulated-subject: the simulated "
+            "subject's EMG, answering the simulator's true pulses).",
         ),
     ] = None,
     emg_channel: Annotated[
@@ -108,7 +110,7 @@ def mt(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Hunt a motor threshold (ML-PEST or 5 of 10) and record it for this subject, stimulator and coil."""
-    from tmsctl.cli import EXIT_REFUSED, _sigterm_as_interrupt, err, exit_code_for, reported
+    from tmsctl.cli import EXIT_REFUSED, _sigterm_as_interrupt, confirm_or_stop, err, exit_code_for, reported
     from tmsctl.errors import InvalidArgument
     from tmsctl.mt_session import (
         HuntSettings,
@@ -148,24 +150,43 @@ def mt(
                 ),
             )
         responder = None
-        if emg is not None:
+        sim_emg_config = None
+        rig_stack = contextlib.ExitStack()
+        if emg == "sim":
+            if simulated is None:
+                raise InvalidArgument(
+                    "--emg sim measures the MEPs of a simulated subject's EMG: it needs --simulated-subject SEED",
+                    hint="e.g. --simulated-subject 7 --emg sim",
+                )
+            sim_emg_config = muscle_config(muscle, mep_window, reference)
+        elif emg is not None:
             if simulated_subject is not None:
                 raise InvalidArgument(
-                    "--emg and --simulated-subject both answer the MEPs; give one of them",
-                    hint="a simulated subject's EMG is published over LSL by tmsctl.simulators.emg_lsl",
+                    "--emg lsl:/file: and --simulated-subject both answer the MEPs; give one of them",
+                    hint="--simulated-subject SEED --emg sim measures the simulated subject's own EMG",
                 )
             responder = _emg_responder(emg, emg_channel, muscle, mep_window, reference, virtual_time)
+        request = replace(request, muscle=muscle)
         pulses_at_most = make_procedure(
             method, start_pct_mso=start, reference=reference, max_trials=trials
         ).max_trials
         records = _open_records(db)
         try:
             if not yes:
-                typer.confirm(
+                confirm_or_stop(
                     f"Take remote control of {device_url.redacted} and hunt the {reference} of subject {subject} "
-                    f"with {method} (up to {pulses_at_most} single pulses)?",
-                    abort=True,
+                    f"with {method} (up to {pulses_at_most} single pulses)?"
                 )
+            if sim_emg_config is not None:
+                from tmsctl.clinic.responder import EmgResponder
+                from tmsctl.clinic.simulated import simulated_emg_rig
+
+                rig = rig_stack.enter_context(
+                    simulated_emg_rig(device_url, simulated, seed=simulated_subject, virtual_time=virtual_time)
+                )
+                request = replace(request, device_url=rig.url,
+                                  method_note=f"{request.method_note}; MEPs measured from its simulated EMG")
+                responder = EmgResponder(rig.source, sim_emg_config)
             view = _HuntView(simulated)
             respond = responder if responder is not None else view.respond
             try:
@@ -181,13 +202,15 @@ def mt(
                 err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
                 if exc.hint:
                     err.print(f"[yellow]what to do:[/] {exc.hint}", highlight=False, soft_wrap=True)
+                _say_stopped_hunt_kept(exc.recorded, exc.record_error, exc.pulses_delivered)
                 raise typer.Exit(exit_code_for(exc.cause)) from None
             except _InputEnded:
-                err.print("\nno MEP entry: the input ended. The stimulator was disarmed and released; nothing was "
-                          "recorded.", highlight=False)
+                err.print("\nno MEP entry: the input ended. The stimulator was disarmed and released; no threshold "
+                          "was recorded; the pulses given are kept on record as a stopped hunt.", highlight=False)
                 raise
         finally:
             records.close()
+            rig_stack.close()
         view.show_table(outcome.hunt.trials, title="Trials")
         if outcome.recorded is None:
             err.print(
@@ -202,12 +225,20 @@ def mt(
         _report(outcome, request, simulated)
 
 
-def _emg_responder(spec: str, channel: str | None, muscle: str, window: str, reference: str,
-                   virtual_time: bool) -> Any:
-    from tmsctl.clinic.emg import open_emg_source
+def _say_stopped_hunt_kept(recorded: Any | None, record_error: Any | None, pulses: int) -> None:
+    from tmsctl.cli import err
+
+    if recorded is not None:
+        err.print(f"the {pulses} pulse{'s' if pulses != 1 else ''} given are kept on record as stopped hunt "
+                  f"#{recorded.measurement_id} (`mep_measurements`, kind mt_stopped)", highlight=False, soft_wrap=True)
+    elif record_error is not None:
+        err.print(f"[bold red]the stopped hunt could not be recorded:[/] {record_error.message}", highlight=False,
+                  soft_wrap=True)
+
+
+def muscle_config(muscle: str, window: str, reference: str) -> Any:
+    """The detector's settings from --muscle and --mep-window; at rest the muscle must be quiet."""
     from tmsctl.clinic.mep import MuscleConfig
-    from tmsctl.clinic.responder import EmgResponder
-    from tmsctl.clock import SystemClock
     from tmsctl.errors import InvalidArgument
 
     start, _, end = window.partition("-")
@@ -215,14 +246,24 @@ def _emg_responder(spec: str, channel: str | None, muscle: str, window: str, ref
         start_ms, end_ms = float(start), float(end)
     except ValueError:
         raise InvalidArgument(f"--mep-window {window!r} is not START-END in ms", hint="e.g. 15-50") from None
+    # At rest the background must be quiet; during an active MT the muscle contracts on purpose.
+    return MuscleConfig(muscle, start_ms, end_ms, background_limit_uv=50.0 if reference == "rMT" else None)
+
+
+def _emg_responder(spec: str, channel: str | None, muscle: str, window: str, reference: str,
+                   virtual_time: bool) -> Any:
+    from tmsctl.clinic.emg import open_emg_source
+    from tmsctl.clinic.responder import EmgResponder
+    from tmsctl.clock import SystemClock
+    from tmsctl.errors import InvalidArgument
+
+    config = muscle_config(muscle, window, reference)
     if spec.startswith("lsl:") and virtual_time:
         raise InvalidArgument("an LSL EMG stream runs in real time", hint="leave --virtual-time out")
-    # At rest the background must be quiet; during an active MT the muscle contracts on purpose.
-    config = MuscleConfig(muscle, start_ms, end_ms, background_limit_uv=50.0 if reference == "rMT" else None)
     return EmgResponder(open_emg_source(spec, SystemClock(), channel=channel), config)
 
 
-def _open_records(db: Path | None) -> Any:
+def _open_records(db: str | None) -> Any:
     from tmsctl.cli_db import open_records
 
     return open_records(db)

@@ -40,7 +40,7 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3
 
 app = typer.Typer(
-    help="Validate, show and explain stimulation protocols.",
+    help="Validate, show, approve protocols; print their schema.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -97,7 +97,7 @@ def approve(
     file: Annotated[Path, typer.Argument(help="The protocol file, exactly as it will be run.", show_default=False)],
     by: Annotated[str, typer.Option("--by", help="Who reviewed and approves it (recorded).", show_default=False)],
     db: Annotated[
-        Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")
+        str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
     ] = None,
 ) -> None:
     """Approve a protocol's exact content for this site: sessions of it may then run.
@@ -272,11 +272,8 @@ def _device_limits(name: str, version: str | None, options: dict[str, str]) -> D
             parts = tuple(int(part) for part in version.split("."))
         except ValueError:
             raise _Usage(f"--device-version wants numbers such as 9.0, got {version!r}") from None
-        refine = getattr(limits, "for_version", None)
-        if refine is None:
-            raise _Usage(f"{name} limits do not depend on a software version")
         try:
-            limits = refine(parts)
+            limits = limits.for_version(parts)
         except TmsError as error:
             raise _Usage(error.message) from None
     return limits
@@ -536,23 +533,9 @@ def _finding_text(finding: Finding) -> str:
 
 
 def _target_text(protocol: Protocol) -> str:
-    target = protocol.target
-    details = {
-        "eeg_10_20": lambda: f"10-20 site {getattr(target, 'site', '')}",
-        "beam_f3": lambda: f"Beam {getattr(target, 'site', '')}",
-        "distance_rule": lambda: (
-            f"{getattr(target, 'distance_cm', 0):g} cm {getattr(target, 'direction', '')} of the "
-            f"{str(getattr(target, 'reference_point', '')).replace('_', ' ')}"
-        ),
-        "mni": lambda: (
-            f"MNI ({getattr(target, 'x_mm', 0):g}, {getattr(target, 'y_mm', 0):g}, {getattr(target, 'z_mm', 0):g})"
-        ),
-        "neuronavigation": lambda: f"neuronavigation: {getattr(target, 'landmark', '')}",
-        "motor_hotspot": lambda: f"motor hot spot of {getattr(target, 'muscle', '')}",
-        "described": lambda: str(getattr(target, "description", "")),
-    }[target.method]()
-    region = f"{target.region}: " if target.region else ""
-    return f"{region}{details} ({protocol.hemisphere})"
+    from tmsctl.report import target_text  # one wording for the target: here, `session show` and the report
+
+    return target_text(protocol)
 
 
 def _show_json(path: Path, verdict: Verdict) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tmsctl.errors import InvalidArgument
 
 # A group with no subcommands whose callback takes SESSION: interspersed options so that
 # `tmsctl report ID --db x` parses like a plain command once mounted with add_typer(name="report").
-app = typer.Typer(help="Summaries of sessions and courses, with charts (HTML).",
+app = typer.Typer(add_completion=False, help="Summaries of sessions and courses, with charts (HTML).",
                   context_settings={"allow_interspersed_args": True})
 
 
@@ -27,7 +27,7 @@ def report(
     session_id: Annotated[str | None, typer.Argument(help="Session id (see `tmsctl sessions`).")] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="A subject's whole course instead.")] = None,
     output: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write (default: ./tmsctl-report-<id>.html).")] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Records database (default: $TMSCTL_DB or the user data directory).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")] = None,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Audit logs (default: logs/ beside the database).")] = None,
     weeks: Annotated[int, typer.Option("--weeks", help="Course plan: number of weeks.")] = 6,
     days_per_week: Annotated[int, typer.Option("--days-per-week", help="Course plan: treatment days per week.")] = 5,
@@ -61,7 +61,7 @@ def report(
 def _session(records, session_id: str, output: Path | None, log_dir: Path | None) -> Path:
     from tmsctl.audit import session_log_path
     from tmsctl.records import normalize_session_id
-    from tmsctl.report import render_session_html, session_report
+    from tmsctl.report import render_session_html, session_facts, session_report
 
     sid = normalize_session_id(session_id)
     audit = session_log_path(log_dir or Path(records.path).parent / "logs", sid)
@@ -69,21 +69,19 @@ def _session(records, session_id: str, output: Path | None, log_dir: Path | None
     title = f"[bold]session {r.session_id}[/] — subject {r.subject_id}, {r.protocol_id} on {r.device_model}, {r.status}"
     out.print(title + (" [yellow](SIMULATED)[/]" if r.simulated else ""), highlight=False)
     table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
+    table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    completed = sum(1 for t in r.trains if t.state == "completed")
-    table.add_row("pulses", f"{r.pulses_delivered} of {r.planned_pulses}")
-    table.add_row("trains", f"{completed} completed of {r.planned_deliveries}" +
-                  (f", {len(r.trains) - completed} cut short" if len(r.trains) > completed else ""))
-    levels = sorted({t.intensity_pct_mso for t in r.trains})
-    if levels:
-        table.add_row("intensity", " → ".join(f"{v:g}" for v in levels) + " %MSO")
+    for label, value in session_facts(r):
+        if not label.startswith("  "):  # the protocol's parameters are in the page
+            table.add_row(label, value)
     if r.coil_temperatures:
-        table.add_row("coil", f"{min(c for _, c in r.coil_temperatures):.1f}–{max(c for _, c in r.coil_temperatures):.1f} °C")
+        table.add_row("coil temperature",
+                      f"{min(c for _, c in r.coil_temperatures):.1f}–{max(c for _, c in r.coil_temperatures):.1f} °C")
     table.add_row("duration", f"{r.duration_s / 60:.1f} min")
     out.print(table)
     for f in r.faults:
-        out.print(f"  [red]fault[/] at {(f.offset_s or 0) / 60:.2f} min: {f.code}: {f.detail}", highlight=False)
+        at = "" if f.offset_s is None else f" at {f.offset_s / 60:.2f} min"
+        out.print(f"  [red]fault[/]{at}: {f.cause} ({f.code}: {f.detail})", highlight=False)
     path = output or Path(f"tmsctl-report-{r.session_id}.html")
     path.write_text(render_session_html(r), encoding="utf-8")
     return path
@@ -96,7 +94,7 @@ def _course(records, subject: str, output: Path | None, weeks: int, days_per_wee
     c = course_report(records, subject, weeks=weeks, days_per_week=days_per_week,
                       sessions_per_day=sessions_per_day, start=start)
     out.print(f"[bold]course of {subject}[/]: {c.delivered_total} of {c.planned_total} planned sessions delivered "
-              f"({c.sessions_per_day}/day, {c.days_per_week} days/week, {c.weeks} weeks from {c.start})", highlight=False)
+              f"({c.sessions_per_day}/day, {c.days_per_week} day{'' if c.days_per_week == 1 else 's'}/week, {c.weeks} week{'' if c.weeks == 1 else 's'} from {c.start})", highlight=False)
     missed = c.missed_days()
     if missed:
         out.print(f"  [red]missed[/] {len(missed)} planned day(s): " + ", ".join(d.isoformat() for d in missed[:10])

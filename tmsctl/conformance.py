@@ -208,7 +208,8 @@ def _settle_fire_ready(rig: Rig, intensity_pct: int) -> None:
 
 
 def check_connect(target: ConformanceTarget) -> None:
-    """Connect learns the model and capabilities, leaves the device idle and de-energised."""
+    """Connect learns the model and capabilities, leaves the device idle and de-energised; the driver
+    declares its trigger lead."""
     with conformance_rig(target) as rig:
         c = rig.controller
         info = c.info
@@ -221,6 +222,11 @@ def check_connect(target: ConformanceTarget) -> None:
             "a driver without confirmed replies must say so in both its capabilities and confirmed_replies"
         )
         assert c.confirmed_replies == confirmed
+        # Declared by every driver: a host-timed train sends each trigger this much early.
+        lead = c.driver.trigger_lead_s
+        assert isinstance(lead, float) and 0.0 < lead < 0.1, (
+            f"trigger_lead_s must be the trigger frame's wire time in seconds, got {lead!r}"
+        )
         assert not rig.energised
         assert rig.interlocks == [] and rig.device.fault_log == []
 

@@ -21,12 +21,19 @@ from tmsctl.clock import Clock
 from tmsctl.dose import DoseCount, TriggerEvidence, reconcile
 from tmsctl.drivers.base import (
     Capability,
+    CoilThermometer,
     DeviceInfo,
     DeviceStatus,
+    DeviceTimedTrain,
+    NoEnergyModel,
     PairedPulseDriver,
     PairSettings,
     PulseReporting,
+    RtsTriggering,
     StimulatorDriver,
+    ThetaBurstTiming,
+    capability,
+    check_capabilities,
 )
 from tmsctl.errors import (
     DeviceStateError,
@@ -151,6 +158,7 @@ class Controller:
         self.delivery: Delivery | None = None
         self.last_delivery: Delivery | None = None  # the latest trigger's outcome, with its dose
         self._watch: _TriggerWatch | None = None
+        self._single_pulse_mode_confirmed = False  # this connection has not yet seen the unit leave train mode
         self.disarm_unconfirmed = False  # a disarm the device never confirmed: it may still be armed
         self.rate = RateLimiter()
         self.energy = self._energy_budget()
@@ -181,12 +189,11 @@ class Controller:
         return self.info.capabilities if self.info else frozenset()
 
     def _energy_budget(self) -> EnergyBudget | None:
-        energy = getattr(self.driver.limits, "energy_per_pulse_j", None)
-        budget = getattr(self.driver.limits, "energy_budget_j", None)
-        drain = getattr(self.driver.limits, "energy_drain_w", None)
-        if energy is None or budget is None or drain is None:
-            return None
-        return EnergyBudget(budget, drain, lambda pct: energy(min(pct, 100)))
+        model = self.driver.limits.energy_model()
+        if isinstance(model, NoEnergyModel):
+            return None  # its reason is in the spec; the rate limiter and coil temperature still apply
+        per_pulse = model.energy_per_pulse_j
+        return EnergyBudget(model.capacity_j, model.drain_w, lambda pct: per_pulse(min(pct, 100)))
 
     # -- fault handling ----------------------------------------------------------------------------
     def _device_call(self, what: str, call: Callable[[], object]) -> object:
@@ -214,7 +221,7 @@ class Controller:
                 self.fsm.fire("fault")
         self._end_trigger()
         self._emit(FaultEvent, code=code, detail=detail, state=state_before.value)
-        if not confirmed and state_before in ENERGISED:
+        if not confirmed and (state_before in ENERGISED or state_before is State.DISARMING):
             self._disarm_unconfirmed(state_before)
 
     def _disarm_unconfirmed(self, state_before: State) -> None:
@@ -236,8 +243,7 @@ class Controller:
     def _pulses_reported(self) -> int | None:
         if Capability.PULSE_REPORTS not in self.capabilities:
             return None
-        reporting: PulseReporting = self.driver  # type: ignore[assignment]  # declared by the capability
-        return reporting.pulses_reported
+        return capability(self.driver, self.capabilities, Capability.PULSE_REPORTS, PulseReporting).pulses_reported
 
     def _stopped(self, at: float) -> None:
         watch = self._watch
@@ -273,9 +279,8 @@ class Controller:
         self.info = info
         # A device that does not answer commands (no CONFIRMED_REPLIES, or a driver that says so)
         # gets every delivery recorded as unconfirmed.
-        self.confirmed_replies = Capability.CONFIRMED_REPLIES in info.capabilities and getattr(
-            self.driver, "confirmed_replies", True
-        )
+        check_capabilities(self.driver, info.capabilities)
+        self.confirmed_replies = Capability.CONFIRMED_REPLIES in info.capabilities
         self.status = self._device_call("status", self.driver.status)  # type: ignore[assignment]
         if Capability.PAIRED_PULSE in info.capabilities and isinstance(self.driver, PairedPulseDriver):
             self.pair = self.driver.pair  # left on by the panel or a previous host: a trigger fires two pulses
@@ -327,9 +332,10 @@ class Controller:
             raise InvalidArgument(f"{self.driver.display_name} cannot time trains itself")
         if self.state not in (State.IDLE, State.ARMED, State.PAUSED):
             raise GuardRejected("configure train", [f"the controller is {self.state.value}"])
-        set_train = getattr(self.driver, "set_train")
-        self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: set_train(frequency_hz, pulses))
+        timer = capability(self.driver, self.capabilities, Capability.INTERNAL_TRAIN, DeviceTimedTrain)
+        self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: timer.set_train(frequency_hz, pulses))
         self.train = (frequency_hz, pulses)
+        self._single_pulse_mode_confirmed = False
         self.train_timing = (pulses - 1) / frequency_hz  # first to last pulse
         self.train_offsets = tuple(k / frequency_hz for k in range(pulses))
         self._emit(TrainConfigured, frequency_hz=frequency_hz, n_pulses=pulses)
@@ -345,10 +351,10 @@ class Controller:
             )
         if self.state not in (State.IDLE, State.ARMED, State.PAUSED):
             raise GuardRejected("configure theta burst", [f"the controller is {self.state.value}"])
-        set_burst = getattr(self.driver, "set_theta_burst")
+        timer = capability(self.driver, self.capabilities, Capability.THETA_BURST, ThetaBurstTiming)
         self._device_call(
             "set theta burst",
-            lambda: set_burst(
+            lambda: timer.set_theta_burst(
                 pulses_per_burst=pulses_per_burst, burst_frequency_hz=burst_frequency_hz,
                 burst_rate_hz=burst_rate_hz, bursts=bursts,
             ),
@@ -361,9 +367,14 @@ class Controller:
         self._emit(TrainConfigured, frequency_hz=burst_rate_hz, n_pulses=pulses_per_burst * bursts)
 
     def configure_single_pulse(self) -> None:
-        leave = getattr(self.driver, "set_single_pulse_mode", None)
-        if leave is not None and self.train is not None:
-            self._device_call("leave train mode", leave)
+        """One pulse per trigger from now on. A unit that times trains is taken out of train mode
+        unless this connection already did so: a unit left in train mode by someone else would
+        fire a whole train on a trigger meant for one pulse."""
+        times_trains = Capability.INTERNAL_TRAIN in self.capabilities
+        if times_trains and (self.train is not None or not self._single_pulse_mode_confirmed):
+            timer = capability(self.driver, self.capabilities, Capability.INTERNAL_TRAIN, DeviceTimedTrain)
+            self._device_call("leave train mode", timer.set_single_pulse_mode)
+        self._single_pulse_mode_confirmed = True
         self.train = None
         self.train_offsets = (0.0,)
         if self.pair is not None:
@@ -419,6 +430,8 @@ class Controller:
             )
         if self.intensity_pct_mso is None:
             reasons.append("no intensity set")
+        elif self.intensity_pct_mso < 1:
+            reasons.append(f"the intensity is {self.intensity_pct_mso} %MSO; a pulse needs at least 1 %MSO")
         return reasons
 
     def arm(self) -> DeviceStatus:
@@ -467,7 +480,7 @@ class Controller:
         for why in (
             self.rate.why_not(now),
             # no intensity yet: already refused above, and the energy table has no entry for it
-            self.energy.why_not(now, pulses, intensity_pct_mso)
+            self.energy.why_not(now, pulses, intensity_pct_mso, self._train_rate_hz())
             if self.energy and self.intensity_pct_mso is not None else None,
             self.pulse_cap.why_not(pulses) if self.pulse_cap else None,
         ):
@@ -505,21 +518,29 @@ class Controller:
         else:
             self.rate.record(now, fired_at, limits.min_single_pulse_interval_s(strongest))
         if self.energy:
-            self.energy.record(fired_at, pulses, strongest)
+            self.energy.record(fired_at, pulses, strongest, self._train_rate_hz())
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
         if trigger_source == "rts":
-            result = self._device_call("RTS trigger", getattr(self.driver, "trigger_via_rts"))
+            rts = capability(self.driver, self.capabilities, Capability.RTS_TRIGGER, RtsTriggering)
+            result = self._device_call("RTS trigger", rts.trigger_via_rts)
         else:
             result = self._device_call("fire", self.driver.fire)
         acknowledged_at = self.clock.now()
-        confirmed = self.confirmed_replies and getattr(result, "confirmed", True)
+        # an RTS edge has no reply to say it was unconfirmed; a status reply says so itself (DuoMAG)
+        confirmed = self.confirmed_replies and (result.confirmed if isinstance(result, DeviceStatus) else True)
         self._watch.acknowledged(acknowledged_at)
         self.delivery = replace(self.delivery, expected_end=self._watch.last_due_latest, confirmed=confirmed)
         started = self.delivery
         if not is_train and acknowledged_at >= self.delivery.expected_end:
             self._finish_delivery()  # a single pulse, or a pair whose second pulse was due by the reply
         return started
+
+    def _train_rate_hz(self) -> float | None:
+        """The configured train's mean pulse rate (theta bursts: pulses over the train's span)."""
+        if self.train is None or self.train[1] <= 1 or self.train_timing <= 0:
+            return None
+        return (self.train[1] - 1) / self.train_timing
 
     def _finish_delivery(self) -> None:
         """The trigger ended as the device meant it to: a single pulse acknowledged, or a train the
@@ -636,17 +657,24 @@ class Controller:
         assert isinstance(status, DeviceStatus)
         self.status = status
         if self.delivery is not None and self.delivery.is_train:
-            self._watch_train(status, sent_at)
+            self._watch_train(status, sent_at, raise_early_stop=False)
+        # A cause the device states (coil, its own disarm) is named before a stop it left unexplained.
         self._check_status(status)
+        if self.delivery is not None and self.delivery.is_train:
+            self._watch_train(status, sent_at)
         self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
         return status
 
-    def _watch_train(self, status: DeviceStatus, sent_at: float) -> None:
-        """What a status read during a device-timed train says about its pulses."""
+    def _watch_train(self, status: DeviceStatus, sent_at: float, *, raise_early_stop: bool = True) -> None:
+        """What a status read during a device-timed train says about its pulses: first the evidence
+        (``raise_early_stop=False``), then, once the status's own causes are checked, an early stop."""
         watch = self._watch
         assert watch is not None and self.delivery is not None
         if status.train_running:
             watch.running_seen_at = sent_at
+            return
+        if not raise_early_stop:
+            self._stopped(self.clock.now())
             return
         now = self.clock.now()
         self._stopped(now)
@@ -697,10 +725,8 @@ class Controller:
     def _read_coil(self, now: float) -> None:
         if Capability.COIL_TEMPERATURE not in self.capabilities:
             return
-        read = getattr(self.driver, "coil_temperature_c", None)
-        if read is None:
-            return
-        temps = self._device_call("read coil temperature", read)
+        thermometer = capability(self.driver, self.capabilities, Capability.COIL_TEMPERATURE, CoilThermometer)
+        temps = self._device_call("read coil temperature", thermometer.coil_temperature_c)
         self.coil_temperature_c = max(temps)  # type: ignore[arg-type]
         self._next_coil_read = now + COIL_READ_PERIOD_S
         if self.coil_temperature_c >= self.limits.coil_stop_limit_c and self.state in ENERGISED:

@@ -4,6 +4,7 @@ The hierarchy separates *where* a problem arose, so callers can react without pa
 
     TmsError
     ├── DeviceUnavailable      the named driver/port/simulator does not exist
+    │   └── PluginConflict     two installed plugins provide the same driver or simulator name
     ├── ConnectionFailed       it exists but could not be opened or would not talk
     ├── ProtocolError          bytes on the wire that do not follow the device's protocol
     │   ├── ChecksumError
@@ -42,6 +43,12 @@ class TmsError(Exception):
 
 class DeviceUnavailable(TmsError):
     hint = "check the device URL; `tmsctl devices` lists ports and simulators"
+
+
+class PluginConflict(DeviceUnavailable):
+    """Two installed distributions provide one driver or simulator name: neither is chosen."""
+
+    hint = "uninstall one of the two distributions the message names"
 
 
 class ConnectionFailed(TmsError):
@@ -155,3 +162,7 @@ class ProtocolFileError(TmsError):
         if field:
             where += f" [{field}]"
         super().__init__(f"{where}: {message}", hint=hint)
+
+
+class ProtocolFileNotFound(ProtocolFileError, LookupError):
+    """No protocol file at the path given (a "not found", not a protocol that fails its rules)."""

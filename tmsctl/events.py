@@ -80,8 +80,12 @@ class TrainStarted(Event):
 @_kind("train_finished")
 @dataclass(frozen=True)
 class TrainFinished(Event):
+    """A device-timed train ended: ``pulses_delivered`` known delivered, ``pulses_uncertain`` may have
+    gone out (tmsctl.dose). ``index`` is 0-based."""
+
     index: int = 0
     pulses_delivered: int = 0
+    pulses_uncertain: int = 0
 
 
 @_kind("pulse_delivered")

@@ -241,8 +241,12 @@ class HuntStopped(TmsError):
 
     ``cause`` is the error that stopped it; ``trials`` the pulses answered so far and
     ``pulses_delivered`` every pulse fired (one more than the trials when a pulse was awaiting
-    its MEP entry). Nothing is recorded from a stopped hunt.
+    its MEP entry). No threshold comes of a stopped hunt; :func:`run_mt` keeps its pulses on record
+    as an ``mt_stopped`` MEP measurement (``recorded``) when it was given a records store.
     """
+
+    recorded: Any | None = None  # the stored tmsctl.records.meps.MepMeasurementRecord, if any
+    record_error: TmsError | None = None  # why keeping the stopped hunt on record failed, if it did
 
     def __init__(
         self, message: str, *, cause: TmsError, trials: Sequence[HuntTrial], pulses_delivered: int,
@@ -339,6 +343,7 @@ class MtHunt:
         self._rejections_in_a_row = 0
         self.on_rejected = on_rejected
         self.pulses_delivered = 0
+        self._unanswered: PendingTrial | None = None  # the last pulse, while its MEP is awaited
         self.disarms_for_slow_entries = 0
         self._started_at = 0.0
         self._last_fired_at: float | None = None
@@ -376,6 +381,17 @@ class MtHunt:
             self.procedure.result(), tuple(self.trials), info, started_wall, self.clock.wall(),
             self.clock.now() - self._started_at, self.disarms_for_slow_entries, tuple(self.rejections),
         )
+
+    def log_so_far(self) -> tuple[dict[str, Any], ...]:
+        """Every pulse delivered so far, in order: answered, rejected, and one still awaiting its MEP."""
+        entries = list(_log_entries(self.trials, self.rejections))
+        pending = self._unanswered
+        if pending is not None:
+            entries.append({
+                "trial": None, "pulse": self.pulses_delivered, "intensity_pct_mso": pending.intensity_pct_mso,
+                "fired_offset_s": round(pending.fired_at_s - self._started_at, 4), "unanswered": True,
+            })
+        return tuple(entries)
 
     def _stopped(self, exc: TmsError) -> HuntStopped:
         answered = len(self.trials)
@@ -426,6 +442,7 @@ class MtHunt:
             )
         self._last_fired_at = delivery.started_at
         pending = PendingTrial(len(self.trials) + 1, intensity, delivery.started_at)
+        self._unanswered = pending
         if self.on_fired:
             self.on_fired(pending)
         from tmsctl.clinic.responder import TrialRejected
@@ -433,8 +450,10 @@ class MtHunt:
         try:
             response, attempts = self._answer(pending)
         except TrialRejected as rejected:
+            self._unanswered = None
             self._rejected(pending, delivery.started_at, rejected)
             return
+        self._unanswered = None
         self._rejections_in_a_row = 0
         trial = self.procedure.record(intensity, response)
         hunt_trial = HuntTrial(
@@ -684,6 +703,7 @@ class MtRequest:
     max_trials: int | None = None
     settings: HuntSettings = field(default_factory=HuntSettings)
     method_note: str | None = None  # e.g. "simulated subject seed 7", appended to the recorded method
+    muscle: str = "FDI"  # the target muscle, recorded with a stopped hunt
 
 
 @dataclass(frozen=True)
@@ -782,7 +802,18 @@ def run_mt(
         on_fired=on_fired, on_trial=on_trial, on_bad_entry=on_bad_entry, on_notice=on_notice,
         on_rejected=on_rejected,
     )
-    outcome = hunt.run()
+    try:
+        outcome = hunt.run()
+    except HuntStopped as stopped:
+        if records is not None:
+            stopped.recorded, stopped.record_error = _keep_stopped_hunt(
+                records, hunt, request, serial, info, stopped.message
+            )
+        raise
+    except KeyboardInterrupt:  # Ctrl-C or the operator's input ended: the pulses given stay on record
+        if records is not None:
+            _keep_stopped_hunt(records, hunt, request, serial, info, "interrupted by the operator")
+        raise
     recorded = None
     if records is not None and outcome.recordable:
         record = threshold_record(
@@ -792,3 +823,34 @@ def run_mt(
         records.ensure_subject(request.subject_id)
         recorded = records.record_motor_threshold(record)
     return MtOutcome(outcome, serial, recorded)
+
+
+def _keep_stopped_hunt(
+    records: Any, hunt: MtHunt, request: MtRequest, serial: str, info: DeviceInfo, reason: str
+) -> tuple[Any | None, TmsError | None]:
+    """Record a stopped hunt's delivered pulses (``mt_stopped``); (record, None) or (None, why not).
+
+    A failure to record never hides why the hunt stopped: the caller re-raises the stop either way.
+    """
+    from tmsctl.records.meps import MepMeasurementRecord, MepRecords
+    from tmsctl.session import coil_key
+
+    if hunt.pulses_delivered == 0:
+        return None, None
+    log = hunt.log_so_far()
+    result = {
+        "method": getattr(hunt.procedure, "method", None),
+        "reference": request.reference, "trials_answered": len(hunt.trials), "rejections": len(hunt.rejections),
+        "start_pct_mso": request.start_pct_mso,
+    }
+    try:
+        records.ensure_subject(request.subject_id)
+        stored = MepRecords(records).record(MepMeasurementRecord(
+            subject_id=request.subject_id, kind="mt_stopped", status="stopped", stimulator_model=info.model,
+            stimulator_serial=serial, coil=coil_key(request.coil), muscle=request.muscle,
+            pulses_delivered=hunt.pulses_delivered, trial_log=log, operator=request.operator,
+            measured_at=hunt.clock.wall(), result=result, stop_reason=reason[:500] or "stopped",
+        ))
+    except TmsError as exc:
+        return None, exc
+    return stored, None

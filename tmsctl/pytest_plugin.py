@@ -213,4 +213,24 @@ def tms_stimulator(
         stimulator.close()
 
 
+@pytest.fixture
+def tms_dose_truth(tmp_path: Path) -> Callable[..., None]:
+    """The truth invariant for a lab's own tests: ``tms_dose_truth(simulator, *session_ids, db=...)``.
+
+    Every pulse the simulator really fired (its truth log) must lie within what the records say was
+    known delivered and at most delivered, at the validated intensity unless a fault is on record.
+    ``db`` defaults to the records ``tms_stimulator`` writes; with no session ids, every session in it.
+    Raises ``tmsctl.testing.DoseTruthViolation`` naming both sides.
+    """
+    from tmsctl.records import Records
+    from tmsctl.testing import check_dose_truth
+
+    def check(simulator: TmsSimulator, *session_ids: str, db: Path | None = None) -> None:
+        with Records(db or tmp_path / "tmsctl-records.db") as records:
+            ids = session_ids or tuple(s.session_id for s in records.sessions())
+            check_dose_truth(records, ids, simulator.device)
+
+    return check
+
+
 __all__ = ["ByteTrace", "FaultPlan", "TmsSimulator", "TraceRecord"]

@@ -1,4 +1,7 @@
-"""Drivers by name: the built-ins plus any registered under the ``tmsctl.drivers`` entry point.
+"""Drivers by name: every ``DriverEntry`` installed under the ``tmsctl.drivers`` entry point group.
+
+tmsctl's own drivers are declared there by its ``pyproject.toml``, exactly as a vendor package
+declares its own (docs/writing-a-driver.md); two providers of one name are refused.
 
 ``open_driver(url)`` is the one way from a device URL to a connected-ready driver: parse the URL,
 resolve the driver (for a bare ``sim://NAME`` the simulator profile names it), load the model's
@@ -11,23 +14,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Any
 
 from tmsctl.clock import Clock, SystemClock
 from tmsctl.drivers.base import DeviceLimits, StimulatorDriver
 from tmsctl.errors import DeviceUnavailable, InvalidArgument
-from tmsctl.transport import MAGSTIM_SERIAL_SETTINGS, RedactTx, Tap, Transport
-from tmsctl.url import DeviceURL, parse
+from tmsctl.plugins import DRIVERS_GROUP, REINSTALL_HINT, Provided, load_group
+from tmsctl.transport import RedactTx, Tap, Transport
+from tmsctl.url import GENERIC_URL_OPTIONS, DeviceURL, parse
 
 
 @dataclass(frozen=True)
 class DriverEntry:
-    """How to build one driver: ``factory(transport, limits, options, simulated) -> driver``.
+    """How to build one driver, and the vendor facts tmsctl's generic code must not hard-code.
 
-    ``redact_tx`` masks the secrets in frames the driver sends (e.g. a Rapid² unlock code) for
-    every trace of the port; None when its protocol carries none.
+    ``factory(transport, limits, options, simulated) -> driver``; ``load_limits(options)`` gives
+    the model's limits from the URL's (text) options.
+
+    * ``serial_settings``: the port settings the unit speaks (pyserial attribute names); a URL's
+      ``baud=`` option overrides the baud rate only.
+    * ``url_options``: the device-URL query options the driver takes (``?unlock=…&variant=…``);
+      every other option stays on the transport URL (``spy://…?file=``, ``sim://…?fault=``).
+    * ``secret_options``: those of them that carry a secret. Their values must reference it
+      (``env:NAME``), are masked in every log and record, and reach the factory as bytes.
+    * ``manufacturer``: the vendor's name as a data export writes it (BIDS ``Manufacturer``).
+    * ``pulse_shape``: the BIDS stimulus shape when the model has only one ("Monophasic",
+      "Biphasic"), None when it depends on settings the protocol names.
+    * ``redact_tx``: masks the secrets in frames the driver sends (e.g. a Rapid² unlock code) for
+      every trace of the port; None when its protocol carries none.
+
+    The driver it builds declares ``trigger_lead_s``: from sending the trigger command to the
+    pulse (the trigger frame's wire time at the port's baud rate), which a host-timed train
+    subtracts so each pulse lands on its planned instant.
     """
 
     name: str
@@ -35,85 +53,71 @@ class DriverEntry:
     load_limits: Callable[[dict[str, str]], DeviceLimits]
     factory: Callable[[Transport, DeviceLimits, dict[str, Any], bool], StimulatorDriver]
     serial_settings: dict[str, Any]
+    manufacturer: str
+    pulse_shape: str | None = None
+    url_options: frozenset[str] = frozenset()
+    secret_options: frozenset[str] = frozenset()
     redact_tx: RedactTx | None = None
 
-
-def _magstim_entry(name: str, display_name: str) -> DriverEntry:
-    def load_limits(options: dict[str, str]) -> DeviceLimits:
-        from tmsctl.drivers.magstim.spec import load_spec
-
-        if name == "magstim-rapid2":
-            try:
-                mains_v = int(options.get("mains_v", "240"))
-            except ValueError:
-                raise InvalidArgument(f"mains_v must be 240 or 115, got {options['mains_v']!r}") from None
-            return load_spec(name, variant=options.get("variant", "rapid2"), mains_v=mains_v)
-        return load_spec(name)
-
-    def factory(transport: Transport, limits: DeviceLimits, options: dict[str, Any], simulated: bool) -> Any:
-        from tmsctl.drivers.magstim.driver import DRIVERS
-
-        cls = DRIVERS[name]
-        if name == "magstim-rapid2":
-            return cls(transport, limits, unlock_code=options.get("unlock"), simulated=simulated)  # type: ignore[call-arg]
-        return cls(transport, limits, simulated=simulated)
-
-    def redact_tx(frame: bytes) -> bytes:
-        from tmsctl.drivers.magstim.codec import redact_host_frame
-
-        return redact_host_frame(frame)
-
-    return DriverEntry(name, display_name, load_limits, factory, MAGSTIM_SERIAL_SETTINGS, redact_tx)
-
-
-_BUILTIN: dict[str, DriverEntry] = {
-    e.name: e
-    for e in (
-        _magstim_entry("magstim-200", "Magstim 200²"),
-        _magstim_entry("magstim-bistim", "Magstim BiStim²"),
-        _magstim_entry("magstim-rapid2", "Magstim Rapid²"),
-    )
-}
-_EXTRA_MODULES = ("tmsctl.drivers.magventure.registration", "tmsctl.drivers.deymed.registration")
-
-
-def register(entry: DriverEntry) -> None:
-    _BUILTIN[entry.name] = entry
+    def __post_init__(self) -> None:
+        if not self.secret_options <= self.url_options:
+            raise InvalidArgument(
+                f"driver {self.name!r}: secret options {sorted(self.secret_options - self.url_options)} "
+                "are not among its URL options",
+                hint="list every secret option in url_options too",
+            )
 
 
 @lru_cache(maxsize=1)
-def _installed_entry_points() -> tuple[Any, ...]:
-    # Scanning installed distributions is slow and their entry points do not change while we run.
-    return tuple(entry_points(group="tmsctl.drivers"))
-
-
-def _load_plugins() -> dict[str, DriverEntry]:
-    found = dict(_BUILTIN)
-    for module in _EXTRA_MODULES:
-        try:
-            mod = import_module(module)
-        except ModuleNotFoundError:
-            continue
-        for entry in getattr(mod, "DRIVER_ENTRIES", ()):
-            found.setdefault(entry.name, entry)
-    for ep in _installed_entry_points():
-        if ep.name not in found:
-            found[ep.name] = ep.load()
-    return found
+def _installed() -> dict[str, Provided[DriverEntry]]:
+    # Entry points do not change while we run; every built-in comes through them as well.
+    return load_group(DRIVERS_GROUP, DriverEntry, lambda entry: entry.name)
 
 
 def drivers() -> dict[str, DriverEntry]:
-    return _load_plugins()
+    return {name: provided.item for name, provided in _installed().items()}
 
 
-def driver_entry(name: str) -> DriverEntry:
-    known = _load_plugins()
+def driver_origin(name: str) -> Provided[DriverEntry]:
+    """The entry and the distribution that provides it."""
+    known = _installed()
     try:
         return known[name]
     except KeyError:
-        raise DeviceUnavailable(
-            f"no driver called {name!r}", hint=f"known drivers: {', '.join(sorted(known))}"
-        ) from None
+        hint = f"known drivers: {', '.join(sorted(known))}" if known else REINSTALL_HINT
+        raise DeviceUnavailable(f"no driver called {name!r}", hint=hint) from None
+
+
+def driver_entry(name: str) -> DriverEntry:
+    return driver_origin(name).item
+
+
+def url_options(driver: str | None, simulator: str | None = None) -> tuple[frozenset[str], frozenset[str]]:
+    """(the URL options a device URL's driver takes, the secret ones among them).
+
+    ``driver`` None is a bare ``sim://NAME``: the simulator names its driver. A driver nobody
+    provides is refused when it is opened; until then every option any driver takes counts, so
+    no secret can stay on a transport URL or reach a log unmasked.
+    """
+    known = drivers()
+    if driver is None and simulator is not None:
+        driver = _simulator_driver(simulator)
+    entry = known.get(driver) if driver is not None else None
+    if entry is not None:
+        return GENERIC_URL_OPTIONS | entry.url_options, entry.secret_options
+    every = frozenset().union(*(e.url_options for e in known.values()))
+    secret = frozenset().union(*(e.secret_options for e in known.values()))
+    return GENERIC_URL_OPTIONS | every, secret
+
+
+def _simulator_driver(name: str) -> str | None:
+    from tmsctl.simulators import registry as sims
+
+    instance = sims.lookup(name)
+    if instance is not None:
+        return instance.profile.driver
+    found = sims.profiles().get(name)
+    return found.driver if found is not None else None
 
 
 def open_driver(
@@ -147,8 +151,8 @@ def open_driver(
             options.setdefault(key, value)
     assert driver_name is not None
     entry = driver_entry(driver_name)
-    if "unlock" in device.options:
-        options["unlock"] = _unlock_code(device)
+    for name in entry.secret_options & device.options.keys():
+        options[name] = device.secret(name)
     limits = entry.load_limits({k: v for k, v in options.items() if isinstance(v, str)})
     settings = dict(entry.serial_settings)
     if "baud" in options:
@@ -162,15 +166,3 @@ def open_driver(
     except Exception:
         transport.close()
         raise
-
-
-def _unlock_code(device: DeviceURL) -> bytes:
-    """The Rapid² unlock code: 16 raw bytes, or the 14 text characters followed by 4 hex digits."""
-    raw = device.secret("unlock")
-    assert raw is not None
-    if len(raw) == 18:
-        try:
-            return raw[:14] + bytes.fromhex(raw[14:].decode("ascii"))
-        except ValueError:
-            pass
-    return raw

@@ -20,7 +20,7 @@ from enum import StrEnum
 from tmsctl.controller import UNCONFIRMED_DISARM_WORDS, Controller, Delivery
 from tmsctl.dose import DoseCount
 from tmsctl.drivers.base import Capability
-from tmsctl.errors import DeviceStateError, InvalidArgument, TmsError
+from tmsctl.errors import DeviceStateError, GuardRejected, InvalidArgument, TmsError
 from tmsctl.fsm import ENERGISED, State
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.safety import PulseCap
@@ -67,6 +67,7 @@ class RunResult:
     reason: str = ""
     onset_errors_s: tuple[float, ...] = ()
     pulses_uncertain: int = 0
+    disarm_unconfirmed: bool = False  # the device never confirmed a disarm: it may still be armed
 
 
 class DeliveryLog:
@@ -213,6 +214,7 @@ class SessionRunner:
         return RunResult(
             outcome, self.progress.next_index, self.progress.pulses_delivered, reason,
             tuple(self.progress.onset_errors_s), self.progress.pulses_uncertain,
+            self.controller.disarm_unconfirmed,
         )
 
     def _safe_disarm(self) -> None:
@@ -286,7 +288,11 @@ class SessionRunner:
             c.verify_before_trigger()
             self.clock.sleep_until(fire_at)
             open_train.triggering(c.last_delivery)
-            delivery = c.fire(trigger_source=self.trigger_source)
+            try:
+                delivery = c.fire(trigger_source=self.trigger_source)
+            except GuardRejected:
+                open_train.not_fired()  # refused before anything was sent: nothing can have gone out
+                raise
             error = (delivery.started_at + (lead if self.trigger_source == "serial" else 0.0)) - (onset + offset)
             if k == 0:
                 self.progress.onset_errors_s.append(error)
@@ -343,8 +349,7 @@ class SessionRunner:
                     c.set_intensity(intensity)
                 c.configure_train(train.frequency_hz, train.n_pulses)
         else:
-            if c.train is not None:
-                c.configure_single_pulse()
+            c.configure_single_pulse()
         if c.intensity_pct_mso != intensity:
             c.set_intensity(intensity)
 
@@ -393,6 +398,9 @@ class _OpenTrain:
     def triggering(self, last: Delivery | None) -> None:
         self._seen = last
         self._in_flight = True
+
+    def not_fired(self) -> None:
+        self._in_flight = False
 
     def settled(self, last: Delivery | None) -> None:
         """Take the dose of the trigger in flight, once the controller has settled it."""

@@ -58,9 +58,11 @@ class RateLimiter:
 class EnergyBudget:
     """A leaky bucket of stimulator energy: pulses fill it, it drains at a constant power.
 
-    With the Rapid² figures (drain 1050 J/s, capacity 63 kJ) a train is allowed when the energy
-    already in the bucket plus the whole train fits; the bulletin's minimum inter-train wait
-    empties the bucket, so protocols that respect it always pass.
+    With the Rapid² figures (drain 1050 J/s, capacity 63 kJ) a train is allowed when the bucket
+    never overflows while it runs: it drains during the train too, so a train whose pulses add less
+    than the drain (1 Hz at any power) may run continuously, and one that adds more fills at the
+    difference — the bulletin's energy-limited on-time, capacity / (f·E − drain). The bulletin's
+    minimum inter-train wait empties the bucket, so protocols that respect it always pass.
     """
 
     def __init__(self, capacity_j: float, drain_w: float, energy_j: Callable[[int], float]) -> None:
@@ -78,24 +80,37 @@ class EnergyBudget:
         self._at = now
 
     def level_at(self, now: float) -> float:
-        if self._at is None:
+        if self._at is None or now <= self._at:
             return self.level_j
         return max(0.0, self.level_j - (now - self._at) * self.drain_w)
 
-    def why_not(self, now: float, pulses: int, intensity_pct: int) -> str | None:
-        needed = pulses * self._energy_j(intensity_pct)
+    def _rise_j(self, pulses: int, intensity_pct: int, frequency_hz: float | None) -> tuple[float, float]:
+        """(the most the level rises above its start during the train, the rise at its end)."""
+        energy = self._energy_j(intensity_pct)
+        if pulses <= 1 or not frequency_hz:
+            return pulses * energy, pulses * energy
+        duration = (pulses - 1) / frequency_hz
+        end = pulses * energy - self.drain_w * duration
+        # the level peaks at the first pulse when the train adds less than the drain, else at the last
+        return max(energy, end), max(energy, end)
+
+    def why_not(self, now: float, pulses: int, intensity_pct: int, frequency_hz: float | None = None) -> str | None:
+        peak, _ = self._rise_j(pulses, intensity_pct, frequency_hz)
         level = self.level_at(now)
-        if level + needed > self.capacity_j + 1e-6:
-            wait = (level + needed - self.capacity_j) / self.drain_w
+        if level + peak > self.capacity_j + 1e-6:
+            wait = (level + peak - self.capacity_j) / self.drain_w
             return (
-                f"energy budget: {pulses} pulses at {intensity_pct} % need {needed / 1000:.1f} kJ, "
+                f"energy budget: {pulses} pulses at {intensity_pct} % add up to {peak / 1000:.1f} kJ, "
                 f"{(self.capacity_j - level) / 1000:.1f} kJ available; wait {wait:.1f} s"
             )
         return None
 
-    def record(self, now: float, pulses: int, intensity_pct: int) -> None:
+    def record(self, now: float, pulses: int, intensity_pct: int, frequency_hz: float | None = None) -> None:
         self._drain_to(now)
-        self.level_j += pulses * self._energy_j(intensity_pct)
+        _, end = self._rise_j(pulses, intensity_pct, frequency_hz)
+        self.level_j += end
+        if pulses > 1 and frequency_hz:
+            self._at = now + (pulses - 1) / frequency_hz  # the level as it stands at the train's last pulse
 
 
 class PulseCap:

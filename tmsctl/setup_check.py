@@ -181,13 +181,17 @@ def run_setup_check(
         if controller.delivery is not None:
             raise DeviceStateError(
                 f"{info.display_name} did not finish the pulse",
-                hint="check the unit's front panel; the device was disarmed",
+                hint="check the unit's front panel",
             )
         step("fire")
+        settled = controller.last_delivery
+        assert settled is not None and settled.dose is not None
+        dose = settled.dose  # what the device's answers show went out (tmsctl.dose)
         records.finish_delivery(
             rec.DeliveryResult(
-                session_id, 0, delivery.pulses, delivery.pulses == 1,
+                session_id, 0, dose.delivered, dose.complete,
                 onset_offset_s=max(0.0, delivery.started_at - origin),
+                pulses_uncertain=dose.uncertain, evidence=dose.evidence,
             )
         )
         doing = "disarming"

@@ -177,28 +177,32 @@ class DoseTruthViolation(AssertionError):
     """The record and the simulator disagree about what was delivered."""
 
 
-def check_dose_truth(records: Any, session_id: str, device: Any) -> None:
-    """The truth invariant, for a session run against an in-process simulator ``device``.
+def check_dose_truth(records: Any, session_id: str | Sequence[str], device: Any) -> None:
+    """The truth invariant, for the sessions run against an in-process simulator ``device``.
 
     The simulator's own count of pulses lies between the pulses the records know delivered and
     those plus the uncertain ones, and every pulse the simulator fired went out at an intensity
     the record holds for one of the session's deliveries, unless a fault is on record. Raises
     ``DoseTruthViolation`` naming both sides.
     """
-    detail = records.session_detail(session_id)
-    known = sum(d.pulses_delivered for d in detail.deliveries)
-    at_most = sum(d.pulses_at_most for d in detail.deliveries)
+    ids = (session_id,) if isinstance(session_id, str) else tuple(session_id)
+    details = [records.session_detail(sid) for sid in ids]
+    deliveries = [d for detail in details for d in detail.deliveries]
+    known = sum(d.pulses_delivered for d in deliveries)
+    at_most = sum(d.pulses_at_most for d in deliveries)
     true_pulses = tuple(device.pulses)
+    named = ", ".join(ids)
     if not known <= len(true_pulses) <= at_most:
         raise DoseTruthViolation(
-            f"session {session_id}: the simulator fired {len(true_pulses)} pulses; the record says "
+            f"session {named}: the simulator fired {len(true_pulses)} pulses; the record says "
             f"{known} known delivered and at most {at_most}"
         )
-    if detail.faults:
+    if any(detail.faults for detail in details):
         return
-    validated = {round(d.intensity_pct_mso) for d in detail.deliveries} | {
-        round(d.second_intensity_pct_mso) for d in detail.deliveries if d.second_intensity_pct_mso is not None
+    validated = {round(d.intensity_pct_mso) for d in deliveries} | {
+        round(d.second_intensity_pct_mso) for d in deliveries if d.second_intensity_pct_mso is not None
     }  # a pair's second pulse (BiStim² output B)
+    session_id = named
     stray = [p for p in true_pulses if p.intensity_pct not in validated]
     if stray:
         raise DoseTruthViolation(

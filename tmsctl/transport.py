@@ -10,19 +10,40 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import serial
 
 from tmsctl.clock import Clock
 from tmsctl.errors import ConnectionFailed, DeviceUnavailable, TransportTimeout
 
-MAGSTIM_SERIAL_SETTINGS: dict[str, Any] = {
-    "baudrate": 9600,
-    "bytesize": serial.EIGHTBITS,
-    "parity": serial.PARITY_NONE,
-    "stopbits": serial.STOPBITS_ONE,
-}
+# A reply frame's length as its bytes arrive: how many more bytes the frame needs (0 when complete).
+BytesNeeded = Callable[[bytes], int]
+
+
+@runtime_checkable
+class InProcessPort(Protocol):
+    """A port whose device lives in this process, on our clock: the ``sim://`` handler.
+
+    The one seam of the simulator fast path. Such a port reads a whole reply frame (and sends
+    the command before it) in one call and one clock jump, with the same bytes at the same
+    instants as the byte-by-byte path every other port takes (tests/transport/
+    test_exchange_equivalence.py holds it to that). ``Transport`` decides once, when it is
+    built, which path a port takes.
+    """
+
+    clock: Clock | None  # set before open(): the port measures its timeouts on it
+
+    def read_frame_timed(self, bytes_needed: BytesNeeded, deadline: float) -> tuple[bytes, bool, float | None]:
+        """(what arrived by ``deadline``, complete?, when its last byte arrived)."""
+        ...
+
+    def exchange_frame(
+        self, frame: bytes, bytes_needed: BytesNeeded, deadline: float
+    ) -> tuple[bytes, bytes, bool, float | None]:
+        """Drop unread bytes, send ``frame``, read the reply: (dropped, reply, complete?, its last
+        byte's arrival)."""
+        ...
 
 
 class Tap(Protocol):
@@ -93,6 +114,7 @@ class Transport:
         redact_tx: RedactTx | None = None,
     ) -> None:
         self._port = port
+        self._in_process = port if isinstance(port, InProcessPort) else None
         self.clock = clock
         self._taps: list[Tap] = [tap] if tap else []
         self._redact_tx = redact_tx
@@ -125,7 +147,8 @@ class Transport:
             raise DeviceUnavailable(f"cannot use port {url!r}: {exc}") from exc
         if redact_tx is not None:
             _mask_spy_trace(port, redact_tx)
-        for key, value in (settings or MAGSTIM_SERIAL_SETTINGS).items():
+        # The driver entry's settings; pyserial's defaults (9600 8N1) for a bare port.
+        for key, value in (settings or {}).items():
             setattr(port, key, value)
         port.timeout = 0
         port.write_timeout = 1.0
@@ -133,8 +156,8 @@ class Transport:
         port.rts = False
         if exclusive and isinstance(port, serial.Serial) and hasattr(port, "exclusive"):
             port.exclusive = True
-        if hasattr(port, "clock"):
-            port.clock = clock  # the sim:// handler evaluates its timeouts on our clock
+        if isinstance(port, InProcessPort):
+            port.clock = clock
         try:
             port.open()
         except FileNotFoundError as exc:
@@ -198,13 +221,13 @@ class Transport:
                 )
         return bytes(got)
 
-    def exchange(self, frame: bytes, bytes_needed: Callable[[bytes], int], deadline: float) -> bytes:
+    def exchange(self, frame: bytes, bytes_needed: BytesNeeded, deadline: float) -> bytes:
         """Drop unread bytes, send ``frame``, read the reply frame by ``deadline`` (see ``read_frame``).
 
         Bytes nobody asked for (a late reply to a timed-out command, line noise) are dropped before
         the command, so a reply can never be matched to the wrong command; the taps still see them.
         """
-        in_process = getattr(self._port, "exchange_frame", None)
+        in_process = self._in_process
         if in_process is None:
             self.reset_input()
             self.write(frame)
@@ -212,7 +235,7 @@ class Transport:
         # The in-process simulator: the same bytes and timing in one call instead of three.
         sent_at = self.clock.now()
         try:
-            stale, raw, complete, received_at = in_process(frame, bytes_needed, deadline)
+            stale, raw, complete, received_at = in_process.exchange_frame(frame, bytes_needed, deadline)
         except (OSError, serial.SerialException) as exc:
             raise ConnectionFailed(f"exchange with {self.name} failed: {exc}", hint="check the cable") from exc
         if self._taps:  # stamped as the three steps would have been: dropped and sent at the start
@@ -221,7 +244,7 @@ class Transport:
             self._emit("rx", raw, received_at)
         return raw if complete else self._complete(raw, bytes_needed)
 
-    def _complete(self, raw: bytes, bytes_needed: Callable[[bytes], int]) -> bytes:
+    def _complete(self, raw: bytes, bytes_needed: BytesNeeded) -> bytes:
         if bytes_needed(raw) > 0:
             raise TransportTimeout(
                 f"{self.name}: reply incomplete at the deadline ({len(raw)} bytes, "
@@ -230,12 +253,12 @@ class Transport:
             )
         return raw
 
-    def read_frame(self, bytes_needed: Callable[[bytes], int], deadline: float) -> bytes:
+    def read_frame(self, bytes_needed: BytesNeeded, deadline: float) -> bytes:
         """Read one frame whose length ``bytes_needed(received_so_far)`` reveals as it arrives."""
-        whole_frame = getattr(self._port, "read_frame_timed", None)
-        if whole_frame is not None:  # the in-process simulator: same bytes, one clock jump
+        in_process = self._in_process
+        if in_process is not None:  # the in-process simulator: same bytes, one clock jump
             try:
-                raw, complete, received_at = whole_frame(bytes_needed, deadline)
+                raw, complete, received_at = in_process.read_frame_timed(bytes_needed, deadline)
             except (OSError, serial.SerialException) as exc:
                 raise ConnectionFailed(f"reading from {self.name} failed: {exc}") from exc
             self._emit("rx", raw, received_at)

@@ -9,9 +9,11 @@ We parse them ourselves; pyserial only ever sees the transport part. Examples::
     sim://rapid2                               the in-process simulator profile "rapid2"
     magstim-rapid2+sim://rapid2?fault=coil_overtemp@30s
 
-Options the driver knows (``DRIVER_OPTIONS``) are taken out; the rest stay on the transport URL
-(``spy://…?file=``, ``sim://…?fault=``). Secret option values are referenced (``env:NAME``) and
-never printed: ``DeviceURL.redacted`` is what goes into logs and records.
+Options the driver takes are taken out: ``baud`` for every driver, and those its ``DriverEntry``
+declares (``url_options``; the registry knows them, for a bare ``sim://NAME`` through the
+simulator's driver). The rest stay on the transport URL (``spy://…?file=``, ``sim://…?fault=``).
+Secret option values (the entry's ``secret_options``) are referenced (``env:NAME``) and never
+printed: ``DeviceURL.redacted`` is what goes into logs and records.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from tmsctl.errors import DeviceUnavailable, InvalidArgument
 
-DRIVER_OPTIONS = frozenset({"baud", "unlock", "variant", "mains_v", "coil"})
-SECRET_OPTIONS = frozenset({"unlock"})
+GENERIC_URL_OPTIONS = frozenset({"baud"})  # a port setting every driver takes
 SIM_SCHEME = "sim"
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9._-]*(?:\+[A-Za-z][A-Za-z0-9_-]*)?)://(?P<rest>.*)$")
@@ -36,6 +37,7 @@ class DeviceURL:
     transport: str  # what pyserial opens
     options: dict[str, str] = field(default_factory=dict)
     text: str = ""
+    secret_options: frozenset[str] = frozenset()  # masked by ``redacted``
 
     @property
     def is_simulator(self) -> bool:
@@ -50,7 +52,11 @@ class DeviceURL:
     @property
     def redacted(self) -> str:
         """The URL with secret option values replaced, safe to log and record."""
-        opts = {k: ("***" if k in SECRET_OPTIONS else v) for k, v in self.options.items()}
+        # An ``env:NAME`` reference names where the secret is, not the secret: it is kept, so a
+        # recorded URL opens the device again (``tmsctl resume``) where the variable is set.
+        opts = {
+            k: ("***" if k in self.secret_options and not is_secret_reference(v) else v) for k, v in self.options.items()
+        }
         suffix = f"?{urlencode(opts, safe=':/')}" if opts else ""
         head = self.text.split("?", 1)[0]
         tq = self.transport.split("?", 1)
@@ -75,6 +81,14 @@ class DeviceURL:
         return os.environb[var.encode()] if hasattr(os, "environb") else os.environ[var].encode("latin-1")
 
 
+_SECRET_REFERENCE = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_secret_reference(value: str) -> bool:
+    """``env:NAME``: where a secret option's value is read from (the only form a URL may carry)."""
+    return _SECRET_REFERENCE.fullmatch(value) is not None
+
+
 def parse(text: str) -> DeviceURL:
     """Parse a device URL. Unknown shapes raise DeviceUnavailable with an example."""
     m = _URL.match(text.strip())
@@ -87,16 +101,27 @@ def parse(text: str) -> DeviceURL:
     driver, _, transport_scheme = scheme.partition("+")
     path, _, query = rest.partition("?")
     pairs = parse_qsl(query, keep_blank_values=True)
-    driver_opts = {k: v for k, v in pairs if k in DRIVER_OPTIONS}
-    transport_pairs = [(k, v) for k, v in pairs if k not in DRIVER_OPTIONS]
+    bare_simulator = driver == SIM_SCHEME and not transport_scheme
+    # The registry knows each driver's options; imported here because it builds on this module.
+    from tmsctl.registry import url_options
+
+    taken, secret = url_options(None if bare_simulator else driver, path.strip("/") if bare_simulator else None)
+    driver_opts = {k: v for k, v in pairs if k in taken}
+    transport_pairs = [(k, v) for k, v in pairs if k not in taken]
     transport_query = f"?{urlencode(transport_pairs, safe=':/@,')}" if transport_pairs else ""
 
-    if driver == SIM_SCHEME and not transport_scheme:
-        return DeviceURL(None, f"{SIM_SCHEME}://{path}{transport_query}", driver_opts, text)
+    if bare_simulator:
+        return DeviceURL(None, f"{SIM_SCHEME}://{path}{transport_query}", driver_opts, text, secret)
     if transport_scheme:
         transport = f"{transport_scheme}://{path}{transport_query}"
     else:
         if not path:
             raise DeviceUnavailable(f"{text!r} names no port", hint="e.g. magstim-rapid2:///dev/ttyUSB0")
-        transport = path + transport_query
-    return DeviceURL(driver, transport, driver_opts, text)
+        if transport_pairs:  # a plain port takes no options: do not let pyserial read them as its name
+            unknown = ", ".join(sorted({k for k, _ in transport_pairs}))
+            raise InvalidArgument(
+                f"driver {driver!r} takes no option {unknown}",
+                hint=f"it takes: {', '.join(sorted(taken))}",
+            )
+        transport = path
+    return DeviceURL(driver, transport, driver_opts, text, secret)

@@ -1,4 +1,5 @@
-"""Registry entry for the Deymed DuoMAG (``deymed-duomag``)."""
+"""Registry entry for the Deymed DuoMAG (``deymed-duomag``; the ``tmsctl.drivers`` entry point
+``deymed`` in tmsctl's pyproject.toml names ``DRIVER_ENTRIES``)."""
 
 from __future__ import annotations
 
@@ -33,4 +34,6 @@ def _factory(transport: Transport, limits: DeviceLimits, options: dict[str, Any]
     return DuoMagDriver(transport, limits, simulated=simulated)
 
 
-DRIVER_ENTRIES = [DriverEntry(MODEL, "Deymed DuoMAG", _load_limits, _factory, SERIAL_SETTINGS)]
+DRIVER_ENTRIES = [
+    DriverEntry(MODEL, "Deymed DuoMAG", _load_limits, _factory, SERIAL_SETTINGS, manufacturer="Deymed")
+]

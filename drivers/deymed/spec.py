@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
-from tmsctl.drivers.base import Capability
+from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
+from tmsctl.errors import InvalidArgument as _InvalidArgument
 from tmsctl.drivers.checks import positive_hz, whole_percent
 from tmsctl.drivers.provenance import (
     Frozen,
@@ -165,6 +166,12 @@ class DuoMagSpec(Frozen):
     def min_single_pulse_interval_s(self, intensity_pct_mso: float) -> float:
         self._intensity(intensity_pct_mso)
         return self.data.timing.min_single_pulse_interval_s
+
+    def energy_model(self) -> EnergyModel | NoEnergyModel:
+        return NoEnergyModel("Deymed publishes no energy budget for the DuoMAG; the host fires every pulse and its recharge time limits the rate")
+
+    def for_version(self, version: tuple[int, ...] | None) -> DuoMagSpec:
+        raise _InvalidArgument(f"{self.display_name} limits do not depend on a software version")
 
     # -- delays ---------------------------------------------------------------------------------
 

@@ -278,6 +278,12 @@ class MagstimDriver:
                 )
             self.clock.sleep(READY_POLL_PERIOD_S)
 
+    @property
+    def trigger_lead_s(self) -> float:
+        """From sending the fire command (``EH`` + CRC, 3 bytes) to the pulse: its wire time at 9600
+        baud (the pulse happens when its last byte arrives)."""
+        return wire_time_s(len(c.encode_mode(c.Mode.FIRE)))
+
     def fire(self) -> DeviceStatus:
         """One serial trigger (``EH``): a single pulse, or a whole train in Rapid² train mode."""
         return self._status_of(self._exchange(c.encode_mode(c.Mode.FIRE), what="fire"))

@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
-from tmsctl.drivers.base import Capability
+from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
 from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, StatusTag, freeze
 from tmsctl.errors import InvalidArgument
 
@@ -472,6 +472,12 @@ class MagstimSpec(_Frozen):
         rapid = self._rapid("a continuous-frequency limit")
         energy_j = rapid.energy_j(self._train_power(power_pct))
         return math.inf if energy_j == 0 else rapid.energy.shed_rate_j_per_s / energy_j
+
+    def energy_model(self) -> EnergyModel | NoEnergyModel:
+        rapid = self.data.rapid
+        if rapid is None:
+            return NoEnergyModel("a 200² or BiStim² fires one pulse per command; its recharge time limits the rate")
+        return EnergyModel(rapid.energy.budget_j, rapid.energy.shed_rate_j_per_s, self.energy_per_pulse_j)
 
     @property
     def energy_budget_j(self) -> float | None:

@@ -1,4 +1,5 @@
-"""Registry entries for the MagPro: ``magventure-magpro`` (any model) and one name per model.
+"""Registry entries for the MagPro: ``magventure-magpro`` (any model) and one name per model
+(the ``tmsctl.drivers`` entry point ``magventure`` in tmsctl's pyproject.toml names ``DRIVER_ENTRIES``).
 
 ``magventure-magpro`` starts from the generic spec (no more permissive than any MagPro) and
 learns the model from the unit's status byte at connect. A per-model name (e.g.
@@ -45,7 +46,8 @@ def _entry(name: str) -> DriverEntry:
         return driver
 
     display = "MagVenture MagPro (any model)" if name == GENERIC_MODEL else spec.display_name
-    return DriverEntry(name, display, load_limits, factory, SERIAL_SETTINGS)
+    # The pulse shape is a setting (monophasic, biphasic, half sine, burst): the protocol names it.
+    return DriverEntry(name, display, load_limits, factory, SERIAL_SETTINGS, manufacturer="MagVenture")
 
 
 DRIVER_ENTRIES = [_entry(name) for name in model_names()]

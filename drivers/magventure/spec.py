@@ -27,7 +27,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
-from tmsctl.drivers.base import Capability
+from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
+from tmsctl.errors import InvalidArgument as _InvalidArgument
 from tmsctl.drivers.checks import is_number, positive_hz, whole_percent
 from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, check_file_coverage, freeze
 from tmsctl.errors import InvalidArgument, SafetyViolation
@@ -351,6 +352,12 @@ class MagProSpec(Frozen):
     def min_single_pulse_interval_s(self, intensity_pct_mso: float) -> float:
         self._intensity(intensity_pct_mso)
         return self.data.timing.min_single_pulse_interval_s
+
+    def energy_model(self) -> EnergyModel | NoEnergyModel:
+        return NoEnergyModel("MagVenture publishes no energy budget for the MagPro; its own duty-cycle protection and the coil temperature limit it (coil temperature is watched)")
+
+    def for_version(self, version: tuple[int, ...] | None) -> MagProSpec:
+        raise _InvalidArgument(f"{self.display_name} limits do not depend on a software version")
 
     # -- the model ------------------------------------------------------------------------------
 

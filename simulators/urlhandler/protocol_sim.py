@@ -13,12 +13,15 @@ import serial
 from serial.serialutil import PortNotOpenError, SerialBase
 
 from tmsctl.clock import Clock, SystemClock
+from tmsctl.transport import InProcessPort
 
 from .. import registry
 from ..device import SimulatedDevice, parse_fault_plan
 
 
-class Serial(SerialBase):
+class Serial(SerialBase, InProcessPort):
+    """Declares ``InProcessPort``: ``Transport`` reads whole frames from it in one call."""
+
     clock: Clock | None = None  # set by tmsctl's transport before open()
     _jump_if_alone = None  # the clock's ``jump_if_alone`` once open, if it has one
 

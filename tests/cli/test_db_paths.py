@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import tmsctl.records
-from tmsctl.cli import EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
+from tmsctl.cli import EXIT_NOT_FOUND, EXIT_RECORDS, EXIT_REFUSED, app
 
 runner = CliRunner()
 
@@ -84,7 +84,7 @@ def test_a_zero_byte_database_is_refused_as_damaged_by_every_command(tmp_path: P
     empty.touch(mode=0o600)
     for command in (["sessions"], ["db", "init", str(empty)], ["protocol", "approve", str(PROTOCOL), "--by", "Dr R"]):
         result = runner.invoke(app, [*command, "--db", str(empty)] if command[0] != "db" else command)
-        assert result.exit_code == expected_exit(command, EXIT_FAULT), result.output
+        assert result.exit_code == expected_exit(command, EXIT_RECORDS), result.output
         assert "is empty (0 bytes): damaged" in " ".join(result.output.split())
     assert empty.stat().st_size == 0
 

@@ -66,6 +66,8 @@ def pty_port(monkeypatch):
 
 
 def _run(*args: str, db: Path):
+    if args[0] == "resume":  # a resume runs with the session's own approval, as recorded
+        return runner.invoke(app, [*args, "--db", str(db), "--no-live"])
     return runner.invoke(app, ["run", *args, "--db", str(db), "--no-live", "--allow-unapproved", "CLI test"])
 
 
@@ -116,8 +118,9 @@ def test_a_resume_keeps_the_threshold_and_a_new_one_needs_a_reason(tmp_path: Pat
     hint = next(line for line in started.stderr.splitlines() if "resume with: " in line)
     words = shlex.split(hint.split("resume with: ", 1)[1])
     assert "--mt" not in words  # the printed command must work as it is
-    session_id = words[words.index("--resume") + 1]
-    resume = [*words[2:], "--yes", "--virtual-time"]
+    assert words[:2] == ["tmsctl", "resume"]
+    session_id = words[2]
+    resume = [*words[1:], "--yes"]  # the command as printed (it keeps --virtual-time)
 
     kept = _run(*resume, "--dry-run", db=db)
     assert kept.exit_code == 0, kept.output

@@ -65,6 +65,13 @@ def thresholds(db: Path, subject: str):
         return records.motor_thresholds(subject)
 
 
+def stopped_hunts(db: Path, subject: str):
+    from tmsctl.records.meps import MepRecords
+
+    with Records(db) as records:
+        return MepRecords(records).measurements(subject, kind="mt_stopped")
+
+
 # --------------------------------------------------------------------------------------------
 # The command exists where the lead mounts it
 # --------------------------------------------------------------------------------------------
@@ -171,16 +178,21 @@ def test_garbled_entries_are_refused_asked_again_and_the_hunt_continues(simulato
     assert not sim.device.is_energised and not sim.device.remote
 
 
-def test_input_that_ends_mid_hunt_disarms_and_records_nothing(simulator, tmp_path: Path) -> None:
+def test_input_that_ends_mid_hunt_disarms_records_no_threshold_but_keeps_its_pulses(simulator, tmp_path: Path) -> None:
     db = initialise_db(tmp_path / "r.db")
     sim = simulator("rapid2")
     result = mt("--device", f"sim://{sim.name}", "--subject", "S023", "--coil", "figure8", "--yes", db=db,
                 input="y\nn\n")
     assert result.exit_code == EXIT_ABORTED
-    assert "the input ended" in flat(result.output) and "nothing was recorded" in flat(result.output)
+    assert "the input ended" in flat(result.output) and "no threshold was recorded" in flat(result.output)
     assert len(sim.device.pulses) == 3  # the third pulse's MEP never came
     assert not sim.device.is_energised and not sim.device.remote
     assert thresholds(db, "S023") == ()
+    (stopped,) = stopped_hunts(db, "S023")
+    assert stopped.stop_reason == "interrupted by the operator" and stopped.pulses_delivered == 3
+    assert [e["intensity_pct_mso"] for e in stopped.trial_log] == [p.intensity_pct for p in sim.device.pulses]
+    assert [e["entry"] for e in stopped.trial_log[:2]] == ["seen", "not seen"]
+    assert stopped.trial_log[2]["unanswered"] is True
 
 
 def test_the_5_of_10_method(simulator, tmp_path: Path) -> None:
@@ -213,6 +225,11 @@ def test_coil_unplugged_mid_hunt_stops_disarmed_with_one_clear_error(simulator, 
     assert not sim.device.is_energised
     assert all(p.t < 20.0 for p in sim.device.pulses)
     assert thresholds(db, "S025") == ()
+    (stopped,) = stopped_hunts(db, "S025")  # the pulses given before the stop stay on record
+    assert "kept on record as stopped hunt" in text
+    assert stopped.status == "stopped" and "coil" in stopped.stop_reason.lower()
+    assert stopped.pulses_delivered == len(sim.device.pulses) == len(stopped.trial_log)
+    assert [e["intensity_pct_mso"] for e in stopped.trial_log] == [p.intensity_pct for p in sim.device.pulses]
 
 
 def test_the_fault_plan_in_the_url_with_virtual_time(tmp_path: Path) -> None:
@@ -334,3 +351,38 @@ def test_mt_refuses_an_unknown_emg_input(tmp_path: Path) -> None:
     result = mt("--device", "sim://rapid2", "--subject", "S042", "--coil", "figure8", "--emg", "udp:1234",
                 "--yes", db=db)
     assert result.exit_code == EXIT_REFUSED and "lsl:STREAM_NAME" in flat(result.output)
+
+
+def test_a_simulated_subject_measured_from_its_own_emg(simulator, tmp_path: Path) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    sim = simulator("rapid2")
+    result = mt("--device", f"sim://{sim.name}", "--subject", "S043", "--coil", "figure8",
+                "--simulated-subject", "11", "--emg", "sim", "--yes", db=db)
+    assert result.exit_code == 0, result.output
+    assert "MEP?" not in result.output
+    (record,) = thresholds(db, "S043")
+    assert "MEPs measured from its simulated EMG" in record.method
+    # the truth invariant: the simulator's own count and power per pulse against the record
+    assert len(record.trial_log) == len(sim.device.pulses)
+    assert [e["intensity_pct_mso"] for e in record.trial_log] == [p.intensity_pct for p in sim.device.pulses]
+    assert all(e["mep"]["detail"] for e in record.trial_log)
+
+
+def test_emg_sim_with_a_bare_simulator_url_and_virtual_time(tmp_path: Path) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    result = mt("--device", "sim://rapid2", "--subject", "S044", "--coil", "figure8", "--simulated-subject", "5",
+                "--emg", "sim", "--virtual-time", "--yes", db=db)
+    assert result.exit_code == 0, result.output
+    (record,) = thresholds(db, "S044")
+    assert record.stimulator_serial == "SIM-rapid2" and all("mep" in e for e in record.trial_log)
+    assert not [n for n in ("emg-rapid2-0", "emg-rapid2-1") if sims.lookup(n)]  # the rig's simulator is gone
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--emg", "sim"], "needs --simulated-subject"),
+    (["--emg", "file:x.json", "--simulated-subject", "3"], "give one of them"),
+])
+def test_emg_sim_refusals(tmp_path: Path, args, fragment) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    result = mt("--device", "sim://rapid2", "--subject", "S045", "--coil", "figure8", *args, "--yes", db=db)
+    assert result.exit_code == EXIT_REFUSED and fragment in flat(result.output)

@@ -122,7 +122,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
         dimensions=(40, 100),
     )
     child.logfile_read = screen
-    child.expect("Ctrl-C disarms and stops")
+    child.expect_exact("Ctrl-C pauses (disarmed)")
     child.expect("completed, 80 of 80 pulses")
     child.expect(pexpect.EOF)
     child.close()
@@ -130,7 +130,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
     text = screen.getvalue()
     for label in ("state", "train", "pulses", "elapsed", "coil", "SIMULATED"):
         assert label in text, label
-    assert "80 / 80" in text
+    assert "80 of 80" in text  # the panel says the count as every other place does (tmsctl.dose)
 
 
 def test_approve_then_run_without_allowing_unapproved(short: Path, tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_with_the_panel_into_a_file_the_summary_is_a_line_of_its_own(short: Path
     lines = result.stdout.splitlines()
     summary = next(line for line in lines if "completed, 80 of 80 pulses" in line)
     assert summary.startswith("session "), summary
-    assert any("Ctrl-C disarms and stops" in line for line in lines)  # the panel was there
+    assert any("Ctrl-C pauses (disarmed)" in line for line in lines)  # the panel was there
 
 
 def test_a_faulted_run_says_how_to_resume_in_a_command_the_shell_takes_as_it_is(short: Path, tmp_path: Path) -> None:
@@ -169,8 +169,8 @@ def test_a_faulted_run_says_how_to_resume_in_a_command_the_shell_takes_as_it_is(
     assert result.exit_code == EXIT_FAULT, result.output
     hint = next(line for line in result.stderr.splitlines() if "resume with: " in line)
     words = shlex.split(hint.split("resume with: ", 1)[1])  # one line: pasted as it is, it runs whole
-    assert words[:2] == ["tmsctl", "run"] and words[words.index("--device") + 1] == device
-    session_id = words[words.index("--resume") + 1]
+    assert words[:2] == ["tmsctl", "resume"] and words[words.index("--db") + 1] == str(db.resolve())
+    session_id = words[2]
     listed = json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout)
     assert [s["session"] for s in listed] == [session_id] and listed[0]["status"] == "faulted"
 
@@ -228,3 +228,19 @@ def test_sessions_lists_the_newest_and_says_how_many_more_there_are(tmp_path: Pa
         "session"] == created[-1]
     refused = runner.invoke(app, ["sessions", "--db", str(db), "--limit", "-1"])
     assert refused.exit_code == EXIT_REFUSED and "--limit" in refused.stderr
+
+
+def test_a_disarm_the_unit_ignores_is_never_reported_as_done(short: Path, tmp_path: Path) -> None:
+    from tmsctl.records import Records
+
+    db = initialise_db(tmp_path / "r.db")
+    result = _run(str(short), "--device", "sim://rapid2?fault=ignore_disarm@5s", "--subject", "S001", "--mt", "50",
+                  "--yes", "--virtual-time", db=db)
+    assert result.exit_code == EXIT_FAULT, result.output
+    words = " ".join(result.stderr.split())
+    assert "may still be armed" in words and "Use its own disarm or stop control" in words
+    assert "the device is disarmed" not in words
+    with Records(db) as records:
+        (session,) = records.sessions()
+        codes = [f.code for f in records.session_detail(session.session_id).faults]
+    assert "disarm_unconfirmed" in codes

@@ -64,7 +64,8 @@ def test_pre_activated_trials_are_rejected_and_given_again_at_the_same_intensity
     for before, after in zip(log, log[1:]):
         if before["trial"] is None:
             assert after["intensity_pct_mso"] == before["intensity_pct_mso"]
-    assert {r.measurement.rejection.value for r in outcome.rejections} == {"background"}
+    # an episode under way at the pulse shows before it; one that starts during the trial, after it
+    assert "background" in {r.measurement.rejection.value for r in outcome.rejections} <= {"background", "after-activity"}
     assert outcome.pulses_delivered == len(bench.sim.device.truth()) == len(log)
     assert len(outcome.trials) == 20
 

@@ -14,7 +14,7 @@ from tmsctl.errors import InvalidArgument
 RATE = 5000.0
 
 
-def epoch_of(fn, *, start_s: float = -0.2, end_s: float = 0.1, rate: float = RATE) -> EmgEpoch:
+def epoch_of(fn, *, start_s: float = -0.2, end_s: float = 0.12, rate: float = RATE) -> EmgEpoch:
     n = int(round((end_s - start_s) * rate)) + 1
     times = tuple(start_s + k / rate for k in range(n))
     return EmgEpoch(times, tuple(fn(t) for t in times), rate)
@@ -37,15 +37,41 @@ def test_a_clean_mep_measures_its_peak_to_peak_and_latency() -> None:
 
 
 def test_activity_outside_the_window_is_ignored() -> None:
-    # a big stimulus artefact at 2 ms and a late wave at 70 ms are not the MEP
+    # a big stimulus artefact at 2 ms and a late wave at 70 ms are not the MEP (active muscle: no
+    # background or after-MEP check)
     def value(t: float) -> float:
         if 0.001 <= t <= 0.003:
             return 5000.0
         if 0.07 <= t <= 0.08:
             return -3000.0
         return mep_wave(100.0)(t)
-    m = detect_mep(epoch_of(value))
+    m = detect_mep(epoch_of(value), MuscleConfig(background_limit_uv=None))
     assert m.amplitude_uv == pytest.approx(100.0, rel=0.01)
+    # at rest the same late wave is a contraction during the trial
+    assert detect_mep(epoch_of(value)).rejection is Rejection.AFTER_ACTIVITY
+
+
+def test_a_contraction_that_starts_inside_the_mep_window_is_rejected_not_counted() -> None:
+    # quiet background, then voluntary activity from 30 ms on that lasts: no MEP, but 80 µV
+    # peak-to-peak inside the MEP window would pass for a response
+    def value(t: float) -> float:
+        return 40.0 * math.sin(2 * math.pi * 90 * t) if t >= 0.030 else 0.0
+    m = detect_mep(epoch_of(value))
+    assert m.rejection is Rejection.AFTER_ACTIVITY and m.amplitude_uv is None
+    assert "after the pulse" in m.detail and "contracted" in m.detail
+    # a clean MEP that is over by 50 ms passes
+    assert detect_mep(epoch_of(mep_wave(80.0))).amplitude_uv == pytest.approx(80.0, rel=0.01)
+
+
+def test_the_after_mep_window_follows_the_mep_window_and_needs_covering() -> None:
+    leg = MuscleConfig("TA", window_start_ms=25, window_end_ms=60)
+    assert (leg.after_start_ms, leg.after_end_ms) == (70.0, 120.0)
+    assert leg.after_s == pytest.approx(0.120)
+    assert MuscleConfig(background_limit_uv=None).after_s == pytest.approx(0.050)
+    short = detect_mep(epoch_of(mep_wave(300.0), end_s=0.08))
+    assert short.rejection is Rejection.INCOMPLETE and "after-MEP" in short.detail
+    with pytest.raises(InvalidArgument):
+        MuscleConfig(after_start_ms=40.0)  # inside the MEP window
 
 
 def test_the_window_is_per_muscle() -> None:

@@ -32,8 +32,8 @@ def test_the_mep_follows_the_true_power_and_time() -> None:
     emg = emg_with([PulseRecord(1.0, 80, "serial")], pre_activation_rate_per_s=0.0)
     values = emg.render(0, 10_000)
     times = [emg.time_of(k) for k in range(len(values))]
-    big = detect_mep(cut_epoch(times, values, 1.0, before_s=0.105, after_s=0.05, sample_rate_hz=5000))
-    before = detect_mep(cut_epoch(times, values, 0.5, before_s=0.105, after_s=0.05, sample_rate_hz=5000))
+    big = detect_mep(cut_epoch(times, values, 1.0, before_s=0.105, after_s=0.11, sample_rate_hz=5000))
+    before = detect_mep(cut_epoch(times, values, 0.5, before_s=0.105, after_s=0.11, sample_rate_hz=5000))
     ((onset, amplitude),) = emg.meps()
     assert 1.015 < onset < 1.03
     assert big.amplitude_uv == pytest.approx(amplitude, abs=25)
@@ -44,10 +44,10 @@ def test_pre_activation_episodes_happen_occasionally_and_are_rejected() -> None:
     emg = emg_with([], pre_activation_rate_per_s=0.04)
     outcomes = []
     for t in range(1, 599):  # only around each "pulse": a sample's value does not depend on the reading
-        first, last = emg.index_at_or_after(t - 0.105), emg.last_index_until(t + 0.05)
+        first, last = emg.index_at_or_after(t - 0.105), emg.last_index_until(t + 0.11)
         times = [emg.time_of(k) for k in range(first, last + 1)]
         values = emg.render(first, last)
-        outcomes.append(detect_mep(cut_epoch(times, values, t, before_s=0.105, after_s=0.05, sample_rate_hz=5000)))
+        outcomes.append(detect_mep(cut_epoch(times, values, t, before_s=0.105, after_s=0.11, sample_rate_hz=5000)))
     rejected = [m for m in outcomes if m.rejection is Rejection.BACKGROUND]
     assert 0.005 < len(rejected) / len(outcomes) < 0.08
     quiet = [m.background_uv for m in outcomes if m.rejection is None]

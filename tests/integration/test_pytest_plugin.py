@@ -74,3 +74,44 @@ def test_the_fixtures_keep_their_promises(warm: None, pytester: pytest.Pytester)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly", *plugin_args())
     result.assert_outcomes(passed=4, errors=1)
     result.stdout.fnmatch_lines(["*tms_profile takes one string*"])
+
+
+def test_a_labs_own_test_gets_the_truth_invariant(warm: None, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        import tmsctl
+        from tmsctl.testing import DoseTruthViolation
+
+        PROTOCOL = '''
+        schema_version: 1
+        id: lab-truth
+        title: Lab truth check
+        coil: {family: figure8}
+        target: {method: eeg_10_20, site: F3}
+        hemisphere: left
+        intensity: {reference: rMT, scaling_pct: 80}
+        pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 10, inter_train_interval_s: 10, trains: 3}
+        '''
+
+        def _run(tmp_path, sim, clock):
+            path = tmp_path / "p.yaml"
+            path.write_text(PROTOCOL)
+            with tmsctl.open(sim.url, clock=clock, db=tmp_path / "tmsctl-records.db") as stim:
+                return stim.run(path, subject="LAB01", mt=50, allow_unapproved="lab test")
+
+        def test_a_session_cut_by_a_fault_keeps_the_truth(tmp_path, tms_simulator, tms_clock, tms_dose_truth):
+            sim = tms_simulator("rapid2", faults="coil_unplugged@14s")
+            result = _run(tmp_path, sim, tms_clock)
+            assert result.outcome.value == "faulted"
+            tms_dose_truth(sim, result.session_id)
+
+        def test_pulses_nobody_reported_break_it(tmp_path, tms_simulator, tms_clock, tms_dose_truth):
+            sim = tms_simulator("rapid2", faults="extra_pulses@0s=2")
+            result = _run(tmp_path, sim, tms_clock)
+            with pytest.raises(DoseTruthViolation, match="the simulator fired 32 pulses"):
+                tms_dose_truth(sim, result.session_id)
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly", *plugin_args())
+    result.assert_outcomes(passed=2)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from tmsctl.records.server import is_server_url
 from tmsctl.records import (
     DeliveryKind,
     DeliveryPlan,
@@ -60,3 +62,21 @@ def running_session(records: Records, **changes: Any) -> str:
     session = records.create_session(session_plan(**changes))
     records.start_session(session.session_id, operator="tech1")
     return session.session_id
+
+
+def wait_until_the_server_saw_it_end(db: Path | str, pid: int) -> None:
+    """A server frees a dead client's owner lock when it notices the connection closed, a moment
+    after the kill (the kernel frees a file lock at once): wait for that, on the server's clock."""
+    if not is_server_url(str(db)):
+        return
+    import psycopg
+
+    with psycopg.connect(str(db), autocommit=True) as watcher:
+        for _ in range(500):
+            (left,) = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", (f"tmsctl pid {pid} on %",)
+            ).fetchone()
+            if left == 0:
+                return
+            watcher.execute("SELECT pg_sleep(0.01)")
+    raise AssertionError(f"the server still serves the killed process {pid}")

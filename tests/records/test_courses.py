@@ -44,6 +44,7 @@ def course(records: Records):
     return records.courses.start(plan())
 
 
+@pytest.mark.sqlite_only  # reaches the file with sqlite3; the server's triggers: test_records_server
 def test_one_active_course_per_subject(records: Records, course, db_path) -> None:
     with pytest.raises(CourseRefused, match=r"course\.one_active.*already has an active course") as caught:
         records.courses.start(plan())
@@ -56,6 +57,7 @@ def test_one_active_course_per_subject(records: Records, course, db_path) -> Non
                     "VALUES ('S017', 'p', 'h', 't', 1, 1, 5, 'x', '2026-01-01', 'now', 'active')")
 
 
+@pytest.mark.sqlite_only  # reaches the file with sqlite3; the server's triggers: test_records_server
 def test_a_closed_course_is_final(records: Records, course, db_path) -> None:
     records.courses.end(course.course_id, status="stopped", reason="side effects", ended_by="Dr Ruiz")
     with pytest.raises(CourseRefused, match=r"course\.closed"):

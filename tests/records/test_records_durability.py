@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from records_helpers import deliver, running_session, train_plan
+from records_helpers import wait_until_the_server_saw_it_end, deliver, running_session, train_plan
 
 from tmsctl.audit import read_audit_log
 from tmsctl.clock import VirtualClock
@@ -47,7 +47,7 @@ class ChildRun:
 
 
 def start_child(
-    db: Path, log: Path, which: str, mode: str, trains: int = TRAINS, pulses: int = PULSES
+    db: Path | str, log: Path, which: str, mode: str, trains: int = TRAINS, pulses: int = PULSES
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(CHILD), str(db), str(log), which, str(trains), str(pulses), mode],
@@ -59,7 +59,7 @@ def start_child(
 
 
 def run_child(
-    db: Path, log: Path, which: str, kill_after: str | None, *, free_lines: int | None = None
+    db: Path | str, log: Path, which: str, kill_after: str | None, *, free_lines: int | None = None
 ) -> ChildRun:
     """Run the child step by step until it reports ``kill_after``, then SIGKILL it.
 
@@ -111,6 +111,7 @@ def run_child(
         stderr = proc.stderr.read() if proc.stderr else ""
         if proc.stderr:
             proc.stderr.close()
+        wait_until_the_server_saw_it_end(db, proc.pid)
     if kill_after is None:
         assert proc.returncode == 0, stderr
     elif free_lines is None:
@@ -146,7 +147,7 @@ KILL_POINTS = [
 FREE_RUNS = [("session", 0), ("begun 1", 0), ("progress 2 2", 1), ("done 4", 2), ("progress 8 3", 0)]
 
 
-def check_killed_run(db: Path, log: Path, seen: ChildRun) -> None:
+def check_killed_run(db: Path | str, log: Path, seen: ChildRun) -> None:
     with Records(db, clock=VirtualClock()) as store:
         assert store.integrity_check() == ("ok",)
         session = store.session(seen.session_id)
@@ -170,17 +171,19 @@ def check_killed_run(db: Path, log: Path, seen: ChildRun) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_after", KILL_POINTS)
-def test_sigkill_at_a_chosen_point_loses_nothing_committed(tmp_path: Path, kill_after: str) -> None:
-    db, log = tmp_path / "t.db", tmp_path / "session.jsonl"
+def test_sigkill_at_a_chosen_point_loses_nothing_committed(
+    tmp_path: Path, db_path: Path | str, kill_after: str
+) -> None:
+    db, log = db_path, tmp_path / "session.jsonl"
     check_killed_run(db, log, run_child(db, log, "new", kill_after))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("loose_at", "lines"), FREE_RUNS)
 def test_sigkill_at_an_arbitrary_instant_loses_nothing_committed(
-    tmp_path: Path, loose_at: str, lines: int
+    tmp_path: Path, db_path: Path | str, loose_at: str, lines: int
 ) -> None:
-    db, log = tmp_path / "t.db", tmp_path / "session.jsonl"
+    db, log = db_path, tmp_path / "session.jsonl"
     seen = run_child(db, log, "new", loose_at, free_lines=lines)
     if seen.completed:
         pytest.skip("the child finished before the kill arrived")  # rare; nothing to check
@@ -188,8 +191,8 @@ def test_sigkill_at_an_arbitrary_instant_loses_nothing_committed(
 
 
 @pytest.mark.slow
-def test_repeated_kills_and_resumes_deliver_every_train_exactly_once(tmp_path: Path) -> None:
-    db, log = tmp_path / "t.db", tmp_path / "session.jsonl"
+def test_repeated_kills_and_resumes_deliver_every_train_exactly_once(tmp_path: Path, db_path: Path | str) -> None:
+    db, log = db_path, tmp_path / "session.jsonl"
     first = run_child(db, log, "new", "progress 1 2")
     session_id = first.session_id
     for kill_after in ("progress 1 1", "done 3", "progress 5 4", "begun 8", None):
@@ -220,8 +223,10 @@ def test_repeated_kills_and_resumes_deliver_every_train_exactly_once(tmp_path: P
 
 
 @pytest.mark.slow
-def test_a_reader_in_another_process_never_blocks_or_interrupts_a_live_writer(tmp_path: Path) -> None:
-    db, log = tmp_path / "t.db", tmp_path / "session.jsonl"
+def test_a_reader_in_another_process_never_blocks_or_interrupts_a_live_writer(
+    tmp_path: Path, db_path: Path | str
+) -> None:
+    db, log = db_path, tmp_path / "session.jsonl"
     proc = start_child(db, log, "new", "free", trains=40, pulses=3)
     assert proc.stdout is not None and proc.stdin is not None
     session_id = proc.stdout.readline().split()[1]
@@ -255,6 +260,7 @@ def test_a_reader_in_another_process_never_blocks_or_interrupts_a_live_writer(tm
         assert store.session(session_id).status is SessionStatus.COMPLETED
 
 
+@pytest.mark.sqlite_only
 def test_a_reader_sees_committed_state_while_a_write_is_open(records: Records, db_path: Path) -> None:
     session_id = running_session(records)
     deliver(records, session_id, 0)
@@ -275,6 +281,7 @@ def test_a_reader_sees_committed_state_while_a_write_is_open(records: Records, d
         writer.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_writer_commits_while_another_connection_holds_a_read_snapshot(
     records: Records, db_path: Path
 ) -> None:

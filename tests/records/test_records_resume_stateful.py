@@ -9,6 +9,7 @@ each schedule position completed at most once, with the done positions always a 
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -18,10 +19,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from records_helpers import session_plan, train_plan
 
 from tmsctl.clock import VirtualClock
+from tmsctl.records.pg_throwaway import ThrowawayServer
 from tmsctl.records import (
     ActionKind,
     DeliveryResult,
@@ -80,11 +82,17 @@ class ResumeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.directory = Path(tempfile.mkdtemp(prefix="tmsctl-resume-", dir=FAST_DIR))
-        self.path = self.directory / "t.db"
+        self.path: Path | str = self.new_database()
         self.clock = VirtualClock(autojump=False)
         self.store = Records(self.path, clock=self.clock)
         self.session_id = ""
         self.model = ResumeModel(0)
+
+    def new_database(self) -> Path | str:
+        return self.directory / "t.db"
+
+    def drop_database(self) -> None:
+        pass
 
     @initialize(planned=st.integers(1, 6))
     def start(self, planned: int) -> None:
@@ -271,6 +279,7 @@ class ResumeMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.store.close()
+        self.drop_database()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -278,3 +287,22 @@ ResumeMachine.TestCase.settings = settings(settings.default, stateful_step_count
 # the nightly profile runs thousands of sequences: give it the time (pytest-timeout is 120 s)
 pytestmark = pytest.mark.timeout(7200 if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else 120)
 test_resume_point_never_repeats_or_skips = ResumeMachine.TestCase
+
+
+@pytest.mark.timeout(7200 if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else 600)
+def test_resume_point_never_repeats_or_skips_on_a_server(pg_server: ThrowawayServer) -> None:
+    """The same machine on the PostgreSQL backend: a fresh database per example (a new database
+    and its migrations cost about 0.3 s, so fewer examples than on a file; nightly runs more)."""
+    numbers = itertools.count(1)
+
+    class OnServer(ResumeMachine):
+        def new_database(self) -> str:
+            self.database = f"resume_{os.getpid()}_{next(numbers)}"
+            return pg_server.create_database(self.database)
+
+        def drop_database(self) -> None:
+            pg_server.drop_database(self.database)
+
+    examples = settings.default.max_examples if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else 30
+    run_state_machine_as_test(OnServer, settings=settings(settings.default, stateful_step_count=30,
+                                                          max_examples=examples))

@@ -25,6 +25,9 @@ from tmsctl.records import (
     ThresholdUsed,
 )
 
+# The plans read here are SQLite's (EXPLAIN QUERY PLAN); a server plans its own queries.
+pytestmark = pytest.mark.sqlite_only
+
 
 def _plans_of(records: Records, call: Callable[[], Any]) -> dict[str, list[str]]:
     """Every SELECT ``call`` made through the store's connection, with its query plan."""

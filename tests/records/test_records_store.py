@@ -72,6 +72,7 @@ def test_without_a_path_the_environment_decides(tmp_path: Path, clock: VirtualCl
 # -- privacy --------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_new_database_file_and_directory_are_private(db_path: Path, clock: VirtualClock) -> None:
     old_umask = os.umask(0o022)  # a permissive umask must not leak through
     try:
@@ -98,6 +99,7 @@ def test_an_existing_directory_keeps_its_mode(tmp_path: Path, clock: VirtualCloc
     assert mode_of(shared / "t.db") == 0o600
 
 
+@pytest.mark.sqlite_only
 def test_a_database_readable_by_others_is_refused(db_path: Path, clock: VirtualClock) -> None:
     with Records(db_path, clock=clock):
         pass
@@ -112,6 +114,7 @@ def test_a_database_readable_by_others_is_refused(db_path: Path, clock: VirtualC
 # -- pragmas --------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_wal_synchronous_full_and_foreign_keys_are_in_force(records: Records) -> None:
     settings = records.storage_settings()
     assert settings.journal_mode == "wal"
@@ -121,6 +124,7 @@ def test_wal_synchronous_full_and_foreign_keys_are_in_force(records: Records) ->
     assert settings.application_id == APPLICATION_ID
 
 
+@pytest.mark.sqlite_only
 def test_wal_mode_is_stored_in_the_file(records: Records, db_path: Path) -> None:
     raw = sqlite3.connect(db_path)
     try:
@@ -130,6 +134,7 @@ def test_wal_mode_is_stored_in_the_file(records: Records, db_path: Path) -> None
         raw.close()
 
 
+@pytest.mark.sqlite_only
 def test_foreign_keys_refuse_a_dangling_row(records: Records, db_path: Path) -> None:
     # The store's own connection enforces references (the API never produces a dangling one).
     with pytest.raises(sqlite3.IntegrityError):
@@ -141,6 +146,7 @@ def test_foreign_keys_refuse_a_dangling_row(records: Records, db_path: Path) -> 
 # -- migrations -----------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_an_empty_existing_file_is_refused_as_damaged_never_started_afresh(db_path: Path, clock: VirtualClock) -> None:
     # A truncated database (0 bytes) started afresh would silently lose its history, thresholds,
     # approvals and the exposure the daily caps count.
@@ -204,6 +210,7 @@ def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half'").fetchone()[0] == 0
 
 
+@pytest.mark.sqlite_only
 def test_a_newer_schema_is_refused(db_path: Path, clock: VirtualClock) -> None:
     with Records(db_path, clock=clock):
         pass
@@ -247,6 +254,7 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path, clock: Virtual
     assert ".recover" in caught.value.hint
 
 
+@pytest.mark.sqlite_only
 def test_a_damaged_database_is_refused_at_open(db_path: Path, clock: VirtualClock) -> None:
     with Records(db_path, clock=clock) as store:
         for number in range(3):
@@ -262,6 +270,7 @@ def test_a_damaged_database_is_refused_at_open(db_path: Path, clock: VirtualCloc
     assert str(db_path) in str(caught.value)
 
 
+@pytest.mark.sqlite_only
 def test_the_damage_check_at_open_leaves_the_stores_own_constraints_on(db_path: Path, clock: VirtualClock) -> None:
     # The check skips re-evaluating CHECKs (its own connection does), the store never does.
     with Records(db_path, clock=clock) as store:
@@ -281,6 +290,7 @@ def test_a_directory_is_not_a_database(tmp_path: Path, clock: VirtualClock) -> N
         Records(tmp_path / "dir.db", clock=clock)
 
 
+@pytest.mark.sqlite_only
 def test_a_write_lock_held_too_long_says_locked_with_path_and_advice(
     db_path: Path, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

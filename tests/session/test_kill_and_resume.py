@@ -37,13 +37,13 @@ TOTAL = 80
 pytestmark = pytest.mark.slow
 
 
-def _wait_for(predicate, timeout: float, what: str):
+def _wait_for(predicate, timeout: float, what: str, poll_s: float = 0.01):
     deadline = time.monotonic() + timeout  # the test's own stopwatch; the code under test uses its clock
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.01)
+        time.sleep(poll_s)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -116,3 +116,126 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
         assert point.pulses_delivered <= state["pulses"] <= point.pulses_delivered + point.pulses_uncertain
     assert state["pulses"] == TOTAL  # the unit finished each train it had begun; nothing was repeated
     assert state["interlocks"] == []
+
+
+MANY_TRAINS = """\
+schema_version: 1
+id: kill-test-many
+title: Many short trains for the kill-at-every-instant test
+coil: {family: figure8}
+target: {method: eeg_10_20, site: F3}
+hemisphere: left
+intensity: {reference: rMT, scaling_pct: 80}
+pattern:
+  kind: rtms
+  frequency_hz: 10
+  pulses_per_train: 10
+  inter_train_interval_s: 2
+  trains: 45
+"""
+PER_TRAIN = 10
+# seconds after a train's first pulse was seen: at the trigger, in the 2-5 ms after it (the window a
+# random kill never hits), mid-train, and in the gap
+KILL_DELAYS = (0.0, 0.001, 0.002, 0.005, 0.010, 0.45, 1.5)
+
+
+def _sim_pulses(status: Path) -> list[dict]:
+    return _sim_state(status).get("truth", [])
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_at_thirty_instants_around_triggers_keeps_the_truth(tmp_path: Path, pty_simulator) -> None:
+    pty_path, status = pty_simulator
+    protocol = tmp_path / "kill-many.yaml"
+    protocol.write_text(MANY_TRAINS)
+    db = tmp_path / "records.db"
+    subprocess.run([sys.executable, "-m", "tmsctl", "db", "init", str(db)], check=True, capture_output=True, timeout=60)
+    env = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
+    base = [
+        sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
+        f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K002", "--mt", "50", "--yes", "--no-live",
+        "--db", str(db), "--allow-unapproved", "kill test protocol",
+        "--override", "wassermann.train-duration=kill test: trains 2 s apart",
+    ]
+    session_id = None
+    kills = 0
+    for round_ in range(32):
+        delay = KILL_DELAYS[round_ % len(KILL_DELAYS)]
+        before = _sim_state(status).get("pulses", 0)
+        args = base + (["--resume", session_id] if session_id else [])
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # the next train's first pulse, seen on the simulator's own count
+        _wait_for(lambda: _sim_state(status).get("pulses", 0) > before or proc.poll() is not None, 60, "a trigger",
+                  poll_s=0.0002)
+        if proc.poll() is not None:
+            break  # nothing left to deliver
+        time.sleep(delay)
+        proc.kill()
+        proc.wait(10)
+        kills += 1
+        _wait_for(lambda: not _sim_state(status).get("armed", True), 10, "the simulator to disarm")
+        with Records(db) as records:
+            session_id = records.sessions(subject_id="K002")[0].session_id
+            point = records.resume_point(session_id)
+        delivered = _sim_state(status)["pulses"]
+        known, at_most = point.pulses_delivered, point.pulses_delivered + point.pulses_uncertain
+        assert known <= delivered <= at_most, (
+            f"kill {kills} ({delay * 1e3:g} ms after a trigger): record {known} known, at most {at_most}; "
+            f"simulator {delivered}"
+        )
+    assert kills >= 30
+    done = subprocess.run(base + ["--resume", session_id], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 7), done.stderr
+    pulses = _sim_pulses(status)
+    # nothing repeated: the unit never ran more than one train's pulses per trigger, nor more trains than planned
+    trains: list[list[dict]] = []
+    for pulse in pulses:
+        if trains and pulse["t"] - trains[-1][-1]["t"] < 0.5:
+            trains[-1].append(pulse)
+        else:
+            trains.append([pulse])
+    assert len(trains) <= 45 and all(len(t) <= PER_TRAIN for t in trains)
+    with Records(db) as records:
+        point = records.resume_point(session_id)
+    assert point.pulses_delivered <= len(pulses) <= point.pulses_delivered + point.pulses_uncertain
+    shown = subprocess.run([sys.executable, "-m", "tmsctl", "session", "show", session_id, "--db", str(db), "--json"],
+                           capture_output=True, text=True, timeout=60)
+    data = json.loads(shown.stdout)
+    assert data["pulses_delivered"] == point.pulses_delivered
+
+
+ONE_HZ_LONG = """\
+schema_version: 1
+id: one-hz-long
+title: A 1 Hz train longer than the unit's one-minute armed-idle timer
+coil: {family: figure8}
+target: {method: eeg_10_20, site: F4}
+hemisphere: right
+intensity: {reference: rMT, scaling_pct: 100}
+pattern: {kind: rtms, frequency_hz: 1, pulses_per_train: 75, trains: 1}
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_1hz_train_longer_than_a_minute_runs_to_its_end_on_the_pty_simulator(tmp_path: Path, pty_simulator) -> None:
+    """The same bytes and timing as a real port (the 900-pulse library train is this, fifteen minutes long)."""
+    pty_path, status = pty_simulator
+    protocol = tmp_path / "one-hz.yaml"
+    protocol.write_text(ONE_HZ_LONG)
+    db = tmp_path / "records.db"
+    subprocess.run([sys.executable, "-m", "tmsctl", "db", "init", str(db)], check=True, capture_output=True, timeout=60)
+    env = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
+         f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K003", "--mt", "50", "--yes",
+         "--no-live", "--db", str(db), "--allow-unapproved", "pty 1 Hz"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completed, 75 of 75 pulses delivered" in done.stdout
+    state = _sim_state(status)
+    assert state["pulses"] == 75 and len(state["truth"]) == 75
+    with Records(db) as records:
+        (session,) = records.sessions(subject_id="K003")
+        point = records.resume_point(session.session_id)
+    assert (point.pulses_delivered, point.pulses_uncertain) == (75, 0)

@@ -313,7 +313,7 @@ def test_a_version_1_database_is_upgraded_with_its_history_kept(tmp_path) -> Non
     raw.close()
     path.chmod(0o600)
     with Records(path) as upgraded:
-        assert upgraded.storage_settings().schema_version == rec.SCHEMA_VERSION == 4
+        assert upgraded.storage_settings().schema_version == rec.SCHEMA_VERSION
         point = upgraded.resume_point("AAAA-BBBB")
         # an intent with no outcome, from before uncertainty was recorded, reads as uncertain
         assert (point.pulses_delivered, point.pulses_uncertain) == (1, 9)
@@ -330,3 +330,38 @@ def test_the_audit_log_holds_every_train(records, short_protocol, tmp_path) -> N
     assert [r["index"] for r in finished] == list(range(6))
     assert sum(r["pulses_delivered"] for r in finished) == sim.device.pulse_count == 120
     assert all(r["session_id"] == session_id and r["simulated"] for r in rows)
+
+
+@pytest.mark.parametrize("mt", [50, 62])
+def test_the_1hz_900_pulse_library_train_runs_to_its_end_and_is_true(records, mt) -> None:
+    # One 15-minute train: the unit's one-minute armed-idle timer must count every pulse as activity,
+    # and the controller must watch the whole train on the device's own status
+    clock, sim = _simulator()
+    planned = _plan(LIBRARY / "bpd-1hz-rdlpfc.yaml", sim, clock, records, mt=mt)
+    session_id, result = run_planned(planned, records)
+    assert result.outcome is RunOutcome.COMPLETED, result.reason
+    assert result.pulses_delivered == 900 == sim.device.pulse_count and result.pulses_uncertain == 0
+    assert records.session(session_id).status is SessionStatus.COMPLETED
+    check_dose_truth(records, session_id, sim.device)
+
+
+def test_a_rapid2_left_in_train_mode_fires_single_pulses_as_single_pulses(records, tmp_path) -> None:
+    from tmsctl.registry import open_driver
+
+    clock, sim = _simulator()
+    left = open_driver(f"sim://{sim.name}", clock)  # someone else's session left the unit in train mode
+    left.connect()
+    left.set_intensity(50)
+    left.set_train(10.0, 20)
+    left.close()
+    protocol = tmp_path / "singles.yaml"
+    protocol.write_text(
+        "schema_version: 1\nid: rapid-singles\ntitle: Single pulses on a Rapid2\ncoil: {family: figure8}\n"
+        "target: {method: motor_hotspot, muscle: FDI}\nhemisphere: left\nintensity: {reference: rMT, scaling_pct: 100}\n"
+        "pattern: {kind: single_pulse, interval_s: 5, pulses: 3}\n"
+    )
+    planned = _plan(protocol, sim, clock, records, mt=50)
+    session_id, result = run_planned(planned, records)
+    assert result.outcome is RunOutcome.COMPLETED, result.reason
+    assert sim.device.pulse_count == 3
+    check_dose_truth(records, session_id, sim.device)

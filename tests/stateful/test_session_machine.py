@@ -215,10 +215,11 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 _NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
-pytestmark = pytest.mark.timeout(7200 if _NIGHTLY else 120)
+pytestmark = pytest.mark.timeout(6 * 3600 if _NIGHTLY else 120)
 TestSessionMachine = SessionMachine.TestCase
 TestSessionMachine.settings = settings(
-    max_examples=500 if _NIGHTLY else 6,
+    # nightly: 10,000 examples (TMSCTL_STATEFUL_EXAMPLES splits them over processes with --hypothesis-seed)
+    max_examples=int(os.environ.get("TMSCTL_STATEFUL_EXAMPLES", 10_000)) if _NIGHTLY else 6,
     stateful_step_count=8,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

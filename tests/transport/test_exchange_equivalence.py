@@ -19,6 +19,7 @@ from tmsctl.errors import TmsError
 from tmsctl.registry import open_driver
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
+from tmsctl.transport import InProcessPort, Transport
 
 _names = itertools.count()
 
@@ -80,9 +81,14 @@ def _run(
 def _drive(
     sim: Any, clock: VirtualClock, name: str, trace: list, script: list[tuple[str, Any]], shortcut: bool
 ) -> tuple[list, list, list, float]:
-    driver = open_driver(f"sim://{name}", clock, tap=lambda d, data, t: trace.append((d, bytes(data), t)))
-    if not shortcut:
-        driver.transport._port = ByteByBytePort(driver.transport._port)
+    tap = lambda d, data, t: trace.append((d, bytes(data), t))
+    driver = open_driver(f"sim://{name}", clock, tap=tap)
+    assert isinstance(driver.transport._port, InProcessPort)
+    if not shortcut:  # the same open port, behind a transport that sees an ordinary port
+        plain = ByteByBytePort(driver.transport._port)
+        assert not isinstance(plain, InProcessPort)
+        old = driver.transport
+        driver.transport = Transport(plain, clock, tap=tap, name=old.name, redact_tx=old._redact_tx)
     outcomes: list[str] = []
     for op, arg in [("connect", None), *script]:
         try:

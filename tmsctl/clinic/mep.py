@@ -10,6 +10,10 @@ Pure: no clock, no I/O. Times are seconds relative to the pulse (the pulse is at
   At rest a background above the limit (50 µV, the resting MEP criterion itself — status D) means
   the muscle was not relaxed (pre-activation) or the electrodes are noisy, and the MEP cannot be
   told from it: the trial is **rejected**, never counted either way.
+* **After the window**: peak-to-peak in a window after the MEP (60–110 ms by default). A resting
+  muscle is quiet again once its MEP is over; activity there means a contraction that began
+  after the background window closed — possibly inside the MEP window, where it would pass for an
+  MEP — so the trial is rejected like pre-activation (same limit; None with the background check).
 * Every rejected trial carries a :class:`Rejection` reason and a sentence for the operator.
   Rejections: the epoch does not cover a window (the stream ended or lagged), a gap in the
   samples, a sample that is not a finite number, the amplifier at its rail (clipping), and
@@ -52,6 +56,7 @@ class Rejection(StrEnum):
     NOT_FINITE = "not-finite"  # NaN or infinity among the samples
     CLIPPED = "clipped"  # the amplifier sat at its rail inside a window
     BACKGROUND = "background"  # pre-stimulus activity (pre-activation) or noise above the limit
+    AFTER_ACTIVITY = "after-activity"  # activity after the MEP window: a contraction during the trial
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,21 @@ class MuscleConfig:
     background_end_ms: float = -5.0
     background_limit_uv: float | None = 50.0
     clip_uv: float | None = None
+    # After the MEP has ended (hand muscles: by ~50 ms) a resting muscle is quiet; the limit is the
+    # background limit (off with it, as in active MT where the muscle contracts throughout).
+    # None: from 10 ms after the MEP window's end, for 50 ms (60–110 ms for the default window).
+    after_start_ms: float | None = None
+    after_end_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidArgument("a muscle needs a name, e.g. FDI or APB")
-        for field in ("window_start_ms", "window_end_ms", "background_start_ms", "background_end_ms"):
+        if self.after_start_ms is None:
+            object.__setattr__(self, "after_start_ms", float(self.window_end_ms) + 10.0)
+        if self.after_end_ms is None:
+            object.__setattr__(self, "after_end_ms", float(self.after_start_ms) + 50.0)
+        for field in ("window_start_ms", "window_end_ms", "background_start_ms", "background_end_ms",
+                      "after_start_ms", "after_end_ms"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise InvalidArgument(f"{field} must be a finite number of ms, got {value!r}")
@@ -88,6 +103,12 @@ class MuscleConfig:
                 f"background window {self.background_start_ms:g}–{self.background_end_ms:g} ms must lie before the "
                 "pulse (within 2 s)",
                 hint="e.g. -105 to -5 ms",
+            )
+        if not self.window_end_ms <= self.after_start_ms < self.after_end_ms <= 1000:
+            raise InvalidArgument(
+                f"after-MEP window {self.after_start_ms:g}–{self.after_end_ms:g} ms must start at or after the MEP "
+                f"window's end ({self.window_end_ms:g} ms) and end within 1 s",
+                hint="hand muscles: 60–110 ms",
             )
         for field in ("background_limit_uv", "clip_uv"):
             value = getattr(self, field)
@@ -105,13 +126,14 @@ class MuscleConfig:
     @property
     def after_s(self) -> float:
         """How much EMG after the pulse an epoch needs."""
-        return self.window_end_ms / 1000.0
+        return (self.after_end_ms if self.background_limit_uv is not None else self.window_end_ms) / 1000.0
 
     def describe(self) -> str:
         limit = "off" if self.background_limit_uv is None else f"≤ {self.background_limit_uv:g} µV"
         return (
             f"{self.name}: MEP {self.window_start_ms:g}–{self.window_end_ms:g} ms, background "
             f"{self.background_start_ms:g}–{self.background_end_ms:g} ms {limit}"
+            + ("" if self.background_limit_uv is None else f", after {self.after_start_ms:g}–{self.after_end_ms:g} ms {limit}")
         )
 
 
@@ -223,7 +245,13 @@ def detect_mep(epoch: EmgEpoch, muscle: MuscleConfig = DEFAULT_MUSCLE) -> MepMea
     mep_pairs, missing = _window(epoch, muscle.window_start_ms / 1e3, muscle.window_end_ms / 1e3, "MEP")
     if missing:
         return _reject(*missing)
-    for name, pairs in (("background", background_pairs), ("MEP", mep_pairs)):
+    windows = [("background", background_pairs), ("MEP", mep_pairs)]
+    if muscle.background_limit_uv is not None:
+        after_pairs, missing = _window(epoch, muscle.after_start_ms / 1e3, muscle.after_end_ms / 1e3, "after-MEP")
+        if missing:
+            return _reject(*missing)
+        windows.append(("after-MEP", after_pairs))
+    for name, pairs in windows:
         if not all(math.isfinite(v) for _, v in pairs):
             return _reject(Rejection.NOT_FINITE, f"the {name} window holds samples that are not numbers (NaN/inf)")
         if muscle.clip_uv is not None and any(abs(v) >= muscle.clip_uv for _, v in pairs):
@@ -240,6 +268,17 @@ def detect_mep(epoch: EmgEpoch, muscle: MuscleConfig = DEFAULT_MUSCLE) -> MepMea
             "muscle was not relaxed or the EMG is noisy",
             background,
         )
+    if muscle.background_limit_uv is not None:
+        after_values = [v for _, v in after_pairs]
+        after = max(after_values) - min(after_values)
+        if after > muscle.background_limit_uv:
+            return _reject(
+                Rejection.AFTER_ACTIVITY,
+                f"{after:.0f} µV of activity {muscle.after_start_ms:g}–{muscle.after_end_ms:g} ms after the pulse "
+                f"(limit {muscle.background_limit_uv:g} µV): the muscle contracted during the trial, so the MEP "
+                "window may hold a contraction, not an MEP",
+                background,
+            )
     high = max(mep_pairs, key=lambda p: p[1])
     low = min(mep_pairs, key=lambda p: p[1])
     latency = min(high[0], low[0]) * 1e3

@@ -19,7 +19,8 @@ What is written, for ``sub-<sub>[_ses-<ses>]_task-<task>[_acq-<acq>][_run-<run>]
     The timeline: one row per train or pulse that was delivered or begun, with its actual onset
     (seconds from the start of the session), nominal duration, ``nibs_event_id`` and
     ``nibs_position_id``; extra columns (documented in ``*_events.json``) carry what tmsctl
-    recorded: ``pulses_delivered``, ``delivery_state`` and ``trigger_source``. The repetition of
+    recorded: ``pulses_delivered`` (known delivered), ``pulses_uncertain`` (may or may not have gone
+    out), ``delivery_state``, ``delivery_evidence`` and ``trigger_source``. The repetition of
     trains is the timeline itself, so no ``pattern<i>`` layer describes it.
 ``*_nibs.json``
     Column descriptions and units, ``StimulatorSet`` (the model tmsctl connected to, its firmware;
@@ -49,7 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from tmsctl import __version__
+from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.registry import drivers
 
 SPEC_VERSION = "nibs-bids-6.3"
 SPEC_SOURCE = "nigelrogasch/nibs-bids@77de0bd, nibs-bids-v6/examples/v.6.3 (the *_GB examples' key names)"
@@ -60,20 +63,23 @@ NA = "n/a"
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
-# Pulse shape per stimulator model, where the model has only one (Magstim 200²/BiStim² monophasic,
-# Rapid² biphasic). A protocol's own ``stimulus.waveform`` wins.
-MODEL_PULSE_SHAPE = {
-    "magstim-200": "Monophasic",
-    "magstim-bistim": "Monophasic",
-    "magstim-rapid2": "Biphasic",
-}
 WAVEFORM_SHAPE = {"biphasic": "Biphasic", "monophasic": "Monophasic", "half_sine": "Halfsine",
                   "biphasic_burst": "Custom"}
 FIRST_INFLECTION = {"normal": "rising", "reversed": "descending"}
-MANUFACTURERS = {"magstim": "Magstim", "magventure": "MagVenture", "deymed": "Deymed"}
 COIL_SHAPES = {"figure8": "figure-of-eight", "circular": "circular", "double_cone": "double-cone",
                "H1": "H-coil (H1)", "H4": "H-coil (H4)", "H7": "H-coil (H7)", "other": "other"}
 THRESHOLD_TYPE = {"rMT": "resting_motor", "aMT": "active_motor"}
+
+
+def stimulator_facts(model: str) -> tuple[str, str]:
+    """(manufacturer, the model's only pulse shape or n/a), as the model's driver entry declares them.
+
+    A session recorded with a driver that is no longer installed still exports: its manufacturer
+    is then the model name's vendor prefix, its pulse shape n/a."""
+    entry = drivers().get(model)
+    if entry is None:
+        return model.split("-", 1)[0], NA
+    return entry.manufacturer, entry.pulse_shape or NA
 
 
 class ExportRefused(InvalidArgument):
@@ -108,6 +114,8 @@ class TimelineEvent:
     pulses_delivered: int
     delivery_state: str
     trigger_source: str
+    pulses_uncertain: int = 0
+    evidence: str = ""
 
 
 def _fmt(value: Any) -> str:
@@ -264,8 +272,8 @@ def _column_docs(columns: Sequence[str], psets: Sequence[ParameterSet], shape: s
     return {c: docs[c] for c in columns}
 
 
-EVENTS_COLUMNS = ["onset", "duration", "nibs_event_id", "nibs_position_id", "pulses_delivered", "delivery_state",
-                  "trigger_source"]
+EVENTS_COLUMNS = ["onset", "duration", "nibs_event_id", "nibs_position_id", "pulses_delivered", "pulses_uncertain",
+                  "delivery_state", "delivery_evidence", "trigger_source"]
 
 
 def _events_sidecar(psets: Sequence[ParameterSet], position_id: str, position_text: str) -> dict[str, Any]:
@@ -278,8 +286,12 @@ def _events_sidecar(psets: Sequence[ParameterSet], position_id: str, position_te
                           "Levels": {p.event_id: _describe_pset(p) for p in psets}},
         "nibs_position_id": {"LongName": "Stimulation position", "Description": "References nibs_position_id in *_markers.tsv.",
                              "Levels": {position_id: position_text}},
-        "pulses_delivered": {"LongName": "Pulses delivered",
-                             "Description": "Pulses tmsctl recorded as delivered for this train (a lower bound when delivery_state is in_progress)."},
+        "pulses_delivered": {"LongName": "Pulses known delivered",
+                             "Description": "Pulses the evidence shows went out in this train (tmsctl's dose model): a lower bound; the true count lies between pulses_delivered and pulses_delivered + pulses_uncertain."},
+        "pulses_uncertain": {"LongName": "Pulses uncertain",
+                             "Description": "Pulses of this train that may or may not have gone out (a train cut short by a fault or a disarm, or begun with no recorded outcome); 0 when the count is exact."},
+        "delivery_evidence": {"LongName": "Delivery evidence",
+                              "Description": "What the delivered and uncertain counts rest on, in words (acknowledged trigger, the device's running status, a confirmed stop, a device pulse counter)."},
         "delivery_state": {"LongName": "Delivery state", "Description": "How the train ended, as recorded by tmsctl.",
                            "Levels": {"completed": "every planned pulse delivered", "stopped": "ended early (abort or fault)",
                                       "in_progress": "begun, no result recorded (the process stopped)"}},
@@ -409,7 +421,8 @@ def export_session(
             f"session {session.session_id} ran on a simulator; a BIDS dataset of it could be mistaken for real data",
             hint="pass --allow-simulated to export it anyway (it is labelled Simulated in the sidecar)",
         )
-    deliveries = [d for d in detail.deliveries if d.pulses_delivered > 0 or d.state.value != "stopped"]
+    # A train that may have delivered anything is on the timeline; one known to have delivered nothing is not.
+    deliveries = [d for d in detail.deliveries if d.pulses_at_most > 0 or d.state.value != "stopped"]
     if not deliveries:
         raise ExportRefused(f"session {session.session_id} delivered nothing; there is no stimulation to describe")
     protocol = load_protocol_text(session.protocol_text, path=f"<session {session.session_id}>")
@@ -418,7 +431,9 @@ def export_session(
 
     model = session.device_model
     stimulator_id = model
-    shape = WAVEFORM_SHAPE.get(protocol.stimulus.waveform) if protocol.stimulus else MODEL_PULSE_SHAPE.get(model, NA)
+    manufacturer, model_shape = stimulator_facts(model)
+    # A protocol's own ``stimulus.waveform`` wins over the model's only shape.
+    shape = WAVEFORM_SHAPE.get(protocol.stimulus.waveform) if protocol.stimulus else model_shape
     first_inflection = FIRST_INFLECTION[protocol.stimulus.current_direction] if protocol.stimulus else NA
     nibs_columns, nibs_rows = _nibs_rows(psets, stimulator_id, shape or NA, first_inflection)
 
@@ -429,12 +444,14 @@ def export_session(
         train = schedule.trains[d.index] if d.index < len(schedule.trains) else None
         duration = train.duration_s if train is not None and train.duration_s > 0 else None
         timeline.append(TimelineEvent(_onset(d, segment_starts, session.started_at), duration, event_of[d.index],
-                                      position_id, d.pulses_delivered, d.state.value, d.trigger_source.value))
+                                      position_id, d.pulses_delivered, d.state.value, d.trigger_source.value,
+                                      d.pulses_uncertain, d.evidence or NA))
     timeline.sort(key=lambda e: e.onset_s)
     events_rows = [
         {"onset": round(e.onset_s, 6), "duration": None if e.duration_s is None else round(e.duration_s, 6),
          "nibs_event_id": e.event_id, "nibs_position_id": e.position_id, "pulses_delivered": e.pulses_delivered,
-         "delivery_state": e.delivery_state, "trigger_source": e.trigger_source}
+         "pulses_uncertain": e.pulses_uncertain, "delivery_state": e.delivery_state,
+         "delivery_evidence": e.evidence, "trigger_source": e.trigger_source}
         for e in timeline
     ]
 
@@ -458,15 +475,16 @@ def export_session(
                               "Criterion": NA, "Algorithm": NA,
                               "MeasurementMethod": "not in the session record (this tmsctl version did not record the threshold used)"})
 
-    vendor = model.split("-", 1)[0]
     firmware = session.device_firmware
     if firmware is None and audit_log is not None:
         firmware = _firmware_from_audit(audit_log)
     coil_family, _, coil_model = (session.coil or protocol.coil.family).partition("/")
+    dose = DoseCount(session.planned_pulses, sum(d.pulses_delivered for d in deliveries),
+                     sum(d.pulses_uncertain for d in deliveries))
     description = (
         f"{protocol.title} (tmsctl protocol {protocol.id}, content hash {session.protocol_hash}). "
         f"Session {session.session_id}, status {session.status.value}; "
-        f"{sum(d.pulses_delivered for d in deliveries)} of {session.planned_pulses} pulses delivered in "
+        f"{dose.describe()} pulses delivered in "
         f"{len(deliveries)} of {session.planned_deliveries} trains or pulses. Intensity: {protocol.intensity.describe()}."
     )
     if session.simulated:
@@ -475,7 +493,7 @@ def export_session(
         "NIBSDescription": description,
         "ConcurrentModalities": ["none"],
         "StimulatorSet": {
-            "StimulatorID": stimulator_id, "Manufacturer": MANUFACTURERS.get(vendor, vendor),
+            "StimulatorID": stimulator_id, "Manufacturer": manufacturer,
             "ManufacturerModelName": model, "ManufacturerSerialNumber": session.device_serial or NA,
             "SoftwareVersion": firmware or NA,
         },

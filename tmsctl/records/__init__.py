@@ -6,6 +6,13 @@ operator actions, overridden findings and faults. Every public write is one tran
 is on disk when the call returns, so a process killed at any instant loses nothing it was told
 was recorded. Callers never see SQL: frozen dataclasses go in and come out.
 
+On a server
+-----------
+``Records("postgresql://USER@HOST/DB")`` (or ``TMSCTL_DB`` set to such a URL) keeps the same records
+on a PostgreSQL server, for clinics with several rooms: the same API and rules, durable server-side
+commits, server-side owner locks; ``RecordsUnavailable`` when the server cannot be reached (see
+``tmsctl.records.server``). ``tmsctl.records.copy`` moves a site's history between the two, verified.
+
 Where the file lives
 --------------------
 ``Records(path)``; without a path, ``$TMSCTL_DB``, else ``$XDG_DATA_HOME/tmsctl/tmsctl.db``, else
@@ -90,6 +97,7 @@ from tmsctl.records.errors import (
     InvalidRecord,
     RecordRefused,
     RecordsError,
+    RecordsUnavailable,
     SessionOwnedElsewhere,
     UnknownRecord,
 )
@@ -147,6 +155,7 @@ __all__ = [
     "RecordRefused",
     "Records",
     "RecordsError",
+    "RecordsUnavailable",
     "Resolution",
     "ResumePoint",
     "Session",

@@ -45,3 +45,9 @@ class SessionOwnedElsewhere(RecordRefused):
     """Another live process is running this session."""
 
     hint = "wait for the other tmsctl process to finish, or stop it (it disarms on SIGTERM)"
+
+
+class RecordsUnavailable(RecordsError):
+    """The records server cannot be reached: nothing was recorded by the step that failed."""
+
+    hint = "check that the records server is up and reachable, then resume the session"

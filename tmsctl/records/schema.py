@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from tmsctl.records.errors import RecordsError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x544D5343  # "TMSC" in the SQLite header: tells our files from anyone else's
 
 
@@ -344,8 +344,43 @@ def _add_courses_v4(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_MEP_MEASUREMENTS_V5 = """
+CREATE TABLE mep_measurements (
+    measurement_id     INTEGER PRIMARY KEY,
+    subject_id         TEXT NOT NULL REFERENCES subjects(subject_id),
+    kind               TEXT NOT NULL CHECK (kind IN ('io_curve', 'hotspot', 'mt_stopped')),
+    status             TEXT NOT NULL CHECK (status IN ('completed', 'stopped')),
+    stimulator_model   TEXT NOT NULL,
+    stimulator_serial  TEXT NOT NULL,
+    coil               TEXT NOT NULL,
+    muscle             TEXT NOT NULL,
+    pulses_delivered   INTEGER NOT NULL CHECK (pulses_delivered >= 0),
+    result_json        TEXT,
+    trial_log_json     TEXT NOT NULL,
+    stop_reason        TEXT,
+    operator           TEXT NOT NULL,
+    measured_at        TEXT NOT NULL,
+    recorded_at        TEXT NOT NULL,
+    CHECK ((status = 'stopped') = (stop_reason IS NOT NULL))
+);
+CREATE INDEX mep_measurements_lookup ON mep_measurements (subject_id, kind, measured_at);
+CREATE TRIGGER mep_measurements_append_only_update BEFORE UPDATE ON mep_measurements
+BEGIN SELECT RAISE(ABORT, 'mep_measurements are append-only'); END;
+CREATE TRIGGER mep_measurements_append_only_delete BEFORE DELETE ON mep_measurements
+BEGIN SELECT RAISE(ABORT, 'mep_measurements are append-only'); END;
+"""
+
+
+def _add_mep_measurements_v5(conn: sqlite3.Connection) -> None:
+    # Measurements made from MEPs other than a recorded threshold: input–output curves, hotspot
+    # searches, and threshold hunts that stopped before a threshold (their pulses were given and
+    # are kept). Every delivered pulse is one entry of the trial log (tmsctl.records.meps).
+    for statement in _split_sql(_MEP_MEASUREMENTS_V5):
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
-    _create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3, _add_courses_v4,
+    _create_schema_v1, _add_replies_confirmed_v2, _add_dose_evidence_v3, _add_courses_v4, _add_mep_measurements_v5,
 )
 
 

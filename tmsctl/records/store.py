@@ -26,6 +26,18 @@ from tmsctl.records.errors import (
     UnknownRecord,
 )
 from tmsctl.records.locks import _OwnerLock
+from tmsctl.records.server import (
+    ServerConnection,
+    ServerError,
+    ServerIntegrityError,
+    ServerOwnerLock,
+    is_server_url,
+    open_server_schema,
+    redact_url,
+    server_error,
+    server_integrity_check,
+    server_storage_settings,
+)
 from tmsctl.records.model import (
     _OWNED_STATUSES,
     _RESUMABLE_STATUSES,
@@ -76,6 +88,9 @@ if TYPE_CHECKING:
     from tmsctl.records.courses import Courses
 
 BUSY_TIMEOUT_S = 5.0
+# What either backend raises (a server's errors arrive as ServerError, see tmsctl.records.server).
+_DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, ServerError)
+_INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, ServerIntegrityError)
 WAL_CHECKPOINT_PAGES = 100  # SQLite's default is 1000
 
 
@@ -112,7 +127,9 @@ def default_db_path(env: Mapping[str, str] | None = None) -> Path:
 # -- the store ------------------------------------------------------------------------------------
 
 
-def _sqlite_error(exc: sqlite3.Error, path: Path, doing: str) -> RecordsError:
+def _sqlite_error(exc: Exception, path: Path | str, doing: str) -> RecordsError:
+    if isinstance(exc, ServerError):
+        return server_error(exc, str(path), doing)
     text = str(exc)
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:
@@ -160,12 +177,18 @@ class Records:
         create: bool = True,
         read_only: bool = False,
     ) -> None:
-        self._path = Path(path).expanduser() if path is not None else default_db_path(env)
         self._clock = clock or SystemClock()
         self._lock = threading.RLock()
-        self._owned: dict[str, _OwnerLock] = {}
+        self._owned: dict[str, _OwnerLock | ServerOwnerLock] = {}
         self._conn: sqlite3.Connection | None = None
         self._read_only = read_only
+        location = os.fspath(path) if path is not None else (os.environ if env is None else env).get("TMSCTL_DB", "")
+        if is_server_url(location.strip()):
+            self._open_server(location.strip(), env=env, create=create, read_only=read_only)
+            return
+        self._server: ServerConnection | None = None
+        self._path: Path | str = Path(path).expanduser() if path is not None else default_db_path(env)
+        self._local_path = self._path
         created = self._create_file_if_missing() if create and not read_only else False
         self._check_permissions(created)
         self._conn = self._connect()
@@ -185,11 +208,48 @@ class Records:
             self._conn = None
             raise
 
+    def _open_server(
+        self, url: str, *, env: Mapping[str, str] | None, create: bool, read_only: bool
+    ) -> None:
+        """The records on a PostgreSQL server (see ``tmsctl.records.server``)."""
+        self._path = redact_url(url)
+        # The server keeps the records; this workstation keeps its audit logs in its data folder.
+        local_env = {k: v for k, v in (os.environ if env is None else env).items() if k != "TMSCTL_DB"}
+        self._local_path = default_db_path(local_env)
+        self._server = self._wrap(
+            "connecting", lambda: ServerConnection(url, read_only=read_only, on_reconnect=self._reclaim_owner_locks)
+        )
+        self._conn = self._server  # type: ignore[assignment]  # it speaks what the store uses of sqlite3
+        try:
+            open_server_schema(self._server, self._path, create=create, read_only=read_only)
+            if not read_only:
+                self.mark_interrupted_sessions()
+        except BaseException:
+            self._server.close()
+            self._conn = None
+            raise
+
+    def _reclaim_owner_locks(self) -> None:
+        """After a lost connection: take this process's owner locks again on the new one. A session
+        whose lock another process took meanwhile is no longer run from here."""
+        assert self._server is not None
+        for session_id, lock in list(self._owned.items()):
+            if not self._server.try_owner_lock(session_id):
+                lock.held = False  # type: ignore[union-attr]
+                del self._owned[session_id]
+
     # -- opening ---------------------------------------------------------------------------------
 
     @property
     def path(self) -> Path:
-        return self._path
+        """The database file; for a server, the file the local data folder would hold (its folder
+        keeps this workstation's audit logs). ``location`` names the database either way."""
+        return self._local_path  # type: ignore[return-value]
+
+    @property
+    def location(self) -> str:
+        """The database file's path, or the server's URL without its password."""
+        return str(self._path)
 
     @property
     def _owners_dir(self) -> Path:
@@ -262,7 +322,7 @@ class Records:
                 conn = sqlite3.connect(
                     self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
                 )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise _sqlite_error(exc, self._path, "opening") from exc
         return conn
 
@@ -297,7 +357,7 @@ class Records:
     def _wrap(self, doing: str, action: Callable[[], Any]) -> Any:
         try:
             return action()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise _sqlite_error(exc, self._path, doing) from exc
 
     def _check_identity(self) -> None:
@@ -448,13 +508,16 @@ class Records:
                 UNION ALL SELECT max(finished_at) FROM deliveries WHERE session_id = :s
                 UNION ALL SELECT max(at) FROM operator_actions WHERE session_id = :s
                 UNION ALL SELECT max(at) FROM faults WHERE session_id = :s
-            )
+            ) AS activity
             """,
             {"s": session_id},
         ).fetchone()
         return row[0]
 
-    def _try_lock(self, session_id: str) -> _OwnerLock | None:
+    def _try_lock(self, session_id: str) -> _OwnerLock | ServerOwnerLock | None:
+        if self._server is not None:
+            return self._wrap("taking the session's owner lock",
+                              lambda: ServerOwnerLock.try_acquire(self._server, session_id))
         try:
             return _OwnerLock.try_acquire(self._owners_dir, session_id)
         except OSError as exc:
@@ -473,21 +536,21 @@ class Records:
             conn = self._db
             try:
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+            except _DB_ERRORS as exc:
                 raise _sqlite_error(exc, self._path, doing) from exc
             try:
                 yield conn
                 conn.execute("COMMIT")
-            except sqlite3.IntegrityError as exc:
-                with contextlib.suppress(sqlite3.Error):
+            except _INTEGRITY_ERRORS as exc:
+                with contextlib.suppress(*_DB_ERRORS):
                     conn.execute("ROLLBACK")
                 raise RecordRefused(f"{doing}: the database refused it: {exc}", path=self._path) from exc
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
+            except _DB_ERRORS as exc:
+                with contextlib.suppress(*_DB_ERRORS):
                     conn.execute("ROLLBACK")
                 raise _sqlite_error(exc, self._path, doing) from exc
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*_DB_ERRORS):
                     conn.execute("ROLLBACK")
                 raise
 
@@ -499,7 +562,7 @@ class Records:
                 cursor = self._db.execute(sql, params)
                 cursor.row_factory = sqlite3.Row
                 return cursor.fetchall()
-            except sqlite3.Error as exc:
+            except _DB_ERRORS as exc:
                 raise _sqlite_error(exc, self._path, doing) from exc
 
     def _now(self) -> datetime:
@@ -531,6 +594,11 @@ class Records:
     def storage_settings(self) -> StorageSettings:
         """What the connection actually uses (for `tmsctl doctor` and the tests)."""
         with self._lock:
+            if self._server is not None:
+                journal, synchronous, version, app_id = self._wrap(
+                    "reading the server's settings", lambda: server_storage_settings(self._server))
+                return StorageSettings(self.path, journal, synchronous, True, version, app_id)
+
             def read(pragma: str) -> Any:
                 return self._db.execute(f"PRAGMA {pragma}").fetchone()[0]
 
@@ -545,7 +613,11 @@ class Records:
             )
 
     def integrity_check(self) -> tuple[str, ...]:
-        """SQLite's ``integrity_check`` and ``foreign_key_check``; ``("ok",)`` when sound."""
+        """SQLite's ``integrity_check`` and ``foreign_key_check``; ``("ok",)`` when sound. On a server,
+        which checks its pages itself: the records' triggers and constraints are all in force."""
+        if self._server is not None:
+            with self._lock:
+                return self._wrap("checking integrity", lambda: server_integrity_check(self._server))
         problems = [row[0] for row in self._read("checking integrity", "PRAGMA integrity_check")]
         for row in self._read("checking foreign keys", "PRAGMA foreign_key_check"):
             problems.append(f"foreign key: {tuple(row)}")
@@ -783,7 +855,8 @@ class Records:
                 f"SELECT s.rowid FROM sessions s WHERE {where} ORDER BY s.created_at DESC, s.rowid DESC LIMIT :newest",
                 {**given, "newest": newest},
             )
-            where, given = "s.rowid IN (SELECT value FROM json_each(:chosen))", {"chosen": json.dumps([r[0] for r in chosen])}
+            # Integers from the database, written into the SQL: the same text for both backends.
+            where, given = f"s.rowid IN ({', '.join(str(int(r[0])) for r in chosen) or 'NULL'})", {}
         rows = self._read(
             "listing sessions",
             f"SELECT s.* FROM sessions s WHERE {where} ORDER BY s.created_at, s.rowid",
@@ -815,14 +888,14 @@ class Records:
         status_value = None if status is None else _enum(SessionStatus, "status", status).value
         # Only the filters given become terms: "(:subject IS NULL OR subject_id = :subject)" cannot
         # use an index, so one subject's listing would read every session the clinic ever ran.
-        # With both, the status term is kept off its index ("+"): a subject has tens of sessions,
+        # With both, the status term is kept off its index ("|| ''"): a subject has tens of sessions,
         # a status ("completed") can hold most of the clinic's.
         given = {column: value for column, value in (("subject_id", subject_id), ("status", status_value))
                  if value is not None}
         terms = [f"s.{column} = :{column}" for column in given]
         if len(terms) == 2:
-            terms[1] = "+" + terms[1]
-        return " AND ".join(terms) or "1", given
+            terms[1] = "s.status || '' = :status"
+        return " AND ".join(terms) or "1 = 1", given
 
     def _status(self, conn: sqlite3.Connection, session_id: str) -> SessionStatus:
         row = conn.execute("SELECT status FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
@@ -864,9 +937,12 @@ class Records:
             return False
         lock = self._try_lock(session_id)
         if lock is None:
-            pid = _OwnerLock.holder_pid(self._owners_dir, session_id)
+            if self._server is not None:
+                holder = self._server.owner_lock_holder(session_id)
+            else:
+                holder = f"pid {_OwnerLock.holder_pid(self._owners_dir, session_id)}"
             raise SessionOwnedElsewhere(
-                f"session {session_id} is being run by another live process (pid {pid})", path=self._path
+                f"session {session_id} is being run by another live process ({holder})", path=self._path
             )
         self._owned[session_id] = lock
         return True
@@ -1242,7 +1318,7 @@ class Records:
                          operator: str, reason: str, offset_s: float | None) -> ResumePoint:
         _text("reason", reason, max_len=2000)
         action = OperatorAction(
-            session_id, kind, operator, f"train/pulse {index}: {reason}", offset_s=offset_s
+            session_id, kind, operator, f"train/pulse {index + 1}: {reason}", offset_s=offset_s  # 1-based: a person reads it
         )
         sid = action.session_id
         with self._transaction(f"recording {kind.value}") as conn:
@@ -1285,7 +1361,7 @@ class Records:
                     return self._resume_point(conn, session_id)
                 finally:
                     conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except _DB_ERRORS as exc:
                 raise _sqlite_error(exc, self._path, "computing the resume point") from exc
 
     def _resume_point(self, conn: sqlite3.Connection, session_id: str) -> ResumePoint:
@@ -1475,7 +1551,7 @@ class Records:
                     point = self._resume_point(conn, session_id)
                 finally:
                     conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except _DB_ERRORS as exc:
                 raise _sqlite_error(exc, self._path, "reading a session") from exc
         return SessionDetail(session, deliveries, actions, overrides, faults, point)
 

@@ -15,6 +15,10 @@ name the stimulator or the set-up, e.g. ``tmsctl:<device serial>``), and ``desc(
 
     {"event":"pulse","n":17,"intensity_pct":52,"trigger":"serial","t_wall":"..."}
 
+A device-timed train ends with ``{"event":"train_end","train":3,"delivered":14,"uncertain":2,...}``:
+``train`` is 1-based, ``delivered`` the pulses known delivered and ``uncertain`` those that may or
+may not have gone out (tmsctl.dose), the same numbers the records, reports and exports carry.
+
 Timestamps: LSL's ``local_clock()`` and tmsctl's clock are both monotonic; the offset between
 them is captured once, when the stream opens, and every sample is pushed with
 ``event.t_mono + offset`` — the instant the event happened (for a pulse, immediately before the
@@ -78,7 +82,9 @@ def marker_payload(event: Event, *, context: Mapping[str, Any] | None = None, dr
         body = {"event": "train_start", "train": data["index"] + 1, "pulses": data["n_pulses"],
                 "intensity_pct": data["intensity_pct_mso"], "trigger": data["trigger_source"]}
     elif kind == "train_finished":
-        body = {"event": "train_end", "train": data["index"] + 1, "pulses": data["pulses_delivered"]}
+        # The dose model's two numbers (tmsctl.dose): "pulses" stays for older receivers and equals "delivered".
+        body = {"event": "train_end", "train": data["index"] + 1, "delivered": data["pulses_delivered"],
+                "uncertain": data.get("pulses_uncertain", 0), "pulses": data["pulses_delivered"]}
     elif kind == "intensity_set":
         body = {"event": "intensity", "intensity_pct": data["intensity_pct_mso"]}
     elif kind == "fault":

@@ -1,0 +1,107 @@
+"""Input–output curve recovery over seeded simulated subjects (issue 17).
+
+Each subject (SimulatedSubject.sample: threshold uniform in 30–66 %MSO so that 150 % rMT stays
+within the Rapid²'s 100 %MSO; slope 0.15–0.40 /%MSO; trial-to-trial spread σ = 0.07·MT on the
+intensity axis) wears simulated EMG answering the simulator's true pulses (noise 3 µV RMS,
+pre-activation episodes). The curve is run through the controller on a virtual clock: rMT given
+as the subject's true threshold rounded, 90–150 % rMT in steps of 10, 10 pulses per intensity,
+random order; MEPs from the detector; rejected trials given again. The subject's true S50 is
+MT + ln(A_max/criterion − 1)/k and its true slope k (the median curve). Success: |S50 error| ≤ 3
+%MSO and |slope error| ≤ 25 %. Both fits are printed (log-scale, the default, and linear), with
+the 95 % CI coverage, and the subjects whose true S50 lies inside the sampled range separately.
+
+Run: ``python benchmarks/bench_io_curve.py [--subjects 100]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+
+from tmsctl.clinic.emg import SimulatedEmgSource
+from tmsctl.clinic.iocurve import FitFailed, IoCurvePlan, IoCurveProcedure, fit_boltzmann
+from tmsctl.clinic.responder import EmgResponder
+from tmsctl.clock import VirtualClock
+from tmsctl.controller import Controller
+from tmsctl.mt_session import MtHunt
+from tmsctl.registry import open_driver
+from tmsctl.simulators import registry as sims
+from tmsctl.simulators.emg import SimulatedEmg
+from tmsctl.simulators.subject import SimulatedSubject
+
+
+def curve_one(seed: int, pulses: int) -> dict[str, object]:
+    clock = VirtualClock()
+    name = f"bench-io-{seed}"
+    sim = sims.create("rapid2", clock=clock, name=name)
+    try:
+        subject = SimulatedSubject.sample(seed, threshold_range_pct_mso=(30.0, 66.0))
+        emg = SimulatedEmg(subject, sim.device.truth, seed=seed, start_s=clock.now())
+        plan = IoCurvePlan(round(subject.threshold_pct_mso), pulses_per_level=pulses)
+        rng = random.Random(f"io-{seed}")
+        procedure = IoCurveProcedure(plan.sequence(rng), max_pct_mso=100)
+        hunt = MtHunt(Controller(open_driver(f"sim://{name}", clock), clock), procedure,
+                      EmgResponder(SimulatedEmgSource(emg, clock)), rng=rng)
+        hunt.run()
+        truth = sim.device.truth()
+        assert len(truth) == hunt.pulses_delivered
+        assert [p.intensity_pct for p in truth] == [e["intensity_pct_mso"] for e in hunt.log_so_far()]
+        curve = subject.curve
+        true_s50 = curve.threshold_pct_mso + curve._half_criterion_offset_pct_mso
+        row: dict[str, object] = {"true_s50": true_s50, "top": max(plan.intensities_pct_mso),
+                                  "pulses": hunt.pulses_delivered}
+        for scale in ("log", "linear"):
+            try:
+                fit = fit_boltzmann(procedure.points(), scale=scale)
+            except FitFailed:
+                row[scale] = None
+                continue
+            row[scale] = (fit.s50_pct_mso.value - true_s50,
+                          fit.slope_per_pct_mso.value / curve.slope_per_pct_mso - 1.0,
+                          fit.s50_pct_mso.low <= true_s50 <= fit.s50_pct_mso.high,
+                          fit.slope_per_pct_mso.low <= curve.slope_per_pct_mso <= fit.slope_per_pct_mso.high)
+        return row
+    finally:
+        sims.remove(name)
+
+
+def q(values: list[float]) -> str:
+    if len(values) < 2:
+        return "n/a"
+    c = statistics.quantiles(values, n=20, method="inclusive")
+    return f"p5 {c[0]:+.2f}  median {statistics.median(values):+.2f}  p95 {c[18]:+.2f}"
+
+
+def report(rows: list[dict[str, object]], scale: str, label: str) -> None:
+    fits = [r[scale] for r in rows if r[scale] is not None]
+    n = len(rows)
+    if not n:
+        return
+    ok = sum(1 for f in fits if abs(f[0]) <= 3.0 and abs(f[1]) <= 0.25)
+    print(f"  {scale:6} {label}: n={n}, failed fits {n - len(fits)}")
+    print(f"     S50 error %MSO: {q([f[0] for f in fits])};  within 3: {sum(abs(f[0]) <= 3 for f in fits) / n:.1%}")
+    print(f"     slope error:    {q([100 * f[1] for f in fits])} %;  within 25 %: "
+          f"{sum(abs(f[1]) <= 0.25 for f in fits) / n:.1%}")
+    print(f"     both: {ok / n:.1%};  95 % CI covers the truth: S50 {sum(f[2] for f in fits) / n:.1%}, "
+          f"slope {sum(f[3] for f in fits) / n:.1%}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subjects", type=int, default=100)
+    parser.add_argument("--pulses", type=int, default=10)
+    args = parser.parse_args(argv)
+    rows = [curve_one(seed, args.pulses) for seed in range(args.subjects)]
+    inside = [r for r in rows if r["true_s50"] <= r["top"]]
+    print(f"I/O curve, {args.subjects} subjects, {args.pulses} pulses per intensity, 90–150 % rMT "
+          f"(pulses delivered: median {statistics.median(r['pulses'] for r in rows):g})")
+    for scale in ("log", "linear"):
+        report(rows, scale, "all subjects")
+        report(inside, scale, "true S50 within the sampled range")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

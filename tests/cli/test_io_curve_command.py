@@ -1,0 +1,56 @@
+"""`tmsctl io-curve` on a simulated stimulator with a simulated subject's EMG: fitted, recorded, plotted."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tmsctl.cli import EXIT_REFUSED, app
+from tmsctl.clock import VirtualClock
+from tmsctl.records import Records
+from tmsctl.records.meps import MepRecords
+from tmsctl.simulators import registry as sims
+from cli_helpers import initialise_db
+
+runner = CliRunner()
+_names = itertools.count()
+
+
+def test_io_curve_from_a_simulated_subjects_emg_is_recorded_and_plotted(tmp_path: Path) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    name = f"iocli-{next(_names)}"
+    sim = sims.create("rapid2", clock=VirtualClock(), name=name)
+    try:
+        result = runner.invoke(app, [
+            "io-curve", "--device", f"sim://{name}", "--subject", "S1", "--coil", "figure8", "--rmt", "45",
+            "--emg", "sim", "--simulated-subject", "3", "--simulated-threshold", "45", "--pulses", "5",
+            "--html", str(tmp_path / "curve.html"), "--yes", "--db", str(db)])
+    finally:
+        sims.remove(name)
+    assert result.exit_code == 0, result.output
+    assert "S50" in result.output and "true S50" in result.output
+    with Records(db) as records:
+        (stored,) = MepRecords(records).measurements("S1", kind="io_curve")
+    truth = sim.device.truth()
+    assert len(truth) == stored.pulses_delivered == len(stored.trial_log) >= 35
+    assert [p.intensity_pct for p in truth] == [e["intensity_pct_mso"] for e in stored.trial_log]
+    assert stored.result["intensities_pct_mso"] == [41, 45, 50, 54, 59, 63, 68]
+    page = (tmp_path / "curve.html").read_text()
+    assert page.count('class="trial"') == 35 and 'class="fit"' in page and "S50" in page
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--rmt", "80"], "above this stimulator"),
+    (["--rmt", "45", "--levels", "100,120"], "at least 4"),
+    (["--rmt", "45", "--simulated-subject", "3", "--emg", "lsl:x"], "--emg sim"),
+])
+def test_io_curve_refusals_fire_nothing(tmp_path: Path, args, fragment) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    emg = [] if "--emg" in args else ["--emg", "sim", "--simulated-subject", "3"]
+    result = runner.invoke(app, ["io-curve", "--device", "sim://rapid2", "--subject", "S1", "--coil", "figure8",
+                                 *args, *emg, "--virtual-time", "--yes", "--db", str(db)])
+    assert result.exit_code == EXIT_REFUSED, result.output
+    assert fragment in " ".join(result.output.split())

@@ -1,0 +1,110 @@
+"""Input–output curves: planned pulses in random order, MEPs from the simulated subject's EMG, a Boltzmann fit."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from tmsctl.clinic.iocurve import (
+    FitFailed,
+    IoCurvePlan,
+    IoCurveRequest,
+    IoCurveStopped,
+    fit_boltzmann,
+    run_io_curve,
+)
+from tmsctl.errors import InvalidArgument
+from tmsctl.mt_session import HuntSettings, parse_coil
+from tmsctl.records import Records
+from tmsctl.records.meps import MepRecords
+from tmsctl.simulators.emg import EmgModel
+from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject
+
+
+def test_the_plan_rounds_levels_to_whole_mso_and_shuffles_every_pulse() -> None:
+    plan = IoCurvePlan(47.0, pulses_per_level=3)
+    assert plan.intensities_pct_mso == (42, 47, 52, 56, 61, 66, 71)  # 42.3, 47, 51.7, 56.4, 61.1, 65.8, 70.5
+    order = plan.sequence(random.Random(1))
+    assert sorted(order) == sorted(plan.intensities_pct_mso * 3)
+    assert list(order) != sorted(order) and order == plan.sequence(random.Random(1))
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"rmt_pct_mso": 80.0}, "above this stimulator's 100 %MSO"),
+    ({"rmt_pct_mso": 50.0, "levels_pct_rmt": (100, 110, 120)}, "at least 4"),
+    ({"rmt_pct_mso": 10.0, "levels_pct_rmt": (100, 101, 102, 103)}, "round to the same"),
+    ({"rmt_pct_mso": 50.0, "pulses_per_level": 0}, "pulses per intensity"),
+])
+def test_a_bad_plan_is_refused(kwargs, fragment) -> None:
+    with pytest.raises(InvalidArgument, match=fragment):
+        IoCurvePlan(**kwargs)
+
+
+def boltzmann(x, mep_max=2000.0, s50=65.0, k=0.3, baseline=10.0):
+    return mep_max / (1 + math.exp(k * (s50 - x))) + baseline
+
+
+@pytest.mark.parametrize("scale", ["log", "linear"])
+def test_the_fit_recovers_a_known_curve_with_intervals_that_cover_it(scale) -> None:
+    rng = random.Random(3)
+    points = [(x, boltzmann(x) * math.exp(rng.gauss(0, 0.1))) for x in range(45, 80, 5) for _ in range(10)]
+    fit = fit_boltzmann(points, scale=scale)
+    assert fit.s50_pct_mso.value == pytest.approx(65.0, abs=1.0)
+    assert fit.slope_per_pct_mso.value == pytest.approx(0.3, rel=0.15)
+    assert fit.mep_max_uv.value == pytest.approx(2000.0, rel=0.1)
+    for estimate, truth in ((fit.s50_pct_mso, 65.0), (fit.slope_per_pct_mso, 0.3), (fit.mep_max_uv, 2000.0)):
+        assert estimate.low < truth < estimate.high
+    assert fit.n == 70 and not fit.notes
+
+
+def test_a_curve_that_never_rises_says_so_and_too_few_trials_fail() -> None:
+    flat = [(x, 20.0 + (x % 3)) for x in range(40, 75, 5) for _ in range(5)]
+    fit = fit_boltzmann(flat)
+    assert fit.notes  # S50 outside the range or parameters at their limits
+    with pytest.raises(FitFailed):
+        fit_boltzmann([(40, 10.0), (50, 20.0), (60, 30.0)])
+
+
+def request(bench, **kwargs) -> IoCurveRequest:
+    base = dict(device_url=bench.url, subject_id="S1", coil=parse_coil("figure8"),
+                rmt_pct_mso=round(bench.subject.threshold_pct_mso), operator="t",
+                settings=HuntSettings(inter_trial_interval_s=5.0, inter_trial_jitter_s=1.0))
+    base.update(kwargs)
+    return IoCurveRequest(**base)
+
+
+def test_a_curve_from_simulated_emg_recovers_the_subject_and_every_pulse_is_on_record(emg_bench, tmp_path) -> None:
+    subject = SimulatedSubject(RecruitmentCurve(threshold_pct_mso=50.0, slope_per_pct_mso=0.25), seed=21)
+    bench = emg_bench(seed=21, subject=subject)
+    with Records(tmp_path / "r.db") as records:
+        outcome = run_io_curve(request(bench), bench.responder(), records, rng=random.Random(5))
+        (stored,) = MepRecords(records).measurements("S1", kind="io_curve")
+    true_s50 = 50.0 + subject.curve._half_criterion_offset_pct_mso
+    assert outcome.fit.s50_pct_mso.value == pytest.approx(true_s50, abs=3.0)
+    assert outcome.fit.slope_per_pct_mso.value == pytest.approx(0.25, rel=0.25)
+    truth = bench.sim.device.truth()
+    # the truth invariant: the simulator's own count and power per pulse against the record
+    assert len(truth) == outcome.pulses_delivered == stored.pulses_delivered == len(stored.trial_log)
+    assert [p.intensity_pct for p in truth] == [e["intensity_pct_mso"] for e in stored.trial_log]
+    accepted = [e for e in stored.trial_log if e["trial"] is not None]
+    assert len(accepted) == 70
+    assert {e["intensity_pct_mso"] for e in accepted} == set(outcome.plan.intensities_pct_mso)
+    assert stored.status == "completed" and stored.result["fit"]["s50_pct_mso"]["value"] == pytest.approx(
+        outcome.fit.s50_pct_mso.value, abs=1e-3)
+    assert not bench.sim.device.armed and not bench.sim.device.remote
+
+
+def test_a_curve_whose_emg_stops_stops_disarmed_and_keeps_its_pulses(emg_bench, tmp_path) -> None:
+    bench = emg_bench(seed=4, model=EmgModel(stops_at_s=60.0))
+    with Records(tmp_path / "r.db") as records:
+        with pytest.raises(IoCurveStopped) as stopped:
+            run_io_curve(request(bench, rmt_pct_mso=50.0), bench.responder(), records, rng=random.Random(5))
+        (stored,) = MepRecords(records).measurements("S1", kind="io_curve")
+    assert "input–output curve stopped" in stopped.value.message and stopped.value.hint
+    assert stored.status == "stopped" and "stopped" in stored.stop_reason
+    truth = bench.sim.device.truth()
+    assert len(truth) == stored.pulses_delivered == len(stored.trial_log) > 0
+    assert [p.intensity_pct for p in truth] == [e["intensity_pct_mso"] for e in stored.trial_log]
+    assert not bench.sim.device.armed and not bench.sim.device.remote

@@ -1,0 +1,476 @@
+"""Input–output (recruitment) curves: single pulses at planned intensities, MEPs from EMG, a Boltzmann fit.
+
+The plan: intensities at ``levels_pct_rmt`` of the resting motor threshold (90–150 % rMT in steps
+of 10 by default), each rounded half up to whole %MSO, ``pulses_per_level`` pulses each, all in
+one seeded random order (so fatigue or drift does not line up with intensity). The pulses are
+given by :class:`~tmsctl.mt_session.MtHunt` — the same delivery, keep-alive, fail-safe disarm and
+rejection handling as a threshold hunt: a rejected trial (pre-activation, after-activity, a gap)
+is given again at the same intensity, and too many stop the curve, disarmed.
+
+The fit (:func:`fit_boltzmann`, scipy's ``curve_fit``): the Boltzmann sigmoid
+
+    MEP(x) = MEPmax / (1 + exp(k·(S50 − x))) + baseline
+
+fitted by least squares on the *logarithm* of every accepted trial's amplitude. MEP variability is
+multiplicative (log-normal trial to trial), so residuals in log space have one spread along the
+whole curve, and the plateau's large absolute scatter does not swamp the rising limb where S50
+and the slope are decided. ``scale="linear"`` fits the amplitudes themselves (the common
+alternative; benchmarks/bench_io_curve.py prints both). ``k`` is the slope in 1/%MSO (the
+steepest gain is MEPmax·k/4 µV per %MSO). 95 % confidence intervals come from the fit's
+covariance with Student's t on n − 4 degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.threshold import MepResponse, round_half_up
+
+__all__ = [
+    "DEFAULT_LEVELS_PCT_RMT",
+    "BoltzmannFit",
+    "FitFailed",
+    "IoCurvePlan",
+    "IoCurveProcedure",
+    "fit_boltzmann",
+]
+
+DEFAULT_LEVELS_PCT_RMT = (90.0, 100.0, 110.0, 120.0, 130.0, 140.0, 150.0)
+DEFAULT_PULSES_PER_LEVEL = 10
+# Below this no amplitude is meaningful on a log scale (an EMG noise floor is a few µV).
+_LOG_FLOOR_UV = 1.0
+
+
+class FitFailed(TmsError):
+    hint = "give more pulses per intensity or a wider intensity range (the curve must rise within it)"
+
+
+@dataclass(frozen=True)
+class IoCurvePlan:
+    rmt_pct_mso: float
+    levels_pct_rmt: tuple[float, ...] = DEFAULT_LEVELS_PCT_RMT
+    pulses_per_level: int = DEFAULT_PULSES_PER_LEVEL
+    max_pct_mso: int = 100
+
+    def __post_init__(self) -> None:
+        rmt = self.rmt_pct_mso
+        if isinstance(rmt, bool) or not isinstance(rmt, int | float) or not 0 < rmt <= 100:
+            raise InvalidArgument(f"the resting motor threshold must be within (0, 100] %MSO, got {rmt!r}")
+        levels = tuple(self.levels_pct_rmt)
+        if len(levels) < 4:
+            raise InvalidArgument(
+                f"a curve needs at least 4 intensities to fit its 4 parameters, got {len(levels)}",
+                hint="e.g. --levels 90,100,110,120,130,140,150",
+            )
+        if any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 300 for v in levels):
+            raise InvalidArgument(f"intensity levels are % rMT within (0, 300], got {levels!r}")
+        object.__setattr__(self, "levels_pct_rmt", levels)
+        n = self.pulses_per_level
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 50:
+            raise InvalidArgument(f"pulses per intensity must be a whole number within 1–50, got {n!r}")
+        intensities = self.intensities_pct_mso
+        if len(set(intensities)) != len(intensities):
+            raise InvalidArgument(
+                f"levels {', '.join(f'{v:g}' for v in levels)} % rMT of {rmt:g} %MSO round to the same %MSO "
+                f"({', '.join(map(str, intensities))})",
+                hint="space the levels further apart",
+            )
+        too_high = [i for i in intensities if i > self.max_pct_mso]
+        if too_high:
+            raise InvalidArgument(
+                f"{max(levels):g} % rMT of {rmt:g} %MSO is {max(intensities)} %MSO, above this stimulator's "
+                f"{self.max_pct_mso} %MSO",
+                hint="lower the top level (--levels) so every intensity is within the stimulator's output",
+            )
+
+    @property
+    def intensities_pct_mso(self) -> tuple[int, ...]:
+        return tuple(round_half_up(self.rmt_pct_mso * level / 100.0) for level in self.levels_pct_rmt)
+
+    @property
+    def total_pulses(self) -> int:
+        return len(self.levels_pct_rmt) * self.pulses_per_level
+
+    def sequence(self, rng: random.Random) -> tuple[int, ...]:
+        """Every planned pulse's intensity in one random order."""
+        order = [i for i in self.intensities_pct_mso for _ in range(self.pulses_per_level)]
+        rng.shuffle(order)
+        return tuple(order)
+
+
+@dataclass(frozen=True)
+class _Trial:
+    index: int
+    intensity_pct_mso: int
+    amplitude_uv: float
+    responded: bool
+    estimate_pct_mso: float | None = None
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """What a pulse series procedure hands back (the hunt's ``result``)."""
+
+    method: str
+    trials: tuple[_Trial, ...]
+    converged: bool
+    stop_reason: str
+    value_pct_mso: float | None = None
+
+
+class IoCurveProcedure:
+    """The pulse plan as a :class:`~tmsctl.mt_session.MtHunt` procedure: the intensities in the planned
+    order; a rejected trial leaves the plan where it was, so the same intensity is given again."""
+
+    method = "io-curve"
+
+    def __init__(self, sequence: Sequence[int], *, max_pct_mso: int, criterion_uv: float = 50.0) -> None:
+        if not sequence:
+            raise InvalidArgument("an input–output curve needs at least one planned pulse")
+        if max(sequence) > max_pct_mso:
+            raise InvalidArgument(f"the plan reaches {max(sequence)} %MSO, above {max_pct_mso} %MSO")
+        self.sequence = tuple(sequence)
+        self.max_pct_mso = max_pct_mso
+        self.max_trials = len(self.sequence)
+        self.criterion_uv = criterion_uv
+        self.trials: list[_Trial] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.trials) >= len(self.sequence)
+
+    def next_intensity(self) -> int:
+        if self.done:
+            raise InvalidArgument("the input–output curve's plan is complete")
+        return self.sequence[len(self.trials)]
+
+    def record(self, intensity_pct_mso: int, response: MepResponse) -> _Trial:
+        expected = self.next_intensity()
+        if intensity_pct_mso != expected:
+            raise InvalidArgument(f"the plan's next pulse is at {expected} %MSO, not {intensity_pct_mso}")
+        if response.amplitude_uv is None:
+            raise InvalidArgument("an input–output curve needs measured MEP amplitudes, not seen/not seen",
+                                  hint="measure the MEPs from EMG (--emg)")
+        trial = _Trial(len(self.trials) + 1, intensity_pct_mso, float(response.amplitude_uv),
+                       response.amplitude_uv >= self.criterion_uv)
+        self.trials.append(trial)
+        return trial
+
+    def points(self) -> tuple[tuple[int, float], ...]:
+        return tuple((t.intensity_pct_mso, t.amplitude_uv) for t in self.trials)
+
+    def result(self) -> SeriesResult:
+        return SeriesResult(self.method, tuple(self.trials), self.done,
+                            "every planned pulse measured" if self.done else "stopped before the plan's end")
+
+
+# -- the fit ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float  # 95 % confidence interval
+    high: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"value": round(self.value, 4), "ci95_low": round(self.low, 4), "ci95_high": round(self.high, 4)}
+
+
+@dataclass(frozen=True)
+class BoltzmannFit:
+    mep_max_uv: Estimate
+    s50_pct_mso: Estimate
+    slope_per_pct_mso: Estimate
+    baseline_uv: Estimate
+    scale: str
+    n: int
+    residual_sd: float  # in the fitted scale (log: natural-log units)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def predict_uv(self, x: float) -> float:
+        return _boltzmann(x, self.mep_max_uv.value, self.s50_pct_mso.value, self.slope_per_pct_mso.value,
+                          self.baseline_uv.value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": "MEP = MEPmax / (1 + exp(k (S50 - x))) + baseline",
+            "scale": self.scale, "n": self.n, "residual_sd": round(self.residual_sd, 5),
+            "mep_max_uv": self.mep_max_uv.as_dict(), "s50_pct_mso": self.s50_pct_mso.as_dict(),
+            "slope_per_pct_mso": self.slope_per_pct_mso.as_dict(), "baseline_uv": self.baseline_uv.as_dict(),
+            "notes": list(self.notes),
+        }
+
+
+def _boltzmann(x: Any, mep_max: float, s50: float, k: float, baseline: float) -> Any:
+    import numpy as np
+
+    return mep_max / (1.0 + np.exp(np.clip(k * (s50 - x), -700.0, 700.0))) + baseline
+
+
+def fit_boltzmann(points: Sequence[tuple[float, float]], *, scale: str = "log") -> BoltzmannFit:
+    """Fit the Boltzmann sigmoid to (intensity %MSO, amplitude µV) trials; see the module docstring."""
+    try:
+        import numpy as np
+        from scipy import stats
+        from scipy.optimize import curve_fit
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise InvalidArgument("fitting a recruitment curve needs scipy",
+                              hint="pip install 'tmsctl[clinic]'") from None
+    if scale not in ("log", "linear"):
+        raise InvalidArgument(f"fit scale must be 'log' or 'linear', got {scale!r}")
+    x = np.array([float(p[0]) for p in points])
+    y = np.array([float(p[1]) for p in points])
+    if len(x) < 8 or len(set(x.tolist())) < 4:
+        raise FitFailed(f"{len(x)} trials at {len(set(x.tolist()))} intensities are too few to fit 4 parameters")
+    if not (np.all(np.isfinite(y)) and np.all(y >= 0)):
+        raise FitFailed("MEP amplitudes must be finite and ≥ 0 µV")
+    span = float(x.max() - x.min())
+    top = float(np.quantile(y, 0.95))
+    p0 = [max(top, 1.0), float(np.median(x)), 4.0 / span, max(float(np.quantile(y, 0.05)), _LOG_FLOOR_UV)]
+    # S50 may lie beyond the sampled range, but not absurdly far; the slope within what muscles show.
+    lower = [1.0, float(x.min()) - span, 0.2 / span, 0.0]
+    upper = [max(50_000.0, top * 10), float(x.max()) + span, 5.0, max(float(y.max()), 1.0)]
+    if scale == "log":
+        lower[3] = _LOG_FLOOR_UV / 10
+
+        def model(xx: Any, a: float, s: float, k: float, b: float) -> Any:
+            return np.log(_boltzmann(xx, a, s, k, b))
+
+        target = np.log(np.maximum(y, _LOG_FLOOR_UV))
+    else:
+        model, target = _boltzmann, y
+    p0 = [min(max(v, lo), hi) for v, lo, hi in zip(p0, lower, upper)]
+    try:
+        params, cov = curve_fit(model, x, target, p0=p0, bounds=(lower, upper), maxfev=20_000)
+    except (RuntimeError, ValueError) as exc:
+        raise FitFailed(f"the Boltzmann fit did not converge: {exc}") from None
+    residuals = target - model(x, *params)
+    dof = len(x) - 4
+    sd = float(np.sqrt(np.sum(residuals ** 2) / dof)) if dof > 0 else math.nan
+    t95 = float(stats.t.ppf(0.975, dof)) if dof > 0 else math.inf
+    errors = np.sqrt(np.clip(np.diag(cov), 0.0, None)) if np.all(np.isfinite(cov)) else np.full(4, np.inf)
+    estimates = [Estimate(float(v), float(v - t95 * e), float(v + t95 * e)) for v, e in zip(params, errors)]
+    notes = []
+    if params[1] > x.max():
+        notes.append("S50 lies above the highest intensity given: the plateau was not reached, MEPmax and S50 are "
+                     "extrapolated")
+    elif params[1] < x.min():
+        notes.append("S50 lies below the lowest intensity given")
+    for name, value, lo, hi in zip(("MEPmax", "S50", "slope", "baseline"), params, lower, upper):
+        if name != "baseline" and (math.isclose(value, lo, rel_tol=1e-6) or math.isclose(value, hi, rel_tol=1e-6)):
+            notes.append(f"{name} sits at the edge of its allowed range: the data do not determine it")
+    return BoltzmannFit(*estimates, scale=scale, n=len(x), residual_sd=sd, notes=tuple(notes))
+
+
+# -- a whole curve on a device (what `tmsctl io-curve` runs) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class IoCurveRequest:
+    device_url: str
+    subject_id: str
+    coil: Any  # tmsctl.protocols.models.Coil
+    rmt_pct_mso: float
+    levels_pct_rmt: tuple[float, ...] = DEFAULT_LEVELS_PCT_RMT
+    pulses_per_level: int = DEFAULT_PULSES_PER_LEVEL
+    muscle: str = "FDI"
+    operator: str = "operator"
+    stimulator_serial: str | None = None
+    virtual_time: bool = False
+    settings: Any = None  # tmsctl.mt_session.HuntSettings
+    scale: str = "log"
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class IoCurveOutcome:
+    plan: IoCurvePlan
+    points: tuple[tuple[int, float], ...]
+    fit: BoltzmannFit | None
+    fit_error: str | None
+    log: tuple[dict[str, Any], ...]
+    pulses_delivered: int
+    device: Any  # DeviceInfo
+    stimulator_serial: str
+    recorded: Any | None = None
+
+    def result_dict(self) -> dict[str, Any]:
+        return {
+            "rmt_pct_mso": self.plan.rmt_pct_mso, "levels_pct_rmt": list(self.plan.levels_pct_rmt),
+            "intensities_pct_mso": list(self.plan.intensities_pct_mso),
+            "pulses_per_level": self.plan.pulses_per_level,
+            "fit": None if self.fit is None else self.fit.as_dict(), "fit_error": self.fit_error,
+        }
+
+
+class IoCurveStopped(TmsError):
+    """The curve stopped before its plan's end; disarmed and released; what was given is on record."""
+
+    def __init__(self, stopped: Any, recorded: Any | None) -> None:
+        super().__init__(stopped.message.replace("threshold hunt", "input–output curve").replace(
+            "no threshold was recorded", "no curve was fitted"), hint=stopped.hint)
+        self.cause = stopped.cause
+        self.pulses_delivered = stopped.pulses_delivered
+        self.recorded = recorded
+
+
+def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = None, *,
+                 rng: random.Random | None = None, on_fired: Any = None, on_trial: Any = None,
+                 on_rejected: Any = None, on_connected: Any = None) -> IoCurveOutcome:
+    """Give the planned pulses, measure each MEP with ``respond``, fit, and record (also a stopped curve)."""
+    from tmsctl.controller import Controller
+    from tmsctl.mt_session import (
+        HUNT_MAX_PCT_MSO,
+        HuntSettings,
+        HuntStopped,
+        MtHunt,
+        _clock_for,
+        stimulator_serial_for,
+    )
+    from tmsctl.registry import open_driver
+    from tmsctl.url import parse
+
+    rng = rng if rng is not None else random.Random()
+    device = parse(request.device_url)
+    serial = stimulator_serial_for(device, request.stimulator_serial)
+    # refuse a bad plan before the device is touched; the stimulator's own maximum is checked below
+    IoCurvePlan(request.rmt_pct_mso, request.levels_pct_rmt, request.pulses_per_level, max_pct_mso=130)
+    clock = _clock_for(device, request.virtual_time)
+    controller = Controller(open_driver(device, clock), clock)
+    try:
+        info = controller.connect()
+        max_pct = min(HUNT_MAX_PCT_MSO, int(controller.driver.limits.max_intensity_pct_mso))
+        plan = IoCurvePlan(request.rmt_pct_mso, request.levels_pct_rmt, request.pulses_per_level,
+                           max_pct_mso=max_pct)
+    except BaseException:
+        controller.close()
+        raise
+    if on_connected:
+        on_connected(info)
+    procedure = IoCurveProcedure(plan.sequence(rng), max_pct_mso=max_pct)
+    hunt = MtHunt(controller, procedure, respond, rng=rng, settings=request.settings or HuntSettings(),
+                  on_fired=on_fired, on_trial=on_trial, on_rejected=on_rejected)
+
+    def keep(status: str, fit: BoltzmannFit | None, fit_error: str | None, reason: str | None) -> Any:
+        if records is None or hunt.pulses_delivered == 0:
+            return None
+        from tmsctl.records.meps import MepMeasurementRecord, MepRecords
+        from tmsctl.session import coil_key
+
+        result = IoCurveOutcome(plan, procedure.points(), fit, fit_error, (), 0, info, serial).result_dict()
+        if request.note:
+            result["note"] = request.note
+        records.ensure_subject(request.subject_id)
+        return MepRecords(records).record(MepMeasurementRecord(
+            subject_id=request.subject_id, kind="io_curve", status=status, stimulator_model=info.model,
+            stimulator_serial=serial, coil=coil_key(request.coil), muscle=request.muscle,
+            pulses_delivered=hunt.pulses_delivered, trial_log=hunt.log_so_far(), operator=request.operator,
+            measured_at=clock.wall(), result=result, stop_reason=reason,
+        ))
+
+    try:
+        hunt.run()
+    except HuntStopped as stopped:
+        raise IoCurveStopped(stopped, keep("stopped", None, None, stopped.message[:500])) from stopped
+    except KeyboardInterrupt:
+        keep("stopped", None, None, "interrupted by the operator")
+        raise
+    fit, fit_error = None, None
+    try:
+        fit = fit_boltzmann(procedure.points(), scale=request.scale)
+    except FitFailed as exc:
+        fit_error = exc.message
+    recorded = keep("completed", fit, fit_error, None)
+    return IoCurveOutcome(plan, procedure.points(), fit, fit_error, hunt.log_so_far(), hunt.pulses_delivered, info,
+                          serial, recorded)
+
+
+# -- the HTML page -----------------------------------------------------------------------------------
+
+
+def io_curve_svg(points: Sequence[tuple[float, float]], fit: BoltzmannFit | None, *, width: int = 720,
+                 height: int = 360) -> str:
+    """Every trial as a dot, the fitted curve as a line, S50 as a dashed marker (inline SVG)."""
+    import html
+
+    from tmsctl.report import COLOURS, _nice_ticks
+
+    left, right, top, bottom = 70, 20, 20, 44
+    xs = [p[0] for p in points] or [0.0, 1.0]
+    x_lo, x_hi = min(xs) - 2.0, max(xs) + 2.0
+    y_hi = max([p[1] for p in points] + ([fit.mep_max_uv.value + fit.baseline_uv.value] if fit else []) + [1.0]) * 1.05
+
+    def sx(v: float) -> float:
+        return left + (width - left - right) * (v - x_lo) / (x_hi - x_lo)
+
+    def sy(v: float) -> float:
+        return height - bottom - (height - top - bottom) * v / y_hi
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} '
+             f'{height}" font-family="DejaVu Sans, sans-serif" role="img" aria-label="input-output curve">']
+    for tick in _nice_ticks(0.0, y_hi, 5):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(tick):.1f}" y2="{sy(tick):.1f}" '
+                     f'stroke="{COLOURS["grid"]}"/><text x="{left - 6}" y="{sy(tick) + 4:.1f}" text-anchor="end" '
+                     f'font-size="11">{tick:g}</text>')
+    for tick in _nice_ticks(x_lo, x_hi, 8):
+        parts.append(f'<text x="{sx(tick):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+                     f'font-size="11">{tick:g}</text>')
+    parts.append(f'<text x="{(left + width) / 2:.0f}" y="{height - 6}" text-anchor="middle" font-size="12">'
+                 'intensity (%MSO)</text>')
+    parts.append(f'<text x="14" y="{height / 2:.0f}" font-size="12" transform="rotate(-90 14 {height / 2:.0f})" '
+                 'text-anchor="middle">MEP peak-to-peak (µV)</text>')
+    for x, y in points:
+        parts.append(f'<circle class="trial" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{COLOURS["line"]}" '
+                     f'fill-opacity="0.45"><title>{y:.0f} µV at {x:g} %MSO</title></circle>')
+    if fit is not None:
+        steps = 120
+        path = " ".join(f"{sx(x_lo + (x_hi - x_lo) * i / steps):.1f},"
+                        f"{sy(min(fit.predict_uv(x_lo + (x_hi - x_lo) * i / steps), y_hi)):.1f}"
+                        for i in range(steps + 1))
+        parts.append(f'<polyline class="fit" points="{path}" fill="none" stroke="{COLOURS["stopped"]}" '
+                     'stroke-width="2.5"/>')
+        s50 = fit.s50_pct_mso.value
+        if x_lo <= s50 <= x_hi:
+            parts.append(f'<line class="s50" x1="{sx(s50):.1f}" x2="{sx(s50):.1f}" y1="{top}" '
+                         f'y2="{height - bottom}" stroke="{COLOURS["completed"]}" stroke-dasharray="5,4"/>'
+                         f'<text x="{sx(s50) + 4:.1f}" y="{top + 12}" font-size="11" fill="{COLOURS["completed"]}">'
+                         f'{html.escape(f"S50 {s50:.1f} %MSO")}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def render_io_curve_html(outcome: IoCurveOutcome, *, subject_id: str, muscle: str, note: str | None = None) -> str:
+    import html
+
+    from tmsctl.report import _page
+
+    e = html.escape
+    plan, fit = outcome.plan, outcome.fit
+    rows = ""
+    if fit is not None:
+        for label, est, unit in (("MEPmax", fit.mep_max_uv, "µV"), ("S50", fit.s50_pct_mso, "%MSO"),
+                                 ("slope k", fit.slope_per_pct_mso, "1/%MSO"), ("baseline", fit.baseline_uv, "µV")):
+            rows += (f"<tr><td>{label}</td><td>{est.value:.4g} {unit}</td>"
+                     f"<td>{est.low:.4g} – {est.high:.4g}</td></tr>")
+    table = (f"<table><tr><th>parameter</th><th>estimate</th><th>95 % CI</th></tr>{rows}</table>"
+             if fit is not None else f"<p><strong>No fit:</strong> {e(outcome.fit_error or '')}</p>")
+    notes = "".join(f"<li>{e(n)}</li>" for n in (fit.notes if fit else ()))
+    body = (
+        f"<h1>Input–output curve — subject {e(subject_id)}</h1>"
+        f"<p>{e(outcome.device.display_name)} ({e(outcome.device.model)}{', SIMULATED' if outcome.device.simulated else ''})"
+        f", muscle {e(muscle)}, rMT {plan.rmt_pct_mso:g} %MSO; levels "
+        f"{', '.join(f'{v:g}' for v in plan.levels_pct_rmt)} % rMT = "
+        f"{', '.join(map(str, plan.intensities_pct_mso))} %MSO, {plan.pulses_per_level} pulses each in random order; "
+        f"{outcome.pulses_delivered} pulses delivered, {len(outcome.points)} MEPs measured.</p>"
+        + (f"<p>{e(note)}</p>" if note else "")
+        + f'<div class="chart">{io_curve_svg(outcome.points, fit)}</div>'
+        + f"<p>Boltzmann fit ({fit.scale if fit else ''} scale): MEP = MEPmax / (1 + exp(k·(S50 − x))) + baseline</p>"
+        + table + (f"<ul>{notes}</ul>" if notes else "")
+    )
+    return _page(f"I/O curve {subject_id}", body)
