@@ -251,6 +251,7 @@ class StimulatorDriver(Protocol):
     name: str
     display_name: str
     limits: DeviceLimits
+    trigger_lead_s: float  # from the trigger leaving the host to the pulse (a serial command's wire time)
 
     def connect(self) -> DeviceInfo: ...
     def keepalive(self) -> DeviceStatus: ...

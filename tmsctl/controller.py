@@ -224,6 +224,11 @@ class Controller:
         if not confirmed and (state_before in ENERGISED or state_before is State.DISARMING):
             self._disarm_unconfirmed(state_before)
 
+    @property
+    def _after_fault(self) -> str:
+        """What the operator is told about the unit after a fault: only what the device confirmed."""
+        return "the device may still be armed" if self.disarm_unconfirmed else "the device was disarmed"
+
     def _disarm_unconfirmed(self, state_before: State) -> None:
         self.disarm_unconfirmed = True
         self.last_fault = f"disarm_unconfirmed: {UNCONFIRMED_DISARM_WORDS}"
@@ -609,7 +614,7 @@ class Controller:
             self._emit(KeepAliveMissed, late_by_s=now - self._last_contact - self.limits.keepalive_period_s)
             self._fault("keepalive_missed", f"no exchange with the device for {now - self._last_contact:.2f} s")
             raise FaultLatched(
-                f"the keep-alive was missed ({now - self._last_contact:.2f} s without contact); the device was disarmed"
+                f"the keep-alive was missed ({now - self._last_contact:.2f} s without contact); {self._after_fault}"
             )
         due = self._next_keepalive <= now
         if keep_clear_until is not None and not due:
@@ -694,7 +699,7 @@ class Controller:
             f"trigger, before its last pulse was due, without a word",
         )
         raise DeviceStateError(
-            f"{self.driver.display_name} ended the train early without reporting why; the device was disarmed",
+            f"{self.driver.display_name} ended the train early without reporting why; {self._after_fault}",
             hint="check the stimulator's display and coil before resuming; the record says how many pulses went out",
         )
 
@@ -705,7 +710,7 @@ class Controller:
             raise DeviceStateError(f"{self.driver.display_name} disarmed itself (status {status.raw})")
         if not status.coil_present and state in ENERGISED:
             self._fault("coil_absent", "the coil was disconnected")
-            raise DeviceStateError("the coil was disconnected; the device was disarmed")
+            raise DeviceStateError(f"the coil was disconnected; {self._after_fault}")
 
     def _check_train_end(self) -> None:
         delivery = self.delivery
@@ -717,7 +722,7 @@ class Controller:
         if status is not None and status.train_running:
             if now > delivery.expected_end + TRAIN_END_GRACE_S:
                 self._fault("train_overrun", "the device still reports a running train well after its end")
-                raise DeviceStateError("the train did not end when scheduled; the device was disarmed")
+                raise DeviceStateError(f"the train did not end when scheduled; {self._after_fault}")
             self._next_keepalive = min(self._next_keepalive, now + 0.05)
             return
         self._finish_delivery()
@@ -731,7 +736,7 @@ class Controller:
         self._next_coil_read = now + COIL_READ_PERIOD_S
         if self.coil_temperature_c >= self.limits.coil_stop_limit_c and self.state in ENERGISED:
             self._fault("coil_hot", f"coil at {self.coil_temperature_c:.1f} °C")
-            raise SafetyViolation(f"the coil reached {self.coil_temperature_c:.1f} °C; the device was disarmed")
+            raise SafetyViolation(f"the coil reached {self.coil_temperature_c:.1f} °C; {self._after_fault}")
 
     def wait_until(self, t: float, *, fire_at: float | None = None) -> None:
         """Service the device until clock time ``t`` (keep-alives, train ends)."""

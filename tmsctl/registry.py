@@ -17,7 +17,12 @@ from functools import lru_cache
 from typing import Any
 
 from tmsctl.clock import Clock, SystemClock
-from tmsctl.drivers.base import DeviceLimits, StimulatorDriver
+from tmsctl.drivers.base import (
+    DeviceLimits,
+    DriverContractError,
+    StimulatorDriver,
+    check_capabilities,
+)
 from tmsctl.errors import DeviceUnavailable, InvalidArgument
 from tmsctl.plugins import DRIVERS_GROUP, REINSTALL_HINT, Provided, load_group
 from tmsctl.transport import RedactTx, Tap, Transport
@@ -154,6 +159,7 @@ def open_driver(
     for name in entry.secret_options & device.options.keys():
         options[name] = device.secret(name)
     limits = entry.load_limits({k: v for k, v in options.items() if isinstance(v, str)})
+    check_limits(entry.name, limits)
     settings = dict(entry.serial_settings)
     if "baud" in options:
         try:
@@ -162,7 +168,35 @@ def open_driver(
             raise InvalidArgument(f"baud must be a number, got {options['baud']!r}") from None
     transport = Transport.open(device.transport, clock, settings=settings, tap=tap, redact_tx=entry.redact_tx)
     try:
-        return entry.factory(transport, limits, options, device.is_simulator)
+        driver = entry.factory(transport, limits, options, device.is_simulator)
+        check_driver(entry.name, driver, limits)
+        return driver
     except Exception:
         transport.close()
         raise
+
+
+def _missing_members(obj: object, contract: type) -> list[str]:
+    """The members a Protocol names (its methods and annotated attributes) that ``obj`` lacks."""
+    names = {n for n in vars(contract) if not n.startswith("_")} | set(vars(contract).get("__annotations__", {}))
+    present = set(dir(obj))
+    return sorted(n for n in names if n not in present)
+
+
+def check_limits(name: str, limits: object) -> None:
+    """A driver's limits must answer everything the protocol checker and the controller ask."""
+    if not isinstance(limits, DeviceLimits):
+        raise DriverContractError(
+            f"driver {name!r}: its limits lack {', '.join(_missing_members(limits, DeviceLimits))} (DeviceLimits)",
+            hint="implement them (docs/writing-a-driver.md); an energy model may be NoEnergyModel with its reason",
+        )
+
+
+def check_driver(name: str, driver: object, limits: DeviceLimits) -> None:
+    """The driver implements the common surface and every capability it declares."""
+    if not isinstance(driver, StimulatorDriver):
+        raise DriverContractError(
+            f"driver {name!r} lacks {', '.join(_missing_members(driver, StimulatorDriver))} (StimulatorDriver)",
+            hint="implement them (docs/writing-a-driver.md)",
+        )
+    check_capabilities(driver, limits.capabilities)

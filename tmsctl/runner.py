@@ -24,7 +24,6 @@ from tmsctl.errors import DeviceStateError, GuardRejected, InvalidArgument, TmsE
 from tmsctl.fsm import ENERGISED, State
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
 from tmsctl.safety import PulseCap
-from tmsctl.transport import wire_time_s
 
 ARM_LEAD_S = 2.5  # arm this long before a train (arming takes up to 1 s on a Magstim)
 PREPARE_LEAD_S = 4.0  # set intensity/train parameters this long before
@@ -32,7 +31,6 @@ START_LEAD_S = ARM_LEAD_S + 1.0  # the first train: time to set parameters, then
 STAY_ARMED_GAP_S = 45.0  # stay armed between trains closer than this (devices self-disarm at 60 s)
 FRESH_STATUS_LEAD_S = 0.05  # read status this long before each trigger (an exchange takes ~8 ms)
 INTENT_LEAD_S = 0.1  # commit a train's intent this long before it fires (an fsync takes a few ms)
-FIRE_COMMAND_BYTES = 3  # the pulse happens when the command's last byte arrives
 
 
 class RunOutcome(StrEnum):
@@ -267,9 +265,8 @@ class SessionRunner:
         # A pair is one trigger: the device fires its second pulse itself.
         host_timed = train.n_pulses > 1 and c.train is None and train.kind != "paired_pulse"
         offsets = train.pulse_offsets_s if host_timed else (0.0,)
-        # A driver whose trigger frame differs from a Magstim's 3 bytes at 9600 baud says how long it takes.
-        serial_lead = getattr(c.driver, "trigger_lead_s", None) or wire_time_s(FIRE_COMMAND_BYTES)
-        lead = serial_lead if self.trigger_source == "serial" else 0.0
+        # Every driver says how long its trigger takes to reach the unit (a Magstim's 3 bytes at 9600 baud: 3.1 ms).
+        lead = c.driver.trigger_lead_s if self.trigger_source == "serial" else 0.0
         open_train = _OpenTrain(train, onset, c.last_delivery)
         for k, offset in enumerate(offsets):
             fire_at = onset + offset - lead

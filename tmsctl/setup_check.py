@@ -119,7 +119,7 @@ def run_setup_check(
     text = protocol_text(power)
 
     driver = open_driver(device, clock)
-    capabilities = getattr(driver, "capabilities", frozenset())
+    capabilities = driver.limits.capabilities
     try:
         records.ensure_subject(subject_id)
         session_id = records.create_session(
@@ -128,8 +128,7 @@ def run_setup_check(
                 protocol_hash="sha256:" + hashlib.sha256(text.encode()).hexdigest(), protocol_text=text,
                 device_url=device.redacted, device_model=driver.name, simulated=device.is_simulator,
                 planned_deliveries=1, planned_pulses=1,
-                replies_confirmed=Capability.CONFIRMED_REPLIES in capabilities
-                and getattr(driver, "confirmed_replies", True),
+                replies_confirmed=Capability.CONFIRMED_REPLIES in capabilities,
             )
         ).session_id
         records.start_session(session_id, operator=operator, offset_s=0.0)
@@ -160,12 +159,8 @@ def run_setup_check(
     try:
         info = controller.connect()
         step("take remote control")
-        if getattr(driver, "train", None) is not None:
-            # The controller would count one pulse while the unit fired its whole train.
-            raise DeviceStateError(
-                f"{info.display_name} is in train mode; a set-up check fires one single pulse",
-                hint="switch the unit to single-pulse mode on its panel, then run the check again",
-            )
+        # A unit left in train mode would fire a whole train on this one trigger: leave it first.
+        controller.configure_single_pulse()
         doing = "setting the power"
         controller.set_intensity(power)
         step(f"set power {controller.intensity_pct_mso} %MSO (read back)")

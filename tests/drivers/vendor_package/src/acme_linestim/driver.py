@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus
+from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus, EnergyModel, NoEnergyModel
 from tmsctl.errors import (
     ChecksumError,
     DeviceRefused,
@@ -42,6 +42,12 @@ class LineStimLimits:
 
     def min_single_pulse_interval_s(self, intensity_pct_mso: float) -> float:
         return RECHARGE_S
+
+    def energy_model(self) -> EnergyModel | NoEnergyModel:
+        return NoEnergyModel("one pulse per command; the recharge time limits the rate")
+
+    def for_version(self, version: tuple[int, ...] | None) -> DeviceLimits:
+        raise InvalidArgument(f"{self.display_name} limits do not depend on a software version")
 
 
 LIMITS: DeviceLimits = LineStimLimits()
@@ -122,7 +128,7 @@ class LineStimDriver:
     def verify_intensity(self) -> DeviceStatus:
         status, power = self._exchange(b"ST")
         if power != self.power_pct:
-            raise IntensityMismatch(f"{self.display_name} is set to {power} %, not {self.power_pct} %")
+            raise IntensityMismatch(self.display_name, power, self.power_pct or 0)
         return status
 
     def fire(self) -> DeviceStatus:
