@@ -126,7 +126,9 @@ class SessionRunner:
         self._wake = self.clock.event()  # set by a request so waits end at once, not at a poll
         self._reason = ""
         controller.pulse_cap = PulseCap(schedule.total_pulses, pulses_already_delivered + pulses_already_uncertain)
-        controller.intensity_cap_pct_mso = max(t.intensity_pct_mso or 0 for t in schedule.trains)
+        controller.intensity_cap_pct_mso = max(
+            max(t.intensity_pct_mso or 0, t.conditioning_intensity_pct_mso or 0) for t in schedule.trains
+        )
 
     # -- requests (any thread, signal handlers) --------------------------------------------------------
     def request_pause(self, reason: str = "operator pause") -> None:
@@ -277,7 +279,8 @@ class SessionRunner:
             self._wait(onset - ARM_LEAD_S)
             self._check_requests()
             c.arm()
-        host_timed = train.n_pulses > 1 and c.train is None
+        # A pair is one trigger: the device fires its second pulse itself.
+        host_timed = train.n_pulses > 1 and c.train is None and train.kind != "paired_pulse"
         offsets = train.pulse_offsets_s if host_timed else (0.0,)
         # Every driver says how long its trigger takes to reach the unit (a Magstim's 3 bytes at 9600 baud: 3.1 ms).
         lead = c.driver.trigger_lead_s if self.trigger_source == "serial" else 0.0
@@ -367,6 +370,11 @@ class SessionRunner:
         if train.kind == "theta_burst" and Capability.THETA_BURST in c.capabilities:
             self._prepare_theta_burst(train, intensity)
             return
+        if train.kind == "paired_pulse":
+            self._prepare_pair(train, intensity)
+            return
+        if c.pair is not None:
+            c.configure_single_pulse()  # a trigger would otherwise fire the device's second output too
         if wants_train:
             assert train.frequency_hz is not None
             # Rapid²: power before frequency (the frequency ceiling depends on power), unless the
@@ -382,6 +390,18 @@ class SessionRunner:
         if c.intensity_pct_mso != intensity:
             c.set_intensity(intensity)
 
+
+    def _prepare_pair(self, train: ScheduledTrain, test_pct: int) -> None:
+        """Conditioning pulse first (the one the trigger fires), the test pulse one ISI later."""
+        c = self.controller
+        conditioning = train.conditioning_intensity_pct_mso
+        assert conditioning is not None
+        isi_ms = round(1000 * (train.pulse_offsets_s[-1] - train.pulse_offsets_s[0]), 6)
+        held = c.pair
+        if held is None or (held.first_pct_mso, held.second_pct_mso, round(held.isi_ms, 6)) != (
+            conditioning, test_pct, isi_ms
+        ):
+            c.configure_pair(conditioning, test_pct, isi_ms)
 
     def _prepare_theta_burst(self, train: ScheduledTrain, intensity: int) -> None:
         """A device-timed theta-burst train, read off the schedule's pulse offsets."""
