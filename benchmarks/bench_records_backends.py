@@ -8,7 +8,9 @@ Two figures per backend:
 
 The server is a throwaway one started here from the machine's own binaries, fsync on, on
 loopback; a clinic's server across a network adds its round trip to every commit.
-Run: ``python benchmarks/bench_records_backends.py [--trains N]``.
+Then ``--rooms`` workstations (8 by default) run a whole session each against one server at once,
+each in its own process on its own virtual clock, and every row is counted afterwards.
+Run: ``python benchmarks/bench_records_backends.py [--trains N] [--rooms N]``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,46 @@ def recorded_session(location: str, index: int) -> float:
         sims.remove(name)
 
 
+def _room(location: str, room: int) -> tuple[str, float, int]:
+    """One treatment room's whole 10 Hz session (its own simulator and virtual clock), in a process of its own."""
+    clock = VirtualClock()
+    name = f"bench-room-{room}"
+    sim = sims.create("rapid2", clock=clock, name=name)
+    try:
+        with Records(location, clock=clock) as records:
+            request = SessionRequest(LIBRARY / "neurostar-10hz-ldlpfc.yaml", f"sim://{name}", f"ROOM{room:02d}",
+                                     mt_pct_mso=55)
+            planned = plan_session(request, records)
+            t0 = monotonic_ns_for_benchmarks()
+            session_id, _result = run_planned(planned, records)
+            wall = (monotonic_ns_for_benchmarks() - t0) / 1e9
+        return session_id, wall, sim.device.pulse_count
+    finally:
+        sims.remove(name)
+
+
+def rooms_at_once(location: str, rooms: int) -> None:
+    """``rooms`` workstations run a whole session each against one server at the same time; then
+    every row is counted: none lost, none twice, every session's record equal to its unit's count."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    Records(location).close()  # the clinic's `tmsctl db init`, once, before the rooms open it
+    t0 = monotonic_ns_for_benchmarks()
+    with ProcessPoolExecutor(max_workers=rooms) as pool:
+        done = list(pool.map(_room, [location] * rooms, range(rooms)))
+    total = (monotonic_ns_for_benchmarks() - t0) / 1e9
+    with Records(location) as records:
+        for session_id, _, fired in done:
+            detail = records.session_detail(session_id)
+            indexes = [d.index for d in detail.deliveries]
+            assert len(indexes) == len(set(indexes)) == 75, f"{session_id}: {len(indexes)} delivery rows"
+            assert detail.resume_point.pulses_delivered == fired == 3000, session_id
+            assert detail.session.status.value == "completed"
+    walls = [wall for _, wall, _ in done]
+    print(f"{rooms} rooms at once on one server: {total:.1f} s in all; per session median {statistics.median(walls):.2f} s, "
+          f"max {max(walls):.2f} s; {rooms * 75} trains recorded, none lost or twice, every record equal to its unit")
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
@@ -88,6 +130,7 @@ def p99(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trains", type=int, default=300)
+    parser.add_argument("--rooms", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, ThrowawayServer() as server:
         backends = {"sqlite": [str(Path(tmp) / "a.db"), str(Path(tmp) / "b.db")],
@@ -99,6 +142,8 @@ def main() -> None:
             session_s = recorded_session(session_db, number)
             print(f"{name:<11} {statistics.median(begins):>9.2f}ms {p99(begins):>9.2f}ms "
                   f"{statistics.median(finishes):>10.2f}ms {p99(finishes):>10.2f}ms {session_s:>12.2f} s")
+        if args.rooms:
+            rooms_at_once(server.create_database("rooms"), args.rooms)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,56 @@ class PulseReporting(Protocol):
     pulses_reported: int  # every pulse the device has reported since connect
 
 
+@dataclass(frozen=True)
+class PairSettings:
+    """A paired pulse as the device holds it: one trigger, two pulses ``isi_ms`` apart."""
+
+    first_pct_mso: int  # the pulse the trigger fires (BiStim² output A): the conditioning stimulus
+    second_pct_mso: int  # the pulse the device fires one ISI later (output B): the test stimulus
+    isi_ms: float  # first pulse onset to second pulse onset
+
+
+@runtime_checkable
+class PairedPulseDriver(Protocol):
+    """What a driver with ``Capability.PAIRED_PULSE`` offers beside the common surface.
+
+    The device times the pair itself: one trigger fires the first output, and the device fires the
+    second one ISI later. Every setter reads back what it set and raises when the unit disagrees.
+    """
+
+    @property
+    def pair(self) -> PairSettings | None:
+        """The pair the device is set for, as last read back; None when a trigger fires one pulse."""
+
+    def set_pair(self, first_pct_mso: int, second_pct_mso: int, isi_ms: float) -> PairSettings:
+        """Set both outputs and the interval (in the timing resolution the interval needs) and read
+        them back. Only while disarmed: a unit may refuse to change its timing resolution when armed."""
+
+    def clear_pair(self) -> None:
+        """Turn the second output off (0 %), so that a trigger fires one pulse; read back."""
+
+
+@runtime_checkable
+class PairedPulseLimits(Protocol):
+    """What the limits of a device with ``Capability.PAIRED_PULSE`` say about a pair's interval."""
+
+    def paired_isi_modes_ms(self) -> tuple[tuple[float, float, float], ...]:
+        """``(min, max, step)`` of every timing mode the device sets a pair's interval in, coarsest
+        first (BiStim²: whole ms to 999 ms, then tenths of a ms to 99.9 ms)."""
+
+
+def paired_isi_mode(modes: tuple[tuple[float, float, float], ...], isi_ms: float) -> int | None:
+    """The first (coarsest) mode in which ``isi_ms`` is a setting the device can take exactly, or None."""
+    for index, (low, high, step) in enumerate(modes):
+        steps = isi_ms / step
+        if low - 1e-9 <= isi_ms <= high + 1e-9 and abs(steps - round(steps)) <= 1e-6:
+            return index
+    return None
+
+
+# PAIRED_PULSE has no contract here: the MagPro's twin option declares it and its driver does not
+# drive pairs yet, so the controller checks PairedPulseDriver itself when a pair is configured, and
+# the rulebook refuses pairs on a device whose limits are no PairedPulseLimits (device.paired-isi).
 CAPABILITY_CONTRACTS: dict[Capability, type] = {
     Capability.INTERNAL_TRAIN: DeviceTimedTrain,
     Capability.THETA_BURST: ThetaBurstTiming,

@@ -518,10 +518,12 @@ def _as_rate(name: str, value: float, unit: str) -> str:
     """' (250 Hz)' for an interval, ' (4 ms between pulses)' for a rate; '' where it means nothing."""
     if name not in _RATE_FIELDS or not value > 0 or not math.isfinite(value):
         return ""
+    seconds = 1 / value if unit == "Hz" else value * _SECONDS_PER[unit]
+    if not 0 < seconds < math.inf:
+        return ""  # a value so small or large its reciprocal does not exist as a float: the bound says enough
     if unit == "Hz":
-        seconds = 1 / value
         return f" ({_quantity(seconds * 1000, 'ms')} apart)" if seconds < 1 else f" ({_quantity(seconds, 's')} apart)"
-    return f" ({_quantity(1 / (value * _SECONDS_PER[unit]), 'Hz')})"
+    return f" ({_quantity(1 / seconds, 'Hz')})"
 
 
 def _time_bound(name: str, unit: str, kind: str, ctx: dict[str, Any], got: float) -> tuple[str, str]:

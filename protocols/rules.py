@@ -29,7 +29,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from tmsctl.drivers.base import Capability, DeviceLimits
+from tmsctl.drivers.base import Capability, DeviceLimits, PairedPulseLimits, paired_isi_mode
 from tmsctl.errors import InvalidArgument
 from tmsctl.protocols.findings import Finding, Issue, Severity, sort_findings
 from tmsctl.protocols.models import Protocol, format_number, is_standard_theta_burst
@@ -318,6 +318,7 @@ class _Evaluation:
                 for issue in rule(first, gap):
                     self.add(issue, numbers)
         self._continuous_runs()
+        self._external_timing()
         self._capabilities()
         self._single_pulse_series()
         self._family_session_rules()
@@ -423,6 +424,28 @@ class _Evaluation:
             yield from self._device_repetitive(device, train, gap, mso)
         elif gap is not None:
             yield from self._device_single(device, train, mso)
+        if train.kind == "paired_pulse" and Capability.PAIRED_PULSE in device.capabilities:
+            yield from self._device_pair(device, train)
+
+    def _device_pair(self, device: DeviceLimits, train: ScheduledTrain) -> Iterable[Issue]:
+        """The device must time the pair's interval exactly, in one of its ISI modes (never rounded)."""
+        self.checked.add("device.paired-isi")
+        isi_ms = round(1000 * (train.pulse_offsets_s[-1] - train.pulse_offsets_s[0]), 6)
+        modes = tuple(device.paired_isi_modes_ms()) if isinstance(device, PairedPulseLimits) else ()
+        if modes and paired_isi_mode(modes, isi_ms) is not None:
+            return
+        settable = "; ".join(f"{_n(lo)}–{_n(hi)} ms in {step:g} ms steps" for lo, hi, step in modes)
+        yield Issue(
+            "device.paired-isi",
+            Severity.REFUSE,
+            f"the {device.display_name} cannot time a {_n(isi_ms)} ms inter-stimulus interval"
+            + (f" (it sets {settable})" if settable else ": tmsctl cannot set its paired-pulse interval"),
+            DEVICE_SOURCE,
+            value=isi_ms,
+            unit="ms",
+            status="V",
+            hint="choose an interval the stimulator sets exactly (tmsctl never rounds it), or another stimulator",
+        )
 
     def _device_repetitive(
         self, device: DeviceLimits, train: ScheduledTrain, gap: float | None, mso: int
@@ -568,6 +591,26 @@ class _Evaluation:
                 status="V",
                 hint="lengthen the interval between pulses",
             )
+
+    def _external_timing(self) -> None:
+        """tmsctl has no path that lets a trigger input time the pulses (neither its own RTS line nor a
+        lab's pulse generator): the runner would fire them itself, one serial command at a time, and
+        fault mid-session where that cannot keep up. Refused here, before any session starts."""
+        self.checked.add("timing.external-trigger")
+        if self.protocol.timed_by != "external_trigger":
+            return
+        self.add(
+            Issue(
+                "timing.external-trigger",
+                Severity.REFUSE,
+                "timed_by: external_trigger: tmsctl cannot yet deliver pulses timed by a trigger input; it would "
+                "fire them itself over serial, not as written",
+                "tmsctl runner (issue 16)",
+                status="D",
+                hint="write timed_by: stimulator and use a stimulator that times the pattern itself, or deliver "
+                "the protocol from the pulse generator outside tmsctl",
+            )
+        )
 
     def _capabilities(self) -> None:
         protocol, device = self.protocol, self.device
@@ -910,8 +953,9 @@ class _Evaluation:
 
     def _single_pulse_series(self) -> None:
         trains = self.schedule.trains
-        if len(trains) < 2 or trains[0].kind != "single_pulse":
+        if len(trains) < 2 or trains[0].kind not in ("single_pulse", "paired_pulse"):
             return
+        what = "pairs" if trains[0].kind == "paired_pulse" else "single pulses"
         site = self.book.site
         self.checked.add("single-pulse.repetitive")
         interval = trains[1].onset_s - trains[0].onset_s
@@ -920,8 +964,8 @@ class _Evaluation:
                 Issue(
                     "single-pulse.repetitive",
                     Severity.WARN,
-                    f"single pulses every {_n(interval)} s ({_n(1 / interval)} Hz) are repetitive stimulation, "
-                    "which the single-pulse pattern does not check against the safety tables",
+                    f"{what} every {_n(interval)} s ({_n(1 / interval)} Hz) are repetitive stimulation, "
+                    f"which the {trains[0].kind.replace('_', '-')} pattern does not check against the safety tables",
                     site.source,
                     value=interval,
                     limit=site.single_pulse_repetitive_interval_s,
@@ -1156,6 +1200,8 @@ def _capability_text(device: DeviceLimits, capability: Capability, protocol: Pro
 
 
 def _capability_hint(capability: Capability) -> str:
-    if capability in (Capability.THETA_BURST, Capability.INTERNAL_TRAIN):
-        return "time the pulses with an external trigger (timed_by: external_trigger) or use a stimulator that can"
+    if capability is Capability.THETA_BURST:
+        return "use a stimulator that times theta bursts itself (e.g. a MagPro X100)"
+    if capability is Capability.INTERNAL_TRAIN:
+        return "use a stimulator that times trains itself (e.g. a Magstim Rapid² or a MagPro)"
     return "use a stimulator with this capability"

@@ -436,11 +436,10 @@ class MagstimSimulator(SimulatedDevice):
         if train:
             self._drain(now)
             n = self.train_pulses
-            # The bucket drains while the train runs (TDb087: a train adding less than the shed rate
-            # may run continuously): it peaks at the last pulse, or at the first if it drains faster.
+            # At most 63 kJ in any one minute (TDb087 §3): a train adding less than the shed rate runs
+            # continuously, and what is left from earlier trains counts against the first minute.
             per_pulse = energy_j(self.power_a)
-            span_s = (n - 1) * 10.0 / self.frequency_dhz
-            rise = max(per_pulse, n * per_pulse - self.profile.energy_drain_w * span_s)
+            rise = per_pulse * min(n, math.floor(60.0 * self.frequency_dhz / 10.0 + 1e-9) + 1)
             if self.energy_level_j + rise > self.profile.energy_budget_j:
                 return (
                     f"train of {n} pulses at {self.power_a} % would exceed the "

@@ -89,17 +89,21 @@ class LivePanel:
         table.add_row("state", Text(p.state.upper(), style=state_style))
         table.add_row("train", f"{min(p.next_index + 1, p.trains_total)} / {p.trains_total}")
         # The dose model's numbers, said as everywhere else: "41 of 160 (+ up to 4 uncertain)".
-        table.add_row("pulses", DoseCount(p.pulses_total, p.pulses_delivered, p.pulses_uncertain).describe())
+        dose = DoseCount(p.pulses_total, p.pulses_delivered, p.pulses_uncertain).describe()
+        controller = self.runner.controller if self.runner else None
+        running = controller.provisional_pulses() if controller is not None else None
+        if running is not None:  # counted from the clock while the train runs; its outcome settles it
+            dose += f"  · this train {running} so far (provisional)"
+        table.add_row("pulses", dose)
         table.add_row("elapsed", f"{_fmt_duration(elapsed)}   remaining {_fmt_duration(max(0.0, total - elapsed))}")
         if p.next_onset is not None and p.next_onset > now:
             table.add_row("next train in", f"{p.next_onset - now:5.1f} s")
-        controller = self.runner.controller if self.runner else None
         if controller is not None and controller.coil_temperature_c is not None:
             table.add_row("coil", f"{controller.coil_temperature_c:.1f} °C")
         table.add_row("intensity", f"{schedule.intensity_pct_mso} %MSO")
         if p.last_fault:
             table.add_row("last fault", Text(p.last_fault, style="red"))
-        bar = ProgressBar(total=max(1, p.pulses_total), completed=p.pulses_delivered, width=50)
+        bar = ProgressBar(total=max(1, p.pulses_total), completed=p.pulses_delivered + (running or 0), width=50)
         return Panel(Group(table, bar), title=title, subtitle="Ctrl-C pauses (disarmed) · twice ends the session")
 
 

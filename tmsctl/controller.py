@@ -27,6 +27,8 @@ from tmsctl.drivers.base import (
     DeviceStatus,
     DeviceTimedTrain,
     NoEnergyModel,
+    PairedPulseDriver,
+    PairSettings,
     PulseReporting,
     RtsTriggering,
     StimulatorDriver,
@@ -90,6 +92,7 @@ class _TriggerWatch:
 
     __slots__ = (
         "acknowledged_at",
+        "device_timed_after_first",
         "last_watch_at",
         "last_watch_done",
         "normal_end",
@@ -100,8 +103,12 @@ class _TriggerWatch:
         "stopped_by",
     )
 
-    def __init__(self, offsets: tuple[float, ...], sent_at: float, reported_before: int | None) -> None:
+    def __init__(
+        self, offsets: tuple[float, ...], sent_at: float, reported_before: int | None,
+        *, device_timed_after_first: bool = False,
+    ) -> None:
         self.reported_before = reported_before  # the device's pulse reports before this trigger, if it reports them
+        self.device_timed_after_first = device_timed_after_first  # a pair: the device fires the second itself
         self.offsets = offsets
         self.sent_at = sent_at
         self.acknowledged_at: float | None = None
@@ -109,7 +116,7 @@ class _TriggerWatch:
         self.stopped_by: float | None = None
         self.normal_end = False
         self.last_watch_at = math.inf  # when to read the status between the last two pulses
-        self.last_watch_done = len(offsets) < 2
+        self.last_watch_done = len(offsets) < 2 or device_timed_after_first  # no status tells of a pair's second
 
     def acknowledged(self, at: float) -> None:
         self.acknowledged_at = at
@@ -131,6 +138,7 @@ class _TriggerWatch:
         return TriggerEvidence(
             self.offsets, self.sent_at, self.acknowledged_at, self.running_seen_at, self.stopped_by, self.normal_end,
             device_count=count, device_count_final=self.stopped_by is not None,
+            device_timed_after_first=self.device_timed_after_first,
         )
 
 
@@ -156,6 +164,7 @@ class Controller:
         self.train: tuple[float, int] | None = None  # (frequency_hz, pulses) configured on the device
         self.train_timing = 0.0  # seconds from the first to the last pulse of the configured train
         self.train_offsets: tuple[float, ...] = (0.0,)  # each pulse of the configured train, from its first
+        self.pair: PairSettings | None = None  # a paired pulse configured on the device: one trigger, two pulses
         self.last_fault: str | None = None
         self.pulses_delivered = 0  # known delivered, over every trigger of this controller
         self.pulses_uncertain = 0  # may have gone out (a trigger cut short or unanswered)
@@ -228,6 +237,11 @@ class Controller:
         if not confirmed and (state_before in ENERGISED or state_before is State.DISARMING):
             self._disarm_unconfirmed(state_before)
 
+    @property
+    def _after_fault(self) -> str:
+        """What the operator is told about the unit after a fault: only what the device confirmed."""
+        return "the device may still be armed" if self.disarm_unconfirmed else "the device was disarmed"
+
     def _disarm_unconfirmed(self, state_before: State) -> None:
         self.disarm_unconfirmed = True
         self.last_fault = f"disarm_unconfirmed: {UNCONFIRMED_DISARM_WORDS}"
@@ -253,6 +267,16 @@ class Controller:
         watch = self._watch
         if watch is not None and watch.stopped_by is None:
             watch.stopped_by = at
+
+    def provisional_pulses(self) -> int | None:
+        """While a device-timed train runs: its pulses due by now from the clock at its known timing,
+        counted from the acknowledgement (so never ahead of the unit). Provisional: only the
+        train's outcome (tmsctl.dose) says what went out. None when no train is running."""
+        watch = self._watch
+        if watch is None or watch.acknowledged_at is None or self.delivery is None or not self.delivery.is_train:
+            return None
+        elapsed = self.clock.now() - watch.acknowledged_at
+        return sum(1 for offset in watch.offsets if offset <= elapsed)
 
     def settle_trigger(self) -> Delivery | None:
         """Close the books on a trigger still open after a stop (a disarm that raised, a process
@@ -286,6 +310,8 @@ class Controller:
         check_capabilities(self.driver, info.capabilities)
         self.confirmed_replies = Capability.CONFIRMED_REPLIES in info.capabilities
         self.status = self._device_call("status", self.driver.status)
+        if Capability.PAIRED_PULSE in info.capabilities and isinstance(self.driver, PairedPulseDriver):
+            self.pair = self.driver.pair  # left on by the panel or a previous host: a trigger fires two pulses
         self.fsm.fire("connected")
         self._emit(
             Connected, model=info.model, display_name=info.display_name,
@@ -379,6 +405,44 @@ class Controller:
         self._single_pulse_mode_confirmed = True
         self.train = None
         self.train_offsets = (0.0,)
+        if self.pair is not None:
+            paired = self._paired_driver("single pulses")
+            self._device_call("turn the second output off", paired.clear_pair)
+            self.pair = None
+
+    def _paired_driver(self, what: str) -> PairedPulseDriver:
+        driver = self.driver
+        if Capability.PAIRED_PULSE not in self.capabilities or not isinstance(driver, PairedPulseDriver):
+            raise InvalidArgument(
+                f"tmsctl cannot set {what} on the {driver.display_name}: its driver does not drive paired pulses",
+                hint="run paired pulses on a stimulator tmsctl drives them on (a Magstim BiStim²)",
+            )
+        return driver
+
+    def configure_pair(self, first_pct_mso: int, second_pct_mso: int, isi_ms: float) -> PairSettings:
+        """A paired pulse: one trigger fires ``first`` and the device fires ``second`` ``isi_ms`` later.
+        Both outputs and the interval are set and read back; the session's intensity cap binds both."""
+        paired = self._paired_driver("a paired pulse")
+        reasons = []
+        if self.state not in (State.IDLE, State.ARMED, State.PAUSED):
+            reasons.append(f"the controller is {self.state.value}")
+        cap = self.intensity_cap_pct_mso
+        for what, pct in (("first", first_pct_mso), ("second", second_pct_mso)):
+            if cap is not None and pct > cap:
+                reasons.append(f"the {what} pulse's {pct} % exceeds the {cap} % this session was validated for")
+        if reasons:
+            raise GuardRejected("configure paired pulse", reasons)
+        if self.train is not None:
+            self.configure_single_pulse()
+        settings = self._device_call(
+            f"set paired pulse {first_pct_mso} % then {second_pct_mso} % after {isi_ms:g} ms",
+            lambda: paired.set_pair(first_pct_mso, second_pct_mso, isi_ms),
+        )
+        assert isinstance(settings, PairSettings)
+        self.pair = settings
+        self.intensity_pct_mso = settings.first_pct_mso
+        self._emit(IntensitySet, intensity_pct_mso=settings.first_pct_mso)
+        return settings
 
     # -- arming ------------------------------------------------------------------------------------------
     def _arm_guards(self, now: float) -> list[str]:
@@ -456,19 +520,23 @@ class Controller:
         """One trigger: a single pulse, or the configured train. Returns what is being delivered."""
         now = self.clock.now()
         is_train = self.train is not None
-        pulses = self.train[1] if self.train else 1
+        pair = None if is_train else self.pair
+        pulses = self.train[1] if self.train else (2 if pair else 1)
         intensity = self.intensity_pct_mso if self.intensity_pct_mso is not None else -1
+        strongest = max(intensity, pair.second_pct_mso) if pair else intensity  # what recharge and energy follow
         reasons = self.fire_guards(now, pulses, intensity)
         if reasons:
             raise GuardRejected("fire", reasons)
         self.fsm.fire("fire")
         fired_at = self.clock.now()  # the trigger leaves now; the reply comes a few ms later
-        duration = self.train_timing if self.train else 0.0
-        offsets = self.train_offsets if is_train else (0.0,)
+        duration = self.train_timing if self.train else (pair.isi_ms / 1000 if pair else 0.0)
+        offsets = self.train_offsets if is_train else ((0.0, pair.isi_ms / 1000) if pair else (0.0,))
         # The trigger is on its way from here on: whatever the reply, its pulses count against every
         # limit, and a lost reply leaves them uncertain (settled by _end_trigger), never unrecorded.
         self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train)
-        self._watch = _TriggerWatch(offsets, fired_at, self._pulses_reported())
+        self._watch = _TriggerWatch(
+            offsets, fired_at, self._pulses_reported(), device_timed_after_first=pair is not None
+        )
         limits = self.driver.limits
         if is_train:
             assert self.train is not None
@@ -476,9 +544,9 @@ class Controller:
             # the next trigger also respects the single-pulse rate, whatever it will fire
             self.rate.record(now, fired_at + duration + gap, limits.min_single_pulse_interval_s(intensity))
         else:
-            self.rate.record(now, fired_at, limits.min_single_pulse_interval_s(intensity))
+            self.rate.record(now, fired_at, limits.min_single_pulse_interval_s(strongest))
         if self.energy:
-            self.energy.record(fired_at, pulses, intensity, self._train_rate_hz())
+            self.energy.record(fired_at, pulses, strongest, self._train_rate_hz())
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
         if trigger_source == "rts":
@@ -492,8 +560,8 @@ class Controller:
         self._watch.acknowledged(acknowledged_at)
         self.delivery = replace(self.delivery, expected_end=self._watch.last_due_latest, confirmed=confirmed)
         started = self.delivery
-        if not is_train:
-            self._finish_delivery()
+        if not is_train and acknowledged_at >= self.delivery.expected_end:
+            self._finish_delivery()  # a single pulse, or a pair whose second pulse was due by the reply
         return started
 
     def _train_rate_hz(self) -> float | None:
@@ -569,7 +637,7 @@ class Controller:
             self._emit(KeepAliveMissed, late_by_s=now - self._last_contact - self.limits.keepalive_period_s)
             self._fault("keepalive_missed", f"no exchange with the device for {now - self._last_contact:.2f} s")
             raise FaultLatched(
-                f"the keep-alive was missed ({now - self._last_contact:.2f} s without contact); the device was disarmed"
+                f"the keep-alive was missed ({now - self._last_contact:.2f} s without contact); {self._after_fault}"
             )
         due = self._next_keepalive <= now
         if keep_clear_until is not None and not due:
@@ -590,6 +658,8 @@ class Controller:
             self.refresh_status()
         if self.delivery is not None and self.delivery.is_train:
             self._check_train_end()
+        elif self.delivery is not None and now >= self.delivery.expected_end:
+            self._finish_delivery()  # a pair: the device fired its second pulse by now, on its own timer
         return self.next_deadline()
 
     def wait_ready(self) -> DeviceStatus:
@@ -652,7 +722,7 @@ class Controller:
             f"trigger, before its last pulse was due, without a word",
         )
         raise DeviceStateError(
-            f"{self.driver.display_name} ended the train early without reporting why; the device was disarmed",
+            f"{self.driver.display_name} ended the train early without reporting why; {self._after_fault}",
             hint="check the stimulator's display and coil before resuming; the record says how many pulses went out",
         )
 
@@ -663,7 +733,7 @@ class Controller:
             raise DeviceStateError(f"{self.driver.display_name} disarmed itself (status {status.raw})")
         if not status.coil_present and state in ENERGISED:
             self._fault("coil_absent", "the coil was disconnected")
-            raise DeviceStateError("the coil was disconnected; the device was disarmed")
+            raise DeviceStateError(f"the coil was disconnected; {self._after_fault}")
 
     def _check_train_end(self) -> None:
         delivery = self.delivery
@@ -675,7 +745,7 @@ class Controller:
         if status is not None and status.train_running:
             if now > delivery.expected_end + TRAIN_END_GRACE_S:
                 self._fault("train_overrun", "the device still reports a running train well after its end")
-                raise DeviceStateError("the train did not end when scheduled; the device was disarmed")
+                raise DeviceStateError(f"the train did not end when scheduled; {self._after_fault}")
             self._next_keepalive = min(self._next_keepalive, now + 0.05)
             return
         self._finish_delivery()
@@ -689,7 +759,7 @@ class Controller:
         self._next_coil_read = now + COIL_READ_PERIOD_S
         if self.coil_temperature_c >= self.limits.coil_stop_limit_c and self.state in ENERGISED:
             self._fault("coil_hot", f"coil at {self.coil_temperature_c:.1f} °C")
-            raise SafetyViolation(f"the coil reached {self.coil_temperature_c:.1f} °C; the device was disarmed")
+            raise SafetyViolation(f"the coil reached {self.coil_temperature_c:.1f} °C; {self._after_fault}")
 
     def wait_until(self, t: float, *, fire_at: float | None = None) -> None:
         """Service the device until clock time ``t`` (keep-alives, train ends)."""

@@ -13,6 +13,10 @@ A trigger commands pulses; whether each went out is *known* only from evidence:
   that skips only its very last pulse and then reports a normal end cannot be told apart; no
   status it sends would show it;
 * a pulse counter the device reports (the MagPro's di/dt message after every stimulus): exact.
+* a pair the device times itself (a BiStim²: output B fires one ISI after A, read back as set
+  just before the trigger): once the first pulse is acknowledged and the host sent nothing that
+  could stop the unit before the second was due at the latest, the second went out. As with a
+  train's last pulse, a unit that silently skips output B cannot be told apart: no reply says so.
 
 Pulse ``k`` of a device-timed train is due at ``p0 + offset[k]``, with ``p0`` somewhere between the
 trigger's send time and its acknowledgement. A pulse is *delivered* when evidence says it went
@@ -88,6 +92,9 @@ class TriggerEvidence:
     normal_end: bool = False
     device_count: int | None = None
     device_count_final: bool = False  # the count can no longer grow (the device confirmed it stopped)
+    # The device fires every pulse after the first on its own timer (a paired pulse), and ``normal_end``
+    # says the host left it alone until the last was due at the latest.
+    device_timed_after_first: bool = False
 
 
 def reconcile(evidence: TriggerEvidence) -> DoseCount:
@@ -103,6 +110,11 @@ def reconcile(evidence: TriggerEvidence) -> DoseCount:
         return DoseCount(n, counted, n - counted, f"the device reported {counted} pulse(s) so far")
     acked = evidence.acknowledged_at
     running = evidence.running_seen_at
+    if evidence.device_timed_after_first and evidence.normal_end and acked is not None:
+        return DoseCount(
+            n, n, 0, "acknowledged trigger; the device fires the second pulse of the pair itself, and nothing "
+            "stopped it before that pulse was due",
+        )
     if evidence.normal_end and acked is not None and (
         n == 1 or (running is not None and running >= acked + offsets[-2])
     ):
@@ -125,6 +137,10 @@ def reconcile(evidence: TriggerEvidence) -> DoseCount:
         known = max(known, sum(1 for off in offsets if first_latest + off <= running))
     stopped = evidence.stopped_by
     could = n if stopped is None else sum(1 for off in offsets if evidence.sent_at + off <= stopped)
+    if evidence.device_timed_after_first:
+        # The second output fires on the unit's own timer once the first went: no source says a
+        # disarm cancels it, so a stop after the trigger leaves it possible, never excluded.
+        could = n
     could = max(could, known)
     parts = []
     parts.append("acknowledged trigger" if acked is not None else "trigger sent, not acknowledged")

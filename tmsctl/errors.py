@@ -92,7 +92,7 @@ class DeviceRefused(TmsError):
 class TransportTimeout(TmsError, TimeoutError):
     """No complete reply arrived by the deadline. ``partial`` holds what did arrive."""
 
-    hint = "the device stopped answering: check power and cable; the session was disarmed"
+    hint = "the device stopped answering: check power and cable"
 
     def __init__(self, message: str, *, partial: bytes = b"", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -123,7 +123,7 @@ class FaultLatched(TmsError):
 class DeviceStateError(TmsError):
     """The device reports a state other than the one required (read-back mismatch)."""
 
-    hint = "the stimulator was disarmed; check its front panel before trying again"
+    hint = "check the stimulator's front panel before trying again"
 
 
 class IntensityMismatch(DeviceStateError):
@@ -132,7 +132,7 @@ class IntensityMismatch(DeviceStateError):
     def __init__(self, device: str, reported_pct: int, expected_pct: int) -> None:
         super().__init__(
             f"{device} reports {reported_pct} %MSO where {expected_pct} %MSO was set and validated",
-            hint="the device was disarmed; check its front panel and who changed it before resuming",
+            hint="check its front panel and who changed it before resuming",
         )
         self.reported_pct = reported_pct
         self.expected_pct = expected_pct

@@ -24,6 +24,7 @@ from tmsctl.drivers.base import Capability
 from tmsctl.errors import DeviceStateError, GuardRejected, InvalidArgument, TmsError
 from tmsctl.fsm import ENERGISED, State
 from tmsctl.protocols.schedule import Schedule, ScheduledTrain
+from tmsctl.records.errors import RecordsUnavailable
 from tmsctl.safety import PulseCap
 
 ARM_LEAD_S = 2.5  # arm this long before a train (arming takes up to 1 s on a Magstim)
@@ -32,6 +33,8 @@ START_LEAD_S = ARM_LEAD_S + 1.0  # the first train: time to set parameters, then
 STAY_ARMED_GAP_S = 45.0  # stay armed between trains closer than this (devices self-disarm at 60 s)
 FRESH_STATUS_LEAD_S = 0.05  # read status this long before each trigger (an exchange takes ~8 ms)
 INTENT_LEAD_S = 0.1  # commit a train's intent this long before it fires (an fsync takes a few ms)
+RECORDS_RETRY_S = 5.0  # while the records are unreachable, ask again this often (disarmed meanwhile)
+RECORDS_WAIT_LIMIT_S = 600.0  # and give up after this long: the session then ends, resumable
 
 
 class RunOutcome(StrEnum):
@@ -72,7 +75,13 @@ class RunResult:
 class DeliveryLog:
     """Where the runner writes what it does. ``records``-backed in production; in-memory in tests."""
 
-    def begin(self, train: ScheduledTrain, planned_at: float, trigger_source: str) -> None: ...
+    def begin(self, train: ScheduledTrain, planned_at: float, trigger_source: str) -> None:
+        """Put the train's intent on record; raises RecordsUnavailable when the records cannot be reached."""
+
+    def reachable(self) -> bool:
+        """Whether the records answer now (asked while waiting for them to come back)."""
+        return True
+
     def fired(self, train: ScheduledTrain, pulses_known: int) -> None: ...
     def finish(self, train: ScheduledTrain, dose: DoseCount, started_at: float, onset_error_s: float) -> None: ...
     def fault(self, code: str, detail: str, index: int) -> None: ...
@@ -118,7 +127,9 @@ class SessionRunner:
         self._wake = self.clock.event()  # set by a request so waits end at once, not at a poll
         self._reason = ""
         controller.pulse_cap = PulseCap(schedule.total_pulses, pulses_already_delivered + pulses_already_uncertain)
-        controller.intensity_cap_pct_mso = max(t.intensity_pct_mso or 0 for t in schedule.trains)
+        controller.intensity_cap_pct_mso = max(
+            max(t.intensity_pct_mso or 0, t.conditioning_intensity_pct_mso or 0) for t in schedule.trains
+        )
 
     # -- requests (any thread, signal handlers) --------------------------------------------------------
     def request_pause(self, reason: str = "operator pause") -> None:
@@ -171,7 +182,7 @@ class SessionRunner:
         try:
             for i, train in enumerate(trains):
                 nxt = trains[i + 1] if i + 1 < len(trains) else None
-                self._deliver(train, session_start, nxt)
+                session_start = self._deliver(train, session_start, nxt)
             self.controller.finish()
             whole = self.log.completed() and self.progress.pulses_uncertain == 0
             self._publish()
@@ -208,6 +219,12 @@ class SessionRunner:
             raise
 
     def _result(self, outcome: RunOutcome, reason: str = "") -> RunResult:
+        # what a display shows once the run is over: how it ended, and no countdown to a train that will not come
+        self.progress.next_onset = None
+        self._publish()
+        self.progress.state = outcome.value
+        if self.on_progress:
+            self.on_progress(self.progress)
         return RunResult(
             outcome, self.progress.next_index, self.progress.pulses_delivered, reason,
             tuple(self.progress.onset_errors_s), self.progress.pulses_uncertain,
@@ -251,7 +268,9 @@ class SessionRunner:
         self.log.finish(open_train.train, dose, open_train.onset, open_train.onset_error_s)
 
     # -- one train ------------------------------------------------------------------------------------------
-    def _deliver(self, train: ScheduledTrain, session_start: float, following: ScheduledTrain | None) -> None:
+    def _deliver(self, train: ScheduledTrain, session_start: float, following: ScheduledTrain | None) -> float:
+        """Deliver one train; returns the session start the trains after it keep to (later by however
+        long the records were out of reach before it)."""
         c = self.controller
         onset = session_start + train.onset_s
         self.progress.next_onset = onset
@@ -261,7 +280,8 @@ class SessionRunner:
             self._wait(onset - ARM_LEAD_S)
             self._check_requests()
             c.arm()
-        host_timed = train.n_pulses > 1 and c.train is None
+        # A pair is one trigger: the device fires its second pulse itself.
+        host_timed = train.n_pulses > 1 and c.train is None and train.kind != "paired_pulse"
         offsets = train.pulse_offsets_s if host_timed else (0.0,)
         # Every driver says how long its trigger takes to reach the unit (a Magstim's 3 bytes at 9600 baud: 3.1 ms).
         lead = c.driver.trigger_lead_s if self.trigger_source == "serial" else 0.0
@@ -272,7 +292,13 @@ class SessionRunner:
                 # Intent on disk before the trigger, never after: a crash in between leaves the
                 # train on record as begun with its outcome unknown ("uncertain: 0 to all of it").
                 self._wait(fire_at - INTENT_LEAD_S, fire_at=fire_at)
-                self.log.begin(train, onset, self.trigger_source)
+                try:
+                    self.log.begin(train, onset, self.trigger_source)
+                except RecordsUnavailable as exc:
+                    # No durable intent, no trigger: wait disarmed for the records, then deliver this
+                    # train anew with every later train shifted by the wait.
+                    delay = self._wait_for_the_records(exc)
+                    return self._deliver(train, session_start + delay, following)
                 self._open = open_train
             else:
                 self._wait_ready()
@@ -311,6 +337,23 @@ class SessionRunner:
         long_gap = following is None or following.onset_s - train.onset_s - train.duration_s > STAY_ARMED_GAP_S
         if long_gap and c.state in ENERGISED:
             c.disarm()
+        return session_start
+
+    def _wait_for_the_records(self, cause: RecordsUnavailable) -> float:
+        """Disarm and wait until the records answer again (pause and abort requests still count);
+        returns how long it took. Past the limit the cause is raised: the session ends resumable."""
+        c = self.controller
+        if c.state in ENERGISED:
+            c.disarm()
+        started = self.clock.now()
+        self.progress.last_fault = f"records unreachable, waiting disarmed: {cause.message}"
+        self._publish()
+        while not self.log.reachable():
+            if self.clock.now() - started >= RECORDS_WAIT_LIMIT_S:
+                raise cause
+            self._wait(self.clock.now() + RECORDS_RETRY_S)
+        self.progress.last_fault = None
+        return self.clock.now() - started + START_LEAD_S
 
     def _wait_ready(self) -> None:
         c = self.controller
@@ -328,6 +371,11 @@ class SessionRunner:
         if train.kind == "theta_burst" and Capability.THETA_BURST in c.capabilities:
             self._prepare_theta_burst(train, intensity)
             return
+        if train.kind == "paired_pulse":
+            self._prepare_pair(train, intensity)
+            return
+        if c.pair is not None:
+            c.configure_single_pulse()  # a trigger would otherwise fire the device's second output too
         if wants_train:
             assert train.frequency_hz is not None
             # Rapid²: power before frequency (the frequency ceiling depends on power), unless the
@@ -343,6 +391,18 @@ class SessionRunner:
         if c.intensity_pct_mso != intensity:
             c.set_intensity(intensity)
 
+
+    def _prepare_pair(self, train: ScheduledTrain, test_pct: int) -> None:
+        """Conditioning pulse first (the one the trigger fires), the test pulse one ISI later."""
+        c = self.controller
+        conditioning = train.conditioning_intensity_pct_mso
+        assert conditioning is not None
+        isi_ms = round(1000 * (train.pulse_offsets_s[-1] - train.pulse_offsets_s[0]), 6)
+        held = c.pair
+        if held is None or (held.first_pct_mso, held.second_pct_mso, round(held.isi_ms, 6)) != (
+            conditioning, test_pct, isi_ms
+        ):
+            c.configure_pair(conditioning, test_pct, isi_ms)
 
     def _prepare_theta_burst(self, train: ScheduledTrain, intensity: int) -> None:
         """A device-timed theta-burst train, read off the schedule's pulse offsets."""

@@ -11,6 +11,7 @@ simulator's interlock log is asserted empty in the tests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,11 +59,12 @@ class RateLimiter:
 class EnergyBudget:
     """A leaky bucket of stimulator energy: pulses fill it, it drains at a constant power.
 
-    With the Rapid² figures (drain 1050 J/s, capacity 63 kJ) a train is allowed when the bucket
-    never overflows while it runs: it drains during the train too, so a train whose pulses add less
-    than the drain (1 Hz at any power) may run continuously, and one that adds more fills at the
-    difference — the bulletin's energy-limited on-time, capacity / (f·E − drain). The bulletin's
-    minimum inter-train wait empties the bucket, so protocols that respect it always pass.
+    With the Rapid² figures (drain 1050 J/s, capacity 63 kJ) a train is allowed when what is left
+    in the bucket plus what the train puts out in any one minute fits: the bulletin's "≤ 63 kJ per
+    minute" (TDb087 §3, reference magstim.md §10), whose on-time limit is 63000 / (f·E) and whose
+    trains that add less than the drain (1 Hz at any power) run continuously. After the train the
+    bucket holds what the train added less what drained while it ran, so the bulletin's minimum
+    inter-train wait, N·(f·E − 1050) / (1050·f), is exactly the time it takes to empty.
     """
 
     def __init__(self, capacity_j: float, drain_w: float, energy_j: Callable[[int], float]) -> None:
@@ -85,14 +87,13 @@ class EnergyBudget:
         return max(0.0, self.level_j - (now - self._at) * self.drain_w)
 
     def _rise_j(self, pulses: int, intensity_pct: int, frequency_hz: float | None) -> tuple[float, float]:
-        """(the most the level rises above its start during the train, the rise at its end)."""
+        """(the most the train puts out in any one minute, what it leaves in the bucket at its end)."""
         energy = self._energy_j(intensity_pct)
         if pulses <= 1 or not frequency_hz:
             return pulses * energy, pulses * energy
-        duration = (pulses - 1) / frequency_hz
-        end = pulses * energy - self.drain_w * duration
-        # the level peaks at the first pulse when the train adds less than the drain, else at the last
-        return max(energy, end), max(energy, end)
+        in_a_minute = min(pulses, math.floor(60.0 * frequency_hz + 1e-9) + 1)
+        end = pulses * energy - self.drain_w * (pulses - 1) / frequency_hz
+        return in_a_minute * energy, max(energy, end)
 
     def why_not(self, now: float, pulses: int, intensity_pct: int, frequency_hz: float | None = None) -> str | None:
         peak, _ = self._rise_j(pulses, intensity_pct, frequency_hz)

@@ -415,6 +415,13 @@ class RecordsDeliveryLog(DeliveryLog):
             )
         )
 
+    def reachable(self) -> bool:
+        try:
+            self.records.resume_point(self.session_id)
+        except self._rec.RecordsUnavailable:
+            return False
+        return True
+
     def fired(self, train: ScheduledTrain, pulses_known: int) -> None:
         self.records.record_progress(
             self.session_id, train.index, pulses_delivered=pulses_known, onset_offset_s=self._offset()

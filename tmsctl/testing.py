@@ -199,7 +199,9 @@ def check_dose_truth(records: Any, session_id: str | Sequence[str], device: Any)
         )
     if any(detail.faults for detail in details):
         return
-    validated = {round(d.intensity_pct_mso) for d in deliveries}
+    validated = {round(d.intensity_pct_mso) for d in deliveries} | {
+        round(d.second_intensity_pct_mso) for d in deliveries if d.second_intensity_pct_mso is not None
+    }  # a pair's second pulse (BiStim² output B)
     session_id = named
     stray = [p for p in true_pulses if p.intensity_pct not in validated]
     if stray:

@@ -13,7 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus
+from tmsctl.drivers.base import (
+    Capability,
+    DeviceInfo,
+    DeviceLimits,
+    DeviceStatus,
+    PairedPulseLimits,
+    PairSettings,
+    paired_isi_mode,
+)
 from tmsctl.errors import (
     DeviceRefused,
     DeviceStateError,
@@ -309,34 +317,131 @@ class M200Driver(MagstimDriver):
 
 
 class BiStimDriver(MagstimDriver):
+    """A BiStim² in BiStim timing: output A fires on the trigger, output B one ISI later (when B > 0 %).
+
+    Implements ``PairedPulseDriver``. Power B and the ISI are kept as last read back, and every
+    ``J@`` reply (keep-alives, the read-back before each trigger) is checked against them, as power A
+    is: a unit that changed either is caught before it fires.
+    """
+
     model = Model.BISTIM
     name = "magstim-bistim"
     display_name = "Magstim BiStim²"
     capabilities = MagstimDriver.capabilities | {Capability.PAIRED_PULSE}
+    HIGH_RESOLUTION_MODE = 1  # index in paired_isi_modes_ms(): tenths of a ms
 
     def __init__(self, transport: Transport, limits: DeviceLimits, *, simulated: bool = False) -> None:
         super().__init__(transport, limits, simulated=simulated)
         self.high_resolution = False
+        self.power_b_pct: int | None = None
+        self.isi_raw: int | None = None
 
     def connect(self) -> DeviceInfo:
+        self.power_b_pct = self.isi_raw = None  # adopted from the unit's first reply, checked after
         info = super().connect()
         mode = self._exchange(c.encode_query(c.GET_SYSTEM_MODE), what="read system mode").payload
         assert isinstance(mode, c.SystemMode)
         self.high_resolution = mode.mode in ("4", "T")
         return info
 
+    def _read_power(self) -> int:
+        params = self._read_parameters()
+        if self.power_b_pct is None:
+            self.power_b_pct, self.isi_raw = params.power_b_pct, params.isi_raw
+        else:
+            self._check_pair(params)
+        return params.power_a_pct
+
+    def _read_parameters(self) -> c.Parameters:
+        params = self._exchange(c.encode_query(c.GET_PARAMETERS), what="read parameters").payload
+        assert isinstance(params, c.Parameters)
+        return params
+
+    def _isi_ms(self, isi_raw: int) -> float:
+        return round(isi_raw * (0.1 if self.high_resolution else 1.0), 1)
+
+    @property
+    def pair(self) -> PairSettings | None:
+        if not self.power_b_pct or self.power_pct is None or self.isi_raw is None:
+            return None
+        return PairSettings(self.power_pct, self.power_b_pct, self._isi_ms(self.isi_raw))
+
+    def _check_power(self, payload: object) -> None:
+        super()._check_power(payload)
+        if isinstance(payload, c.Parameters):
+            self._check_pair(payload)
+
+    def _check_pair(self, payload: c.Parameters) -> None:
+        if self.power_b_pct is not None and payload.power_b_pct != self.power_b_pct:
+            raise IntensityMismatch(f"{self.display_name} output B", payload.power_b_pct, self.power_b_pct)
+        if self.isi_raw is not None and payload.isi_raw != self.isi_raw:
+            raise DeviceStateError(
+                f"{self.display_name} reports an ISI of {self._isi_ms(payload.isi_raw):g} ms where "
+                f"{self._isi_ms(self.isi_raw):g} ms was set and validated",
+                hint="the device was disarmed; check its front panel and who changed it before resuming",
+            )
+
+    def set_pair(self, first_pct_mso: int, second_pct_mso: int, isi_ms: float) -> PairSettings:
+        """Power A (first), power B (second) and the ISI, in the resolution the ISI needs; read back."""
+        first = _whole_percent(first_pct_mso, "intensity A (first pulse)", 100)
+        second = _whole_percent(second_pct_mso, "intensity B (second pulse)", 100)
+        if second == 0:
+            raise InvalidArgument("a paired pulse needs output B above 0 %", hint="use clear_pair() for single pulses")
+        modes = self._isi_modes()
+        current = self.HIGH_RESOLUTION_MODE if self.high_resolution else 0
+        mode = current if paired_isi_mode(modes[current : current + 1], isi_ms) == 0 else paired_isi_mode(modes, isi_ms)
+        if mode is None:
+            settable = "; ".join(f"{lo:g}–{hi:g} ms in {step:g} ms steps" for lo, hi, step in modes)
+            raise InvalidArgument(
+                f"{self.display_name} cannot time an inter-pulse interval of {isi_ms:g} ms",
+                hint=f"it sets {settable}",
+            )
+        high = mode == self.HIGH_RESOLUTION_MODE
+        raw = _on_grid(isi_ms, modes[mode][2], "inter-pulse interval", "ms")
+        if high != self.high_resolution:
+            # Switching the resolution resets the ISI (magstim.md §8), so it goes first.
+            self._exchange(c.encode_query(c.HIGH_RES_ON if high else c.HIGH_RES_OFF), what="set ISI resolution")
+            self.high_resolution = high
+            self.isi_raw = None  # unknown until read back
+        self._exchange(c.encode_set_power(first), what=f"set power A {first} %")
+        self._exchange(c.encode_set_power(second, output="B"), what=f"set power B {second} %")
+        self._exchange(c.encode_isi(raw), what=f"set ISI {isi_ms:g} ms")
+        got = self._read_parameters()
+        if (got.power_a_pct, got.power_b_pct, got.isi_raw) != (first, second, raw):
+            raise DeviceStateError(
+                f"{self.display_name} read back A {got.power_a_pct} %, B {got.power_b_pct} %, ISI "
+                f"{self._isi_ms(got.isi_raw):g} ms after being set to A {first} %, B {second} %, ISI {isi_ms:g} ms"
+            )
+        self.power_pct, self.power_b_pct, self.isi_raw = first, second, raw
+        pair = self.pair
+        assert pair is not None
+        return pair
+
+    def clear_pair(self) -> None:
+        """Output B to 0 %: a trigger then fires output A alone."""
+        self._exchange(c.encode_set_power(0, output="B"), what="set power B 0 %")
+        got = self._read_parameters()
+        if got.power_b_pct != 0:
+            raise DeviceStateError(f"{self.display_name} reports power B {got.power_b_pct} % after setting 0 %")
+        self.power_b_pct, self.isi_raw = 0, got.isi_raw
+
+    def _isi_modes(self) -> tuple[tuple[float, float, float], ...]:
+        limits: PairedPulseLimits = self.limits  # type: ignore[assignment]  # declared by PAIRED_PULSE
+        return limits.paired_isi_modes_ms()
+
     def set_intensity_b(self, intensity_pct_mso: int) -> None:
         pct = _whole_percent(intensity_pct_mso, "intensity B", 100)
         self._exchange(c.encode_set_power(pct, output="B"), what=f"set power B {pct} %")
-        params = self._exchange(c.encode_query(c.GET_PARAMETERS), what="read parameters").payload
-        assert isinstance(params, c.Parameters)
+        params = self._read_parameters()
         if params.power_b_pct != pct:
             raise DeviceStateError(f"{self.display_name} reports power B {params.power_b_pct} % after setting {pct} %")
+        self.power_b_pct = pct
 
     def set_high_resolution(self, on: bool) -> None:
         """High-resolution ISI timing (0.1 ms steps up to 99.9 ms). Not allowed while armed."""
         self._exchange(c.encode_query(c.HIGH_RES_ON if on else c.HIGH_RES_OFF), what="set ISI resolution")
         self.high_resolution = on
+        self.isi_raw = None  # the unit resets it; unknown until read back
 
     def set_isi_ms(self, isi_ms: float) -> None:
         step, top = (0.1, 99.9) if self.high_resolution else (1.0, 999.0)
@@ -347,10 +452,10 @@ class BiStimDriver(MagstimDriver):
             )
         raw = _on_grid(isi_ms, step, "inter-pulse interval", "ms")
         self._exchange(c.encode_isi(raw), what=f"set ISI {isi_ms:g} ms")
-        params = self._exchange(c.encode_query(c.GET_PARAMETERS), what="read parameters").payload
-        assert isinstance(params, c.Parameters)
+        params = self._read_parameters()
         if params.isi_raw != raw:
             raise DeviceStateError(f"{self.display_name} reports ISI {params.isi_raw} after setting {raw}")
+        self.isi_raw = raw
 
 
 @dataclass(frozen=True)

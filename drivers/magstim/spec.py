@@ -503,6 +503,13 @@ class MagstimSpec(Frozen):
             raise InvalidArgument(f"{self.model} has no paired pulses: only the BiStim² has two outputs")
         return paired.high_resolution if high_resolution else paired.low_resolution
 
+    def paired_isi_modes_ms(self) -> tuple[tuple[float, float, float], ...]:
+        """``(min, max, step)`` of the BiStim's low- then high-resolution ISI timing (PairedPulseLimits)."""
+        paired = self.data.paired_pulse
+        if paired is None:
+            return ()
+        return tuple((r.min_ms, r.max_ms, r.step_ms) for r in (paired.low_resolution, paired.high_resolution))
+
     @property
     def timing(self) -> Timing:
         """Keep-alive deadlines and period, arm → ready, armed idle disarm, power settling."""

@@ -185,3 +185,22 @@ def test_resume_of_an_unknown_session_is_not_found(tmp_path: Path) -> None:
     db = initialise_db(tmp_path / "r.db")
     result = runner.invoke(app, ["resume", "NOPE-NOPE", "--db", str(db), "--yes"])
     assert result.exit_code == EXIT_NOT_FOUND, result.output
+
+
+@pytest.mark.slow
+def test_the_panel_counts_a_train_while_it_runs(tmp_path: Path) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    protocol = tmp_path / "slow.yaml"
+    protocol.write_text(TWO_TRAINS.replace("frequency_hz: 10", "frequency_hz: 5").replace("trains: 2", "trains: 1"))
+    screen = io.StringIO()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "tmsctl", "run", str(protocol), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50",
+         "--yes", "--db", str(db), "--allow-unapproved", "pty test"],
+        env=ENV, encoding="utf-8", timeout=60, dimensions=(40, 200), cwd=str(tmp_path),
+    )
+    child.logfile_read = screen
+    child.expect(r"this train [1-3] so far \(provisional\)")  # counted from the start of the 4 s train...
+    child.expect(r"this train 1[0-9] so far \(provisional\)")  # ...and on while it runs, not at its end
+    child.expect(pexpect.EOF)
+    assert "completed, 20 of 20 pulses delivered" in screen.getvalue()

@@ -86,9 +86,12 @@ def test_energy_budget_refuses_a_train_the_unit_would_refuse(make_rig) -> None:
         c.fire()
     assert any("next pulse may come" in r for r in info.value.reasons)
     assert c.energy is not None
-    # the bucket holds about 21 kJ: another 60 s of 20 Hz at 60 % (46 kJ more) would overflow it
-    assert (c.energy.why_not(rig.clock.now(), 1200, 60, 20.0) or "").startswith("energy budget")
-    assert c.energy.why_not(rig.clock.now(), 600, 60, 20.0) is None
+    # the bucket still holds about 21 kJ: the same 54 kJ train again would overflow it now...
+    assert (c.energy.why_not(rig.clock.now(), 600, 60, 20.0) or "").startswith("energy budget")
+    # ...but not once the bulletin's minimum wait (22.2 s after the train) has emptied it
+    assert c.energy.why_not(rig.clock.now() + 21.0, 600, 60, 20.0) is None
+    # a minute of 20 Hz at 60 % is 109 kJ, beyond the 63 kJ a minute allows, however long one waits
+    assert (c.energy.why_not(rig.clock.now() + 600.0, 1200, 60, 20.0) or "").startswith("energy budget")
     assert rig.device.interlocks == []
 
 
@@ -96,10 +99,24 @@ def test_energy_budget_lets_a_train_that_drains_faster_than_it_fills_run_continu
     from tmsctl.safety import EnergyBudget
 
     budget = EnergyBudget(63_000.0, 1050.0, lambda pct: 96.8)  # about 62 % on a Rapid²
-    assert budget.why_not(0.0, 900, 62, 1.0) is None  # 1 Hz adds 97 J/s against a 1050 J/s drain
+    assert budget.why_not(0.0, 900, 62, 1.0) is None  # 1 Hz puts out 5.9 kJ a minute, under 63 kJ
     assert budget.why_not(0.0, 900, 62, None) is not None  # as a burst (no rate) it would not fit
     budget.record(0.0, 900, 62, 1.0)
     assert budget.level_at(899.0) == pytest.approx(96.8)
+
+
+def test_energy_budget_matches_the_bulletins_worked_example() -> None:
+    from tmsctl.safety import EnergyBudget
+
+    # TDb087 §3 (reference magstim.md §10): 73 %, 25 Hz, 250 pulses, 134.2 J -> wait 21.95 s after the train
+    budget = EnergyBudget(63_000.0, 1050.0, lambda pct: 134.2)
+    assert budget.why_not(0.0, 250, 73, 25.0) is None  # 33.6 kJ in its 10 s
+    budget.record(0.0, 250, 73, 25.0)
+    end = 249 / 25.0
+    assert budget.level_at(end + 21.95) == pytest.approx(0.0, abs=1050 * 0.05)
+    # and the on-time limit 63000 / (f·E) = 18.8 s: 470 pulses at 25 Hz fit, 480 do not
+    fresh = EnergyBudget(63_000.0, 1050.0, lambda pct: 134.2)
+    assert fresh.why_not(0.0, 469, 73, 25.0) is None and fresh.why_not(0.0, 480, 73, 25.0) is not None
 
 
 def test_keepalive_holds_across_a_long_armed_wait(make_rig) -> None:

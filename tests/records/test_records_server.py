@@ -275,6 +275,47 @@ def test_a_server_gone_mid_session_fires_nothing_unrecorded_and_the_session_resu
             assert back.session(session_id).status is SessionStatus.INCOMPLETE
 
 
+def test_a_server_back_within_the_wait_lets_the_session_carry_on_disarmed_meanwhile(
+    own_server: ThrowawayServer, tmp_path: Path
+) -> None:
+    url = own_server.create_database("clinic")
+    protocol = tmp_path / "short.yaml"
+    protocol.write_text(SHORT)
+    clock = VirtualClock()
+    sim = sims.create("rapid2", clock=clock, faults=parse_fault_plan(""), name=f"server-back-{next(_names)}")
+    records = Records(url, clock=clock)
+    planned = _plan(protocol, sim, records)
+    seen: dict[str, object] = {}
+
+    def outage_before_train_3(runner) -> None:  # type: ignore[no-untyped-def]
+        begin, reachable = runner.log.begin, runner.log.reachable
+
+        def begin_after_a_crash(train, planned_at, trigger_source):  # type: ignore[no-untyped-def]
+            if train.index == 2 and "stopped" not in seen:
+                seen["stopped"] = True
+                own_server.stop("immediate")
+            begin(train, planned_at, trigger_source)
+
+        def reachable_once_restarted() -> bool:
+            seen["asked"] = int(seen.get("asked", 0)) + 1  # type: ignore[call-overload]
+            seen["armed while waiting"] = sim.device.armed or seen.get("armed while waiting", False)
+            if seen["asked"] == 3:
+                own_server.start()
+            return reachable()
+
+        runner.log.begin, runner.log.reachable = begin_after_a_crash, reachable_once_restarted
+
+    _, result = run_planned(planned, records, on_runner=outage_before_train_3)
+    try:
+        assert result.outcome is RunOutcome.COMPLETED, result.reason
+        assert seen["asked"] >= 3 and not seen["armed while waiting"]
+        session_id = records.sessions()[0].session_id
+        check_dose_truth(records, session_id, sim.device)
+        assert records.resume_point(session_id).pulses_delivered == 120 == sim.device.pulse_count
+    finally:
+        records.close()
+
+
 def test_the_same_store_reconnects_when_the_server_is_back(own_server: ThrowawayServer) -> None:
     url = own_server.create_database("clinic")
     clock = VirtualClock()

@@ -68,20 +68,30 @@ def pty_simulator(tmp_path: Path):
     proc.wait(10)
 
 
-def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) -> None:
-    pty_path, status = pty_simulator
-    protocol = tmp_path / "kill.yaml"
-    protocol.write_text(PROTOCOL)
+ENV = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
+
+
+def _run_command(tmp_path: Path, pty_path: str, protocol_text: str, subject: str, *extra: str) -> tuple[list[str], Path]:
+    """`tmsctl run` of ``protocol_text`` on the pty simulator as a real port, into a fresh database."""
+    protocol = tmp_path / f"{subject}.yaml"
+    protocol.write_text(protocol_text)
     db = tmp_path / "records.db"
     subprocess.run([sys.executable, "-m", "tmsctl", "db", "init", str(db)], check=True, capture_output=True, timeout=60)
-    env = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
-    base = [
+    return [
         sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
-        f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K001", "--mt", "50", "--yes", "--no-live",
-        "--db", str(db), "--log-dir", str(tmp_path / "logs"), "--allow-unapproved", "kill test protocol",
+        f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", subject, "--mt", "50", "--yes", "--no-live",
+        "--db", str(db), "--allow-unapproved", "kill test protocol", *extra,
+    ], db
+
+
+def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) -> None:
+    pty_path, status = pty_simulator
+    env = ENV
+    base, db = _run_command(
+        tmp_path, pty_path, PROTOCOL, "K001", "--log-dir", str(tmp_path / "logs"),
         # its trains are 2 s apart, so the rulebook judges them as one 22 s run of 10 Hz (issue 15)
         "--override", "wassermann.train-duration=kill test: 80 pulses at 80 % rMT",
-    ]
+    )
     # kill points, as pulse counts the simulator has reached: mid-train, between trains, mid-train
     kill_points = [(15, 0.0), (40, 0.6), (65, 0.0)]
     session_id = None
@@ -147,17 +157,10 @@ def _sim_pulses(status: Path) -> list[dict]:
 @pytest.mark.timeout(900)
 def test_sigkill_at_thirty_instants_around_triggers_keeps_the_truth(tmp_path: Path, pty_simulator) -> None:
     pty_path, status = pty_simulator
-    protocol = tmp_path / "kill-many.yaml"
-    protocol.write_text(MANY_TRAINS)
-    db = tmp_path / "records.db"
-    subprocess.run([sys.executable, "-m", "tmsctl", "db", "init", str(db)], check=True, capture_output=True, timeout=60)
-    env = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
-    base = [
-        sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
-        f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K002", "--mt", "50", "--yes", "--no-live",
-        "--db", str(db), "--allow-unapproved", "kill test protocol",
-        "--override", "wassermann.train-duration=kill test: trains 2 s apart",
-    ]
+    env = ENV
+    base, db = _run_command(
+        tmp_path, pty_path, MANY_TRAINS, "K002", "--override", "wassermann.train-duration=kill test: trains 2 s apart"
+    )
     session_id = None
     kills = 0
     for round_ in range(32):
@@ -222,17 +225,8 @@ pattern: {kind: rtms, frequency_hz: 1, pulses_per_train: 75, trains: 1}
 def test_a_1hz_train_longer_than_a_minute_runs_to_its_end_on_the_pty_simulator(tmp_path: Path, pty_simulator) -> None:
     """The same bytes and timing as a real port (the 900-pulse library train is this, fifteen minutes long)."""
     pty_path, status = pty_simulator
-    protocol = tmp_path / "one-hz.yaml"
-    protocol.write_text(ONE_HZ_LONG)
-    db = tmp_path / "records.db"
-    subprocess.run([sys.executable, "-m", "tmsctl", "db", "init", str(db)], check=True, capture_output=True, timeout=60)
-    env = {**os.environ, "SIM_UNLOCK": "SIMU-00000000-5AA5", "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tmsctl", "run", str(protocol), "--device",
-         f"magstim-rapid2://{pty_path}?unlock=env:SIM_UNLOCK", "--subject", "K003", "--mt", "50", "--yes",
-         "--no-live", "--db", str(db), "--allow-unapproved", "pty 1 Hz"],
-        env=env, capture_output=True, text=True, timeout=240,
-    )
+    command, db = _run_command(tmp_path, pty_path, ONE_HZ_LONG, "K003")
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "completed, 75 of 75 pulses delivered" in done.stdout
     state = _sim_state(status)

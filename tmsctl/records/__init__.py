@@ -1,6 +1,7 @@
 """Durable session records: the source of truth for what was planned, delivered and decided.
 
-One SQLite file (stdlib ``sqlite3``; WAL journal, ``synchronous=FULL``, foreign keys on) holds
+One SQLite file (stdlib ``sqlite3``; WAL journal, ``synchronous=FULL`` except a train's outcome, which the
+next intent's sync puts on disk; foreign keys on) holds
 subjects, motor thresholds, protocol approvals, sessions, every train or pulse delivered,
 operator actions, overridden findings and faults. Every public write is one transaction that
 is on disk when the call returns, so a process killed at any instant loses nothing it was told
