@@ -64,7 +64,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
     "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
     "db": ("tmsctl.cli_db", None, "The records database: create one where you name it."),
-    "records": ("tmsctl.cli_records", None, "A site's records as a whole: copy them to another database."),
+    "records": ("tmsctl.cli_records", None, "A site's records as a whole: check them, copy them to another database."),
     "course": ("tmsctl.cli_course", "course", "Treatment courses: start, show, change, end, report."),
     "outcome": ("tmsctl.cli_course", "outcome", "Outcome measures of a subject's course (PHQ-9, BSL-23, …)."),
 }
