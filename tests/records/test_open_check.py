@@ -130,3 +130,16 @@ def test_records_check_reads_every_page_on_demand(tmp_path: Path, full_checks: l
     damaged = runner.invoke(app, ["records", "check", "--db", str(db)])
     assert damaged.exit_code == EXIT_RECORDS, damaged.output
     assert "damaged" in damaged.output
+
+
+def test_read_only_openers_leave_an_empty_log_that_needs_no_full_check(
+    db_path: Path, clock: VirtualClock, full_checks: list[Path]
+) -> None:
+    """`tmsctl sessions` opens read-only: its connection may not delete the -wal, but writes none."""
+    Records(db_path, clock=clock).close()
+    Path(f"{db_path}{records_module.CLEAN_CLOSE_SUFFIX}").unlink()  # as on a file never closed by us
+    for _ in range(3):
+        with Records(db_path, clock=clock, read_only=True) as store:
+            store.subjects()
+    assert Path(f"{db_path}-wal").stat().st_size == 0
+    assert len(full_checks) == 2  # the open that found no stamp, then none

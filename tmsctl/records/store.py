@@ -402,9 +402,10 @@ class Records:
         a WAL database, and only then. It holds the file's device, inode, size and modification and
         change times. So the full check runs when:
 
-        * a ``-wal`` file is there: a process died with the file open (a kill, a crash, a power cut —
-          the only events that can leave a torn page behind, and only where the disk lost a write
-          it had confirmed), or another process has it open right now (then the check is redundant);
+        * a ``-wal`` file with content is there: a process died with the file open (a kill, a crash,
+          a power cut — the only events that can leave a torn page behind, and only where the disk
+          lost a write it had confirmed), or another process writes it right now (then the check is
+          redundant);
         * the file is not as the last clean close left it: written by anything that did not close
           it last and cleanly, copied, restored, edited; the change time cannot be set back by
           programs, so a copy that keeps the modification time is noticed too;
@@ -412,7 +413,7 @@ class Records:
         * the last full check is older than ``FULL_CHECK_EVERY_DAYS``: for damage nothing above
           notices, a disk that rots under an unchanged file.
         """
-        if os.path.exists(f"{self._local_path}-wal"):
+        if self._wal_holds_frames():
             return None
         try:
             stamp = json.loads(self._clean_close_path().read_text(encoding="utf-8"))
@@ -423,9 +424,21 @@ class Records:
             return None
         return checked if fresh and unchanged else None
 
+    def _wal_holds_frames(self) -> bool:
+        """A ``-wal`` with content: written since SQLite last folded it in at a clean last close.
+
+        An empty one is what a read-only connection leaves (it may not delete the log): nothing
+        was written through it, so nothing can be half-written.
+        """
+        try:
+            return os.stat(f"{self._local_path}-wal").st_size > 0
+        except FileNotFoundError:
+            return False
+
     def _stamp_clean_close(self) -> None:
-        """After the last connection closed (no ``-wal`` left), note the file as it is now."""
-        if self._read_only or self._last_full_check is None or os.path.exists(f"{self._local_path}-wal"):
+        """After the last connection closed (no ``-wal`` with content left), note the file as it is
+        now. A read-only opener stamps too where it can: the stamp is beside the records, not in them."""
+        if self._last_full_check is None or self._wal_holds_frames():
             return
         stamp = self._clean_close_path()
         try:
