@@ -8,7 +8,10 @@ import typer
 
 from tmsctl.cli import out, reported
 
-app = typer.Typer(help="A site's records as a whole: check them, copy them to another database.", no_args_is_help=True)
+app = typer.Typer(
+    help="A site's records as a whole: check them, copy them to another database.", no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.callback()
