@@ -14,6 +14,11 @@ from typing import Literal, Protocol, overload, runtime_checkable
 
 from tmsctl.errors import InvalidArgument, TmsError
 
+# How a simulator names itself in what a real unit's protocol carries (a Rapid²'s software
+# version, a threshold's stimulator serial): a real unit never answers "SIM-…", so a device that
+# does is a simulator whatever URL reached it, and its sessions count for no real subject.
+SIMULATOR_IDENTITY_PREFIX = "SIM-"
+
 
 class Capability(StrEnum):
     SINGLE_PULSE = "single_pulse"

@@ -451,6 +451,11 @@ class SimulatedDevice:
         """True while the unit could deliver a pulse (armed or charged). Models override this."""
         raise NotImplementedError
 
+    def identify_as_simulator(self) -> bool:
+        """Name itself a simulator in what the real protocol carries, for a host that reaches it
+        like a real port (``tmsctl sim serve``). False where the protocol carries no identity."""
+        return False
+
     # -- for subclasses ------------------------------------------------------------------------------
     def _on_bytes(self, now: float) -> int | None:
         """Consume complete frames from ``self._inbuf``; return how many more bytes the next

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from tmsctl.drivers.base import SIMULATOR_IDENTITY_PREFIX
 from tmsctl.drivers.magstim import codec as c
 from tmsctl.drivers.magstim.codec import Model
 from tmsctl.errors import ProtocolError
@@ -149,6 +150,7 @@ class MagstimSimulator(SimulatedDevice):
         self._train_cut: int | None = None  # pulses the next train delivers; -1: half of them
         self.identity_version_text = profile.version_text  # what N answers (wrong_model changes it)
         self.identity_system_mode: str | None = None  # what X answers, if not the true mode
+        self.names_itself_simulator = False  # N answers SIM-V9.0 (served: see identify_as_simulator)
         # Host frame lengths that the first byte alone decides (all but Q's unlock-code form).
         self._frame_lengths = {
             cmd: length
@@ -223,7 +225,9 @@ class MagstimSimulator(SimulatedDevice):
             self._reply(c.UNKNOWN_COMMAND, now)
             return
         if cmd == c.GET_VERSION:
-            self._reply(c.encode_version_reply(self.identity_version_text or "V1.0"), now)
+            text = self.identity_version_text or "V1.0"
+            mark = SIMULATOR_IDENTITY_PREFIX if self.names_itself_simulator else ""
+            self._reply(c.encode_version_reply(mark + text), now)
             return
         if cmd in _NEEDS_REMOTE and not self.remote and not (cmd == c.SET_MODE and frame.data == b"A"):
             self._refuse(cmd, now, "control command without remote control")
@@ -363,6 +367,12 @@ class MagstimSimulator(SimulatedDevice):
                 self.identity_version_text = fault.value or _OTHER_GENERATION.get(true_major, "V9.0")
             else:
                 self.identity_system_mode = fault.value or "0"
+
+    def identify_as_simulator(self) -> bool:
+        # Only a Rapid² names itself (N, its software version); a 200² and a BiStim² answer nothing
+        # that could carry a name.
+        self.names_itself_simulator = self.model is Model.RAPID2
+        return self.names_itself_simulator
 
     def _power_cycle(self, now: float, boot_s: float | None) -> None:
         """A power cycle: whatever ran stops, remote control and every setting are lost (the

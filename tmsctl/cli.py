@@ -64,7 +64,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "export": ("tmsctl.cli_export", None, "Export recorded sessions (BIDS-NIBS)."),
     "report": ("tmsctl.cli_report", None, "Readable reports of sessions and courses."),
     "db": ("tmsctl.cli_db", None, "The records database: create one where you name it."),
-    "records": ("tmsctl.cli_records", None, "A site's records as a whole: copy them to another database."),
+    "records": ("tmsctl.cli_records", None, "A site's records as a whole: check them, copy them to another database."),
     "course": ("tmsctl.cli_course", "course", "Treatment courses: start, show, change, end, report."),
     "outcome": ("tmsctl.cli_course", "outcome", "Outcome measures of a subject's course (PHQ-9, BSL-23, …)."),
 }
@@ -411,12 +411,26 @@ def sim_serve(
             "--idle-timeout", min=0.1, help="Disconnect a TCP client that sends nothing for this many seconds [default: 60]."
         ),
     ] = None,
+    unmarked: Annotated[
+        bool,
+        typer.Option(
+            "--unmarked",
+            help="Answer exactly as a real unit, without naming itself a simulator: sessions through it are then "
+            "recorded as real and count for the subject's caps (for testing the rules of real devices).",
+        ),
+    ] = False,
 ) -> None:
     """Run a simulated stimulator that any program can open like the real device.
 
-    The first line on stdout is the device path (pty) or HOST:PORT (tcp), alone; the simulator
-    then serves until SIGINT or SIGTERM. Diagnostics go to stderr. TCP serves this computer only
-    (loopback) unless --allow-remote, one client at a time; the unit keeps its state between clients.
+    The first line on stdout is the device path (pty) or HOST:PORT (tcp), alone; then the lines to
+    paste into a shell: the unlock code's variable where the model needs one, and the device URL
+    as TMSCTL_DEVICE (so `tmsctl info` and `tmsctl run` find it). The simulator then serves until
+    SIGINT or SIGTERM. Diagnostics go to stderr. TCP serves this computer only (loopback) unless
+    --allow-remote, one client at a time; the unit keeps its state between clients.
+
+    A served Rapid² names itself a simulator in its software version (SIM-V9.0), so sessions run
+    through it are recorded as simulated; the 200², BiStim², MagPro and DuoMAG protocols carry no
+    identity, so sessions through those are recorded as real (counted, the safe side).
     """
     from tmsctl.clock import SystemClock
     from tmsctl.simulators import registry as sims
@@ -444,10 +458,22 @@ def sim_serve(
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
 
+        names_itself = not unmarked and instance.device.identify_as_simulator()
+
         def ready(address: str) -> None:
-            sys.stdout.write(address + "\n")
+            lines = [address, *served_device_lines(instance.profile, address, tcp=tcp is not None)]
+            sys.stdout.write("".join(line + "\n" for line in lines))
             sys.stdout.flush()
             err.print(f"{instance.profile.display_name} serving on {address}; Ctrl-C stops", highlight=False)
+            if names_itself:
+                err.print("it names itself a simulator: sessions through it are recorded as simulated", highlight=False)
+            else:
+                err.print(
+                    "[yellow]note:[/] sessions through it are recorded as real and count for the subject's caps "
+                    + ("(--unmarked)" if unmarked else "(its protocol carries no identity; use sim://"
+                       f"{model} to rehearse without a port)"),
+                    highlight=False,
+                )
 
         def log(line: str) -> None:
             err.print(line, highlight=False)
@@ -465,6 +491,31 @@ def sim_serve(
             except OSError as exc:
                 raise ConnectionFailed(f"cannot listen on {host}:{port}: {exc}") from exc
         err.print(f"stopped; {instance.device.pulse_count} pulse(s) delivered", highlight=False)
+
+
+SIM_UNLOCK_VARIABLE = "SIM_UNLOCK"
+
+
+def served_device_lines(profile: object, address: str, *, tcp: bool) -> list[str]:
+    """Shell lines that reach a served simulator: its unlock code's variable (a simulator's code
+    is public) where the model needs one, then the device URL as TMSCTL_DEVICE."""
+    import shlex
+
+    driver = getattr(profile, "driver")
+    options: dict[str, object] = getattr(profile, "driver_options")
+    lines = []
+    if tcp:
+        host, _, port = address.rpartition(":")
+        url = f"{driver}+socket://{f'[{host}]' if ':' in host else host}:{port}"
+    else:
+        url = f"{driver}://{address}"
+    code = options.get("unlock")
+    if isinstance(code, bytes):
+        # the form an operator stores a code in: 14 characters, then the 2 check bytes in hex
+        lines.append(f"export {SIM_UNLOCK_VARIABLE}={shlex.quote(code[:14].decode('ascii') + code[14:].hex().upper())}")
+        url += f"?unlock=env:{SIM_UNLOCK_VARIABLE}"
+    lines.append(f"export TMSCTL_DEVICE={shlex.quote(url)}")
+    return lines
 
 
 from tmsctl import cli_run as _cli_run  # noqa: E402,F401  (registers run, sessions, session)

@@ -1,4 +1,4 @@
-"""``tmsctl records``: a site's whole history, moved between a file and a server, verified."""
+"""``tmsctl records``: a site's whole history, checked for damage, moved between a file and a server, verified."""
 
 from __future__ import annotations
 
@@ -8,12 +8,43 @@ import typer
 
 from tmsctl.cli import out, reported
 
-app = typer.Typer(help="A site's records as a whole: copy them to another database.", no_args_is_help=True)
+app = typer.Typer(
+    help="A site's records as a whole: check them, copy them to another database.", no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.callback()
 def _records() -> None:
-    """A site's records as a whole: copy them to another database."""
+    """A site's records as a whole: check them, copy them to another database."""
+
+
+@app.command("check")
+def check(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Records database: a file or a postgresql:// URL (default: $TMSCTL_DB or the user data directory)."),
+    ] = None,
+) -> None:
+    """Read every page of the records file and refuse it if damaged (exit 8).
+
+    Opening the records does this by itself after an unclean shutdown, after the file changed
+    outside tmsctl, and once a week; this runs it now. A PostgreSQL server keeps its own pages:
+    there is nothing to check here.
+    """
+    from tmsctl.cli_db import open_records
+
+    with reported():
+        records = open_records(db)
+        try:
+            if records.location != str(records.path):
+                out.print(f"{records.location}: a PostgreSQL server checks its own pages; nothing to do here",
+                          highlight=False, soft_wrap=True)
+                return
+            records.check_not_damaged()
+        finally:
+            records.close()
+    out.print(f"{records.location}: every page read, no damage found", highlight=False, soft_wrap=True)
 
 
 @app.command("copy")

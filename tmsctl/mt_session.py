@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from tmsctl.clock import Clock, SystemClock, VirtualClock
 from tmsctl.controller import Controller
-from tmsctl.drivers.base import DeviceInfo, DeviceStatus
+from tmsctl.drivers.base import SIMULATOR_IDENTITY_PREFIX, DeviceInfo, DeviceStatus
 from tmsctl.errors import InvalidArgument, TmsError
 from tmsctl.events import Listener
 from tmsctl.fsm import ENERGISED, State
@@ -88,7 +88,7 @@ __all__ = [
 METHODS = ("ml-pest", "5of10")
 REFERENCES = ("rMT", "aMT")
 DEFAULT_START_PCT_MSO = 50
-SIMULATOR_SERIAL_PREFIX = "SIM-"
+SIMULATOR_SERIAL_PREFIX = SIMULATOR_IDENTITY_PREFIX  # a threshold measured on a simulator names it so
 # The hunt never asks for more than a stimulator's standard output (enhanced power modes above
 # 100 % exist on some units for single pulses; an MT above 100 %MSO is out of range anyway).
 HUNT_MAX_PCT_MSO = 100

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 
+from tmsctl.drivers.base import SIMULATOR_IDENTITY_PREFIX
 from tmsctl.errors import ChecksumError, DeviceRefused, EchoMismatch, InvalidArgument, ProtocolError
 
 Version = tuple[int, ...]
@@ -313,6 +314,11 @@ class SoftwareVersion:
     text: str
     version: Version
 
+    @property
+    def from_simulator(self) -> bool:
+        """A served simulator answers ``SIM-V9.0``; a real Rapid² answers ``V9.0`` (TDb087 §6.11)."""
+        return self.text.startswith(SIMULATOR_IDENTITY_PREFIX)
+
 
 Payload = (
     None
@@ -539,7 +545,9 @@ def _number(raw: bytes, start: int, width: int, what: str) -> int:
 
 
 def parse_version(text: str) -> Version:
-    """'V9.0' -> (9, 0); accepts an optional leading letter and 2 or 3 numeric groups."""
+    """'V9.0' -> (9, 0); accepts an optional leading letter and 2 or 3 numeric groups, after a
+    simulator's ``SIM-`` mark."""
+    text = text.removeprefix(SIMULATOR_IDENTITY_PREFIX)
     body = text[1:] if text[:1].isalpha() else text
     parts = body.split(".")
     if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):

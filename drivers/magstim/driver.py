@@ -509,7 +509,9 @@ class Rapid2Driver(MagstimDriver):
             display_name=self.display_name,
             version=self.version,
             capabilities=self.capabilities,
-            simulated=self.simulated,
+            # A served simulator (`tmsctl sim serve`) is reached like a real port; it names itself
+            # in its version reply, which no URL can fake.
+            simulated=self.simulated or payload.from_simulator,
             details={"software": payload.text},
         )
 

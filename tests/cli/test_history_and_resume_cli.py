@@ -1,7 +1,7 @@
 """Issue 15 findings 4 and 5 as a technician meets them at the command line.
 
-Site caps on a real port: a Rapid² simulator served on a pseudo-terminal is, to tmsctl, an ordinary
-serial port, so its sessions are real sessions of the subject. A resume keeps the session's dose.
+Site caps on a real port: a Rapid² simulator served on a pseudo-terminal with --unmarked is, to
+tmsctl, an ordinary serial port, so its sessions are real sessions of the subject. A resume keeps the session's dose.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def initialised(db: Path) -> Path:
 
 @pytest.fixture
 def pty_port(monkeypatch):
-    """`tmsctl sim serve rapid2 --pty` in its own process: a real port as far as tmsctl can tell."""
+    """`tmsctl sim serve rapid2 --pty --unmarked` in its own process: a real unit as far as tmsctl can tell."""
     monkeypatch.setenv("SIM_UNLOCK", UNLOCK)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tmsctl", "sim", "serve", "rapid2", "--pty"],
+        [sys.executable, "-m", "tmsctl", "sim", "serve", "rapid2", "--pty", "--unmarked"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     path = proc.stdout.readline().strip()

@@ -88,6 +88,10 @@ if TYPE_CHECKING:
     from tmsctl.records.courses import Courses
 
 BUSY_TIMEOUT_S = 5.0
+# The whole-file damage check runs at open after an unclean shutdown or a change from outside
+# (see Records._full_check_not_due), and at least this often.
+FULL_CHECK_EVERY_DAYS = 7
+CLEAN_CLOSE_SUFFIX = ".clean"
 # What either backend raises (a server's errors arrive as ServerError, see tmsctl.records.server).
 _DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, ServerError)
 _INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, ServerIntegrityError)
@@ -191,11 +195,14 @@ class Records:
         self._path: Path | str = self._local_path  # the SQLite file: the same Path
         created = self._create_file_if_missing() if create and not read_only else False
         self._check_permissions(created)
+        # Decided before our own connection exists: it creates the -wal file the decision reads.
+        self._last_full_check = self._full_check_not_due()
         self._conn = self._connect()
         try:
             self._check_identity()
             self._configure()
-            self._check_not_damaged()
+            if self._last_full_check is None:
+                self.check_not_damaged()
             if read_only:
                 self._check_current()
             else:
@@ -379,9 +386,75 @@ class Records:
             hint="point --db or TMSCTL_DB at a tmsctl records file or at a new path",
         )
 
-    def _check_not_damaged(self) -> None:
-        """Refuse a damaged file at open: found before a session starts, not by a write mid-train.
+    def _clean_close_path(self) -> Path:
+        return Path(f"{self._local_path}{CLEAN_CLOSE_SUFFIX}")
 
+    def _file_identity(self) -> list[int]:
+        info = os.stat(self._local_path)
+        return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+    def _full_check_not_due(self) -> str | None:
+        """When the file was last checked in full, if it has not changed since a clean close and that
+        check is recent; None when the full check is due.
+
+        The stamp (``<db>.clean``) is written by the last connection to close, once SQLite has folded
+        the write-ahead log into the file and deleted it — SQLite does that on the last clean close of
+        a WAL database, and only then. It holds the file's device, inode, size and modification and
+        change times. So the full check runs when:
+
+        * a ``-wal`` file with content is there: a process died with the file open (a kill, a crash,
+          a power cut — the only events that can leave a torn page behind, and only where the disk
+          lost a write it had confirmed), or another process writes it right now (then the check is
+          redundant);
+        * the file is not as the last clean close left it: written by anything that did not close
+          it last and cleanly, copied, restored, edited; the change time cannot be set back by
+          programs, so a copy that keeps the modification time is noticed too;
+        * there is no stamp (first open, read-only media, a file copied without it);
+        * the last full check is older than ``FULL_CHECK_EVERY_DAYS``: for damage nothing above
+          notices, a disk that rots under an unchanged file.
+        """
+        if self._wal_holds_frames():
+            return None
+        try:
+            stamp = json.loads(self._clean_close_path().read_text(encoding="utf-8"))
+            checked = str(stamp["last_full_check"])
+            fresh = self._now() - datetime.fromisoformat(checked) < timedelta(days=FULL_CHECK_EVERY_DAYS)
+            unchanged = stamp["file"] == self._file_identity()
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return checked if fresh and unchanged else None
+
+    def _wal_holds_frames(self) -> bool:
+        """A ``-wal`` with content: written since SQLite last folded it in at a clean last close.
+
+        An empty one is what a read-only connection leaves (it may not delete the log): nothing
+        was written through it, so nothing can be half-written.
+        """
+        try:
+            return os.stat(f"{self._local_path}-wal").st_size > 0
+        except FileNotFoundError:
+            return False
+
+    def _stamp_clean_close(self) -> None:
+        """After the last connection closed (no ``-wal`` with content left), note the file as it is
+        now. A read-only opener stamps too where it can: the stamp is beside the records, not in them."""
+        if self._last_full_check is None or self._wal_holds_frames():
+            return
+        stamp = self._clean_close_path()
+        try:
+            temporary = stamp.with_name(stamp.name + ".tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"file": self._file_identity(), "last_full_check": self._last_full_check}, handle)
+            os.replace(temporary, stamp)
+        except OSError:
+            pass  # no stamp: the next open checks in full, as it would anyway
+
+    def check_not_damaged(self) -> None:
+        """Refuse a damaged file: read every page (SQLite only; a server keeps its own pages).
+
+        Runs at open when ``_full_check_not_due`` says so, and on `tmsctl records check`; every
+        other open checks the header (application id), the schema version and the journal mode.
         The check reads every page, so it grows with the file: about 3 ms per MB here, ~1 s for two
         years of a busy clinic. It leaves out re-evaluating every stored row's CHECK constraints,
         which took six times as long again (7 s at that size, on every command) to find only
@@ -406,6 +479,7 @@ class Records:
                 hint="stop using it, keep a copy as evidence, restore from backup or try "
                 f"`sqlite3 {self._path} .recover`; point --db or TMSCTL_DB at another file meanwhile",
             )
+        self._last_full_check = self._now().isoformat()
 
     def _check_current(self) -> None:
         """A read-only opener cannot migrate: it reads only a database at this tmsctl's schema."""
@@ -597,6 +671,8 @@ class Records:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                if self._server is None:
+                    self._stamp_clean_close()
 
     def __enter__(self) -> Records:
         return self
