@@ -863,7 +863,7 @@ def audit_query_plans(path: Path, log: StatementLog) -> tuple[int, list[PlanFind
         for sql, (params, operations) in sorted(log.seen.items()):
             if sql.split(" ", 1)[0].upper() not in {"SELECT", "WITH", "INSERT", "UPDATE", "DELETE"}:
                 continue  # transactions, pragmas and the migrations' DDL
-            if "sqlite_schema" in sql or "sqlite_master" in sql and not sql.upper().startswith(("SELECT", "WITH")):
+            if "sqlite_schema" in sql or ("sqlite_master" in sql and not sql.upper().startswith(("SELECT", "WITH"))):
                 continue  # a migration's schema edit (writable_schema): not a query of the clinic's rows
             checked += 1
             plan = tuple(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))

@@ -11,6 +11,11 @@ Exit codes (stable, for scripts; the README's table says the same):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tmsctl.simulators.registry import SimulatorProfile
+
 import json
 import os
 import signal
@@ -496,13 +501,13 @@ def sim_serve(
 SIM_UNLOCK_VARIABLE = "SIM_UNLOCK"
 
 
-def served_device_lines(profile: object, address: str, *, tcp: bool) -> list[str]:
+def served_device_lines(profile: SimulatorProfile, address: str, *, tcp: bool) -> list[str]:
     """Shell lines that reach a served simulator: its unlock code's variable (a simulator's code
     is public) where the model needs one, then the device URL as TMSCTL_DEVICE."""
     import shlex
 
-    driver = getattr(profile, "driver")
-    options: dict[str, object] = getattr(profile, "driver_options")
+    driver = profile.driver
+    options: dict[str, object] = dict(profile.driver_options)
     lines = []
     if tcp:
         host, _, port = address.rpartition(":")

@@ -14,13 +14,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
-from tmsctl.records import Records
 from cli_helpers import initialise_db
+
+from tmsctl.clock import SystemClock
+from tmsctl.records import Records
 
 TINY = """\
 schema_version: 1
@@ -106,7 +107,7 @@ def test_a_model_without_an_unlock_code_gets_no_variable(serve) -> None:
 def test_a_session_through_a_served_rapid2_is_recorded_simulated_and_counts_for_no_caps(
     serve, tmp_path: Path
 ) -> None:
-    path, env = serve("rapid2", "--pty")
+    _, env = serve("rapid2", "--pty")
     protocol = tmp_path / "tiny.yaml"
     protocol.write_text(TINY)
     db = initialise_db(tmp_path / "r.db")
@@ -116,7 +117,7 @@ def test_a_session_through_a_served_rapid2_is_recorded_simulated_and_counts_for_
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "completed, 10 of 10 pulses" in run.stdout
-    now = datetime.now(UTC)
+    now = SystemClock().wall()
     with Records(db) as records:
         [session] = records.sessions(subject_id="R001")
         assert session.simulated
@@ -127,7 +128,7 @@ def test_a_session_through_a_served_rapid2_is_recorded_simulated_and_counts_for_
 def test_an_unmarked_simulator_is_taken_for_a_real_unit(serve) -> None:
     """The safe direction only: a simulator may hide what it is (then its sessions count), but
     nothing the user writes makes a real unit count as a simulator."""
-    path, env = serve("rapid2", "--pty", "--unmarked")
+    _, env = serve("rapid2", "--pty", "--unmarked")
     info = _tmsctl("info", env=env)
     assert info.returncode == 0, info.stdout + info.stderr
     assert "SIMULATED" not in info.stdout
