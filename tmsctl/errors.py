@@ -16,6 +16,7 @@ The hierarchy separates *where* a problem arose, so callers can react without pa
     │   └── GuardRejected      controller guards refused a state change; lists every reason
     ├── FaultLatched           the controller is in FAULT/ESTOP until acknowledged
     ├── DeviceStateError       the device reports a state other than the one we required
+    │   └── UnitMismatch       another unit answered than the one a session was planned for
     └── ProtocolFileError      a stimulation protocol file is malformed or invalid
 """
 
@@ -136,6 +137,20 @@ class IntensityMismatch(DeviceStateError):
         )
         self.reported_pct = reported_pct
         self.expected_pct = expected_pct
+
+
+class UnitMismatch(DeviceStateError):
+    """Another unit answered than the one a session was planned for (model, firmware or serial).
+
+    ``planned`` and ``connected`` are the two units' identities (``tmsctl.host.UnitIdentity``).
+    """
+
+    hint = "reconnect the unit the session was planned for, or plan the session again on this one"
+
+    def __init__(self, message: str, *, planned: object, connected: object, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.planned = planned
+        self.connected = connected
 
 
 class ProtocolFileError(TmsError):
