@@ -13,10 +13,10 @@ The hierarchy separates *where* a problem arose, so callers can react without pa
     ├── TransportTimeout       no complete reply by the deadline (also a TimeoutError)
     ├── InvalidArgument        a value a driver will not send (off-grid, out of range)
     ├── SafetyViolation        a safety rule or limit refuses the request
-    │   └── GuardRejected      controller guards refused a state change; lists every reason
+    │   ├── GuardRejected      controller guards refused a state change; lists every reason
+    │   └── UnitMismatch       another unit answered than the one a session was planned for
     ├── FaultLatched           the controller is in FAULT/ESTOP until acknowledged
     ├── DeviceStateError       the device reports a state other than the one we required
-    │   └── UnitMismatch       another unit answered than the one a session was planned for
     └── ProtocolFileError      a stimulation protocol file is malformed or invalid
 """
 
@@ -117,6 +117,21 @@ class GuardRejected(SafetyViolation):
         super().__init__(f"{trigger} refused: " + "; ".join(self.reasons), hint=hint)
 
 
+class UnitMismatch(SafetyViolation):
+    """Another unit answered than the one a session was planned for (model, firmware or serial):
+    its limits and thresholds were never checked against this one.
+
+    ``planned`` and ``connected`` are the two units' identities (``tmsctl.host.UnitIdentity``).
+    """
+
+    hint = "reconnect the unit the session was planned for, or plan the session again on this one"
+
+    def __init__(self, message: str, *, planned: object, connected: object, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.planned = planned
+        self.connected = connected
+
+
 class FaultLatched(TmsError):
     hint = "acknowledge the fault (after checking its cause) and reconnect"
 
@@ -137,20 +152,6 @@ class IntensityMismatch(DeviceStateError):
         )
         self.reported_pct = reported_pct
         self.expected_pct = expected_pct
-
-
-class UnitMismatch(DeviceStateError):
-    """Another unit answered than the one a session was planned for (model, firmware or serial).
-
-    ``planned`` and ``connected`` are the two units' identities (``tmsctl.host.UnitIdentity``).
-    """
-
-    hint = "reconnect the unit the session was planned for, or plan the session again on this one"
-
-    def __init__(self, message: str, *, planned: object, connected: object, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.planned = planned
-        self.connected = connected
 
 
 class ProtocolFileError(TmsError):
