@@ -235,7 +235,6 @@ class _Core:
         self.clock = clock
         self.dispatcher = Dispatcher(list(listeners))
         self.db = db
-        self.tap = tap
         self.device, self._sim_name = _own_simulator(parse(url), clock)
         # The device's driver and controller; the controller thread opens and releases them.
         self.host = SessionHost(self.device, clock, listeners=[_Hub(self.dispatcher)], tap=tap)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from tmsctl.clock import Clock, SystemClock, VirtualClock
 from tmsctl.controller import Controller
@@ -180,6 +180,13 @@ class SessionHost:
         """The connected unit as it reported itself (None before a connect)."""
         return UnitIdentity.of(self.info) if self.info is not None else None
 
+    def record_unit(self, session_id: str) -> None:
+        """Store on the session's record the unit that answered this connect, as it reported itself."""
+        unit = self.unit
+        if unit is None:
+            raise InvalidArgument("no unit has answered yet: connect() before recording it")
+        self.records.record_session_device(session_id, model=unit.model, firmware=unit.firmware, serial=unit.serial)
+
     # -- closing ------------------------------------------------------------------------------------
     def release(self, reason: str = "released") -> None:
         """Disarm and close the port (never raises for a dead device); the audit log stays open."""
@@ -198,7 +205,7 @@ class SessionHost:
 
                 close_session_logger(audit)
 
-    def __enter__(self) -> SessionHost:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -208,5 +215,5 @@ class SessionHost:
 
 
 __all__ = [
-    "AuditListener", "SERIAL_NUMBER_DETAIL", "SessionHost", "UnitIdentity", "clock_for", "verify_same_unit",
+    "SERIAL_NUMBER_DETAIL", "AuditListener", "SessionHost", "UnitIdentity", "clock_for", "verify_same_unit",
 ]

@@ -522,9 +522,8 @@ def run_planned(
         except TmsError as exc:
             records.fault_session(rec.Fault(session_id, type(exc).__name__, exc.message, "connecting"))
             raise
-        unit = host.unit
-        if unit is not None and not req.resume_session_id:
-            records.record_session_device(session_id, model=unit.model, firmware=unit.firmware, serial=unit.serial)
+        if not req.resume_session_id:
+            host.record_unit(session_id)
         controller = host.controller
         assert controller is not None
         runner = SessionRunner(
@@ -544,6 +543,6 @@ def run_planned(
 
 
 __all__ = [
-    "AuditListener", "PlannedSession", "RecordsDeliveryLog", "RunOutcome", "SessionRefused", "SessionRequest", "SubjectHistory",
-    "ThresholdChange", "plan_session", "run_planned", "subject_history",
+    "AuditListener", "PlannedSession", "RecordsDeliveryLog", "RunOutcome", "SessionRefused", "SessionRequest",
+    "SubjectHistory", "ThresholdChange", "plan_session", "run_planned", "subject_history",
 ]

@@ -123,9 +123,7 @@ def _check(
 
     try:
         info = host.connect()
-        unit = host.unit
-        assert unit is not None
-        records.record_session_device(session_id, model=unit.model, firmware=unit.firmware, serial=unit.serial)
+        host.record_unit(session_id)
         step("take remote control")
         # A unit left in train mode would fire a whole train on this one trigger: leave it first.
         controller.configure_single_pulse()

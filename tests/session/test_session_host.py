@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import json
 import random
 import threading
 from dataclasses import replace
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import tmsctl.api as api
+from tmsctl import api
 from tmsctl.clock import ParticipantSlot, SystemClock, VirtualClock
 from tmsctl.errors import SafetyViolation, UnitMismatch
 from tmsctl.events import CollectingListener
