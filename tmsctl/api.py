@@ -50,12 +50,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tmsctl.clock import Clock, ClockEvent, SystemClock
+from tmsctl.clock import Clock, ClockEvent, ParticipantSlot, SystemClock
 from tmsctl.controller import Controller, Delivery
 from tmsctl.drivers.base import DeviceInfo, DeviceStatus
 from tmsctl.errors import ConnectionFailed, FaultLatched, InvalidArgument, TmsError, TransportTimeout
 from tmsctl.events import Dispatcher, Event, Listener, PulseDelivered, TrainFinished, TrainStarted
 from tmsctl.fsm import ENERGISED, State
+from tmsctl.host import SessionHost
 from tmsctl.runner import RunResult, SessionRunner
 from tmsctl.transport import Tap
 from tmsctl.url import DeviceURL, parse
@@ -104,34 +105,11 @@ class StimulatorStatus:
 
 
 # -- holding a virtual clock still across a hand-off ---------------------------------------------------
-
-
-class _ClockHold:
-    """While held, a VirtualClock counts one more participant that is not waiting: time cannot jump.
-
-    A command handed to the idle controller thread (or a result handed back to a waiting caller)
-    is in flight between ``set()`` on one side and the wake-up on the other: the clock still counts
-    the sleeper as waiting, and a jump decided in that gap would move simulated time for no
-    reason. Holds last only until the woken side runs, which needs no time to pass. On a real
-    clock this does nothing.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        participant = getattr(clock, "participant", None)
-        self._cm = participant() if participant is not None else None
-        self._lock = threading.Lock()
-        self._held = False
-        if self._cm is not None:
-            self._cm.__enter__()
-            self._held = True
-
-    def release(self) -> None:
-        with self._lock:
-            if not self._held:
-                return
-            self._held = False
-        assert self._cm is not None
-        self._cm.__exit__(None, None, None)
+# A command handed to the idle controller thread (or a result handed back to a waiting caller) is in
+# flight between ``set()`` on one side and the wake-up on the other: the clock still counts the
+# sleeper as waiting, and a jump decided in that gap would move simulated time for no reason. So the
+# handing side takes a ``ParticipantSlot`` (one more participant, not waiting: time cannot jump) that
+# the woken side gives back; it needs no time to pass. On a real clock it does nothing.
 
 
 class _Call:
@@ -147,14 +125,14 @@ class _Call:
         self.until: Callable[[], bool] | None = None  # completes once this holds (a train's end)
         self._lock = threading.Lock()
         self._abandoned = False
-        self._reply_hold: _ClockHold | None = None
+        self._reply_hold: ParticipantSlot | None = None
 
     # controller thread
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
         with self._lock:
             self.result, self.error = result, error
             if not self._abandoned:
-                self._reply_hold = _ClockHold(self.clock)
+                self._reply_hold = ParticipantSlot(self.clock)
             self.done.set()
 
     # caller
@@ -257,9 +235,9 @@ class _Core:
         self.clock = clock
         self.dispatcher = Dispatcher(list(listeners))
         self.db = db
-        self.tap = tap
         self.device, self._sim_name = _own_simulator(parse(url), clock)
-        self.controller: Controller | None = None
+        # The device's driver and controller; the controller thread opens and releases them.
+        self.host = SessionHost(self.device, clock, listeners=[_Hub(self.dispatcher)], tap=tap)
         self.deliveries: _DeliveryEvents | None = None
         self.runner: SessionRunner | None = None
         self.background_error: TmsError | None = None
@@ -271,12 +249,16 @@ class _Core:
         self.ended = clock.event()  # set by the thread itself as its last act
         self._idle_lock = threading.Lock()
         self._idle = False
-        self._wake_hold: _ClockHold | None = None
+        self._wake_hold: ParticipantSlot | None = None
         self._stop_requested = False
-        self._thread_hold = _ClockHold(clock)  # the thread's participation, entered before it starts
+        self._thread_hold = ParticipantSlot(clock)  # the thread's participation, entered before it starts
         self.thread = threading.Thread(target=self._loop, name="tmsctl-controller", daemon=True)
         self.thread.start()
         _live_cores.add(self)
+
+    @property
+    def controller(self) -> Controller | None:
+        return self.host.controller
 
     # -- any thread ------------------------------------------------------------------------------
     def submit(self, name: str, fn: Callable[[], Any], *, until: Callable[[], bool] | None = None) -> _Call:
@@ -293,7 +275,7 @@ class _Core:
         """Wake the thread; if it is idle, hold a virtual clock still until it is awake."""
         with self._idle_lock:
             if self._idle and self._wake_hold is None:
-                self._wake_hold = _ClockHold(self.clock)
+                self._wake_hold = ParticipantSlot(self.clock)
             self._wake.set()
 
     def call(self, name: str, fn: Callable[[], Any], timeout_s: float | None = COMMAND_TIMEOUT_S) -> Any:
@@ -405,12 +387,10 @@ class _Core:
 
     # -- device commands (controller thread only) -------------------------------------------------------
     def new_controller(self) -> Controller:
-        from tmsctl.registry import open_driver
-
-        driver = open_driver(self.device, self.clock, tap=self.tap)
-        self.controller = Controller(driver, self.clock, listeners=[_Hub(self.dispatcher)])
-        self.deliveries = _DeliveryEvents(self.controller, lambda: self.runner)
-        return self.controller
+        self.release_device()
+        controller = self.host.open()
+        self.deliveries = _DeliveryEvents(controller, lambda: self.runner)
+        return controller
 
     def connect(self) -> DeviceInfo:
         c = self.controller
@@ -422,10 +402,9 @@ class _Core:
             return c.info  # already connected
         self.background_error = None
         try:
-            info = c.connect()
+            info = self.host.connect()
         except TmsError:
-            c.driver.close()
-            self.controller = None
+            self.release_device()
             raise
         if self.deliveries is not None:
             self.deliveries.coil_reading()
@@ -445,11 +424,8 @@ class _Core:
 
     def release_device(self) -> None:
         """Disarm and close the port (never raises); listeners keep running."""
-        c = self.controller
-        self.controller = None
         self.deliveries = None
-        if c is not None:
-            c.close("released")
+        self.host.release("released")
 
     def status(self) -> StimulatorStatus:
         c = self.controller

@@ -61,14 +61,9 @@ def io_curve(
 ) -> None:
     """Measure an input–output curve (MEPs at 90–150 % rMT), fit a Boltzmann sigmoid and record it."""
     from tmsctl.cli import EXIT_REFUSED, _sigterm_as_interrupt, err, exit_code_for, out, reported
-    from tmsctl.cli_mt import _emg_responder, _open_records, _simulated_subject, muscle_config
-    from tmsctl.clinic.iocurve import (
-        IoCurvePlan,
-        IoCurveRequest,
-        IoCurveStopped,
-        render_io_curve_html,
-        run_io_curve,
-    )
+    from tmsctl.cli_db import open_records
+    from tmsctl.cli_mt import _emg_responder, _simulated_subject, muscle_config
+    from tmsctl.clinic.iocurve import IoCurvePlan, IoCurveRequest, IoCurveStopped, render_io_curve_html, run_io_curve
     from tmsctl.errors import InvalidArgument
     from tmsctl.mt_session import HuntSettings, parse_coil
     from tmsctl.url import parse
@@ -97,7 +92,7 @@ def io_curve(
             typer.confirm(f"Take remote control of {url.redacted} and give {plan.total_pulses} single pulses at "
                           f"{min(plan.intensities_pct_mso)}–{max(plan.intensities_pct_mso)} %MSO to subject "
                           f"{subject}?", abort=True)
-        records = _open_records(db)
+        records = open_records(db)
         with contextlib.ExitStack() as stack:
             stack.callback(records.close)
             if simulated is not None:

@@ -111,6 +111,7 @@ def mt(
 ) -> None:
     """Hunt a motor threshold (ML-PEST or 5 of 10) and record it for this subject, stimulator and coil."""
     from tmsctl.cli import EXIT_REFUSED, _sigterm_as_interrupt, confirm_or_stop, err, exit_code_for, reported
+    from tmsctl.cli_db import open_records
     from tmsctl.errors import InvalidArgument
     from tmsctl.mt_session import (
         HuntSettings,
@@ -170,7 +171,7 @@ def mt(
         pulses_at_most = make_procedure(
             method, start_pct_mso=start, reference=reference, max_trials=trials
         ).max_trials
-        records = _open_records(db)
+        records = open_records(db)
         try:
             if not yes:
                 confirm_or_stop(
@@ -262,12 +263,6 @@ def _emg_responder(spec: str, channel: str | None, muscle: str, window: str, ref
     if spec.startswith("lsl:") and virtual_time:
         raise InvalidArgument("an LSL EMG stream runs in real time", hint="leave --virtual-time out")
     return EmgResponder(open_emg_source(spec, SystemClock(), channel=channel), config)
-
-
-def _open_records(db: str | Path | None) -> Any:
-    from tmsctl.cli_db import open_records
-
-    return open_records(db)
 
 
 def _jitter_rng(simulated_seed: int | None) -> random.Random:

@@ -36,6 +36,7 @@ from tmsctl.cli import (
     out,
     reported,
 )
+from tmsctl.cli_db import open_records
 from tmsctl.controller import UNCONFIRMED_DISARM_WORDS
 from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument, ProtocolFileNotFound, TmsError
@@ -49,12 +50,6 @@ DbOption = Annotated[
 
 
 SESSIONS_SHOWN = 50  # a table of a clinic's years of sessions would scroll for minutes
-
-
-def _open_records(db: str | Path | None, *, read_only: bool = False, clock: Any = None) -> Any:
-    from tmsctl.cli_db import open_records
-
-    return open_records(db, read_only=read_only, clock=clock)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -303,7 +298,7 @@ def _run_session(
         fail(InvalidArgument(f"--trigger must be serial or rts, got {trigger!r}"))
     with reported():
         if records is None:
-            records = _open_records(db)
+            records = open_records(db)
         try:
             if resume:
                 _refuse_closed_session(records, resume)
@@ -329,7 +324,7 @@ def _run_session(
                 # lasts 37 minutes on record, a simulated course spans its days), not at the moments
                 # the host happened to compute it.
                 records.close()
-                records = _open_records(db, clock=planned.clock)
+                records = open_records(db, clock=planned.clock)
             point = records.resume_point(resume) if resume else None
             _show_plan(planned, point)
             if dry_run:
@@ -458,7 +453,7 @@ def _after_pause(session_id: str, db: str | Path | None, operator: str) -> str:
     if not answer.startswith("e"):
         return "leave"
     with reported():
-        records = _open_records(db)
+        records = open_records(db)
         try:
             records.abort_session(session_id, operator=operator, reason="operator abort (after a pause)")
         finally:
@@ -595,7 +590,7 @@ def resume(
 
     overrides = _parse_overrides(override)
     with reported():
-        records = _open_records(db)
+        records = open_records(db)
         try:
             session = _refuse_closed_session(records, session_id)
             recorded = records.session_detail(session_id).overrides
@@ -646,7 +641,7 @@ def sessions(
     else:
         newest = limit or None  # 0: all
     with reported():
-        records = _open_records(db, read_only=True)
+        records = open_records(db, read_only=True)
         try:
             found = records.sessions(subject_id=subject, newest=newest)
             maybe_more = newest is not None and len(found) == newest
@@ -702,7 +697,7 @@ def session_show(
     from tmsctl.report import session_facts, session_report, train_lines
 
     with reported():
-        records = _open_records(db, read_only=True)
+        records = open_records(db, read_only=True)
         try:
             r = session_report(records, session_id)
         finally:

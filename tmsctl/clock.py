@@ -10,7 +10,9 @@
   is judged against the same wall clock as in real time.
 
 Waiting for "something happens or a deadline passes" goes through ``clock.event()`` +
-``clock.wait(event, deadline)``, so a virtual clock can see who is blocked.
+``clock.wait(event, deadline)``, so a virtual clock can see who is blocked. A thread whose waits
+must count (a controller thread, a helper waiting for an operator) joins with
+``clock.participant()``, on any clock: on real time it does nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import heapq
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -55,6 +57,13 @@ class Clock(Protocol):
     def wait(self, event: ClockEvent, deadline: float | None) -> bool:
         """Block until ``event`` is set (True) or ``deadline`` passes (False)."""
 
+    def participant(self) -> AbstractContextManager[None]:
+        """While entered, the current thread's waits take part in the clock's time keeping.
+
+        A virtual clock jumps only when every participant waits; real time needs no one's consent,
+        so a real clock's participation does nothing.
+        """
+
     @property
     def is_virtual(self) -> bool: ...
 
@@ -86,6 +95,9 @@ class SystemClock:
 
     def event(self) -> ClockEvent:
         return threading.Event()
+
+    def participant(self) -> AbstractContextManager[None]:
+        return nullcontext()  # real time passes whoever waits
 
     def wait(self, event: ClockEvent, deadline: float | None) -> bool:
         assert isinstance(event, threading.Event)
@@ -255,6 +267,29 @@ class VirtualClock:
                 if deadline is not None:
                     self._deadlines.remove(deadline)
                     heapq.heapify(self._deadlines)
+
+
+class ParticipantSlot:
+    """A clock participation taken now and given back exactly once, by whichever side comes first.
+
+    Taken by the calling thread *before* it hands work to another thread (a helper waiting for an
+    operator's entry, a command in flight to the controller thread), so a virtual clock cannot jump
+    in the gap; given back by the other thread when it is done, or by the caller when things end
+    abnormally (so a helper stuck on ``input()`` can never freeze virtual time). On real time it
+    does nothing.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._lock = threading.Lock()
+        context = clock.participant()
+        context.__enter__()
+        self._context: AbstractContextManager[None] | None = context
+
+    def release(self) -> None:
+        with self._lock:
+            context, self._context = self._context, None
+        if context is not None:
+            context.__exit__(None, None, None)
 
 
 def monotonic_ns_for_benchmarks() -> int:

@@ -13,7 +13,8 @@ The hierarchy separates *where* a problem arose, so callers can react without pa
     ├── TransportTimeout       no complete reply by the deadline (also a TimeoutError)
     ├── InvalidArgument        a value a driver will not send (off-grid, out of range)
     ├── SafetyViolation        a safety rule or limit refuses the request
-    │   └── GuardRejected      controller guards refused a state change; lists every reason
+    │   ├── GuardRejected      controller guards refused a state change; lists every reason
+    │   └── UnitMismatch       another unit answered than the one a session was planned for
     ├── FaultLatched           the controller is in FAULT/ESTOP until acknowledged
     ├── DeviceStateError       the device reports a state other than the one we required
     └── ProtocolFileError      a stimulation protocol file is malformed or invalid
@@ -114,6 +115,21 @@ class GuardRejected(SafetyViolation):
         self.trigger = trigger
         self.reasons = list(reasons)
         super().__init__(f"{trigger} refused: " + "; ".join(self.reasons), hint=hint)
+
+
+class UnitMismatch(SafetyViolation):
+    """Another unit answered than the one a session was planned for (model, firmware or serial):
+    its limits and thresholds were never checked against this one.
+
+    ``planned`` and ``connected`` are the two units' identities (``tmsctl.host.UnitIdentity``).
+    """
+
+    hint = "reconnect the unit the session was planned for, or plan the session again on this one"
+
+    def __init__(self, message: str, *, planned: object, connected: object, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.planned = planned
+        self.connected = connected
 
 
 class FaultLatched(TmsError):

@@ -44,12 +44,13 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from tmsctl.clock import Clock, SystemClock, VirtualClock
+from tmsctl.clock import ParticipantSlot
 from tmsctl.controller import Controller
 from tmsctl.drivers.base import SIMULATOR_IDENTITY_PREFIX, DeviceInfo, DeviceStatus
 from tmsctl.errors import InvalidArgument, TmsError
 from tmsctl.events import Listener
 from tmsctl.fsm import ENERGISED, State
+from tmsctl.host import SessionHost, clock_for
 from tmsctl.protocols.models import Coil
 from tmsctl.safety import PulseCap
 from tmsctl.threshold import (
@@ -274,28 +275,6 @@ def _log_entries(trials: Sequence[HuntTrial], rejections: Sequence[RejectedPulse
 # --------------------------------------------------------------------------------------------
 
 
-class _Participation:
-    """A virtual clock's participant slot, held for a helper thread and released exactly once.
-
-    Taken by the calling thread *before* the helper starts (so time cannot jump in between) and
-    released by whichever comes first: the helper when it is done, or the caller when the hunt
-    ends abnormally (so a helper stuck on ``input()`` can never freeze virtual time).
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        enter = getattr(clock, "participant", None)
-        self._context = enter() if callable(enter) else None
-        if self._context is not None:
-            self._context.__enter__()
-        self._lock = threading.Lock()
-
-    def release(self) -> None:
-        with self._lock:
-            context, self._context = self._context, None
-        if context is not None:
-            context.__exit__(None, None, None)
-
-
 Respond = Callable[[PendingTrial], MepResponse]
 
 
@@ -331,7 +310,8 @@ class MtHunt:
     """Drive one threshold ``procedure`` on the stimulator behind ``controller``.
 
     ``run()`` connects the controller if it is not connected yet, and always disarms and closes
-    it (releasing remote control) before it returns or raises. Callbacks (all optional, called
+    it (releasing remote control) before it returns or raises: with ``release`` (a session host's
+    ``release``) it gives the controller back that way, else it calls ``controller.close()``. Callbacks (all optional, called
     on the calling thread): ``on_fired(PendingTrial)`` after each pulse, ``on_trial(HuntTrial)``
     after each accepted entry, ``on_bad_entry(PendingTrial, InvalidArgument)`` for each rejected
     entry, ``on_notice(str)`` for things the operator should know (a disarm for a slow entry).
@@ -350,6 +330,7 @@ class MtHunt:
         on_bad_entry: Callable[[PendingTrial, InvalidArgument], None] | None = None,
         on_notice: Callable[[str], None] | None = None,
         on_rejected: Callable[[RejectedPulse], None] | None = None,
+        release: Callable[[], None] | None = None,
     ) -> None:
         if not isinstance(rng, random.Random):
             raise InvalidArgument(
@@ -358,6 +339,7 @@ class MtHunt:
             )
         self.controller = controller
         self.clock = controller.clock
+        self._release = release if release is not None else controller.close
         self.procedure = procedure
         self.respond = respond
         self.rng = rng
@@ -404,7 +386,7 @@ class MtHunt:
                     pass
             raise self._stopped(exc) from exc
         finally:
-            c.close()
+            self._release()
         return HuntOutcome(
             self.procedure.result(), tuple(self.trials), info, started_wall, self.clock.wall(),
             self.clock.now() - self._started_at, self.disarms_for_slow_entries, tuple(self.rejections),
@@ -535,7 +517,7 @@ class MtHunt:
         c = self.controller
         done = self.clock.event()
         box: dict[str, Any] = {}
-        participation = _Participation(self.clock)
+        participation = ParticipantSlot(self.clock)
 
         def ask() -> None:
             try:
@@ -741,23 +723,6 @@ class MtOutcome:
     recorded: Any | None  # the stored tmsctl.records.MotorThreshold, when converged and a store was given
 
 
-def _clock_for(device: DeviceURL, virtual_time: bool) -> Clock:
-    if device.is_simulator:
-        from tmsctl.simulators import registry as sims
-
-        instance = sims.lookup(device.simulator_profile or "")
-        if instance is not None:
-            return instance.clock  # a pre-registered simulator lives on its own clock
-    if not virtual_time:
-        return SystemClock()
-    if not device.is_simulator:
-        raise InvalidArgument(
-            "virtual time runs only in-process simulators (sim://…): a real device lives in real time",
-            hint="leave --virtual-time out for a real stimulator",
-        )
-    return VirtualClock()
-
-
 def check_request(request: MtRequest) -> tuple[DeviceURL, str]:
     """Everything that can be refused before the device is touched: (device URL, serial)."""
     from tmsctl import records as rec
@@ -776,7 +741,7 @@ def check_request(request: MtRequest) -> tuple[DeviceURL, str]:
     device = parse(request.device_url)
     serial = stimulator_serial_for(device, request.stimulator_serial)
     if request.virtual_time and not device.is_simulator:
-        _clock_for(device, True)  # raises with the reason
+        clock_for(device, virtual_time=True)  # raises with the reason
     try:  # every text the threshold record will hold, checked now rather than after the pulses
         rec.MotorThreshold(
             subject_id=request.subject_id, stimulator_model="check", stimulator_serial=serial,
@@ -807,41 +772,35 @@ def run_mt(
     ``rng`` draws the inter-trial jitter (a fresh unseeded ``random.Random`` if None). Raises
     :class:`HuntStopped` if the device or the operator ended the hunt early (nothing recorded).
     """
-    from tmsctl.registry import open_driver
-
     device, serial = check_request(request)
-    clock = _clock_for(device, request.virtual_time)
-    driver = open_driver(device, clock)
-    controller = Controller(driver, clock, listeners=list(listeners))
-    try:
-        info = controller.connect()
-        max_pct = min(HUNT_MAX_PCT_MSO, int(driver.limits.max_intensity_pct_mso))
+    clock = clock_for(device, virtual_time=request.virtual_time)
+    with SessionHost(device, clock, records=records, listeners=list(listeners)) as host:
+        controller = host.open()
+        info = host.connect()
+        max_pct = min(HUNT_MAX_PCT_MSO, int(controller.driver.limits.max_intensity_pct_mso))
         procedure = make_procedure(
             request.method, start_pct_mso=request.start_pct_mso, max_pct_mso=max_pct,
             reference=request.reference, max_trials=request.max_trials,
         )
-    except BaseException:
-        controller.close()
-        raise
-    if on_connected:
-        on_connected(info)
-    hunt = MtHunt(
-        controller, procedure, respond, rng=rng if rng is not None else random.Random(), settings=request.settings,
-        on_fired=on_fired, on_trial=on_trial, on_bad_entry=on_bad_entry, on_notice=on_notice,
-        on_rejected=on_rejected,
-    )
-    try:
-        outcome = hunt.run()
-    except HuntStopped as stopped:
-        if records is not None:
-            stopped.recorded, stopped.record_error = _keep_stopped_hunt(
-                records, hunt, request, serial, info, stopped.message
-            )
-        raise
-    except KeyboardInterrupt:  # Ctrl-C or the operator's input ended: the pulses given stay on record
-        if records is not None:
-            _keep_stopped_hunt(records, hunt, request, serial, info, "interrupted by the operator")
-        raise
+        if on_connected:
+            on_connected(info)
+        hunt = MtHunt(
+            controller, procedure, respond, rng=rng if rng is not None else random.Random(),
+            settings=request.settings, on_fired=on_fired, on_trial=on_trial, on_bad_entry=on_bad_entry,
+            on_notice=on_notice, on_rejected=on_rejected, release=host.release,
+        )
+        try:
+            outcome = hunt.run()
+        except HuntStopped as stopped:
+            if records is not None:
+                stopped.recorded, stopped.record_error = _keep_stopped_hunt(
+                    records, hunt, request, serial, info, stopped.message
+                )
+            raise
+        except KeyboardInterrupt:  # Ctrl-C or the operator's input ended: the pulses given stay on record
+            if records is not None:
+                _keep_stopped_hunt(records, hunt, request, serial, info, "interrupted by the operator")
+            raise
     recorded = None
     if records is not None and outcome.recordable:
         record = threshold_record(

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from tmsctl.approval import APPROVAL_RULE_ID, ApprovalStatus, approval_status
-from tmsctl.clock import Clock, SystemClock, VirtualClock
-from tmsctl.controller import Controller
+from tmsctl.clock import Clock
 from tmsctl.dose import DoseCount
 from tmsctl.drivers.base import Capability, DeviceInfo
 from tmsctl.errors import InvalidArgument, SafetyViolation, TmsError
-from tmsctl.events import Event, Listener
+from tmsctl.events import Listener
+from tmsctl.host import AuditListener, SessionHost, clock_for
 from tmsctl.mt_session import SIMULATOR_SERIAL_PREFIX
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.protocols.models import Coil, Protocol
@@ -135,22 +135,6 @@ def _refusal_hint(verdict: Verdict) -> str:
     return "; ".join(advice) + " (refusals cannot be overridden)"
 
 
-def _clock_for(device: DeviceURL, virtual_time: bool) -> Clock:
-    if device.is_simulator:
-        from tmsctl.simulators import registry as sims
-
-        instance = sims.lookup(device.simulator_profile or "")
-        if instance is not None:
-            return instance.clock  # a pre-registered simulator (a test's) lives on its own clock
-    if not virtual_time:
-        return SystemClock()
-    if not device.is_simulator:
-        raise InvalidArgument(
-            "--virtual-time runs only in-process simulators (sim://…): a real device lives in real time"
-        )
-    return VirtualClock()
-
-
 def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
     """Load and check everything; connect once to learn the model, then release the device.
 
@@ -160,7 +144,7 @@ def plan_session(request: SessionRequest, records: Any) -> PlannedSession:
     protocol = load_protocol(request.protocol_path)
     text = Path(request.protocol_path).read_text(encoding="utf-8")
     device = parse(request.device_url)
-    clock = _clock_for(device, request.virtual_time)
+    clock = clock_for(device, virtual_time=request.virtual_time)
     driver = open_driver(device, clock)
     try:
         info = driver.connect()
@@ -464,25 +448,6 @@ class RecordsDeliveryLog(DeliveryLog):
         return session.status is self._rec.SessionStatus.COMPLETED
 
 
-class AuditListener:
-    """Writes every controller event to the session's JSON-lines audit log."""
-
-    def __init__(self, logger: Any) -> None:
-        self.logger = logger
-
-    def on_event(self, event: Event) -> None:
-        data = event.as_dict()
-        kind = data.pop("kind")
-        durable = kind in {"fault", "train_finished", "operator_action", "state_changed"}
-        self.logger.info(kind, durable=durable, **{k: v for k, v in data.items() if k != "t_wall"})
-
-    def on_error(self, exc: BaseException) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
 def run_planned(
     planned: PlannedSession,
     records: Any,
@@ -552,31 +517,27 @@ def run_planned(
             )
     clock = planned.clock
     origin = clock.now()
-    audit_logger = None
-    all_listeners = list(listeners or [])
-    if req.log_dir is not None:
-        from tmsctl.audit import make_session_logger, session_log_path
-
-        audit_logger = make_session_logger(
-            session_log_path(req.log_dir, session_id), session_id=session_id, simulated=planned.simulated,
-            clock=clock, monotonic_origin_s=origin,
-        )
-        all_listeners.append(AuditListener(audit_logger))
-    driver = open_driver(planned.device, clock)
-    controller = Controller(driver, clock, listeners=all_listeners)
-    try:
+    with SessionHost(planned.device, clock, records=records, listeners=list(listeners or [])) as host:
+        if req.log_dir is not None:
+            host.open_audit(req.log_dir, session_id, simulated=planned.simulated, origin_s=origin)
+        host.open()
         if req.resume_session_id:
             records.resume_session(session_id, operator=req.operator, offset_s=0.0)
         else:
             records.start_session(session_id, operator=req.operator, offset_s=0.0)
         try:
-            controller.connect()
+            # The plan was checked against the unit that answered then: this must be the same one.
+            host.connect(expect=planned.info)
         except TmsError as exc:
             records.fault_session(rec.Fault(session_id, type(exc).__name__, exc.message, "connecting"))
             raise
+        if not req.resume_session_id:
+            host.record_unit(session_id)
+        controller = host.controller
+        assert controller is not None
         runner = SessionRunner(
             controller, schedule,
-            log=RecordsDeliveryLog(records, session_id, clock, origin, req.operator, audit=audit_logger),
+            log=RecordsDeliveryLog(records, session_id, clock, origin, req.operator, audit=host.audit),
             start_index=planned.start_index, pulses_already_delivered=planned.pulses_already_delivered,
             pulses_already_uncertain=planned.pulses_already_uncertain,
             trigger_source=req.trigger_source, on_progress=on_progress,
@@ -587,16 +548,10 @@ def run_planned(
         # What the session delivered is what the records say, over every run segment: one number.
         point = records.resume_point(session_id)
         result = replace(result, pulses_delivered=point.pulses_delivered, pulses_uncertain=point.pulses_uncertain)
-    finally:
-        controller.close()
-        if audit_logger is not None:
-            from tmsctl.audit import close_session_logger
-
-            close_session_logger(audit_logger)
     return session_id, result
 
 
 __all__ = [
-    "PlannedSession", "RecordsDeliveryLog", "RunOutcome", "SessionRefused", "SessionRequest", "SubjectHistory",
-    "ThresholdChange", "plan_session", "run_planned", "subject_history",
+    "AuditListener", "PlannedSession", "RecordsDeliveryLog", "RunOutcome", "SessionRefused", "SessionRequest",
+    "SubjectHistory", "ThresholdChange", "plan_session", "run_planned", "subject_history",
 ]

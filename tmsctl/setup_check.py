@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tmsctl.clock import Clock, SystemClock
+from tmsctl.clock import Clock
 from tmsctl.controller import Controller
 from tmsctl.drivers.base import Capability, DeviceInfo
 from tmsctl.errors import DeviceStateError, InvalidArgument, TmsError
-from tmsctl.events import Event
-from tmsctl.registry import open_driver
+from tmsctl.host import SessionHost, clock_for
 from tmsctl.safety import PulseCap
-from tmsctl.url import DeviceURL, parse
+from tmsctl.url import parse
 
 SETUP_CHECK_PROTOCOL_ID = "setup-check"
 SETUP_SUBJECT_ID = "SETUP-0"  # reserved: a check on a phantom, or with nobody under the coil
@@ -64,35 +63,6 @@ def protocol_text(power_pct_mso: int) -> str:
     )
 
 
-class _AuditEvents:
-    """Every controller event into the session's audit log (the set-up check's own listener)."""
-
-    def __init__(self, logger: Any) -> None:
-        self.logger = logger
-
-    def on_event(self, event: Event) -> None:
-        data = event.as_dict()
-        kind = data.pop("kind")
-        data.pop("t_wall", None)  # the audit log stamps its own wall time from the same clock
-        self.logger.info(kind, durable=kind in {"fault", "state_changed", "operator_action"}, **data)
-
-    def on_error(self, exc: BaseException) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
-def _clock_for(device: DeviceURL) -> Clock:
-    if device.is_simulator:
-        from tmsctl.simulators import registry as sims
-
-        instance = sims.lookup(device.simulator_profile or "")
-        if instance is not None:
-            return instance.clock  # a pre-registered simulator (a test's) lives on its own clock
-    return SystemClock()
-
-
 def run_setup_check(
     device_url: str,
     power_pct_mso: int,
@@ -114,40 +84,35 @@ def run_setup_check(
     power = check_power(power_pct_mso)
     rec.validate_subject_id(subject_id)
     device = parse(device_url)
-    clock = clock or _clock_for(device)
+    clock = clock or clock_for(device)
     step = on_step or (lambda label: None)
     text = protocol_text(power)
 
-    driver = open_driver(device, clock)
-    capabilities = driver.limits.capabilities
-    try:
+    with SessionHost(device, clock, records=records) as host:
+        controller = host.open()
         records.ensure_subject(subject_id)
         session_id = records.create_session(
             rec.SessionPlan(
                 subject_id=subject_id, protocol_id=SETUP_CHECK_PROTOCOL_ID,
                 protocol_hash="sha256:" + hashlib.sha256(text.encode()).hexdigest(), protocol_text=text,
-                device_url=device.redacted, device_model=driver.name, simulated=device.is_simulator,
+                device_url=device.redacted, device_model=controller.driver.name, simulated=device.is_simulator,
                 planned_deliveries=1, planned_pulses=1,
-                replies_confirmed=Capability.CONFIRMED_REPLIES in capabilities,
+                replies_confirmed=Capability.CONFIRMED_REPLIES in controller.driver.limits.capabilities,
             )
         ).session_id
         records.start_session(session_id, operator=operator, offset_s=0.0)
-    except BaseException:
-        driver.close()
-        raise
-    audit = None
-    if log_dir is not None:
-        from tmsctl.audit import make_session_logger, session_log_path
+        if log_dir is not None:
+            host.open_audit(log_dir, session_id, simulated=device.is_simulator, origin_s=clock.now())
+        return _check(host, controller, records, session_id, power, operator, step)
 
-        try:
-            audit = make_session_logger(
-                session_log_path(log_dir, session_id), session_id=session_id, simulated=device.is_simulator,
-                clock=clock, monotonic_origin_s=clock.now(),
-            )
-        except BaseException:
-            driver.close()
-            raise
-    controller = Controller(driver, clock, listeners=[_AuditEvents(audit)] if audit is not None else [])
+
+def _check(
+    host: SessionHost, controller: Controller, records: Any, session_id: str, power: int, operator: str,
+    step: Callable[[str], None],
+) -> SetupCheckResult:
+    from tmsctl import records as rec
+
+    clock = host.clock
     controller.pulse_cap = PulseCap(1)
     controller.intensity_cap_pct_mso = power
     origin = clock.now()
@@ -157,7 +122,8 @@ def run_setup_check(
         return max(0.0, clock.now() - origin)
 
     try:
-        info = controller.connect()
+        info = host.connect()
+        host.record_unit(session_id)
         step("take remote control")
         # A unit left in train mode would fire a whole train on this one trigger: leave it first.
         controller.configure_single_pulse()
@@ -200,12 +166,6 @@ def run_setup_check(
     except KeyboardInterrupt:
         records.abort_session(session_id, operator=operator, reason=f"operator abort while {doing}", offset_s=offset())
         raise
-    finally:
-        controller.close()
-        if audit is not None:
-            from tmsctl.audit import close_session_logger
-
-            close_session_logger(audit)
     return SetupCheckResult(session_id, info, delivery.intensity_pct_mso, delivery.pulses, delivery.confirmed)
 
 

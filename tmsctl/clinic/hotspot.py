@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tmsctl.clock import ParticipantSlot
 from tmsctl.errors import InvalidArgument
 from tmsctl.fsm import ENERGISED
-from tmsctl.mt_session import MtHunt, _Participation
+from tmsctl.mt_session import MtHunt
 from tmsctl.threshold import MepResponse
 
 __all__ = ["HotspotProcedure", "HotspotResult", "HotspotSearch", "Site", "grid_sites"]
@@ -173,7 +174,7 @@ class HotspotSearch(MtHunt):
     def _while_servicing(self, fn: Callable[[], Any]) -> Any:
         done = self.clock.event()
         box: dict[str, Any] = {}
-        participation = _Participation(self.clock)
+        participation = ParticipantSlot(self.clock)
 
         def work() -> None:
             try:

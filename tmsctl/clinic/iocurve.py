@@ -326,16 +326,8 @@ def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = No
                  rng: random.Random | None = None, on_fired: Any = None, on_trial: Any = None,
                  on_rejected: Any = None, on_connected: Any = None) -> IoCurveOutcome:
     """Give the planned pulses, measure each MEP with ``respond``, fit, and record (also a stopped curve)."""
-    from tmsctl.controller import Controller
-    from tmsctl.mt_session import (
-        HUNT_MAX_PCT_MSO,
-        HuntSettings,
-        HuntStopped,
-        MtHunt,
-        _clock_for,
-        stimulator_serial_for,
-    )
-    from tmsctl.registry import open_driver
+    from tmsctl.host import SessionHost, clock_for
+    from tmsctl.mt_session import HUNT_MAX_PCT_MSO, HuntSettings, HuntStopped, MtHunt, stimulator_serial_for
     from tmsctl.url import parse
 
     rng = rng if rng is not None else random.Random()
@@ -343,21 +335,22 @@ def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = No
     serial = stimulator_serial_for(device, request.stimulator_serial)
     # refuse a bad plan before the device is touched; the stimulator's own maximum is checked below
     IoCurvePlan(request.rmt_pct_mso, request.levels_pct_rmt, request.pulses_per_level, max_pct_mso=130)
-    clock = _clock_for(device, request.virtual_time)
-    controller = Controller(open_driver(device, clock), clock)
+    clock = clock_for(device, virtual_time=request.virtual_time)
+    host = SessionHost(device, clock, records=records)
     try:
-        info = controller.connect()
+        controller = host.open()
+        info = host.connect()
         max_pct = min(HUNT_MAX_PCT_MSO, int(controller.driver.limits.max_intensity_pct_mso))
         plan = IoCurvePlan(request.rmt_pct_mso, request.levels_pct_rmt, request.pulses_per_level,
                            max_pct_mso=max_pct)
     except BaseException:
-        controller.close()
+        host.close()
         raise
     if on_connected:
         on_connected(info)
     procedure = IoCurveProcedure(plan.sequence(rng), max_pct_mso=max_pct)
     hunt = MtHunt(controller, procedure, respond, rng=rng, settings=request.settings or HuntSettings(),
-                  on_fired=on_fired, on_trial=on_trial, on_rejected=on_rejected)
+                  on_fired=on_fired, on_trial=on_trial, on_rejected=on_rejected, release=host.release)
 
     def keep(status: str, fit: BoltzmannFit | None, fit_error: str | None, reason: str | None) -> Any:
         if records is None or hunt.pulses_delivered == 0:

@@ -1115,6 +1115,25 @@ class Records:
         return self._lifecycle(session_id, SessionStatus.RUNNING, doing="resume", action=action, extra=reopen,
                                only_from=_RESUMABLE_STATUSES)
 
+    def record_session_device(
+        self, session_id: str, *, model: str, firmware: str | None, serial: str | None
+    ) -> Session:
+        """The unit that answered this session's run, as it reported itself (not as planned).
+
+        Only while this process runs the session: it connected to the unit that delivers."""
+        session_id = normalize_session_id(session_id)
+        _text("device_model", model, max_len=80)
+        for name, value in (("device_firmware", firmware), ("device_serial", serial)):
+            if value is not None:
+                _text(name, value, max_len=80)
+        with self._transaction("recording the connected device") as conn:
+            self._require_owned_running(self._status(conn, session_id), session_id, "record the device")
+            conn.execute(
+                "UPDATE sessions SET device_model = ?, device_firmware = ?, device_serial = ? WHERE session_id = ?",
+                (model, firmware, serial, session_id),
+            )
+        return self.session(session_id)
+
     def complete_session(self, session_id: str) -> Session:
         """``running → completed``; refused unless every schedule position is delivered (or skipped)."""
         session_id = normalize_session_id(session_id)
