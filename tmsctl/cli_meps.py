@@ -63,7 +63,13 @@ def io_curve(
     from tmsctl.cli import EXIT_REFUSED, _sigterm_as_interrupt, err, exit_code_for, out, reported
     from tmsctl.cli_db import open_records
     from tmsctl.cli_mt import _emg_responder, _simulated_subject, muscle_config
-    from tmsctl.clinic.iocurve import IoCurvePlan, IoCurveRequest, IoCurveStopped, render_io_curve_html, run_io_curve
+    from tmsctl.clinic.iocurve import (
+        IoCurvePlan,
+        IoCurveRequest,
+        IoCurveStopped,
+        render_io_curve_html,
+        run_io_curve,
+    )
     from tmsctl.errors import InvalidArgument
     from tmsctl.mt_session import HuntSettings, parse_coil
     from tmsctl.url import parse

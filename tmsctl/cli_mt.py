@@ -16,7 +16,6 @@ import os
 import random
 from dataclasses import replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer

@@ -650,7 +650,7 @@ def sessions(
             points = {s.session_id: records.resume_point(s.session_id) for s in found}
         finally:
             records.close()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "session": s.session_id, "subject": s.subject_id, "protocol": s.protocol_id,
             "status": getattr(s.status, "value", s.status), "simulated": s.simulated,
