@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,7 +143,7 @@ pattern:
   frequency_hz: 10
   pulses_per_train: 10
   inter_train_interval_s: 2
-  trains: 45
+  trains: 60
 """
 PER_TRAIN = 10
 # seconds after a train's first pulse was seen: at the trigger, in the 2-5 ms after it (the window a
@@ -152,6 +153,18 @@ KILL_DELAYS = (0.0, 0.001, 0.002, 0.005, 0.010, 0.45, 1.5)
 
 def _sim_pulses(status: Path) -> list[dict]:
     return _sim_state(status).get("truth", [])
+
+
+_PULSES = re.compile(rb'"pulses": (\d+)')
+
+
+def _pulse_count(status: Path) -> int:
+    """The simulator's count, read without parsing its whole truth log (this is polled every 0.2 ms)."""
+    try:
+        found = _PULSES.search(status.read_bytes()[:200])
+    except FileNotFoundError:
+        return 0
+    return int(found.group(1)) if found else 0
 
 
 @pytest.mark.timeout(900)
@@ -199,7 +212,7 @@ def test_sigkill_at_thirty_instants_around_triggers_keeps_the_truth(tmp_path: Pa
             trains[-1].append(pulse)
         else:
             trains.append([pulse])
-    assert len(trains) <= 45 and all(len(t) <= PER_TRAIN for t in trains)
+    assert len(trains) <= 60 and all(len(t) <= PER_TRAIN for t in trains)
     with Records(db) as records:
         point = records.resume_point(session_id)
     assert point.pulses_delivered <= len(pulses) <= point.pulses_delivered + point.pulses_uncertain
