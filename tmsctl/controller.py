@@ -558,7 +558,9 @@ class Controller:
         # an RTS edge has no reply to say it was unconfirmed; a status reply says so itself (DuoMAG)
         confirmed = self.confirmed_replies and (result.confirmed if isinstance(result, DeviceStatus) else True)
         self._watch.acknowledged(acknowledged_at)
-        self.delivery = replace(self.delivery, expected_end=self._watch.last_due_latest, confirmed=confirmed)
+        self.delivery = Delivery(
+            pulses, intensity, fired_at, self._watch.last_due_latest, trigger_source, is_train, confirmed
+        )
         started = self.delivery
         if not is_train and acknowledged_at >= self.delivery.expected_end:
             self._finish_delivery()  # a single pulse, or a pair whose second pulse was due by the reply
