@@ -58,6 +58,8 @@ class RecordsWithoutDiskWaits(Records):
     """The same store with ``synchronous = OFF``: for this benchmark only, to show how much of a
     recorded session's time is spent waiting for the disk (the product never turns this off)."""
 
+    _DURABLE_MODE = _RELAXED_MODE = "OFF"
+
     def _configure(self) -> None:
         super()._configure()
         self._db.execute("PRAGMA synchronous = OFF")
