@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import rtms_protocol
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_FAULT, EXIT_REFUSED, app
@@ -22,26 +23,8 @@ from tmsctl.records import Records
 
 runner = CliRunner()
 UNLOCK = "SIMU-00000000-5AA5"
-TINY = """\
-schema_version: 1
-id: tiny-cli
-title: One short 10 Hz train
-coil: {family: figure8}
-target: {method: eeg_10_20, site: F3}
-hemisphere: left
-intensity: {reference: rMT, scaling_pct: 100}
-pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 10, inter_train_interval_s: 5, trains: 1}
-"""
-SHORT = """\
-schema_version: 1
-id: short-cli-resume
-title: Short CLI test protocol
-coil: {family: figure8}
-target: {method: eeg_10_20, site: F3}
-hemisphere: left
-intensity: {reference: rMT, scaling_pct: 100}
-pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 20, inter_train_interval_s: 8, trains: 4}
-"""
+TINY = rtms_protocol("tiny-cli", "One short 10 Hz train", pulses_per_train=10, inter_train_interval_s=5, trains=1)
+SHORT = rtms_protocol("short-cli-resume", "Short CLI test protocol", pulses_per_train=20, inter_train_interval_s=8, trains=4)
 
 
 def initialised(db: Path) -> Path:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import initialise_db
+from cli_helpers import SHORT_CLI, initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
@@ -17,16 +17,7 @@ runner = CliRunner()
 
 
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
-SHORT = """\
-schema_version: 1
-id: short-cli
-title: Short CLI test protocol
-coil: {family: figure8}
-target: {method: eeg_10_20, site: F3}
-hemisphere: left
-intensity: {reference: rMT, scaling_pct: 100}
-pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 20, inter_train_interval_s: 8, trains: 4}
-"""
+SHORT = SHORT_CLI
 
 
 @pytest.fixture

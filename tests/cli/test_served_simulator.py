@@ -18,21 +18,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cli_helpers import initialise_db
+from cli_helpers import initialise_db, rtms_protocol
 
 from tmsctl.clock import SystemClock
 from tmsctl.records import Records
 
-TINY = """\
-schema_version: 1
-id: tiny-served
-title: One short 10 Hz train
-coil: {family: figure8}
-target: {method: eeg_10_20, site: F3}
-hemisphere: left
-intensity: {reference: rMT, scaling_pct: 100}
-pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 10, inter_train_interval_s: 5, trains: 1}
-"""
+TINY = rtms_protocol("tiny-served", "One short 10 Hz train", pulses_per_train=10, inter_train_interval_s=5, trains=1)
 
 
 def _exports(lines: list[str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import initialise_db
+from cli_helpers import SHORT_CLI, initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import app
@@ -32,16 +32,7 @@ SIM_CODE = "SIMU-00000000-5AA5"  # the simulator's published code, as an operato
 WRONG_CODE = "WRNG-13572468-5AA5"  # a code for another unit: the simulator refuses it
 MISTYPED_CODE = "SIMU-0000000-5AA5"  # one digit short: refused before anything is sent
 
-PROTOCOL = """\
-schema_version: 1
-id: short-cli
-title: Short CLI test protocol
-coil: {family: figure8}
-target: {method: eeg_10_20, site: F3}
-hemisphere: left
-intensity: {reference: rMT, scaling_pct: 100}
-pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 20, inter_train_interval_s: 8, trains: 4}
-"""
+PROTOCOL = SHORT_CLI
 
 # name -> (environment variable holding the code, fault plan with {q} for the Q command's number)
 FAILURES = {
