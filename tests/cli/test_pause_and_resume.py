@@ -39,9 +39,9 @@ BIN = str(Path(sys.executable).parent)
 ENV = {**os.environ, "COLUMNS": "200", "TERM": "xterm-256color", "PATH": BIN + os.pathsep + os.environ["PATH"]}
 
 
-def _spawn_run(tmp_path: Path, db: Path) -> tuple[pexpect.spawn, io.StringIO]:
+def _spawn_run(tmp_path: Path, db: Path, protocol_text: str = TWO_TRAINS) -> tuple[pexpect.spawn, io.StringIO]:
     protocol = tmp_path / "two.yaml"
-    protocol.write_text(TWO_TRAINS)
+    protocol.write_text(protocol_text)
     screen = io.StringIO()
     child = pexpect.spawn(
         sys.executable,
@@ -190,16 +190,9 @@ def test_resume_of_an_unknown_session_is_not_found(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_panel_counts_a_train_while_it_runs(tmp_path: Path) -> None:
     db = initialise_db(tmp_path / "r.db")
-    protocol = tmp_path / "slow.yaml"
-    protocol.write_text(TWO_TRAINS.replace("frequency_hz: 10", "frequency_hz: 5").replace("trains: 2", "trains: 1"))
-    screen = io.StringIO()
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "tmsctl", "run", str(protocol), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50",
-         "--yes", "--db", str(db), "--allow-unapproved", "pty test"],
-        env=ENV, encoding="utf-8", timeout=60, dimensions=(40, 200), cwd=str(tmp_path),
+    child, screen = _spawn_run(
+        tmp_path, db, TWO_TRAINS.replace("frequency_hz: 10", "frequency_hz: 5").replace("trains: 2", "trains: 1")
     )
-    child.logfile_read = screen
     child.expect(r"this train [1-3] so far \(provisional\)")  # counted from the start of the 4 s train...
     child.expect(r"this train 1[0-9] so far \(provisional\)")  # ...and on while it runs, not at its end
     child.expect(pexpect.EOF)

@@ -130,21 +130,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path, pty_simulator) ->
     assert state["interlocks"] == []
 
 
-MANY_TRAINS = """\
-schema_version: 1
-id: kill-test-many
-title: Many short trains for the kill-at-every-instant test
-coil: {family: figure8}
-target: {method: eeg_10_20, site: F3}
-hemisphere: left
-intensity: {reference: rMT, scaling_pct: 80}
-pattern:
-  kind: rtms
-  frequency_hz: 10
-  pulses_per_train: 10
-  inter_train_interval_s: 2
-  trains: 60
-"""
+MANY_TRAINS = PROTOCOL.replace("id: kill-test\n", "id: kill-test-many\n").replace("trains: 8", "trains: 60")
 PER_TRAIN = 10
 # seconds after a train's first pulse was seen: at the trigger, in the 2-5 ms after it (the window a
 # random kill never hits), mid-train, and in the gap
