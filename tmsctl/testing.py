@@ -117,13 +117,10 @@ def attached_simulator(
     simulator instance, clock)``; the driver is closed and the simulator removed afterwards.
     ``driver`` names another driver than the profile's (to test that it refuses the unit).
     """
-    import threading
-
     from tmsctl.clock import SystemClock
     from tmsctl.registry import open_driver
     from tmsctl.simulators import registry as sims
     from tmsctl.simulators.device import parse_fault_plan
-    from tmsctl.simulators.serve import serve_pty, serve_tcp
 
     plan = parse_fault_plan(faults)
     if attachment == "sim":
@@ -141,6 +138,24 @@ def attached_simulator(
         raise ValueError(f"attachment must be sim, pty or tcp, not {attachment!r}")
     clock = SystemClock()
     instance = sims.create(profile, clock=clock, faults=plan)
+    with serving(instance.device, attachment, clock) as address:
+        driver_name = driver or instance.profile.driver
+        url = f"{driver_name}://{address}" if attachment == "pty" else f"{driver_name}+socket://{address}"
+        opened = open_driver(url, clock, driver_options=dict(instance.profile.driver_options))
+        yield opened, instance, clock
+        opened.close()
+
+
+@contextmanager
+def serving(device: Any, attachment: str = "pty", clock: Clock | None = None) -> Iterator[str]:
+    """Serve a simulated ``device`` on a pseudo-terminal (or TCP on loopback) in a thread; yields its
+    address (a /dev/pts path, or HOST:PORT) and stops the server on leaving."""
+    import threading
+
+    from tmsctl.clock import SystemClock
+    from tmsctl.simulators.serve import serve_pty, serve_tcp
+
+    clock = clock or SystemClock()
     stop = threading.Event()
     address: list[str] = []
     ready = threading.Event()
@@ -150,21 +165,15 @@ def attached_simulator(
         ready.set()
 
     if attachment == "pty":
-        serve = lambda: serve_pty(instance.device, stop=stop, ready=on_ready, clock=clock)  # noqa: E731
+        serve = lambda: serve_pty(device, stop=stop, ready=on_ready, clock=clock)  # noqa: E731
     else:
-        serve = lambda: serve_tcp(  # noqa: E731
-            instance.device, host="127.0.0.1", port=0, stop=stop, ready=on_ready, clock=clock
-        )
+        serve = lambda: serve_tcp(device, host="127.0.0.1", port=0, stop=stop, ready=on_ready, clock=clock)  # noqa: E731
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         if not ready.wait(5):
             raise RuntimeError(f"the {attachment} simulator did not start")
-        driver_name = driver or instance.profile.driver
-        url = f"{driver_name}://{address[0]}" if attachment == "pty" else f"{driver_name}+socket://{address[0]}"
-        opened = open_driver(url, clock, driver_options=dict(instance.profile.driver_options))
-        yield opened, instance, clock
-        opened.close()
+        yield address[0]
     finally:
         stop.set()
         thread.join(5)

@@ -8,7 +8,6 @@ resume keeps the session's threshold and intensity; a different threshold needs 
 from __future__ import annotations
 
 import itertools
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tmsctl.records import Records
 from tmsctl.runner import RunOutcome
 from tmsctl.session import SessionRefused, SessionRequest, plan_session, run_planned
 from tmsctl.simulators import registry as sims
-from tmsctl.simulators.serve import serve_pty
+from tmsctl.testing import serving
 
 UNLOCK = "SIMU-00000000-5AA5"
 TINY = """\
@@ -65,18 +64,8 @@ def real_port(monkeypatch):
     """A Rapid² simulator on a pseudo-terminal: to tmsctl an ordinary serial port, not a simulator."""
     monkeypatch.setenv("SIM_UNLOCK", UNLOCK)
     instance = sims.create("rapid2")
-    stop = threading.Event()
-    paths: list[str] = []
-    ready = threading.Event()
-    thread = threading.Thread(
-        target=serve_pty, kwargs=dict(device=instance.device, stop=stop, ready=lambda p: (paths.append(p), ready.set())),
-        daemon=True,
-    )
-    thread.start()
-    assert ready.wait(5)
-    yield f"magstim-rapid2://{paths[0]}?unlock=env:SIM_UNLOCK"
-    stop.set()
-    thread.join(5)
+    with serving(instance.device) as path:
+        yield f"magstim-rapid2://{path}?unlock=env:SIM_UNLOCK"
 
 
 def _real_sessions(db: Path, protocol: Path, subject: str, starts: list[datetime], *, pulses: int = 5,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import serial
 
@@ -13,8 +11,7 @@ from tmsctl.errors import ChecksumError, DeviceRefused, DeviceStateError, Protoc
 from tmsctl.registry import open_driver
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import FaultKind, parse_fault_plan
-from tmsctl.simulators.serve import serve_pty
-from tmsctl.testing import attached_simulator
+from tmsctl.testing import attached_simulator, serving
 
 MODELS = {"m200": "magstim-200", "bistim": "magstim-bistim", "rapid2": "magstim-rapid2", "rapid2-v8": "magstim-rapid2"}
 _counter = iter(range(1_000_000))
@@ -188,28 +185,15 @@ def test_wait_ready_gives_up_and_disarms_when_the_coil_is_gone() -> None:
 def test_a_third_party_program_can_talk_to_the_pty_simulator() -> None:
     """No tmsctl driver: plain pyserial bytes from the published protocol."""
     instance = sims.create("m200")
-    stop = threading.Event()
-    paths: list[str] = []
-    ready = threading.Event()
-    thread = threading.Thread(
-        target=serve_pty, kwargs=dict(device=instance.device, stop=stop, ready=lambda p: (paths.append(p), ready.set())),
-        daemon=True,
-    )
-    thread.start()
-    assert ready.wait(5)
-    try:
-        with serial.Serial(paths[0], 9600, timeout=1) as port:
-            port.write(b"Q@n")
-            assert port.read(3) == bytes.fromhex("51 89 25")
-            port.write(b"\r")  # the bulletins' own link test: a lone CR gets '?'
-            assert port.read(1) == b"?"
-            port.write(b"@050*")
-            assert port.read(3) == bytes.fromhex("40 89 36")
-            port.write(b"R@m")
-            assert len(port.read(3)) == 3
-    finally:
-        stop.set()
-        thread.join(5)
+    with serving(instance.device) as path, serial.Serial(path, 9600, timeout=1) as port:
+        port.write(b"Q@n")
+        assert port.read(3) == bytes.fromhex("51 89 25")
+        port.write(b"\r")  # the bulletins' own link test: a lone CR gets '?'
+        assert port.read(1) == b"?"
+        port.write(b"@050*")
+        assert port.read(3) == bytes.fromhex("40 89 36")
+        port.write(b"R@m")
+        assert len(port.read(3)) == 3
 
 
 def test_sim_url_rejects_unknown_options() -> None:
