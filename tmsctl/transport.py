@@ -57,10 +57,19 @@ class Tap(Protocol):
 RedactTx = Callable[[bytes], bytes]
 
 
+@runtime_checkable
+class SpyFormatter(Protocol):
+    """What pyserial's ``spy://`` port asks of its trace formatter (``port.formatter``)."""
+
+    def tx(self, data: bytes) -> None: ...
+    def rx(self, data: bytes) -> None: ...
+    def control(self, name: str, value: str) -> None: ...
+
+
 class _MaskedSpyFormatter:
     """Stands in for pyserial's spy formatter: the trace file gets host frames with secrets masked."""
 
-    def __init__(self, inner: Any, redact_tx: RedactTx) -> None:
+    def __init__(self, inner: SpyFormatter, redact_tx: RedactTx) -> None:
         self._inner = inner
         self._redact_tx = redact_tx
 
@@ -82,8 +91,8 @@ def _mask_spy_trace(port: serial.SerialBase, redact_tx: RedactTx) -> None:
         return
     # pyserial's spy writes every transmitted chunk with ``self.formatter.tx(data)`` (one host
     # frame per write here); no public hook exists, so the formatter object is wrapped.
-    formatter = getattr(port, "formatter", None)
-    if not all(callable(getattr(formatter, name, None)) for name in ("tx", "rx", "control")):
+    formatter = port.formatter  # set by protocol_spy.Serial's constructor (pyserial >= 3.5, as required)
+    if not isinstance(formatter, SpyFormatter):
         raise ConnectionFailed(
             "this pyserial's spy:// trace cannot be masked, and it would record the unlock code",
             hint="drop +spy from the device URL, or use the pyserial version tmsctl is tested with",
@@ -155,7 +164,9 @@ class Transport:
         port.write_timeout = 1.0
         # pyserial raises RTS at open by default; with a quick-fire cable that is a trigger edge.
         port.rts = False
-        if exclusive and isinstance(port, serial.Serial) and hasattr(port, "exclusive"):
+        # ``exclusive`` is part of SerialBase since pyserial 3.3 (3.5 required): every real port takes
+        # its lock, so a second program cannot hold it (open() fails instead)
+        if exclusive and isinstance(port, serial.Serial):
             port.exclusive = True
         if isinstance(port, InProcessPort):
             port.clock = clock

@@ -24,12 +24,12 @@ def _probes_of_a_driver(path: Path, root: Path = ROOT) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in PROBES and node.args:
             target = ast.unparse(node.args[0])
-            if "driver" in target.lower():
+            if any(word in target.lower() for word in ("driver", "port", "transport")):
                 found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
     return found
 
 
-def test_no_module_of_the_core_probes_a_driver_for_a_member() -> None:
+def test_no_module_of_the_core_probes_a_driver_or_a_port_for_a_member() -> None:
     probes = [p for path in CORE for p in _probes_of_a_driver(path)]
     assert probes == [], "declare a capability (drivers/base.py) instead of probing:\n" + "\n".join(probes)
 
@@ -143,3 +143,15 @@ def test_no_import_cycle_at_module_level() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_a_spy_trace_that_cannot_be_masked_is_refused_not_written_raw() -> None:
+    import serial
+
+    from tmsctl.errors import ConnectionFailed
+    from tmsctl.transport import _mask_spy_trace
+
+    port = serial.serial_for_url("spy://loop://", do_not_open=True)
+    port.formatter = object()  # a pyserial whose formatter no longer offers tx/rx/control
+    with pytest.raises(ConnectionFailed, match="cannot be masked"):
+        _mask_spy_trace(port, lambda frame: frame)
