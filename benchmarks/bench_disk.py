@@ -17,7 +17,7 @@ import os
 import statistics
 import tempfile
 
-from tmsctl.clock import monotonic_ns_for_benchmarks
+from tmsctl.core.clock import monotonic_ns_for_benchmarks
 
 PAGE = 4096
 COMMIT_BYTES = 5 * (PAGE + 24)  # a train's commit: about five WAL frames (page + frame header)

@@ -17,12 +17,12 @@ import multiprocessing
 import statistics
 import sys
 
-from tmsctl.clock import Clock, SystemClock, VirtualClock, monotonic_ns_for_benchmarks
+from tmsctl.core.clock import Clock, SystemClock, VirtualClock, monotonic_ns_for_benchmarks
+from tmsctl.core.transport import Transport, wire_time_s
 from tmsctl.drivers.magstim.driver import M200Driver
 from tmsctl.drivers.magstim.spec import load_spec
 from tmsctl.simulators import magstim as sim_magstim
 from tmsctl.simulators import registry as sims
-from tmsctl.transport import Transport, wire_time_s
 
 BENCH_PROFILE = dataclasses.replace(sim_magstim.PROFILES["m200"], name="m200-bench", recharge_override_s=0.02)
 sims.register_profile(

@@ -14,10 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tmsctl.clock import VirtualClock, monotonic_ns_for_benchmarks
+from tmsctl.core.clock import VirtualClock, monotonic_ns_for_benchmarks
 from tmsctl.records import Records
-from tmsctl.runner import RunOutcome
-from tmsctl.session import SessionRequest, plan_session, run_planned
+from tmsctl.session.planned import SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import RunOutcome
 from tmsctl.simulators import registry as sims
 
 PROTOCOL = Path(__file__).resolve().parents[1] / "protocols" / "library" / "saint-accelerated-itbs.yaml"

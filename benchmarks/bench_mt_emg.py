@@ -33,11 +33,11 @@ import statistics
 import sys
 
 from tmsctl.clinic.emg import SimulatedEmgSource
+from tmsctl.clinic.mt_session import HuntStopped, MtHunt, make_procedure
 from tmsctl.clinic.responder import EmgResponder
-from tmsctl.clock import VirtualClock
-from tmsctl.controller import Controller
-from tmsctl.mt_session import HuntStopped, MtHunt, make_procedure
-from tmsctl.registry import open_driver
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.registry import open_driver
+from tmsctl.session.controller import Controller
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.emg import SimulatedEmg
 from tmsctl.simulators.subject import SimulatedSubject

@@ -14,12 +14,12 @@ import multiprocessing
 import tempfile
 import threading
 
-from tmsctl.clock import SystemClock
-from tmsctl.controller import Controller
+from tmsctl.core.clock import SystemClock
+from tmsctl.core.registry import open_driver
 from tmsctl.protocols.expand import expand
 from tmsctl.protocols.loader import load_protocol_text
-from tmsctl.registry import open_driver
-from tmsctl.runner import SessionRunner, onset_error_summary
+from tmsctl.session.controller import Controller
+from tmsctl.session.runner import SessionRunner, onset_error_summary
 
 PROTOCOL = """\
 schema_version: 1

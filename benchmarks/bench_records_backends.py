@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from tmsctl.clock import VirtualClock, monotonic_ns_for_benchmarks  # noqa: E402
+from tmsctl.core.clock import VirtualClock, monotonic_ns_for_benchmarks  # noqa: E402
 from tmsctl.records import (  # noqa: E402
     DeliveryKind,
     DeliveryPlan,
@@ -35,7 +35,7 @@ from tmsctl.records import (  # noqa: E402
     TriggerSource,
 )
 from tmsctl.records.pg_throwaway import ThrowawayServer  # noqa: E402
-from tmsctl.session import SessionRequest, plan_session, run_planned  # noqa: E402
+from tmsctl.session.planned import SessionRequest, plan_session, run_planned  # noqa: E402
 from tmsctl.simulators import registry as sims  # noqa: E402
 
 LIBRARY = HERE.parent / "protocols" / "library"

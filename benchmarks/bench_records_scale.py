@@ -46,8 +46,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_session
 
-from tmsctl.clock import VirtualClock, monotonic_ns_for_benchmarks
-from tmsctl.dose import DoseCount
+from tmsctl.core.clock import VirtualClock, monotonic_ns_for_benchmarks
 from tmsctl.protocols import MotorThreshold as ProtocolThreshold
 from tmsctl.protocols import content_hash, expand, load_protocol
 from tmsctl.records import (
@@ -61,7 +60,8 @@ from tmsctl.records import (
 )
 from tmsctl.records.model import SESSION_ID_ALPHABET
 from tmsctl.records.schema import _to_db_time  # the stored time format, exactly as the store writes it
-from tmsctl.session import RecordsDeliveryLog, SessionRequest, coil_key, plan_session
+from tmsctl.session.dose import DoseCount
+from tmsctl.session.planned import RecordsDeliveryLog, SessionRequest, coil_key, plan_session
 from tmsctl.simulators import registry as sims
 
 LIBRARY = HERE.parent / "protocols" / "library"
@@ -831,7 +831,7 @@ def _process(args: list[str]) -> None:
 def _cli(args: list[str]) -> None:
     from typer.testing import CliRunner
 
-    from tmsctl.cli import app
+    from tmsctl.cli.main import app
 
     result = CliRunner().invoke(app, args, env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output

@@ -13,12 +13,12 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 
-from tmsctl.clock import VirtualClock, monotonic_ns_for_benchmarks
-from tmsctl.controller import Controller
+from tmsctl.core.clock import VirtualClock, monotonic_ns_for_benchmarks
+from tmsctl.core.registry import open_driver
 from tmsctl.records import Records
-from tmsctl.registry import open_driver
-from tmsctl.runner import SessionRunner
-from tmsctl.session import SessionRequest, plan_session, run_planned
+from tmsctl.session.controller import Controller
+from tmsctl.session.planned import SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import SessionRunner
 from tmsctl.simulators import registry as sims
 
 LIBRARY = Path(__file__).resolve().parents[1] / "protocols" / "library"

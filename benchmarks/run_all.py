@@ -22,8 +22,8 @@ import bench_itbs_day  # noqa: E402
 import bench_onset_timing  # noqa: E402
 import bench_session  # noqa: E402
 
-from tmsctl.clock import SystemClock, VirtualClock, monotonic_ns_for_benchmarks  # noqa: E402
-from tmsctl.transport import wire_time_s  # noqa: E402
+from tmsctl.core.clock import SystemClock, VirtualClock, monotonic_ns_for_benchmarks  # noqa: E402
+from tmsctl.core.transport import wire_time_s  # noqa: E402
 
 LIBRARY = HERE.parent / "protocols" / "library"
 rows: list[tuple[str, str, str, str]] = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, overload, runtime_checkable
 
-from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.core.errors import InvalidArgument, TmsError
 
 # How a simulator names itself in what a real unit's protocol carries (a Rapid²'s software
 # version, a threshold's stimulator serial): a real unit never answers "SIM-…", so a device that

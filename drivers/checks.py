@@ -6,7 +6,7 @@ import math
 import numbers
 from typing import TypeGuard
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 
 
 def is_number(value: object) -> TypeGuard[float]:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from tmsctl.errors import TmsError
+from tmsctl.core.errors import TmsError
 
 StatusTag = Literal["V", "C", "D", "U"]
 

@@ -18,9 +18,9 @@ import argparse
 import random
 import sys
 
-import tmsctl.api as tms
-from tmsctl.clock import SystemClock, VirtualClock
-from tmsctl.events import Event
+import tmsctl.lab.api as tms
+from tmsctl.core.clock import SystemClock, VirtualClock
+from tmsctl.core.events import Event
 
 
 class PrintEvents:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     listeners: list[object] = [PrintEvents()]
     if args.lsl:
-        from tmsctl.sinks.lsl import open_lsl_markers
+        from tmsctl.lab.lsl import open_lsl_markers
 
         listeners.append(open_lsl_markers(clock=clock, context={"experiment": "single_pulses"}))
 

@@ -17,10 +17,10 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
+    from tmsctl.core.errors import DeviceRefused, InvalidArgument, ProtocolError, ProtocolFileError
     from tmsctl.drivers.deymed import codec as deymed
     from tmsctl.drivers.magstim import codec as magstim
     from tmsctl.drivers.magventure import codec as magventure
-    from tmsctl.errors import DeviceRefused, InvalidArgument, ProtocolError, ProtocolFileError
     from tmsctl.protocols.loader import load_protocol_text
 
 EXPECTED = (ProtocolError, DeviceRefused, ProtocolFileError, InvalidArgument)

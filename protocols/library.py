@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tmsctl.errors import ProtocolFileError
+from tmsctl.core.errors import ProtocolFileError
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.protocols.models import Protocol
 

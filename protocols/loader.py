@@ -10,7 +10,7 @@ Safety of the reader itself:
 * duplicate keys, several documents, a ``%YAML 1.1`` directive and a root that is not a mapping are
   refused (YAML 1.2: ``yes``/``no``/``on`` are strings, not booleans).
 
-Every failure is a ``tmsctl.errors.ProtocolFileError`` carrying the path, the 1-based line and the
+Every failure is a ``tmsctl.core.errors.ProtocolFileError`` carrying the path, the 1-based line and the
 dotted field (``pattern.frequency_hz``) where known, and a hint; validation failures raise
 ``ProtocolValidationError`` listing every problem. Nothing else escapes.
 """
@@ -41,7 +41,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.reader import ReaderError
 
-from tmsctl.errors import ProtocolFileError, ProtocolFileNotFound
+from tmsctl.core.errors import ProtocolFileError, ProtocolFileNotFound
 from tmsctl.protocols.models import SCHEMA_VERSION, Protocol
 
 MAX_FILE_BYTES = 64 * 1024

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
 
-from tmsctl.errors import TmsError
+from tmsctl.core.errors import TmsError
 
 RULE_FILES = (
     "rulebook.yaml",

@@ -29,8 +29,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.drivers.base import Capability, DeviceLimits, PairedPulseLimits, paired_isi_mode
-from tmsctl.errors import InvalidArgument
 from tmsctl.protocols.findings import Finding, Issue, Severity, sort_findings
 from tmsctl.protocols.models import Protocol, format_number, is_standard_theta_burst
 from tmsctl.protocols.rulebook import Rulebook, rulebook

@@ -14,7 +14,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Literal
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.protocols.models import Coil, exact
 
 

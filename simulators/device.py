@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 
 
 class FaultKind(StrEnum):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tmsctl.clock import Clock
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.clock import Clock
+from tmsctl.core.errors import InvalidArgument
 
 from .emg import SimulatedEmg
 
@@ -28,7 +28,7 @@ class SimulatedEmgPublisher:
     ) -> None:
         if clock.is_virtual:
             raise InvalidArgument("an LSL EMG stream runs in real time, not on a virtual clock")
-        from tmsctl.sinks.lsl import _pylsl
+        from tmsctl.core.lsl_library import load_pylsl as _pylsl
 
         self.pylsl = _pylsl()
         self.emg, self.clock, self.name = emg, clock, name

@@ -18,8 +18,8 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from tmsctl.clock import Clock
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.clock import Clock
+from tmsctl.core.errors import InvalidArgument
 
 __all__ = ["CoilPlacement", "HotspotMap"]
 

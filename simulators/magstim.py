@@ -17,10 +17,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from tmsctl.core.errors import ProtocolError
 from tmsctl.drivers.base import SIMULATOR_IDENTITY_PREFIX
 from tmsctl.drivers.magstim import codec as c
 from tmsctl.drivers.magstim.codec import Model
-from tmsctl.errors import ProtocolError
 
 from .device import Fault, FaultKind, SemanticFaultKind, SimulatedDevice, _Timer
 from .registry import profiles_for

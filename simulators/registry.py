@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from tmsctl.clock import Clock, SystemClock
-from tmsctl.errors import DeviceUnavailable, PluginConflict
-from tmsctl.plugins import REINSTALL_HINT, SIMULATORS_GROUP, Provided, load_group
+from tmsctl.core.clock import Clock, SystemClock
+from tmsctl.core.errors import DeviceUnavailable, PluginConflict
+from tmsctl.core.plugins import REINSTALL_HINT, SIMULATORS_GROUP, Provided, load_group
 
 from .device import Fault, SimulatedDevice
 

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tmsctl.clock import Clock, SystemClock
-from tmsctl.errors import InvalidArgument, SafetyViolation
+from tmsctl.core.clock import Clock, SystemClock
+from tmsctl.core.errors import InvalidArgument, SafetyViolation
 
 from .device import SimulatedDevice
 

@@ -27,7 +27,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 
 __all__ = ["RecruitmentCurve", "SimulatedSubject"]
 

@@ -1,3 +1,3 @@
-from tmsctl.cli import main
+from tmsctl.cli.main import main
 
 main()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
-from tmsctl.errors import InvalidArgument, ProtocolError
+from tmsctl.core.errors import InvalidArgument, ProtocolError
 
 from .delays import DelayCode, code_from_bytes, lower_byte, upper_byte
 from .status import DuoMagStatus

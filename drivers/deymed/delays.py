@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 
 MAX_STEPS = 127
 

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tmsctl.drivers.base import DeviceInfo, DeviceLimits, DeviceStatus
-from tmsctl.errors import (
+from tmsctl.core.errors import (
     DeviceRefused,
     DeviceStateError,
     InvalidArgument,
     ProtocolError,
     TransportTimeout,
 )
-from tmsctl.transport import Transport, wire_time_s
+from tmsctl.core.transport import Transport, wire_time_s
+from tmsctl.drivers.base import DeviceInfo, DeviceLimits, DeviceStatus
 
 from . import codec as c
 from .status import COIL_TYPE_RECORD_LENGTH, MIN_RECORD_LENGTH

@@ -7,9 +7,9 @@ from typing import Any
 
 import serial
 
+from tmsctl.core.registry import DriverEntry
+from tmsctl.core.transport import Transport
 from tmsctl.drivers.base import DeviceLimits
-from tmsctl.registry import DriverEntry
-from tmsctl.transport import Transport
 
 from .codec import BAUD_RATE
 from .spec import MODEL, load_spec

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument as _InvalidArgument
 from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
 from tmsctl.drivers.checks import positive_hz, whole_percent
 from tmsctl.drivers.provenance import (
@@ -29,8 +31,6 @@ from tmsctl.drivers.provenance import (
     SpecFileError,
     check_file_coverage,
 )
-from tmsctl.errors import InvalidArgument
-from tmsctl.errors import InvalidArgument as _InvalidArgument
 
 from .codec import REPLIES_TO_COMMANDS
 from .delays import MAX_DELAY_US, DelayCode, delay_code_for

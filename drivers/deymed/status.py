@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tmsctl.errors import InvalidArgument, ProtocolError
+from tmsctl.core.errors import InvalidArgument, ProtocolError
 
 from .delays import DelayCode, DelayStep
 

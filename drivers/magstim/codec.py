@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 
+from tmsctl.core.errors import ChecksumError, DeviceRefused, EchoMismatch, InvalidArgument, ProtocolError
 from tmsctl.drivers.base import SIMULATOR_IDENTITY_PREFIX
-from tmsctl.errors import ChecksumError, DeviceRefused, EchoMismatch, InvalidArgument, ProtocolError
 
 Version = tuple[int, ...]
 

@@ -13,6 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from tmsctl.core.errors import (
+    DeviceRefused,
+    DeviceStateError,
+    IntensityMismatch,
+    InvalidArgument,
+    ProtocolError,
+    TransportTimeout,
+)
+from tmsctl.core.transport import Transport, wire_time_s
 from tmsctl.drivers.base import (
     Capability,
     DeviceInfo,
@@ -22,15 +31,6 @@ from tmsctl.drivers.base import (
     PairSettings,
     paired_isi_mode,
 )
-from tmsctl.errors import (
-    DeviceRefused,
-    DeviceStateError,
-    IntensityMismatch,
-    InvalidArgument,
-    ProtocolError,
-    TransportTimeout,
-)
-from tmsctl.transport import Transport, wire_time_s
 
 from . import codec as c
 from .codec import Model

@@ -7,10 +7,10 @@ from typing import Any
 
 import serial
 
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.core.registry import DriverEntry
+from tmsctl.core.transport import Transport
 from tmsctl.drivers.base import DeviceLimits
-from tmsctl.errors import InvalidArgument
-from tmsctl.registry import DriverEntry
-from tmsctl.transport import Transport
 
 SERIAL_SETTINGS: dict[str, Any] = {  # 9600 8N1 (magstim.md §1)
     "baudrate": 9600,

@@ -14,7 +14,7 @@ read the version, ``spec.for_version((9, 0))`` returns a refined copy; the origi
 unchanged. Version thresholds compare the major number only.
 
 Power arguments are whole percentages of maximum output (the units accept 1 % steps); a
-fractional or out-of-range power raises :class:`~tmsctl.errors.InvalidArgument`, and tables
+fractional or out-of-range power raises :class:`~tmsctl.core.errors.InvalidArgument`, and tables
 are never extrapolated or interpolated.
 """
 
@@ -32,9 +32,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
 from tmsctl.drivers.provenance import Frozen, Review, SpecFileError, freeze
-from tmsctl.errors import InvalidArgument
 
 SCHEMA_VERSION = 1
 SPEC_FILES: Mapping[str, str] = MappingProxyType(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import ClassVar
 
-from tmsctl.errors import InvalidArgument, ProtocolError
+from tmsctl.core.errors import InvalidArgument, ProtocolError
 
 from .framing import (
     MAX_PAYLOAD_LENGTH,

@@ -36,8 +36,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus
-from tmsctl.errors import (
+from tmsctl.core.errors import (
     ChecksumError,
     DeviceRefused,
     DeviceStateError,
@@ -47,7 +46,8 @@ from tmsctl.errors import (
     SafetyViolation,
     TransportTimeout,
 )
-from tmsctl.transport import Transport, wire_time_s
+from tmsctl.core.transport import Transport, wire_time_s
+from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus
 
 from . import codec as c
 from .framing import OVERHEAD, START

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from enum import IntEnum
 from typing import TypeVar
 
-from tmsctl.errors import ChecksumError, InvalidArgument, ProtocolError
+from tmsctl.core.errors import ChecksumError, InvalidArgument, ProtocolError
 
 _E = TypeVar("_E", bound=IntEnum)
 _Decoded = TypeVar("_Decoded")

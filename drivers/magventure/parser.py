@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from tmsctl.errors import ProtocolError
+from tmsctl.core.errors import ProtocolError
 
 from .commands import HostCommand, decode_host_frame_bytes, decode_host_payload
 from .framing import MAX_PAYLOAD_LENGTH, OVERHEAD, START, hexdump, unframe

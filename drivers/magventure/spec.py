@@ -12,7 +12,7 @@ use ``load_spec("magventure-magpro")``: the intersection of every model. Afterwa
 undefined codes have none and are refused.
 
 Intensity arguments are whole percentages of maximum output (the unit sets amplitude in 1 %
-steps); a fractional or out-of-range value raises :class:`~tmsctl.errors.InvalidArgument`.
+steps); a fractional or out-of-range value raises :class:`~tmsctl.core.errors.InvalidArgument`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
 
+from tmsctl.core.errors import InvalidArgument, SafetyViolation
+from tmsctl.core.errors import InvalidArgument as _InvalidArgument
 from tmsctl.drivers.base import Capability, EnergyModel, NoEnergyModel
 from tmsctl.drivers.checks import is_number, positive_hz, whole_percent
 from tmsctl.drivers.provenance import Frozen, Provenance, Review, SpecFileError, check_file_coverage, freeze
-from tmsctl.errors import InvalidArgument, SafetyViolation
-from tmsctl.errors import InvalidArgument as _InvalidArgument
 
 from .tables import CurrentDirection, MagProModel, Mode, TimingControl, Waveform
 

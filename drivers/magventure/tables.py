@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
 
-from tmsctl.errors import InvalidArgument, ProtocolError
+from tmsctl.core.errors import InvalidArgument, ProtocolError
 
 from .framing import require_bool
 

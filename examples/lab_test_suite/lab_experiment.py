@@ -1,7 +1,7 @@
 """A lab's own experiment code (the thing under test): a paired-intensity MEP block.
 
 It alternates two intensities around the motor threshold and records, per trial, when the pulse
-left. Nothing here knows about tests or simulators: it takes a ``tmsctl.api.Stimulator`` and a clock.
+left. Nothing here knows about tests or simulators: it takes a ``tmsctl.lab.api.Stimulator`` and a clock.
 """
 
 from __future__ import annotations

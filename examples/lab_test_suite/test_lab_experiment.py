@@ -10,7 +10,7 @@ import itertools
 import pytest
 from lab_experiment import run_block
 
-from tmsctl.errors import TmsError
+from tmsctl.core.errors import TmsError
 
 
 def test_the_block_alternates_intensities_and_keeps_the_iti(tms_stimulator, tms_clock, tms_events):

@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl, urlsplit
 import serial
 from serial.serialutil import PortNotOpenError, SerialBase
 
-from tmsctl.clock import Clock, SystemClock
-from tmsctl.transport import InProcessPort
+from tmsctl.core.clock import Clock, SystemClock
+from tmsctl.core.transport import InProcessPort
 
 from .. import registry
 from ..device import SimulatedDevice, parse_fault_plan

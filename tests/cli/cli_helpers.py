@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tmsctl.cli import app
+from tmsctl.cli.main import app
 
 
 def initialise_db(db: Path) -> Path:

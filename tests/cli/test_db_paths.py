@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import tmsctl.records
-from tmsctl.cli import EXIT_NOT_FOUND, EXIT_RECORDS, EXIT_REFUSED, app
+from tmsctl.cli.main import EXIT_NOT_FOUND, EXIT_RECORDS, EXIT_REFUSED, app
 
 runner = CliRunner()
 

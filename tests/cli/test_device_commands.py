@@ -13,7 +13,7 @@ import serial
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_NOT_FOUND, EXIT_REFUSED, app
+from tmsctl.cli.main import EXIT_NOT_FOUND, EXIT_REFUSED, app
 
 runner = CliRunner()
 

@@ -12,8 +12,8 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl import cli
-from tmsctl.cli import app
+from tmsctl.cli import main as cli
+from tmsctl.cli.main import app
 
 runner = CliRunner()
 
@@ -69,7 +69,7 @@ def test_1_internal_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("tmsctl.registry.open_driver", broken)
+    monkeypatch.setattr("tmsctl.core.registry.open_driver", broken)
     monkeypatch.setattr("sys.argv", ["tmsctl", "info", "--device", "sim://rapid2"])
     with pytest.raises(SystemExit) as exited:
         cli.main()  # the console script's entry point, as a technician runs it

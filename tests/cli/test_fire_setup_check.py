@@ -9,11 +9,11 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_FAULT, EXIT_USAGE, app
-from tmsctl.clock import VirtualClock
-from tmsctl.errors import InvalidArgument
+from tmsctl.cli.main import EXIT_FAULT, EXIT_USAGE, app
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.records import DeliveryState, Records, SessionStatus
-from tmsctl.setup_check import SETUP_CHECK_PROTOCOL_ID, SETUP_SUBJECT_ID, run_setup_check
+from tmsctl.session.setup_check import SETUP_CHECK_PROTOCOL_ID, SETUP_SUBJECT_ID, run_setup_check
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
 

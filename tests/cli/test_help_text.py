@@ -9,7 +9,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from tmsctl.cli import LAZY_COMMANDS, app
+from tmsctl.cli.main import LAZY_COMMANDS, app
 
 runner = CliRunner()
 

@@ -9,8 +9,8 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_REFUSED, app
-from tmsctl.clock import VirtualClock
+from tmsctl.cli.main import EXIT_REFUSED, app
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import Records
 from tmsctl.records.meps import MepRecords
 from tmsctl.simulators import registry as sims

@@ -11,8 +11,8 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_REFUSED, app
-from tmsctl.clock import VirtualClock
+from tmsctl.cli.main import EXIT_REFUSED, app
+from tmsctl.core.clock import VirtualClock
 from tmsctl.simulators import registry as sims
 
 runner = CliRunner()
@@ -132,7 +132,7 @@ def test_info_shows_what_each_new_device_can_confirm() -> None:
 def test_device_timed_trains_start_on_their_scheduled_onsets(protocol: str, tmp_path: Path) -> None:
     """The runner leads each trigger by the MagPro's frame time (5 bytes at 38400 baud), not a Magstim's."""
     from tmsctl.records import Records
-    from tmsctl.session import SessionRequest, plan_session, run_planned
+    from tmsctl.session.planned import SessionRequest, plan_session, run_planned
 
     name = f"onset-magpro-{next(_names)}"
     instance = sims.create("magpro-x100", clock=VirtualClock(), name=name)

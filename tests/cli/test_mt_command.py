@@ -11,13 +11,13 @@ import typer
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl import cli_mt
-from tmsctl.cli import EXIT_ABORTED, EXIT_FAULT, EXIT_REFUSED, app
-from tmsctl.clock import VirtualClock
+from tmsctl.cli import mt as cli_mt
+from tmsctl.cli.main import EXIT_ABORTED, EXIT_FAULT, EXIT_REFUSED, app
+from tmsctl.clinic.threshold import NOT_SEEN, SEEN, MlPest, run_procedure
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import Records
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
-from tmsctl.threshold import NOT_SEEN, SEEN, MlPest, run_procedure
 
 runner = CliRunner()
 
@@ -299,10 +299,10 @@ def _recorded_hunt(tmp_path: Path, seed: int = 21) -> tuple[Path, float]:
     import random
 
     from tmsctl.clinic.emg import EmgRecorder, SimulatedEmgSource
+    from tmsctl.clinic.mt_session import MtHunt, make_procedure
     from tmsctl.clinic.responder import EmgResponder
-    from tmsctl.controller import Controller
-    from tmsctl.mt_session import MtHunt, make_procedure
-    from tmsctl.registry import open_driver
+    from tmsctl.core.registry import open_driver
+    from tmsctl.session.controller import Controller
     from tmsctl.simulators.emg import SimulatedEmg
     from tmsctl.simulators.subject import SimulatedSubject
 

@@ -11,7 +11,7 @@ import pytest
 from cli_helpers import SHORT_CLI, initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
+from tmsctl.cli.main import EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
 
 runner = CliRunner()
 
@@ -121,7 +121,7 @@ def test_the_live_panel_under_a_pseudo_terminal(short: Path, tmp_path: Path) -> 
     text = screen.getvalue()
     for label in ("state", "train", "pulses", "elapsed", "coil", "SIMULATED"):
         assert label in text, label
-    assert "80 of 80" in text  # the panel says the count as every other place does (tmsctl.dose)
+    assert "80 of 80" in text  # the panel says the count as every other place does (tmsctl.session.dose)
 
 
 def test_approve_then_run_without_allowing_unapproved(short: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import initialise_db, rtms_protocol
 
-from tmsctl.clock import SystemClock
+from tmsctl.core.clock import SystemClock
 from tmsctl.records import Records
 
 TINY = rtms_protocol("tiny-served", "One short 10 Hz train", pulses_per_train=10, inter_train_interval_s=5, trains=1)

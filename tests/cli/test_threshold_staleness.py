@@ -14,8 +14,8 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_REFUSED, app
-from tmsctl.clock import SystemClock
+from tmsctl.cli.main import EXIT_REFUSED, app
+from tmsctl.core.clock import SystemClock
 from tmsctl.protocols.rulebook import rulebook
 from tmsctl.records import Records
 from tmsctl.records import model as rec

@@ -20,9 +20,9 @@ import pytest
 from cli_helpers import SHORT_CLI, initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli import app
-from tmsctl.clock import VirtualClock
-from tmsctl.registry import open_driver
+from tmsctl.cli.main import app
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.registry import open_driver
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
 

@@ -11,9 +11,9 @@ import pytest
 
 from tmsctl.clinic.emg import SimulatedEmgSource
 from tmsctl.clinic.responder import EmgResponder
-from tmsctl.clock import VirtualClock
-from tmsctl.controller import Controller
-from tmsctl.registry import open_driver
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.registry import open_driver
+from tmsctl.session.controller import Controller
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
 from tmsctl.simulators.emg import EmgModel, SimulatedEmg

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli import app
+from tmsctl.cli.main import app
 
 runner = CliRunner()
 NEUROSTAR = Path(__file__).resolve().parents[2] / "protocols" / "library" / "neurostar-10hz-ldlpfc.yaml"

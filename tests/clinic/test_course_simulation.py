@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli import app
-from tmsctl.clock import VirtualClock
+from tmsctl.cli.main import app
+from tmsctl.core.clock import VirtualClock
 from tmsctl.simulators import registry as sims
 
 runner = CliRunner()

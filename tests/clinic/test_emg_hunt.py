@@ -15,9 +15,7 @@ from tmsctl.clinic.emg import (
     FileEmgSource,
     PulseMark,
 )
-from tmsctl.clinic.responder import EmgResponder
-from tmsctl.fsm import State
-from tmsctl.mt_session import (
+from tmsctl.clinic.mt_session import (
     HuntSettings,
     HuntStopped,
     MtHunt,
@@ -26,7 +24,9 @@ from tmsctl.mt_session import (
     parse_coil,
     threshold_record,
 )
+from tmsctl.clinic.responder import EmgResponder
 from tmsctl.records import Records
+from tmsctl.session.fsm import State
 from tmsctl.simulators.emg import EmgModel
 from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject
 

@@ -9,8 +9,8 @@ import pytest
 from tmsctl.clinic.emg import SimulatedEmgSource
 from tmsctl.clinic.hotspot import HotspotProcedure, HotspotSearch, grid_sites
 from tmsctl.clinic.responder import EmgResponder
-from tmsctl.errors import InvalidArgument
-from tmsctl.fsm import State
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.session.fsm import State
 from tmsctl.simulators.emg import SimulatedEmg
 from tmsctl.simulators.hotspot import CoilPlacement, HotspotMap
 from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject

@@ -15,8 +15,8 @@ from tmsctl.clinic.iocurve import (
     fit_boltzmann,
     run_io_curve,
 )
-from tmsctl.errors import InvalidArgument
-from tmsctl.mt_session import HuntSettings, parse_coil
+from tmsctl.clinic.mt_session import HuntSettings, parse_coil
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.records import Records
 from tmsctl.records.meps import MepRecords
 from tmsctl.simulators.emg import EmgModel

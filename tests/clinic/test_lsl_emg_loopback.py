@@ -20,11 +20,11 @@ SCRIPT = textwrap.dedent(
     pylsl.set_config_filename(sys.argv[1])
     from tmsctl.clinic.emg import LslEmgSource, EmgClockMismatch, EmgSampleRateError
     from tmsctl.clinic.responder import EmgResponder
-    from tmsctl.clock import SystemClock
-    from tmsctl.controller import Controller
-    from tmsctl.mt_session import HuntSettings, HuntStopped, MtHunt, make_procedure, parse_coil, threshold_record
+    from tmsctl.core.clock import SystemClock
+    from tmsctl.session.controller import Controller
+    from tmsctl.clinic.mt_session import HuntSettings, HuntStopped, MtHunt, make_procedure, parse_coil, threshold_record
     from tmsctl.records import Records
-    from tmsctl.registry import open_driver
+    from tmsctl.core.registry import open_driver
     from tmsctl.simulators import registry as sims
     from tmsctl.simulators.emg import SimulatedEmg
     from tmsctl.simulators.emg_lsl import SimulatedEmgPublisher

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tmsctl.clinic.mep import EmgEpoch, MuscleConfig, Rejection, cut_epoch, detect_mep
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 
 RATE = 5000.0
 

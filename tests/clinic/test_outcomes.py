@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmsctl.clinic import outcomes as oc
-from tmsctl.clinic.outcomes import (
+from tmsctl.records import scales as oc
+from tmsctl.records.scales import (
     SCALES,
     ScoreOutOfRange,
     UnknownScale,

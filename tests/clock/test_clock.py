@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tmsctl.clock import SystemClock, VirtualClock
+from tmsctl.core.clock import SystemClock, VirtualClock
 
 
 def test_a_lone_waiter_jumps_straight_to_its_deadline() -> None:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tmsctl.core.errors import InvalidArgument, ProtocolError
 from tmsctl.drivers.deymed import codec as d
-from tmsctl.errors import InvalidArgument, ProtocolError
 
 H = bytes.fromhex
 

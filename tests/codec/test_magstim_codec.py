@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tmsctl.core.errors import ChecksumError, DeviceRefused, EchoMismatch, InvalidArgument, ProtocolError
 from tmsctl.drivers.magstim import codec as c
-from tmsctl.errors import ChecksumError, DeviceRefused, EchoMismatch, InvalidArgument, ProtocolError
 
 H = bytes.fromhex
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from tmsctl.core.errors import ChecksumError, InvalidArgument, ProtocolError
 from tmsctl.drivers.magventure import codec as c
-from tmsctl.errors import ChecksumError, InvalidArgument, ProtocolError
 
 H = bytes.fromhex
 X100_ENABLED_BIPHASIC = c.StatusByte(c.Mode.STANDARD, c.Waveform.BIPHASIC, True, c.MagProModel.X100)

@@ -22,10 +22,10 @@ from test_magventure_codec import (
     truncated_frames,
 )
 
+from tmsctl.core.errors import InvalidArgument, ProtocolError
 from tmsctl.drivers.magventure import codec as c
 from tmsctl.drivers.magventure.driver import _neutral_status
 from tmsctl.drivers.magventure.parser import _FrameParser
-from tmsctl.errors import InvalidArgument, ProtocolError
 from tmsctl.simulators import magventure as sim
 
 device_frames = device_messages.map(c.encode_device_message)

@@ -1,11 +1,11 @@
 """The conformance suite for every built-in driver + simulator pair (Magstim 200², BiStim², Rapid²,
-MagPro, DuoMAG): the exchange checks and the stateful safety machine from ``tmsctl.conformance``."""
+MagPro, DuoMAG): the exchange checks and the stateful safety machine from ``tmsctl.lab.conformance``."""
 
 from __future__ import annotations
 
 import pytest
 
-from tmsctl.conformance import BUILTIN_TARGETS, EXCHANGE_CHECKS, ConformanceTarget, run_stateful
+from tmsctl.lab.conformance import BUILTIN_TARGETS, EXCHANGE_CHECKS, ConformanceTarget, run_stateful
 
 TARGETS = {target.name: target for target in BUILTIN_TARGETS}
 
@@ -38,7 +38,7 @@ def test_a_target_names_its_driver_in_the_url() -> None:
 
 
 def test_every_simulator_profile_speaks_to_a_registered_driver_and_every_family_is_covered() -> None:
-    from tmsctl.registry import drivers
+    from tmsctl.core.registry import drivers
     from tmsctl.simulators import registry as sims
 
     registered = drivers()

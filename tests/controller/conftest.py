@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tmsctl.clock import VirtualClock
-from tmsctl.controller import Controller
-from tmsctl.events import CollectingListener
-from tmsctl.registry import open_driver
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.events import CollectingListener
+from tmsctl.core.registry import open_driver
+from tmsctl.session.controller import Controller
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
 

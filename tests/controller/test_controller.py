@@ -6,9 +6,9 @@ from typing import ClassVar
 
 import pytest
 
-from tmsctl.errors import DeviceRefused, FaultLatched, GuardRejected, SafetyViolation, TmsError
-from tmsctl.fsm import State
-from tmsctl.safety import PulseCap
+from tmsctl.core.errors import DeviceRefused, FaultLatched, GuardRejected, SafetyViolation, TmsError
+from tmsctl.session.fsm import State
+from tmsctl.session.safety import PulseCap
 
 
 def test_single_pulse_cycle_and_events(make_rig) -> None:
@@ -96,7 +96,7 @@ def test_energy_budget_refuses_a_train_the_unit_would_refuse(make_rig) -> None:
 
 
 def test_energy_budget_lets_a_train_that_drains_faster_than_it_fills_run_continuously() -> None:
-    from tmsctl.safety import EnergyBudget
+    from tmsctl.session.safety import EnergyBudget
 
     budget = EnergyBudget(63_000.0, 1050.0, lambda pct: 96.8)  # about 62 % on a Rapid²
     assert budget.why_not(0.0, 900, 62, 1.0) is None  # 1 Hz puts out 5.9 kJ a minute, under 63 kJ
@@ -106,7 +106,7 @@ def test_energy_budget_lets_a_train_that_drains_faster_than_it_fills_run_continu
 
 
 def test_energy_budget_matches_the_bulletins_worked_example() -> None:
-    from tmsctl.safety import EnergyBudget
+    from tmsctl.session.safety import EnergyBudget
 
     # TDb087 §3 (reference magstim.md §10): 73 %, 25 Hz, 250 pulses, 134.2 J -> wait 21.95 s after the train
     budget = EnergyBudget(63_000.0, 1050.0, lambda pct: 134.2)
@@ -212,7 +212,7 @@ def test_device_refusal_reaches_the_caller_as_a_typed_error(make_rig) -> None:
 def test_a_bug_in_the_run_still_ends_disarmed_and_is_recorded(make_rig) -> None:
     from tmsctl.protocols.expand import expand
     from tmsctl.protocols.loader import load_protocol_text
-    from tmsctl.runner import DeliveryLog, SessionRunner
+    from tmsctl.session.runner import DeliveryLog, SessionRunner
 
     protocol = load_protocol_text(
         "schema_version: 1\nid: bug\ntitle: bug\ncoil: {family: figure8}\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmsctl.errors import FaultLatched, SafetyViolation
-from tmsctl.fsm import TRANSITIONS, TRIGGERS, State, StateMachine, _as_state
+from tmsctl.core.errors import FaultLatched, SafetyViolation
+from tmsctl.session.fsm import TRANSITIONS, TRIGGERS, State, StateMachine, _as_state
 
 
 def _table() -> dict[tuple[State, str], State]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tmsctl.core.errors import DeviceStateError, GuardRejected, IntensityMismatch
 from tmsctl.drivers.base import PairSettings
-from tmsctl.errors import DeviceStateError, GuardRejected, IntensityMismatch
-from tmsctl.fsm import State
+from tmsctl.session.fsm import State
 
 
 def truth(rig):
@@ -72,7 +72,7 @@ def test_the_session_cap_binds_both_pulses_of_a_pair(make_rig) -> None:
 
 def test_a_pair_on_a_stimulator_without_two_outputs_is_refused(make_rig) -> None:
     rig = make_rig("m200")
-    from tmsctl.errors import InvalidArgument
+    from tmsctl.core.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument, match="paired pulse"):
         rig.controller.configure_pair(40, 60, 3)

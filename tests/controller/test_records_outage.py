@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tmsctl.dose import DoseCount
 from tmsctl.protocols.loader import load_protocol_text
 from tmsctl.protocols.rules import check
 from tmsctl.records.errors import RecordsUnavailable
-from tmsctl.runner import RECORDS_WAIT_LIMIT_S, DeliveryLog, RunOutcome, SessionRunner
+from tmsctl.session.dose import DoseCount
+from tmsctl.session.runner import RECORDS_WAIT_LIMIT_S, DeliveryLog, RunOutcome, SessionRunner
 
 PROTOCOL = """\
 schema_version: 1

@@ -2,7 +2,7 @@
 
 The DuoMAG answers nothing, so the "answer" to a write is the stream of status records that
 follows it, and a status read without a write waits for the next record of the stream. The port
-here is ``tmsctl.testing``'s scripted port plus records that arrive on the virtual clock.
+here is ``tmsctl.lab.testing``'s scripted port plus records that arrive on the virtual clock.
 """
 
 from __future__ import annotations
@@ -12,14 +12,20 @@ from contextlib import contextmanager
 
 import pytest
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import (
+    DeviceRefused,
+    DeviceStateError,
+    InvalidArgument,
+    ProtocolError,
+    TransportTimeout,
+)
+from tmsctl.core.transport import Transport
 from tmsctl.drivers.base import Capability
 from tmsctl.drivers.deymed import codec as c
 from tmsctl.drivers.deymed.driver import DuoMagDriver
 from tmsctl.drivers.deymed.spec import load_spec
-from tmsctl.errors import DeviceRefused, DeviceStateError, InvalidArgument, ProtocolError, TransportTimeout
-from tmsctl.testing import ExchangeMismatch, ScriptedPort
-from tmsctl.transport import Transport
+from tmsctl.lab.testing import ExchangeMismatch, ScriptedPort
 
 H = bytes.fromhex
 SYNC = b"\xff"

@@ -11,12 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from tmsctl.clock import VirtualClock
-from tmsctl.drivers.base import Capability
-from tmsctl.drivers.magventure import codec as c
-from tmsctl.drivers.magventure.driver import MagProDriver
-from tmsctl.drivers.magventure.spec import load_spec
-from tmsctl.errors import (
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import (
     ChecksumError,
     DeviceRefused,
     DeviceStateError,
@@ -25,7 +21,11 @@ from tmsctl.errors import (
     SafetyViolation,
     TransportTimeout,
 )
-from tmsctl.testing import expected_exchange
+from tmsctl.drivers.base import Capability
+from tmsctl.drivers.magventure import codec as c
+from tmsctl.drivers.magventure.driver import MagProDriver
+from tmsctl.drivers.magventure.spec import load_spec
+from tmsctl.lab.testing import expected_exchange
 
 H = bytes.fromhex
 SHORT = H("FE 01 00 00 FF")

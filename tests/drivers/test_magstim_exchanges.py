@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from tmsctl.core.errors import (
+    ChecksumError,
+    DeviceRefused,
+    DeviceStateError,
+    InvalidArgument,
+    TransportTimeout,
+)
 from tmsctl.drivers.magstim import codec as c
 from tmsctl.drivers.magstim.driver import BiStimDriver, M200Driver, Rapid2Driver, RemoteControlLost
 from tmsctl.drivers.magstim.spec import load_spec
-from tmsctl.errors import ChecksumError, DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
-from tmsctl.testing import ExchangeMismatch, expected_exchange
+from tmsctl.lab.testing import ExchangeMismatch, expected_exchange
 
 H = bytes.fromhex
 REMOTE, STANDBY_REMOTE = 0x89, 0x89

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.drivers.base import Capability, DeviceLimits
 from tmsctl.drivers.magstim.spec import (
     MAINS_VOLTAGES,
@@ -26,7 +27,6 @@ from tmsctl.drivers.magstim.spec import (
     load_spec,
     load_spec_file,
 )
-from tmsctl.errors import InvalidArgument
 
 REFERENCE_ENERGY_J = """
 | 0 | 0.0 | 0.0 | 0.1 | 0.2 | 0.4 | 0.6 | 0.9 | 1.2 | 1.6 | 2.0 |

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
+from tmsctl.core.errors import InvalidArgument, SafetyViolation
 from tmsctl.drivers.base import Capability, DeviceLimits
 from tmsctl.drivers.deymed import codec as duomag_codec
 from tmsctl.drivers.deymed.spec import DuoMagSpec
@@ -32,7 +33,6 @@ from tmsctl.drivers.magventure.spec import (
     model_names,
     spec_for_model_code,
 )
-from tmsctl.errors import InvalidArgument, SafetyViolation
 
 M, W, D = c.Mode, c.Waveform, c.CurrentDirection
 MAGPRO_NAMES = (

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl import plugins
-from tmsctl.clock import VirtualClock
-from tmsctl.errors import InvalidArgument, PluginConflict
-from tmsctl.export.bids_nibs import stimulator_facts
-from tmsctl.registry import DriverEntry, driver_origin, drivers, open_driver
+from tmsctl.core import plugins
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import InvalidArgument, PluginConflict
+from tmsctl.core.registry import DriverEntry, driver_origin, drivers, open_driver
+from tmsctl.core.url import parse
+from tmsctl.lab.bids_nibs import stimulator_facts
 from tmsctl.simulators import registry as sims
-from tmsctl.url import parse
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERIC_MODULES = ("tmsctl/registry.py", "tmsctl/url.py", "tmsctl/transport.py", "tmsctl/export/bids_nibs.py",
+GENERIC_MODULES = ("tmsctl/core/registry.py", "tmsctl/core/url.py", "tmsctl/core/transport.py", "tmsctl/lab/bids_nibs.py",
                    "simulators/registry.py")
 
 
@@ -75,7 +75,7 @@ def _vendor_dist(tmp_path: Path, dist: str, module: str, body: str, entry_points
 
 
 ENTRY_MODULE = '''
-from tmsctl.registry import DriverEntry
+from tmsctl.core.registry import DriverEntry
 from tmsctl.drivers.magstim.registration import DRIVER_ENTRIES
 RAPID2 = [e for e in DRIVER_ENTRIES if e.name == "magstim-rapid2"]
 '''

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VENDOR = Path(__file__).with_name("vendor_package")
 
 CONFORMANCE = """
-from tmsctl.conformance import EXCHANGE_CHECKS, ConformanceTarget, run_stateful
-from tmsctl.registry import driver_origin
+from tmsctl.lab.conformance import EXCHANGE_CHECKS, ConformanceTarget, run_stateful
+from tmsctl.core.registry import driver_origin
 from tmsctl.simulators import registry as sims
 
 origin = driver_origin("acme-linestim")

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl.clock import VirtualClock
-from tmsctl.errors import InvalidArgument, TmsError
-from tmsctl.events import Event, StateChanged
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import InvalidArgument, TmsError
+from tmsctl.core.events import Event, StateChanged
+from tmsctl.lab.testing import DoseTruthViolation, check_dose_truth
 from tmsctl.records import Records, SessionStatus
-from tmsctl.runner import RunOutcome
-from tmsctl.session import SessionRequest, plan_session, run_planned
+from tmsctl.session.planned import SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import RunOutcome
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import FaultKind, SemanticFaultKind, parse_fault_plan
-from tmsctl.testing import DoseTruthViolation, check_dose_truth
 
 TRAINS = """\
 schema_version: 1

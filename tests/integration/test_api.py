@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import tmsctl.api as api
-from tmsctl.clock import VirtualClock
-from tmsctl.errors import ConnectionFailed, GuardRejected, InvalidArgument, TmsError
-from tmsctl.events import CollectingListener
-from tmsctl.fsm import State
+import tmsctl.lab.api as api
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import ConnectionFailed, GuardRejected, InvalidArgument, TmsError
+from tmsctl.core.events import CollectingListener
 from tmsctl.records import Records, SessionStatus
-from tmsctl.runner import RunOutcome
+from tmsctl.session.fsm import State
+from tmsctl.session.runner import RunOutcome
 
 SHORT_RTMS = """\
 schema_version: 1

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli_export import app as export_app
-from tmsctl.errors import InvalidArgument
-from tmsctl.export.bids_nibs import SPEC_VERSION, ExportRefused, export_session, read_tsv
+from tmsctl.cli.export import app as export_app
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.lab.bids_nibs import SPEC_VERSION, ExportRefused, export_session, read_tsv
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.loader import load_protocol_text
 from tmsctl.records import (
@@ -269,7 +269,7 @@ def test_labels_files_and_drafts_are_checked(records, tmp_path) -> None:
 
 
 def test_the_cli_exports_a_session_run_through_the_api(tms_simulator, tms_clock, tmp_path) -> None:
-    from tmsctl import api
+    from tmsctl.lab import api
 
     protocol = tmp_path / "single.yaml"
     protocol.write_text(SINGLE.replace("magstim", "x"))

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import tmsctl.api as api
-from tmsctl.clock import VirtualClock
-from tmsctl.errors import InvalidArgument
-from tmsctl.events import PulseDelivered, TrainStarted
-from tmsctl.sinks.lsl import LslMarkerSink, LslUnavailable, marker_payload, open_lsl_markers
+import tmsctl.lab.api as api
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.core.events import PulseDelivered, TrainStarted
+from tmsctl.lab.lsl import LslMarkerSink, LslUnavailable, marker_payload, open_lsl_markers
 
 WALL = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -125,9 +125,9 @@ LOOPBACK_SCRIPT = textwrap.dedent(
     import json, os, sys
     import pylsl
     pylsl.set_config_filename(sys.argv[1])   # machine-only discovery, before any other LSL call
-    from tmsctl import api
-    from tmsctl.events import CollectingListener
-    from tmsctl.sinks.lsl import open_lsl_markers
+    from tmsctl.lab import api
+    from tmsctl.core.events import CollectingListener
+    from tmsctl.lab.lsl import open_lsl_markers
 
     source = f"tmsctl:loopback-{os.getpid()}"
     markers = open_lsl_markers(source_id=source, metadata={"purpose": "loopback test"})

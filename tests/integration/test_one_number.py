@@ -12,12 +12,12 @@ import pytest
 from test_lsl_sink import FakeOutlet
 from typer.testing import CliRunner
 
-from tmsctl import api
-from tmsctl.cli import EXIT_FAULT, app
-from tmsctl.clock import VirtualClock
-from tmsctl.export.bids_nibs import read_tsv
+from tmsctl.cli.main import EXIT_FAULT, app
+from tmsctl.core.clock import VirtualClock
+from tmsctl.lab import api
+from tmsctl.lab.bids_nibs import read_tsv
+from tmsctl.lab.lsl import open_lsl_markers
 from tmsctl.records import Records
-from tmsctl.sinks.lsl import open_lsl_markers
 
 runner = CliRunner()
 

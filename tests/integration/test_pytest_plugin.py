@@ -13,7 +13,7 @@ LAB_SUITE = Path(__file__).resolve().parents[2] / "examples" / "lab_test_suite"
 def plugin_args() -> list[str]:
     """Load the plugin by hand only where the installed tmsctl does not register its entry point."""
     registered = any(ep.name == "tmsctl" for ep in entry_points(group="pytest11"))
-    return [] if registered else ["-p", "tmsctl.pytest_plugin"]
+    return [] if registered else ["-p", "tmsctl.lab.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +21,8 @@ def warm() -> None:
     """Import every module the inner runs use before any pytester fixture snapshots sys.modules: a
     module first imported after the snapshot is dropped at teardown, and the next run would then mix
     two copies of tmsctl's classes."""
-    from tmsctl import api
-    from tmsctl.clock import VirtualClock
+    from tmsctl.core.clock import VirtualClock
+    from tmsctl.lab import api
     from tmsctl.simulators import registry
 
     for profile in ("rapid2", "bistim"):
@@ -81,7 +81,7 @@ def test_a_labs_own_test_gets_the_truth_invariant(warm: None, pytester: pytest.P
         """
         import pytest
         import tmsctl
-        from tmsctl.testing import DoseTruthViolation
+        from tmsctl.lab.testing import DoseTruthViolation
 
         PROTOCOL = '''
         schema_version: 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from tmsctl.events import CollectingListener, KeepAliveMissed, QueuedListener
+from tmsctl.core.events import CollectingListener, KeepAliveMissed, QueuedListener
 
 
 def _event(i: int) -> KeepAliveMissed:

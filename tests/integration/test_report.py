@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl import api
-from tmsctl.cli_report import app as report_app
-from tmsctl.clock import VirtualClock
+from tmsctl.cli.report import app as report_app
+from tmsctl.core.clock import VirtualClock
+from tmsctl.lab import api
+from tmsctl.lab.report import course_report, render_course_html, render_session_html, session_report
 from tmsctl.records import Records
-from tmsctl.report import course_report, render_course_html, render_session_html, session_report
 
 PROTOCOL = """\
 schema_version: 1

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from test_report import PROTOCOL, run_session
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
+from tmsctl.lab.report import Chart, render_session_html, session_charts, session_report
 from tmsctl.records import Records
-from tmsctl.report import Chart, render_session_html, session_charts, session_report
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
@@ -60,7 +60,7 @@ def _faulted_then_resumed(tmp_path: Path, protocol: Path):
     first = run_session(records, protocol, tmp_path, faults="coil_unplugged@29s")
     clock = records._clock  # the store's virtual calendar moves on before the resume
     clock.advance_to(clock.now() + 600)
-    from tmsctl import api
+    from tmsctl.lab import api
     from tmsctl.simulators import registry as sims
     from tmsctl.simulators.device import parse_fault_plan
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.registry import check_driver, check_limits, open_driver
 from tmsctl.drivers.base import Capability, DriverContractError, check_capabilities
-from tmsctl.registry import check_driver, check_limits, open_driver
 from tmsctl.simulators import registry as sims
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,7 +137,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_import_cycle_at_module_level() -> None:
     graph = _module_graph()
     assert len(graph) > 50
-    assert {"tmsctl.dose", "tmsctl.drivers.base", "tmsctl.fsm"} <= graph["tmsctl.controller"]  # the graph is real
+    assert {"tmsctl.session.dose", "tmsctl.drivers.base", "tmsctl.session.fsm"} <= graph["tmsctl.session.controller"]  # the graph is real
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
@@ -148,8 +148,8 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_a_spy_trace_that_cannot_be_masked_is_refused_not_written_raw() -> None:
     import serial
 
-    from tmsctl.errors import ConnectionFailed
-    from tmsctl.transport import _mask_spy_trace
+    from tmsctl.core.errors import ConnectionFailed
+    from tmsctl.core.transport import _mask_spy_trace
 
     port = serial.serial_for_url("spy://loop://", do_not_open=True)
     port.formatter = object()  # a pyserial whose formatter no longer offers tx/rx/control

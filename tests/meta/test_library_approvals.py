@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-from tmsctl.approval import approval_status, library_pins, provisional_library_ids
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.library import list_library
 from tmsctl.protocols.loader import load_protocol
+from tmsctl.session.approval import approval_status, library_pins, provisional_library_ids
 
 # What a library file's prose says when its parameters still need confirming.
 PROVISIONAL_WORDS = re.compile(r"provisional|confirm against|before clinical use", re.IGNORECASE)

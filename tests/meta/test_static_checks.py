@@ -88,7 +88,7 @@ def test_ruff_finds_no_error() -> None:
     assert result.returncode == 0, f"ruff check . (configured in pyproject.toml):\n{result.stdout}{result.stderr}"
 
 
-# Every way the project forbids reading or waiting on time outside tmsctl/clock.py (the injected
+# Every way the project forbids reading or waiting on time outside tmsctl/core/clock.py (the injected
 # clock), as ruff's banned-api rule (TID251) must catch it.
 _CLOCK_BYPASSES = """\
 import datetime as dt

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli_protocol import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, app, duration_text
+from tmsctl.cli.protocol import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, app, duration_text
 from tmsctl.protocols import library_path, list_library
 from tmsctl.protocols.schema_file import render_schema
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from protocols_helpers import document, mt, rtms, rule_ids
 from typer.testing import CliRunner
 
-from tmsctl.cli_protocol import EXIT_REFUSED, app
+from tmsctl.cli.protocol import EXIT_REFUSED, app
 from tmsctl.protocols import Protocol, check, expand, rulebook
 
 CHEN_MIN_GAP_S = rulebook().chen.min_inter_train_interval_s

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from protocols_helpers import mt, rule_ids
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.drivers.magstim.spec import load_spec
 from tmsctl.protocols import check, load_library_protocol
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.records import Records
-from tmsctl.session import SessionRefused, SessionRequest, plan_session
+from tmsctl.session.planned import SessionRefused, SessionRequest, plan_session
 from tmsctl.simulators import registry as sims
 
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"

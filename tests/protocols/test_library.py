@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from protocols_helpers import BURST, RAPID2, mt, rule_ids
 
-from tmsctl.errors import ProtocolFileError
+from tmsctl.core.errors import ProtocolFileError
 from tmsctl.protocols import check, content_hash, expand, library_path, list_library, load_library_protocol
 
 # id: (pulses per session, nominal duration s, end of last train s, last pulse onset s)

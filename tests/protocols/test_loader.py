@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from protocols_helpers import BASE, document
 from ruamel.yaml import YAML
 
-from tmsctl.errors import ProtocolFileError
+from tmsctl.core.errors import ProtocolFileError
 from tmsctl.protocols import Protocol, canonical_json, content_hash, load_protocol, load_protocol_text
 from tmsctl.protocols.loader import MAX_FILE_BYTES, ProtocolValidationError, known_field_names
 

@@ -9,7 +9,7 @@ import pytest
 from protocols_helpers import rtms
 from ruamel.yaml import YAML
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.protocols import SitePolicy, check, list_library, rulebook
 from tmsctl.protocols.schema_file import REGENERATE, generate_schema, render_schema, schema_path
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from protocols_helpers import document
 from ruamel.yaml import YAML
 
-from tmsctl.errors import ProtocolFileError
+from tmsctl.core.errors import ProtocolFileError
 from tmsctl.protocols import load_protocol_text
 from tmsctl.protocols.models import MAX_FREQUENCY_HZ, MAX_SESSION_DURATION_S
 

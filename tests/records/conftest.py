@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import Records
 from tmsctl.records.pg_throwaway import ThrowawayServer, find_server_binaries
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from tmsctl.audit import SessionAuditLog
-from tmsctl.clock import SystemClock
+from tmsctl.core.clock import SystemClock
 from tmsctl.records import (
     DeliveryKind,
     DeliveryPlan,
@@ -24,6 +23,7 @@ from tmsctl.records import (
     SessionPlan,
     TriggerSource,
 )
+from tmsctl.session.audit import SessionAuditLog
 
 LOCKSTEP = [False]
 

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 
 from records_helpers import deliver, running_session
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import Records
 
 DAY = date(2026, 3, 2)

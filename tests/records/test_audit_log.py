@@ -15,8 +15,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from tmsctl import audit
-from tmsctl.audit import (
+from tmsctl.core.clock import VirtualClock
+from tmsctl.session import audit
+from tmsctl.session.audit import (
     AuditLogError,
     SessionAuditLog,
     close_session_logger,
@@ -25,7 +26,6 @@ from tmsctl.audit import (
     read_audit_log,
     session_log_path,
 )
-from tmsctl.clock import VirtualClock
 
 
 class Colour(Enum):

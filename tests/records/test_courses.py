@@ -8,10 +8,10 @@ from datetime import date, timedelta
 import pytest
 from records_helpers import OTHER_HASH, PROTOCOL_HASH, deliver, running_session, train_plan
 
-from tmsctl.clinic.outcomes import ScoreOutOfRange, UnknownScale
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import DeliveryResult, InvalidRecord, Records
 from tmsctl.records.courses import CoursePlan, CourseRefused
+from tmsctl.records.scales import ScoreOutOfRange, UnknownScale
 
 DAY = timedelta(days=1)
 START = date(2026, 1, 1)  # the records fixture's clock starts there, 00:00 UTC

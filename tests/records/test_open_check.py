@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_RECORDS, app
-from tmsctl.clock import VirtualClock
+from tmsctl.cli.main import EXIT_RECORDS, app
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import Records, RecordsError
 from tmsctl.records import store as records_module
 

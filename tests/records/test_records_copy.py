@@ -13,8 +13,8 @@ import pytest
 from records_helpers import PROTOCOL_HASH, deliver, running_session, train_plan
 from typer.testing import CliRunner
 
-from tmsctl.cli import app
-from tmsctl.clock import VirtualClock
+from tmsctl.cli.main import app
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import (
     ActionKind,
     DeliveryResult,

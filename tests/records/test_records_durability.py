@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from records_helpers import deliver, running_session, train_plan, wait_until_the_server_saw_it_end
 
-from tmsctl.audit import read_audit_log
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import (
     ActionKind,
     DeliveryResult,
@@ -28,6 +27,7 @@ from tmsctl.records import (
     SessionOwnedElsewhere,
     SessionStatus,
 )
+from tmsctl.session.audit import read_audit_log
 
 CHILD = Path(__file__).with_name("crash_child.py")
 TRAINS, PULSES = 12, 4

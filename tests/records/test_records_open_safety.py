@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from records_helpers import running_session
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import DatabaseNotFound, Records, RecordsError
 
 
@@ -68,12 +68,12 @@ from pathlib import Path
 # everything the checks use is loaded first, by running them once on a scratch database: after
 # setuid the interpreter's own files (under /root) cannot be read any more
 from typer.testing import CliRunner
-import tmsctl.cli
+import tmsctl.cli.main
 from tmsctl.records import Records, RecordsError
 
 db, with_pending_wal, scratch = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 Records(scratch).close()
-assert CliRunner().invoke(tmsctl.cli.app, ["sessions", "--db", str(scratch), "--json"]).exit_code == 0  # loads it all
+assert CliRunner().invoke(tmsctl.cli.main.app, ["sessions", "--db", str(scratch), "--json"]).exit_code == 0  # loads it all
 os.setgid(65534)
 os.setuid(65534)
 found = {"folder_writable": os.access(db.parent, os.W_OK)}
@@ -82,7 +82,7 @@ try:
     found["writable_open"] = "opened"
 except RecordsError as exc:
     found["writable_open"] = exc.message
-listed = CliRunner().invoke(tmsctl.cli.app, ["sessions", "--db", str(db), "--json"])
+listed = CliRunner().invoke(tmsctl.cli.main.app, ["sessions", "--db", str(db), "--json"])
 found["sessions_exit"] = listed.exit_code
 found["sessions"] = json.loads(listed.stdout) if listed.exit_code == 0 else listed.output + repr(listed.exception)
 with Records(db, read_only=True) as reader:

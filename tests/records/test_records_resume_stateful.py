@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from records_helpers import session_plan, train_plan
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import (
     ActionKind,
     DeliveryResult,

@@ -12,8 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from records_helpers import PROTOCOL_HASH, running_session, session_plan
 
-from tmsctl.audit import redact_text
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import (
     ActionKind,
     DeliveryKind,
@@ -32,6 +31,7 @@ from tmsctl.records import (
     TriggerSource,
     validate_subject_id,
 )
+from tmsctl.session.audit import redact_text
 
 
 def _valid_subject(text: str) -> bool:

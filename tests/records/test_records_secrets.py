@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from records_helpers import PROTOCOL_HASH, session_plan, train_plan
 
-from tmsctl.audit import REDACTED, SessionAuditLog, is_secret_key, redact_text, redact_value
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import ActionKind, DeliveryResult, Fault, OperatorAction, Override, Records
+from tmsctl.session.audit import REDACTED, SessionAuditLog, is_secret_key, redact_text, redact_value
 
 # Unreserved URL characters and more; prefixed so a secret cannot occur by chance elsewhere.
 secrets_ = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789._~-%+/=:,",

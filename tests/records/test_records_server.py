@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from records_helpers import deliver, running_session, train_plan, wait_until_the_server_saw_it_end
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
+from tmsctl.lab.testing import check_dose_truth
 from tmsctl.records import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -29,11 +30,10 @@ from tmsctl.records import server as server_module
 from tmsctl.records.errors import RecordsUnavailable
 from tmsctl.records.pg_throwaway import ThrowawayServer
 from tmsctl.records.server import redact_url, translate_placeholders
-from tmsctl.runner import RunOutcome
-from tmsctl.session import SessionRequest, plan_session, run_planned
+from tmsctl.session.planned import SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import RunOutcome
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
-from tmsctl.testing import check_dose_truth
 
 _names = itertools.count()
 
@@ -392,7 +392,7 @@ def test_two_rooms_treating_one_subject_on_one_day_share_its_caps_and_a_third_re
 def test_the_commands_take_a_server_url_in_db_and_tmsctl_db(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from tmsctl.cli import app
+    from tmsctl.cli.main import app
 
     runner = CliRunner()
     refused = runner.invoke(app, ["sessions", "--db", url])  # named, but holds no records yet

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from records_helpers import OTHER_HASH, PROTOCOL_HASH, deliver, running_session, session_plan, train_plan
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
 from tmsctl.records import (
     ALLOWED_STATUS_CHANGES,
     ActionKind,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from records_helpers import deliver, running_session
 
-from tmsctl.clock import VirtualClock
-from tmsctl.errors import TmsError
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import TmsError
 from tmsctl.records import (
     APPLICATION_ID,
     MIGRATIONS,

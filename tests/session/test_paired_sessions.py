@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
+from tmsctl.lab.testing import check_dose_truth
 from tmsctl.records import DeliveryKind, Records, SessionStatus
-from tmsctl.runner import RunOutcome
-from tmsctl.session import SessionRequest, plan_session, run_planned
+from tmsctl.session.planned import SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import RunOutcome
 from tmsctl.simulators import registry as sims
-from tmsctl.testing import check_dose_truth
 
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
 _names = itertools.count()

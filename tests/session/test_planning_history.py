@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from tmsctl import records as rec
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
+from tmsctl.lab.testing import serving
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.records import Records
-from tmsctl.runner import RunOutcome
-from tmsctl.session import SessionRefused, SessionRequest, plan_session, run_planned
+from tmsctl.session.planned import SessionRefused, SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import RunOutcome
 from tmsctl.simulators import registry as sims
-from tmsctl.testing import serving
 
 UNLOCK = "SIMU-00000000-5AA5"
 TINY = """\
@@ -161,7 +161,7 @@ def test_simulated_sessions_neither_count_for_nor_are_blocked_by_a_real_subject(
 
 
 def test_the_history_spans_midnight_and_counts_future_stamps_as_too_close(db, tiny) -> None:
-    from tmsctl.session import subject_history
+    from tmsctl.session.planned import subject_history
 
     midnight = datetime(2026, 3, 2, tzinfo=UTC)
     _real_sessions(db, tiny, "R001", [midnight - timedelta(minutes=10)])
@@ -175,7 +175,7 @@ def test_the_history_spans_midnight_and_counts_future_stamps_as_too_close(db, ti
 
 
 def test_resuming_a_real_session_is_not_a_new_session_and_its_pulses_count_once(db, tiny, real_port) -> None:
-    from tmsctl.session import subject_history
+    from tmsctl.session.planned import subject_history
 
     now = datetime.now(UTC)
     [session_id] = _real_sessions(db, tiny, "R001", [now - timedelta(minutes=2)], finish=False)

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl import api
-from tmsctl.clock import ParticipantSlot, SystemClock, VirtualClock
-from tmsctl.errors import SafetyViolation, UnitMismatch
-from tmsctl.events import CollectingListener
-from tmsctl.host import SessionHost, UnitIdentity
-from tmsctl.mt_session import MtRequest, parse_coil, run_mt
+from tmsctl.clinic.mt_session import MtRequest, parse_coil, run_mt
+from tmsctl.clinic.threshold import MepResponse
+from tmsctl.core.clock import ParticipantSlot, SystemClock, VirtualClock
+from tmsctl.core.errors import SafetyViolation, UnitMismatch
+from tmsctl.core.events import CollectingListener
+from tmsctl.lab import api
 from tmsctl.records import Records, SessionStatus
-from tmsctl.runner import RunOutcome
-from tmsctl.session import SessionRequest, plan_session, run_planned
-from tmsctl.setup_check import run_setup_check
+from tmsctl.session.host import SessionHost, UnitIdentity
+from tmsctl.session.planned import SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import RunOutcome
+from tmsctl.session.setup_check import run_setup_check
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject
-from tmsctl.threshold import MepResponse
 
 SHORT = """\
 schema_version: 1
@@ -192,17 +192,17 @@ def test_the_api_goes_through_the_session_host(simulator, host_opens) -> None:
 def test_closing_the_host_disarms_and_releases_the_device_before_it_closes_the_audit_log(
     simulator, tmp_path: Path, monkeypatch
 ) -> None:
-    import tmsctl.audit
+    import tmsctl.session.audit
 
     sim = simulator("rapid2")
     steps: list[tuple[str, bool]] = []
-    real_close = tmsctl.audit.close_session_logger
+    real_close = tmsctl.session.audit.close_session_logger
 
     def closing_the_log(logger) -> None:
         steps.append(("audit log closed", sim.device.is_energised))
         real_close(logger)
 
-    monkeypatch.setattr(tmsctl.audit, "close_session_logger", closing_the_log)
+    monkeypatch.setattr(tmsctl.session.audit, "close_session_logger", closing_the_log)
 
     class Released(CollectingListener):
         def stop(self) -> None:  # the controller stops its listeners last thing in close()

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
+from tmsctl.lab.testing import check_dose_truth
 from tmsctl.records import Records, SessionStatus
-from tmsctl.runner import RunOutcome
-from tmsctl.session import SessionRefused, SessionRequest, plan_session, run_planned
+from tmsctl.session.planned import SessionRefused, SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import RunOutcome
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
-from tmsctl.testing import check_dose_truth
 
 LIBRARY = Path(__file__).resolve().parents[2] / "protocols" / "library"
 SHORT = """\
@@ -236,7 +236,7 @@ def test_thresholds_from_a_simulator_never_set_a_real_session_and_serials_are_re
     from tmsctl import records as rec
     from tmsctl.drivers.base import DeviceInfo
     from tmsctl.protocols.loader import load_protocol_text
-    from tmsctl.session import _thresholds
+    from tmsctl.session.planned import _thresholds
 
     now = VirtualClock().wall()
     records.ensure_subject("S001")
@@ -320,7 +320,7 @@ def test_a_version_1_database_is_upgraded_with_its_history_kept(tmp_path) -> Non
 
 
 def test_the_audit_log_holds_every_train(records, short_protocol, tmp_path) -> None:
-    from tmsctl.audit import read_audit_log
+    from tmsctl.session.audit import read_audit_log
 
     clock, sim = _simulator()
     planned = _plan(short_protocol, sim, clock, records, log_dir=tmp_path / "logs")
@@ -346,7 +346,7 @@ def test_the_1hz_900_pulse_library_train_runs_to_its_end_and_is_true(records, mt
 
 
 def test_a_rapid2_left_in_train_mode_fires_single_pulses_as_single_pulses(records, tmp_path) -> None:
-    from tmsctl.registry import open_driver
+    from tmsctl.core.registry import open_driver
 
     clock, sim = _simulator()
     left = open_driver(f"sim://{sim.name}", clock)  # someone else's session left the unit in train mode

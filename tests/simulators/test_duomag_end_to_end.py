@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tmsctl.core.errors import DeviceRefused, DeviceStateError, ProtocolError, TransportTimeout
 from tmsctl.drivers.deymed import codec as c
-from tmsctl.errors import DeviceRefused, DeviceStateError, ProtocolError, TransportTimeout
-from tmsctl.testing import attached_simulator
+from tmsctl.lab.testing import attached_simulator
 
 _counter = iter(range(1_000_000))
 

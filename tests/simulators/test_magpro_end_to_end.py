@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl.clock import SystemClock
+from tmsctl.core.clock import SystemClock
+from tmsctl.core.errors import DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
+from tmsctl.core.registry import open_driver
 from tmsctl.drivers.magventure import codec as c
-from tmsctl.errors import DeviceRefused, DeviceStateError, InvalidArgument, TransportTimeout
-from tmsctl.registry import open_driver
-from tmsctl.testing import attached_simulator
+from tmsctl.lab.testing import attached_simulator
 
 _counter = iter(range(1_000_000))
 
@@ -127,7 +127,7 @@ def test_older_firmware_runs_single_pulses_only() -> None:
 
 
 def test_a_per_model_url_refuses_a_different_unit() -> None:
-    from tmsctl.errors import SafetyViolation
+    from tmsctl.core.errors import SafetyViolation
 
     # (a sim:// URL must use the profile's own driver; a socket names any driver)
     with (

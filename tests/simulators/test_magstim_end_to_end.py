@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import serial
 
-from tmsctl.clock import VirtualClock
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import ChecksumError, DeviceRefused, DeviceStateError, ProtocolError, TransportTimeout
+from tmsctl.core.registry import open_driver
 from tmsctl.drivers.magstim.driver import RemoteControlLost
-from tmsctl.errors import ChecksumError, DeviceRefused, DeviceStateError, ProtocolError, TransportTimeout
-from tmsctl.registry import open_driver
+from tmsctl.lab.testing import attached_simulator, serving
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import FaultKind, parse_fault_plan
-from tmsctl.testing import attached_simulator, serving
 
 MODELS = {"m200": "magstim-200", "bistim": "magstim-bistim", "rapid2": "magstim-rapid2", "rapid2-v8": "magstim-rapid2"}
 _counter = iter(range(1_000_000))

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from tmsctl.drivers.magstim import codec as mc
-from tmsctl.drivers.magstim.codec import Model
-from tmsctl.drivers.magstim.driver import RemoteControlLost
-from tmsctl.drivers.magventure import codec as vc
-from tmsctl.errors import (
+from tmsctl.core.errors import (
     DeviceRefused,
     DeviceStateError,
     IntensityMismatch,
     InvalidArgument,
     TransportTimeout,
 )
+from tmsctl.drivers.magstim import codec as mc
+from tmsctl.drivers.magstim.codec import Model
+from tmsctl.drivers.magstim.driver import RemoteControlLost
+from tmsctl.drivers.magventure import codec as vc
+from tmsctl.lab.testing import attached_simulator
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import SemanticFaultKind, parse_fault_plan
-from tmsctl.testing import attached_simulator
 
 MAGSTIM = {"m200": Model.M200, "bistim": Model.BISTIM, "rapid2": Model.RAPID2, "rapid2-v8": Model.RAPID2}
 
@@ -109,7 +109,7 @@ def test_a_sim_url_carries_durations_and_values() -> None:
     """A '+' in the URL's query is the fault's own, not a form-encoded space."""
     import serial
 
-    from tmsctl.clock import VirtualClock
+    from tmsctl.core.clock import VirtualClock
 
     port = serial.serial_for_url("sim://m200?fault=ignore_disarm@1s+2s,power_drift@1s=70", do_not_open=True)
     port.clock = VirtualClock()

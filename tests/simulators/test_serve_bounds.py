@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli import EXIT_REFUSED, app
-from tmsctl.clock import SystemClock
-from tmsctl.errors import SafetyViolation
+from tmsctl.cli.main import EXIT_REFUSED, app
+from tmsctl.core.clock import SystemClock
+from tmsctl.core.errors import SafetyViolation
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.serve import INPUT_BACKLOG_BYTES, listen_address, serve_pty, serve_tcp
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import serial
 
+from tmsctl.lab.testing import attached_simulator
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import PulseRecord
 from tmsctl.simulators.serve import StatusFile
-from tmsctl.testing import attached_simulator
 
 
 def test_truth_is_every_pulse_with_its_instant_output_power_and_source() -> None:

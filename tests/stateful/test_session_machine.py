@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tmsctl.clock import VirtualClock
-from tmsctl.errors import TmsError
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import TmsError
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.loader import load_protocol
 from tmsctl.records import Records, SessionStatus
-from tmsctl.runner import RunOutcome
-from tmsctl.session import SessionRequest, plan_session, run_planned
+from tmsctl.session.planned import SessionRequest, plan_session, run_planned
+from tmsctl.session.runner import RunOutcome
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import FaultKind
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmsctl.targeting import (
+from tmsctl.clinic.targeting import (
     HeadMeasurements,
     Side,
     beam_f3,

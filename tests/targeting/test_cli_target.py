@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli_target import app
+from tmsctl.cli.target import app
 
 runner = CliRunner()
 HEAD = ["--nasion-inion", "38", "--tragus-tragus", "36", "--circumference", "60"]

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmsctl.errors import InvalidArgument
-from tmsctl.targeting import (
+from tmsctl.clinic.targeting import (
     PLAUSIBLE_ADULT_HEAD_CM,
     HeadMeasurements,
     beam_f3,
 )
+from tmsctl.core.errors import InvalidArgument
 
 GOOD = {"nasion_inion_cm": 38.0, "tragus_tragus_cm": 36.0, "circumference_cm": 60.0}
 LABELS = {r.field: r.label for r in PLAUSIBLE_ADULT_HEAD_CM}

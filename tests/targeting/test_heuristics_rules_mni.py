@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tmsctl.errors import InvalidArgument
-from tmsctl.targeting import (
+from tmsctl.clinic.targeting import (
     MNI_TARGETS,
     DlpfcRegion,
     HeadMeasurements,
@@ -16,6 +15,7 @@ from tmsctl.targeting import (
     mir_moghtadaei_2022,
     mni_targets,
 )
+from tmsctl.core.errors import InvalidArgument
 
 
 def head(tt: float, ni: float, hc: float) -> HeadMeasurements:

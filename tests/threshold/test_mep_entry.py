@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmsctl.errors import InvalidArgument
-from tmsctl.threshold import (
+from tmsctl.clinic.threshold import (
     CRITERIA,
     MAX_PLAUSIBLE_MEP_UV,
     NOT_SEEN,
@@ -16,6 +15,7 @@ from tmsctl.threshold import (
     MuscleState,
     parse_mep_entry,
 )
+from tmsctl.core.errors import InvalidArgument
 
 
 @pytest.mark.parametrize("text", ["y", "Y", "yes", " seen ", "SEEN", "+", "mep"])

@@ -9,10 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmsctl import threshold
-from tmsctl.errors import InvalidArgument
-from tmsctl.simulators.subject import SimulatedSubject
-from tmsctl.threshold import (
+from tmsctl.clinic import threshold
+from tmsctl.clinic.threshold import (
     NOT_SEEN,
     SEEN,
     MepResponse,
@@ -23,6 +21,8 @@ from tmsctl.threshold import (
     round_half_up,
     run_procedure,
 )
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.simulators.subject import SimulatedSubject
 
 
 def deterministic(threshold_pct_mso: float):

@@ -17,11 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tmsctl.clock import VirtualClock
-from tmsctl.controller import Controller
-from tmsctl.errors import DeviceStateError, InvalidArgument
-from tmsctl.fsm import State
-from tmsctl.mt_session import (
+from tmsctl.clinic.mt_session import (
     HuntSettings,
     HuntStopped,
     MtHunt,
@@ -33,12 +29,7 @@ from tmsctl.mt_session import (
     run_mt,
     stimulator_serial_for,
 )
-from tmsctl.records import Records
-from tmsctl.registry import open_driver
-from tmsctl.simulators import registry as sims
-from tmsctl.simulators.device import parse_fault_plan
-from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject
-from tmsctl.threshold import (
+from tmsctl.clinic.threshold import (
     NOT_SEEN,
     SEEN,
     MepResponse,
@@ -47,7 +38,16 @@ from tmsctl.threshold import (
     parse_mep_entry,
     run_procedure,
 )
-from tmsctl.url import parse
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import DeviceStateError, InvalidArgument
+from tmsctl.core.registry import open_driver
+from tmsctl.core.url import parse
+from tmsctl.records import Records
+from tmsctl.session.controller import Controller
+from tmsctl.session.fsm import State
+from tmsctl.simulators import registry as sims
+from tmsctl.simulators.device import parse_fault_plan
+from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject
 
 _names = itertools.count()
 
@@ -483,7 +483,7 @@ def test_noise_free_subjects_converge_through_the_device():
 
 
 def _distribution(seeds: int) -> None:
-    from tmsctl.clock import monotonic_ns_for_benchmarks
+    from tmsctl.core.clock import monotonic_ns_for_benchmarks
 
     def quantiles(values):
         ordered = sorted(values)

@@ -11,9 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmsctl.errors import InvalidArgument
-from tmsctl.simulators.subject import SimulatedSubject
-from tmsctl.threshold import (
+from tmsctl.clinic.threshold import (
     NOT_SEEN,
     SEEN,
     MepResponse,
@@ -21,6 +19,8 @@ from tmsctl.threshold import (
     ThresholdProcedureError,
     run_procedure,
 )
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.simulators.subject import SimulatedSubject
 
 
 def scripted(blocks: dict[int, list[int]]):

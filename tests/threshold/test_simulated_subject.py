@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.simulators.subject import RecruitmentCurve, SimulatedSubject
 
 

@@ -14,12 +14,12 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tmsctl.clock import VirtualClock
-from tmsctl.errors import TmsError
-from tmsctl.registry import open_driver
+from tmsctl.core.clock import VirtualClock
+from tmsctl.core.errors import TmsError
+from tmsctl.core.registry import open_driver
+from tmsctl.core.transport import InProcessPort, Transport
 from tmsctl.simulators import registry as sims
 from tmsctl.simulators.device import parse_fault_plan
-from tmsctl.transport import InProcessPort, Transport
 
 _names = itertools.count()
 

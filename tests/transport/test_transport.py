@@ -7,9 +7,9 @@ import tty
 
 import pytest
 
-from tmsctl.clock import SystemClock, VirtualClock
-from tmsctl.errors import ConnectionFailed, DeviceUnavailable, TransportTimeout
-from tmsctl.transport import Transport, wire_time_s
+from tmsctl.core.clock import SystemClock, VirtualClock
+from tmsctl.core.errors import ConnectionFailed, DeviceUnavailable, TransportTimeout
+from tmsctl.core.transport import Transport, wire_time_s
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 * MEPs from EMG: detection (``mep``), EMG inputs (``emg``) and the responder a motor-threshold hunt
   asks (``responder``).
-* Courses: outcome measures (``outcomes``) and course templates (``templates``), pure data and pure
-  functions; the records of courses and outcome entries live in ``tmsctl.records.courses``.
+* Motor threshold (``threshold``: ML-PEST, 5-of-10; ``mt_session``: the hunt on a stimulator), hotspot
+  search (``hotspot``), recruitment curves (``iocurve``), targeting (``targeting``).
+* Courses: course templates (``templates``) and the course report (``course_report``); the rating
+  scales live with the records that validate them (``tmsctl.records.scales``), the records of courses
+  and outcome entries in ``tmsctl.records.courses``.
 """

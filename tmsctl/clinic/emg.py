@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tmsctl.clock import Clock
-from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.core.clock import Clock
+from tmsctl.core.errors import InvalidArgument, TmsError
 
 from .mep import MIN_SAMPLE_RATE_HZ, EmgEpoch, cut_epoch
 
@@ -250,7 +250,7 @@ class SimulatedEmgSource(BufferedEmgSource):
 
 
 def _pylsl() -> Any:
-    from tmsctl.sinks.lsl import _pylsl as load
+    from tmsctl.core.lsl_library import load_pylsl as load
 
     return load()
 

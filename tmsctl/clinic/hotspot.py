@@ -5,7 +5,7 @@ and ``move(site)`` is called: the operator is prompted to place the coil there, 
 neuronavigation system is told where to go and reports where the coil actually is (the callback
 returns that position in mm, or None when the operator only confirms). The controller keeps being
 serviced meanwhile, as while an MEP is awaited. The pulses are given by
-:class:`~tmsctl.mt_session.MtHunt` — rejected trials are given again at the same site.
+:class:`~tmsctl.clinic.mt_session.MtHunt` — rejected trials are given again at the same site.
 
 The chosen site is the one with the largest mean peak-to-peak MEP over its accepted trials; a
 site whose trials were all rejected cannot be chosen.
@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tmsctl.clock import ParticipantSlot
-from tmsctl.errors import InvalidArgument
-from tmsctl.fsm import ENERGISED
-from tmsctl.mt_session import MtHunt
-from tmsctl.threshold import MepResponse
+from tmsctl.clinic.mt_session import MtHunt
+from tmsctl.clinic.threshold import MepResponse
+from tmsctl.core.clock import ParticipantSlot
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.session.fsm import ENERGISED
 
 __all__ = ["HotspotProcedure", "HotspotResult", "HotspotSearch", "Site", "grid_sites"]
 

@@ -3,7 +3,7 @@
 The plan: intensities at ``levels_pct_rmt`` of the resting motor threshold (90–150 % rMT in steps
 of 10 by default), each rounded half up to whole %MSO, ``pulses_per_level`` pulses each, all in
 one seeded random order (so fatigue or drift does not line up with intensity). The pulses are
-given by :class:`~tmsctl.mt_session.MtHunt` — the same delivery, keep-alive, fail-safe disarm and
+given by :class:`~tmsctl.clinic.mt_session.MtHunt` — the same delivery, keep-alive, fail-safe disarm and
 rejection handling as a threshold hunt: a rejected trial (pre-activation, after-activity, a gap)
 is given again at the same intensity, and too many stop the curve, disarmed.
 
@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tmsctl.errors import InvalidArgument, TmsError
-from tmsctl.threshold import MepResponse, round_half_up
+from tmsctl.clinic.threshold import MepResponse, round_half_up
+from tmsctl.core.errors import InvalidArgument, TmsError
 
 __all__ = [
     "DEFAULT_LEVELS_PCT_RMT",
@@ -124,7 +124,7 @@ class SeriesResult:
 
 
 class IoCurveProcedure:
-    """The pulse plan as a :class:`~tmsctl.mt_session.MtHunt` procedure: the intensities in the planned
+    """The pulse plan as a :class:`~tmsctl.clinic.mt_session.MtHunt` procedure: the intensities in the planned
     order; a rejected trial leaves the plan where it was, so the same intensity is given again."""
 
     method = "io-curve"
@@ -285,7 +285,7 @@ class IoCurveRequest:
     operator: str = "operator"
     stimulator_serial: str | None = None
     virtual_time: bool = False
-    settings: Any = None  # tmsctl.mt_session.HuntSettings
+    settings: Any = None  # tmsctl.clinic.mt_session.HuntSettings
     scale: str = "log"
     note: str | None = None
 
@@ -326,9 +326,15 @@ def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = No
                  rng: random.Random | None = None, on_fired: Any = None, on_trial: Any = None,
                  on_rejected: Any = None, on_connected: Any = None) -> IoCurveOutcome:
     """Give the planned pulses, measure each MEP with ``respond``, fit, and record (also a stopped curve)."""
-    from tmsctl.host import SessionHost, clock_for
-    from tmsctl.mt_session import HUNT_MAX_PCT_MSO, HuntSettings, HuntStopped, MtHunt, stimulator_serial_for
-    from tmsctl.url import parse
+    from tmsctl.clinic.mt_session import (
+        HUNT_MAX_PCT_MSO,
+        HuntSettings,
+        HuntStopped,
+        MtHunt,
+        stimulator_serial_for,
+    )
+    from tmsctl.core.url import parse
+    from tmsctl.session.host import SessionHost, clock_for
 
     rng = rng if rng is not None else random.Random()
     device = parse(request.device_url)
@@ -356,7 +362,7 @@ def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = No
         if records is None or hunt.pulses_delivered == 0:
             return None
         from tmsctl.records.meps import MepMeasurementRecord, MepRecords
-        from tmsctl.session import coil_key
+        from tmsctl.session.planned import coil_key
 
         result = IoCurveOutcome(plan, procedure.points(), fit, fit_error, (), 0, info, serial).result_dict()
         if request.note:
@@ -394,7 +400,7 @@ def io_curve_svg(points: Sequence[tuple[float, float]], fit: BoltzmannFit | None
     """Every trial as a dot, the fitted curve as a line, S50 as a dashed marker (inline SVG)."""
     import html
 
-    from tmsctl.report import COLOURS, _nice_ticks
+    from tmsctl.lab.report import COLOURS, _nice_ticks
 
     left, right, top, bottom = 70, 20, 20, 44
     xs = [p[0] for p in points] or [0.0, 1.0]
@@ -443,7 +449,7 @@ def io_curve_svg(points: Sequence[tuple[float, float]], fit: BoltzmannFit | None
 def render_io_curve_html(outcome: IoCurveOutcome, *, subject_id: str, muscle: str, note: str | None = None) -> str:
     import html
 
-    from tmsctl.report import _page
+    from tmsctl.lab.report import _page
 
     e = html.escape
     plan, fit = outcome.plan, outcome.fit

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 
 __all__ = [
     "DEFAULT_MUSCLE",

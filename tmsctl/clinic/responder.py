@@ -1,4 +1,4 @@
-"""MEPs for a threshold hunt from EMG: the ``respond`` callback of :class:`~tmsctl.mt_session.MtHunt`.
+"""MEPs for a threshold hunt from EMG: the ``respond`` callback of :class:`~tmsctl.clinic.mt_session.MtHunt`.
 
 For each pulse the responder asks its EMG source for the epoch around the pulse's instant (the
 source waits on the hunt's clock until the MEP window has passed), measures the MEP with
@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from tmsctl.errors import InvalidArgument, TmsError
-from tmsctl.threshold import MepResponse
+from tmsctl.clinic.threshold import MepResponse
+from tmsctl.core.errors import InvalidArgument, TmsError
 
 from .emg import EmgSampleRateError, EmgSource, PulseMark
 from .mep import DEFAULT_MUSCLE, MepMeasurement, MuscleConfig, detect_mep

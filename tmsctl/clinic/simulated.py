@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tmsctl.clock import Clock, SystemClock, VirtualClock
-from tmsctl.errors import InvalidArgument
-from tmsctl.url import DeviceURL
+from tmsctl.core.clock import Clock, SystemClock, VirtualClock
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.core.url import DeviceURL
 
 from .emg import SimulatedEmgSource
 

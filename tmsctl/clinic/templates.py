@@ -14,7 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
 
 LIBRARY = Path(str(files("tmsctl.protocols").joinpath("library")))
 

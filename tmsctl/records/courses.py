@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tmsctl.clinic import outcomes
-from tmsctl.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument
+from tmsctl.records import scales as outcomes
 from tmsctl.records.errors import InvalidRecord, RecordRefused, UnknownRecord
 from tmsctl.records.model import Session, SessionStatus, _count, _text, validate_subject_id
 from tmsctl.records.schema import _from_db_time, _from_db_time_required

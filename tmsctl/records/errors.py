@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tmsctl.errors import TmsError
+from tmsctl.core.errors import TmsError
 
 # -- errors ---------------------------------------------------------------------------------------
 

@@ -447,7 +447,7 @@ class ServerConnection:
 
 
 def _owner_key(session_id: str) -> str:
-    return f"tmsctl.session:{session_id}"
+    return f"tmsctl.session.planned:{session_id}"
 
 
 class ServerOwnerLock:

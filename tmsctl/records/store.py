@@ -15,8 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tmsctl.audit import redact_text
-from tmsctl.clock import Clock, SystemClock
+from tmsctl.core.clock import Clock, SystemClock
+from tmsctl.core.redaction import redact_text
 from tmsctl.records.errors import (
     DatabaseNotFound,
     InvalidRecord,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus, EnergyModel, NoEnergyModel
-from tmsctl.errors import (
+from tmsctl.core.errors import (
     ChecksumError,
     DeviceRefused,
     DeviceStateError,
@@ -14,7 +13,8 @@ from tmsctl.errors import (
     InvalidArgument,
     ProtocolError,
 )
-from tmsctl.transport import Transport, wire_time_s
+from tmsctl.core.transport import Transport, wire_time_s
+from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus, EnergyModel, NoEnergyModel
 
 from . import BAUD_RATE, CHARGE_S, FRAME_LENGTH, RECHARGE_S, checksum
 

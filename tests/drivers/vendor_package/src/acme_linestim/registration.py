@@ -6,7 +6,7 @@ from typing import Any
 
 import serial
 
-from tmsctl.registry import DriverEntry
+from tmsctl.core.registry import DriverEntry
 
 from . import BAUD_RATE
 from .driver import LIMITS, LineStimDriver

@@ -1,0 +1,155 @@
+"""``tmsctl io-curve``: an input–output (recruitment) curve measured from EMG, fitted, recorded and plotted.
+
+Mounted by :mod:`tmsctl.cli.main` (``LAZY_COMMANDS``); imports ``tmsctl.cli.main`` only inside the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(add_completion=False)
+
+
+def _levels(text: str) -> tuple[float, ...]:
+    from tmsctl.core.errors import InvalidArgument
+
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InvalidArgument(f"--levels {text!r} is not a list of % rMT", hint="e.g. 90,100,110,120,130,140,150") from None
+
+
+@app.command("io-curve")
+def io_curve(
+    device: Annotated[str, typer.Option("--device", "-d", envvar="TMSCTL_DEVICE", help="Device URL.")],
+    subject: Annotated[str, typer.Option("--subject", "-s", help="Pseudonymous subject id.")],
+    coil: Annotated[str, typer.Option("--coil", help="Coil FAMILY or FAMILY/MODEL.")],
+    rmt: Annotated[float, typer.Option("--rmt", metavar="PCT", help="The subject's resting motor threshold, %MSO.")],
+    emg: Annotated[
+        str, typer.Option("--emg", metavar="lsl:NAME|file:PATH|sim",
+                          help="Where the MEPs come from: an LSL stream, a tmsctl-emg/1 recording, or sim "
+                               "(with --simulated-subject).")
+    ],
+    levels: Annotated[str, typer.Option("--levels", help="Intensities, % rMT, comma separated.")] =
+        "90,100,110,120,130,140,150",
+    pulses: Annotated[int, typer.Option("--pulses", help="Pulses per intensity.")] = 10,
+    muscle: Annotated[str, typer.Option("--muscle", help="Target muscle (recorded).")] = "FDI",
+    mep_window: Annotated[str, typer.Option("--mep-window", metavar="START-END", help="MEP window, ms.")] = "15-50",
+    emg_channel: Annotated[str | None, typer.Option("--emg-channel", help="LSL channel label.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write the plotted curve to this HTML file.")] = None,
+    iti: Annotated[float, typer.Option("--iti", help="Seconds between pulses (mean).")] = 5.0,
+    iti_jitter: Annotated[float, typer.Option("--iti-jitter", help="± seconds of jitter on --iti.")] = 1.0,
+    operator: Annotated[str, typer.Option("--operator", help="Who measures (recorded).")] = os.environ.get(
+        "USER", "operator"),
+    db: Annotated[Path | None, typer.Option("--db", help="Records database.")] = None,
+    stimulator_serial: Annotated[str | None, typer.Option("--stimulator-serial", help="Real devices: the unit's serial.")] = None,
+    simulated_subject: Annotated[int | None, typer.Option("--simulated-subject", metavar="SEED",
+                                                          help="Simulators only: a seeded simulated subject.")] = None,
+    simulated_threshold: Annotated[float | None, typer.Option("--simulated-threshold", metavar="PCT",
+                                                              help="The simulated subject's true threshold.")] = None,
+    virtual_time: Annotated[bool, typer.Option("--virtual-time", help="Simulators only: a virtual clock.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Measure an input–output curve (MEPs at 90–150 % rMT), fit a Boltzmann sigmoid and record it."""
+    from tmsctl.cli.db import open_records
+    from tmsctl.cli.main import EXIT_REFUSED, _sigterm_as_interrupt, err, exit_code_for, out, reported
+    from tmsctl.cli.mt import _emg_responder, _simulated_subject, muscle_config
+    from tmsctl.clinic.iocurve import (
+        IoCurvePlan,
+        IoCurveRequest,
+        IoCurveStopped,
+        render_io_curve_html,
+        run_io_curve,
+    )
+    from tmsctl.clinic.mt_session import HuntSettings, parse_coil
+    from tmsctl.core.errors import InvalidArgument
+    from tmsctl.core.url import parse
+
+    with reported():
+        plan = IoCurvePlan(rmt, _levels(levels), pulses, max_pct_mso=130)
+        request = IoCurveRequest(
+            device_url=device, subject_id=subject, coil=parse_coil(coil), rmt_pct_mso=rmt,
+            levels_pct_rmt=plan.levels_pct_rmt, pulses_per_level=pulses, muscle=muscle, operator=operator,
+            stimulator_serial=stimulator_serial, virtual_time=virtual_time,
+            settings=HuntSettings(inter_trial_interval_s=iti, inter_trial_jitter_s=iti_jitter),
+        )
+        url = parse(device)
+        config = muscle_config(muscle, mep_window, "rMT")
+        simulated = None
+        if simulated_subject is not None:
+            if emg != "sim" or not url.is_simulator:
+                raise InvalidArgument("--simulated-subject answers only with --emg sim on a simulator (sim://…)",
+                                      hint="e.g. --device sim://rapid2 --simulated-subject 7 --emg sim")
+            simulated = _simulated_subject(simulated_subject, simulated_threshold, "rMT")
+            request = replace(request, note=f"simulated subject seed {simulated_subject}, true threshold "
+                                            f"{simulated.threshold_pct_mso:.2f} %MSO")
+        elif emg == "sim":
+            raise InvalidArgument("--emg sim needs --simulated-subject SEED", hint="e.g. --simulated-subject 7")
+        if not yes:
+            typer.confirm(f"Take remote control of {url.redacted} and give {plan.total_pulses} single pulses at "
+                          f"{min(plan.intensities_pct_mso)}–{max(plan.intensities_pct_mso)} %MSO to subject "
+                          f"{subject}?", abort=True)
+        records = open_records(db)
+        with contextlib.ExitStack() as stack:
+            stack.callback(records.close)
+            if simulated is not None:
+                from tmsctl.clinic.responder import EmgResponder
+                from tmsctl.clinic.simulated import simulated_emg_rig
+
+                assert simulated_subject is not None  # simulated is built from it
+
+                rig = stack.enter_context(simulated_emg_rig(url, simulated, seed=simulated_subject,
+                                                            virtual_time=virtual_time))
+                request = replace(request, device_url=rig.url)
+                responder = EmgResponder(rig.source, config)
+            else:
+                responder = _emg_responder(emg, emg_channel, muscle, mep_window, "rMT", virtual_time)
+            rng = random.Random(f"io-{simulated_subject}") if simulated_subject is not None else random.Random()
+
+            def fired(pending) -> None:
+                out.print(f"pulse at {pending.intensity_pct_mso:>3} %MSO", highlight=False)
+
+            def rejected(entry) -> None:
+                err.print(f"  [yellow]trial rejected[/]: {entry.measurement.detail}; given again", highlight=False,
+                          soft_wrap=True)
+
+            try:
+                with _sigterm_as_interrupt():
+                    outcome = run_io_curve(request, responder, records, rng=rng, on_fired=fired, on_rejected=rejected)
+            except IoCurveStopped as exc:
+                err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+                if exc.hint:
+                    err.print(f"[yellow]what to do:[/] {exc.hint}", highlight=False, soft_wrap=True)
+                if exc.recorded is not None:
+                    err.print(f"the {exc.pulses_delivered} pulses given are kept on record (measurement "
+                              f"#{exc.recorded.measurement_id}, stopped)", highlight=False)
+                raise typer.Exit(exit_code_for(exc.cause)) from None
+        fit = outcome.fit
+        if html is not None:
+            html.write_text(render_io_curve_html(outcome, subject_id=subject, muscle=muscle, note=request.note))
+            out.print(f"curve plotted in {html}", highlight=False)
+        if fit is None:
+            err.print(f"[bold red]no fit:[/] {outcome.fit_error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_REFUSED)
+        for label, est, unit in (("MEPmax", fit.mep_max_uv, "µV"), ("S50", fit.s50_pct_mso, "%MSO"),
+                                 ("slope", fit.slope_per_pct_mso, "/%MSO")):
+            out.print(f"{label:7} {est.value:9.4g} {unit:6} (95 % CI {est.low:.4g} – {est.high:.4g})", highlight=False)
+        for note in fit.notes:
+            err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        if simulated is not None:
+            curve = simulated.curve
+            out.print(f"simulated subject: true S50 "
+                      f"{curve.threshold_pct_mso + curve._half_criterion_offset_pct_mso:.2f} %MSO, true slope "
+                      f"{curve.slope_per_pct_mso:.3f} /%MSO", highlight=False)
+        if outcome.recorded is not None:  # run_io_curve was given the records: it always stores the curve
+            out.print(f"recorded as measurement #{outcome.recorded.measurement_id} ({outcome.pulses_delivered} pulses)",
+                      highlight=False)

@@ -1,1 +1,0 @@
-"""Exports of recorded sessions to community formats (each pinned to a named version)."""
