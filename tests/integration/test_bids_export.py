@@ -76,7 +76,9 @@ def example_tsv(name: str) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def record(records: Records, text: str, *, model: str, intensities, threshold=None, simulated=False,
-           kind=DeliveryKind.TRAIN, finish=True, paired=None, subject="S201"):
+           kind=DeliveryKind.TRAIN, finish=True, paired=None, subject="S201", onsets=None, cut_short=None):
+    """A session as the runner records it; ``onsets`` are the actual onsets (default 3.5 + 10 s × index),
+    ``cut_short`` = (delivered, uncertain) of the last train, ended by a fault."""
     protocol = load_protocol_text(text)
     schedule_pulses = protocol.plan().pulses_per_train or 1
     records.ensure_subject(subject)
@@ -95,10 +97,14 @@ def record(records: Records, text: str, *, model: str, intensities, threshold=No
             intensity = paired[0]
         records.begin_delivery(DeliveryPlan(sid, index, kind, 10.0 * index, schedule_pulses if not paired else 2,
                                             intensity, TriggerSource.SERIAL, **extra))
-        if finish or index < len(intensities) - 1:
+        onset = onsets[index] if onsets is not None else 3.5 + 10.0 * index
+        if cut_short is not None and index == len(intensities) - 1:
+            records.finish_delivery(DeliveryResult(sid, index, cut_short[0], False, onset_offset_s=onset,
+                                                   pulses_uncertain=cut_short[1], evidence="fault mid-train"))
+        elif finish or index < len(intensities) - 1:
             records.finish_delivery(DeliveryResult(sid, index, schedule_pulses if not paired else 2, True,
-                                                   onset_offset_s=3.5 + 10.0 * index))
-    if finish:
+                                                   onset_offset_s=onset))
+    if finish and cut_short is None:
         records.complete_session(sid)
     return sid
 
@@ -154,22 +160,22 @@ def test_an_itbs_session_matches_the_pinned_itbs_example(records, tmp_path) -> N
     check_structure(out)
 
     example_header, (example_row,) = example_tsv("sub-001_task-rest_acq-itbs_nibs.tsv")
-    # Our rows describe one train; the train repetition (the example's pattern3) is the events timeline.
-    assert out["nibs_header"] == [c for c in example_header if not c.startswith("pattern3_")]
+    # One row for the whole protocol: the repetition of trains is the row's pattern3, as in the example.
+    assert out["nibs_header"] == example_header
     (row,) = out["nibs_rows"]
     for column in ("nibs_type", "pattern1_count", "pattern1_interval", "pattern2_count", "pattern2_interval",
-                   "intensity_reference", "intensity_scaling", "stimulus_intensity"):
+                   "pattern3_count", "pattern3_interval", "intensity_reference", "intensity_scaling",
+                   "stimulus_intensity"):
         assert float(row[column]) == float(example_row[column]) if column.startswith(("pattern", "stimulus_int", "intensity_s")) \
             else row[column] == example_row[column], column
 
     events_header, (example_event,) = example_tsv("sub-001_task-rest_acq-itbs_events.tsv")
     assert out["events_header"][: len(events_header)] == events_header
-    assert len(out["events_rows"]) == 20
-    trains = [float(r["onset"]) for r in out["events_rows"]]
-    assert trains == pytest.approx([3.5 + 10 * i for i in range(20)])
-    # the example's single 192 s event spans our 20 trains: first onset to the end of the last train
-    span = trains[-1] + float(out["events_rows"][-1]["duration"]) - trains[0]
-    assert span == pytest.approx(float(example_event["duration"]))
+    (event,) = out["events_rows"]  # one event, as the example writes it, not one per train
+    assert float(event["onset"]) == pytest.approx(3.5)
+    assert float(event["duration"]) == pytest.approx(float(example_event["duration"]))  # 192 s
+    assert (event["nibs_event_id"], event["pulses_delivered"], event["pulses_uncertain"], event["delivery_state"]) == (
+        row["nibs_event_id"], "600", "0", "completed")
 
     example = json.loads((EXAMPLES / "sub-001_task-rest_acq-itbs_nibs.json").read_text())
     sidecar = out["sidecar"]
@@ -183,7 +189,38 @@ def test_an_itbs_session_matches_the_pinned_itbs_example(records, tmp_path) -> N
     example_events = json.loads((EXAMPLES / "sub-001_task-rest_acq-itbs_events.json").read_text())
     for column in events_header:
         assert set(example_events[column]) <= set(out["events_sidecar"][column]) | {"Levels"}
-        assert out["events_sidecar"][column].get("Units") == example_events[column].get("Units")
+        # the example writes "second"; BIDS (and bids-validator) want the SI symbol
+        assert out["events_sidecar"][column].get("Units") == ("s" if example_events[column].get("Units") else None)
+
+
+def test_an_itbs_session_cut_short_by_a_fault_keeps_the_run_and_the_cut_train_apart(records, tmp_path) -> None:
+    text = (LIBRARY / "itbs-600.yaml").read_text()
+    sid = record(records, text, model="magventure-magpro", intensities=[32] * 7, threshold=ThresholdUsed("aMT", 40.0),
+                 cut_short=(12, 3))
+    out = exported(export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="itbs"))
+    check_structure(out)
+    sets = {r["nibs_event_id"]: r for r in out["nibs_rows"]}
+    assert (sets["itbs-600-6trains"]["pattern3_count"], sets["itbs-600-6trains"]["pattern3_interval"]) == ("6", "10000")
+    assert (sets["itbs-600-1train"]["pattern3_count"], sets["itbs-600-1train"]["pattern3_interval"]) == ("n/a", "n/a")
+    assert [(r["nibs_event_id"], r["onset"], r["duration"], r["pulses_delivered"], r["pulses_uncertain"],
+             r["delivery_state"]) for r in out["events_rows"]] == [
+        ("itbs-600-6trains", "3.5", "52", "180", "0", "completed"),
+        ("itbs-600-1train", "63.5", "2", "12", "3", "stopped"),
+    ]
+
+
+def test_a_train_off_the_protocols_grid_starts_a_new_event(records, tmp_path) -> None:
+    text = (LIBRARY / "itbs-600.yaml").read_text()
+    onsets = [3.5 + 10 * i for i in range(6)]
+    onsets[3] += 0.004  # within the tolerance: the run goes on
+    onsets[4] += 0.020  # 20 ms late: the timeline would misplace it, so a new run begins
+    onsets[5] += 0.020
+    sid = record(records, text, model="magventure-magpro", intensities=[32] * 6, onsets=onsets,
+                 threshold=ThresholdUsed("aMT", 40.0))
+    out = exported(export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="itbs"))
+    check_structure(out)
+    assert [(r["nibs_event_id"], r["onset"]) for r in out["events_rows"]] == [
+        ("itbs-600-4trains", "3.5"), ("itbs-600-2trains", "43.52")]
 
 
 def test_a_single_pulse_session_has_the_examples_single_pulse_columns(records, tmp_path) -> None:
@@ -214,13 +251,14 @@ def test_paired_pulses_give_per_pulse_intensities_with_a_declared_delimiter(reco
 
 def test_a_ramp_makes_one_parameter_set_per_intensity(records, tmp_path) -> None:
     sid = record(records, RAMPED, model="magstim-rapid2", intensities=[48, 54, 60, 60],
-                 threshold=ThresholdUsed("rMT", 50.0))
+                 threshold=ThresholdUsed("rMT", 50.0), onsets=[12.0 * i for i in range(4)])
     out = exported(export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="rtms"))
     check_structure(out)
     scalings = {row["stimulus_intensity"]: row["intensity_scaling"] for row in out["nibs_rows"]}
     assert scalings == {"48": "0.96", "54": "1.08", "60": "1.2"}
-    assert [r["nibs_event_id"] for r in out["events_rows"]] == [
-        "ramped-10hz-48pct", "ramped-10hz-54pct", "ramped-10hz-60pct", "ramped-10hz-60pct"]
+    assert [(r["nibs_event_id"], r["duration"]) for r in out["events_rows"]] == [
+        ("ramped-10hz-48pct-1train", "2"), ("ramped-10hz-54pct-1train", "2"), ("ramped-10hz-60pct-2trains", "14")]
+    assert {r["nibs_event_id"]: r["pattern2_count"] for r in out["nibs_rows"]}["ramped-10hz-60pct-2trains"] == "2"
     marker = out["markers"][1][0]
     assert (marker["position_x"], marker["position_y"], marker["position_z"]) == ("-38", "44", "26")
 
