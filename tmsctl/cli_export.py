@@ -35,6 +35,12 @@ def bids(
         bool, typer.Option("--allow-simulated", help="Export a simulator session (labelled Simulated).")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files of the same name.")] = False,
+    author: Annotated[
+        list[str] | None, typer.Option("--author", help="A dataset author for dataset_description.json (repeatable).")
+    ] = None,
+    license: Annotated[
+        str | None, typer.Option("--license", help="The dataset's licence for dataset_description.json, e.g. CC0.")
+    ] = None,
 ) -> None:
     """Write BIDS-NIBS files (events, parameter sets, sidecars) for one recorded session."""
     from tmsctl.audit import session_log_path
@@ -49,6 +55,7 @@ def bids(
             result = export_session(
                 records, session_id, bids_root=bids_root, sub=sub, ses=ses, task=task, acq=acq, run=run, spec=spec,
                 audit_log=audit if audit.exists() else None, allow_simulated=allow_simulated, overwrite=overwrite,
+                authors=tuple(author or ()), license=license,
             )
         finally:
             records.close()

@@ -38,8 +38,6 @@ for explicitly, and is then labelled ``"Simulated": true`` in the sidecar and it
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -49,17 +47,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tmsctl import __version__
 from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument, TmsError
+from tmsctl.export.bids_dataset import add_scan, generated_by, update_dataset
+from tmsctl.export.tsv import NA, read_tsv, write_tsv
+from tmsctl.export.tsv import fmt as _fmt
 from tmsctl.registry import drivers
 
 SPEC_VERSION = "nibs-bids-6.3"
 SPEC_SOURCE = "nigelrogasch/nibs-bids@77de0bd, nibs-bids-v6/examples/v.6.3 (the *_GB examples' key names)"
-BIDS_VERSION = "1.11.0"  # the version the v6.3 examples declare
 SUPPORTED_SPECS = (SPEC_VERSION,)
+# The draft's files are not in the released specification: the validator is told to skip them.
+NIBS_IGNORE = ("**/nibs",)
 MSO_UNITS = "% Maximum Stimulator Output"
-NA = "n/a"
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -117,33 +117,6 @@ class TimelineEvent:
     trigger_source: str
     pulses_uncertain: int = 0
     evidence: str = ""
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return NA
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return NA
-        text = f"{value:.6f}".rstrip("0").rstrip(".")
-        return text if text not in ("", "-0") else "0"
-    return str(value)
-
-
-def write_tsv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_fmt(row.get(c)) for c in columns])
-    return out.getvalue()
-
-
-def read_tsv(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text), delimiter="\t")
-    rows = list(reader)
-    header = rows[0]
-    return header, [dict(zip(header, r)) for r in rows[1:]]
 
 
 # -- from records to tables ---------------------------------------------------------------------------
@@ -395,12 +368,8 @@ def _check_label(name: str, value: str | None, *, required: bool) -> None:
 
 
 def _generated_by() -> dict[str, Any]:
-    return {
-        "Name": "tmsctl",
-        "Version": __version__,
-        "Description": f"BIDS-NIBS export pinned to the draft {SPEC_VERSION} ({SPEC_SOURCE}); the extension is a draft "
-                       "and its key names may change in later versions.",
-    }
+    return generated_by(f"BIDS-NIBS export pinned to the draft {SPEC_VERSION} ({SPEC_SOURCE}); the extension is a "
+                        "draft and its key names may change in later versions.")
 
 
 def _session_onsets(detail: Any) -> dict[int, float]:
@@ -465,6 +434,8 @@ def export_session(
     audit_log: str | Path | None = None,
     allow_simulated: bool = False,
     overwrite: bool = False,
+    authors: Sequence[str] = (),
+    license: str | None = None,
 ) -> ExportResult:
     """Write the BIDS-NIBS files of one recorded session; returns the paths written."""
     from tmsctl.protocols.expand import expand
@@ -602,8 +573,8 @@ def export_session(
     for path, text in outputs.items():
         path.write_text(text, encoding="utf-8")
     written = list(outputs)
-    written.append(_dataset_description(root))
-    written.append(_scans(root, sub, ses, folder / f"{stem}_nibs.tsv", session.started_at))
+    written += update_dataset(root, sub, generator=_generated_by(), ignore=NIBS_IGNORE, authors=authors, license=license)
+    written.append(add_scan(root, sub, ses, folder / f"{stem}_nibs.tsv", session.started_at))
     return ExportResult(tuple(written), folder / f"{stem}_nibs.tsv", folder / f"{stem}_events.tsv",
                         folder / f"{stem}_nibs.json", spec)
 
@@ -626,33 +597,6 @@ def _markers_sidecar(row: Mapping[str, Any]) -> dict[str, Any]:
         "position_z": {"LongName": "MNI z", "Description": "As written in the protocol.", "Units": "mm"},
     }
     return {c: docs[c] for c in _marker_columns(row)}
-
-
-def _dataset_description(root: Path) -> Path:
-    path = root / "dataset_description.json"
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        data = {"Name": "tmsctl sessions", "BIDSVersion": BIDS_VERSION, "DatasetType": "raw"}
-    generated = [g for g in data.get("GeneratedBy", []) if not (g.get("Name") == "tmsctl" and SPEC_VERSION in g.get("Description", ""))]
-    generated.append(_generated_by())
-    data["GeneratedBy"] = generated
-    root.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-def _scans(root: Path, sub: str, ses: str | None, nibs_tsv: Path, started: datetime | None) -> Path:
-    folder = root / f"sub-{sub}" / (f"ses-{ses}" if ses else "")
-    path = folder / (f"sub-{sub}" + (f"_ses-{ses}" if ses else "") + "_scans.tsv")
-    rel = nibs_tsv.relative_to(folder).as_posix()
-    rows: list[dict[str, str]] = []
-    if path.exists():
-        _, rows = read_tsv(path.read_text(encoding="utf-8"))
-    rows = [r for r in rows if r.get("filename") != rel]
-    rows.append({"filename": rel, "acq_time": started.strftime("%Y-%m-%dT%H:%M:%S") if started else NA})
-    path.write_text(write_tsv(["filename", "acq_time"], rows), encoding="utf-8")
-    return path
 
 
 def _firmware_from_audit(audit_log: str | Path) -> str | None:
