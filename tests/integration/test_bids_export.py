@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ from typer.testing import CliRunner
 
 from tmsctl.cli_export import app as export_app
 from tmsctl.errors import InvalidArgument
+from tmsctl.export.bids_dataset import validate
 from tmsctl.export.bids_nibs import SPEC_VERSION, ExportRefused, export_session, read_tsv
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.loader import load_protocol_text
@@ -350,13 +348,7 @@ ACCEPTED_WARNINGS = {"JSON_KEY_RECOMMENDED", "SIDECAR_KEY_RECOMMENDED"}
 
 
 def bids_validator(root: Path) -> list[dict]:
-    """The issues ``bids-validator-deno`` (the test extra) reports for the dataset at ``root``."""
-    exe = shutil.which("bids-validator-deno", path=str(Path(sys.executable).parent)) or shutil.which("bids-validator-deno")
-    assert exe, "bids-validator-deno is not installed: pip install -e '.[test]'"
-    done = subprocess.run([exe, str(root), "--format", "json"], capture_output=True, text=True, timeout=120,
-                          cwd=root)
-    assert done.stdout, done.stderr
-    return json.loads(done.stdout)["issues"]["issues"]
+    return validate(root)
 
 
 def errors_of(issues: list[dict]) -> list[tuple[str, str | None]]:

@@ -22,12 +22,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tmsctl import __version__
+from tmsctl.errors import InvalidArgument
 from tmsctl.export.tsv import NA, read_tsv, write_tsv
 
 BIDS_VERSION = "1.11.0"  # the version the NIBS v6.3 examples declare; it has the emg datatype (BEP042)
@@ -69,12 +73,10 @@ def update_dataset(
 ) -> list[Path]:
     """Create or update the dataset-level files for one exported subject; returns their paths."""
     root.mkdir(parents=True, exist_ok=True)
-    return [
-        _dataset_description(root, generator, authors, license),
-        _readme(root),
-        _bidsignore(root, ignore),
-        *_participants(root, sub),
-    ]
+    written = [_dataset_description(root, generator, authors, license), _readme(root), *_participants(root, sub)]
+    if ignore:
+        written.append(_bidsignore(root, ignore))
+    return written
 
 
 def _dataset_description(root: Path, generator: Mapping[str, Any], authors: Sequence[str],
@@ -111,10 +113,8 @@ def _bidsignore(root: Path, patterns: Sequence[str]) -> Path:
     path = root / ".bidsignore"
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     missing = [p for p in patterns if p not in lines]
-    if missing or not path.exists():
-        if missing:
-            lines += ["# written by tmsctl: draft BIDS extensions the released specification does not cover yet",
-                      *missing]
+    if missing:
+        lines += ["# written by tmsctl: draft BIDS extensions the released specification does not cover yet", *missing]
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
 
@@ -156,3 +156,28 @@ def add_scan(root: Path, sub: str, ses: str | None, data_file: Path, started: da
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(write_tsv(["filename", "acq_time"], rows), encoding="utf-8")
     return path
+
+
+class ValidatorMissing(InvalidArgument):
+    """``bids-validator-deno`` is not installed."""
+
+    hint = "pip install bids-validator-deno (it is in tmsctl's [test] extra)"
+
+
+def validate(root: Path, *, timeout_s: float = 300.0) -> list[dict[str, Any]]:
+    """The issues the BIDS validator (``bids-validator-deno``) reports for the dataset at ``root``.
+
+    Each issue is the validator's own JSON (``severity``, ``code``, ``location``, ...). The validator
+    runs offline: its wheel bundles the schema and the Deno runtime."""
+    exe = shutil.which("bids-validator-deno", path=str(Path(sys.executable).parent)) or shutil.which("bids-validator-deno")
+    if exe is None:
+        raise ValidatorMissing("the BIDS validator (bids-validator-deno) is not installed")
+    # cwd: the validator asks git for its own version; run it where no unrelated repository is.
+    done = subprocess.run([exe, str(Path(root).resolve()), "--format", "json"], capture_output=True, text=True,
+                          timeout=timeout_s, cwd=root)
+    try:
+        issues: list[dict[str, Any]] = json.loads(done.stdout)["issues"]["issues"]
+    except (json.JSONDecodeError, KeyError):
+        raise InvalidArgument(f"the BIDS validator gave no report (exit {done.returncode}): {done.stderr[-500:]}",
+                              hint="run bids-validator-deno on the folder by hand to see why") from None
+    return issues

@@ -357,7 +357,7 @@ class ExportResult:
     spec: str
 
 
-def _check_label(name: str, value: str | None, *, required: bool) -> None:
+def check_label(name: str, value: str | None, *, required: bool) -> None:
     if value is None:
         if required:
             raise InvalidArgument(f"--{name} is required")
@@ -444,7 +444,7 @@ def export_session(
     if spec not in SUPPORTED_SPECS:
         raise InvalidArgument(f"unknown BIDS-NIBS draft {spec!r}", hint=f"supported: {', '.join(SUPPORTED_SPECS)}")
     for name, value, required in (("sub", sub, True), ("ses", ses, False), ("task", task, True), ("acq", acq, False)):
-        _check_label(name, value, required=required)
+        check_label(name, value, required=required)
     if run is not None and (isinstance(run, bool) or not isinstance(run, int) or run < 1):
         raise InvalidArgument(f"--run must be a positive whole number, got {run!r}")
     detail = records.session_detail(session_id)
