@@ -35,7 +35,7 @@ def measured(emg_bench, tmp_path):
 
 
 def test_a_threshold_hunts_emg_and_meps_export_validator_clean(measured, tmp_path) -> None:
-    bench, outcome, records, stored, recording = measured
+    bench, _outcome, records, stored, recording = measured
     truth = bench.sim.device.truth()  # the simulator's own pulses against the record
     assert [p.intensity_pct for p in truth] == [e["intensity_pct_mso"] for e in stored.trial_log]
     source = mep_source(records, threshold_id=stored.threshold_id)
@@ -79,7 +79,7 @@ def test_a_threshold_hunts_emg_and_meps_export_validator_clean(measured, tmp_pat
 
 
 def test_a_recording_from_another_measurement_is_refused(measured, emg_bench, tmp_path) -> None:
-    bench, outcome, records, stored, _ = measured
+    _bench, _outcome, records, stored, _ = measured
     other = emg_bench(seed=5)
     recorder = EmgRecorder(other.source)
     MtHunt(other.controller(), make_procedure("ml-pest", start_pct_mso=50), EmgResponder(recorder), rng=other.rng()).run()
@@ -95,7 +95,7 @@ def test_the_cli_exports_a_measurement_with_its_recording(measured, tmp_path) ->
 
     from tmsctl.cli_export import app
 
-    _, _, records, stored, recording = measured
+    _, _, _records, stored, recording = measured
     args = ["emg", str(recording), "--threshold", str(stored.threshold_id), "--bids-root", str(tmp_path / "bids"),
             "--sub", "01", "--task", "mt", "--db", str(tmp_path / "r.db")]
     refused = CliRunner().invoke(app, args)

@@ -129,7 +129,8 @@ PARTICIPANTS_SIDECAR = {
 
 def _participants(root: Path, sub: str) -> list[Path]:
     path = root / "participants.tsv"
-    columns, rows = ["participant_id"], []
+    columns: list[str] = ["participant_id"]
+    rows: list[dict[str, str]] = []
     if path.exists():
         columns, rows = read_tsv(path.read_text(encoding="utf-8"))
     if all(r.get("participant_id") != f"sub-{sub}" for r in rows):

@@ -260,7 +260,7 @@ def export_mep_emg(
         + (f"_run-{run}" if run else "")
     folder = subject_folder(root, sub, ses) / "emg"
     edf_path = folder / f"{stem}_emg.edf"
-    rows = []
+    rows: list[dict[str, Any]] = []
     times = recording.times_s
     for entry, onset, first in zip(measured, onsets, firsts):
         if first is not None:  # the pulse's place in its epoch, the epochs laid end to end
