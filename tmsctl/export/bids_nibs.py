@@ -11,17 +11,18 @@ What is written, for ``sub-<sub>[_ses-<ses>]_task-<task>[_acq-<acq>][_run-<run>]
 ``<root>/sub-<sub>/[ses-<ses>/]nibs/``:
 
 ``*_nibs.tsv``
-    One row per unique parameter set. A parameter set here is *one train* (or one single or paired
-    pulse) as the protocol prescribes it: the base stimulus, the ``pattern<i>`` layers inside the
-    train (bursts and pulses; e.g. iTBS: ``pattern1`` 3 × 20 ms, ``pattern2`` 10 × 200 ms) and its
-    intensity. Trains at different intensities (a ramp) are different rows.
+    One row per unique parameter set: the base stimulus, the ``pattern<i>`` layers inside a train
+    (bursts and pulses), and, as the draft's iTBS example writes it, an outermost layer counting
+    the trains of a run (iTBS-600: ``pattern1`` 3 × 20 ms, ``pattern2`` 10 × 200 ms, ``pattern3``
+    20 × 10000 ms), and its intensity. Trains at different intensities (a ramp) are different rows,
+    and so are runs of different lengths (a session cut short: its complete run, then the cut train).
 ``*_events.tsv``
-    The timeline: one row per train or pulse that was delivered or begun, with its actual onset
-    (seconds from the start of the session), nominal duration, ``nibs_event_id`` and
-    ``nibs_position_id``; extra columns (documented in ``*_events.json``) carry what tmsctl
-    recorded: ``pulses_delivered`` (known delivered), ``pulses_uncertain`` (may or may not have gone
-    out), ``delivery_state``, ``delivery_evidence`` and ``trigger_source``. The repetition of
-    trains is the timeline itself, so no ``pattern<i>`` layer describes it.
+    The timeline: one row per run of trains (see :func:`_group_trains`), or per single or paired
+    pulse, delivered or begun, with its actual onset (seconds from the start of the session),
+    nominal duration, ``nibs_event_id`` and ``nibs_position_id``; extra columns (documented in
+    ``*_events.json``) carry what tmsctl recorded: ``pulses_delivered`` (known delivered),
+    ``pulses_uncertain`` (may or may not have gone out), ``delivery_state``, ``delivery_evidence``
+    and ``trigger_source``.
 ``*_nibs.json``
     Column descriptions and units, ``StimulatorSet`` (the model tmsctl connected to, its firmware;
     serials are not reported by the Magstim protocol), ``ElementSet`` (the coil as recorded),
@@ -29,8 +30,10 @@ What is written, for ``sub-<sub>[_ses-<ses>]_task-<task>[_acq-<acq>][_run-<run>]
     ``NIBSDescription`` and ``GeneratedBy``.
 ``*_markers.tsv`` / ``.json``
     The target as the protocol names it (a 10-20 site, MNI coordinates, a landmark...).
-``dataset_description.json`` (created if absent; ``GeneratedBy`` appended) and
-``sub-<sub>[_ses-<ses>]_scans.tsv`` (the nibs run with its acquisition time).
+The dataset-level files (:mod:`tmsctl.export.bids_dataset`): ``dataset_description.json``,
+``README.md``, ``participants.tsv``, ``sub-<sub>[_ses-<ses>]_scans.tsv``, and ``.bidsignore`` with
+``**/nibs`` — the draft is not in the released specification, so the validator is told to skip it.
+What the draft leaves open and what tmsctl does there: docs/bids.md.
 
 Values nobody recorded are ``n/a``, never guessed. A simulated session is refused unless asked
 for explicitly, and is then labelled ``"Simulated": true`` in the sidecar and its description.
