@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tmsctl.cli.export import app as export_app
 from tmsctl.core.errors import InvalidArgument
+from tmsctl.lab.bids_dataset import validate
 from tmsctl.lab.bids_nibs import SPEC_VERSION, ExportRefused, export_session, read_tsv
 from tmsctl.protocols.canonical import content_hash
 from tmsctl.protocols.loader import load_protocol_text
@@ -76,7 +77,9 @@ def example_tsv(name: str) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def record(records: Records, text: str, *, model: str, intensities, threshold=None, simulated=False,
-           kind=DeliveryKind.TRAIN, finish=True, paired=None, subject="S201"):
+           kind=DeliveryKind.TRAIN, finish=True, paired=None, subject="S201", onsets=None, cut_short=None):
+    """A session as the runner records it; ``onsets`` are the actual onsets (default 3.5 + 10 s × index),
+    ``cut_short`` = (delivered, uncertain) of the last train, ended by a fault."""
     protocol = load_protocol_text(text)
     schedule_pulses = protocol.plan().pulses_per_train or 1
     records.ensure_subject(subject)
@@ -95,10 +98,14 @@ def record(records: Records, text: str, *, model: str, intensities, threshold=No
             intensity = paired[0]
         records.begin_delivery(DeliveryPlan(sid, index, kind, 10.0 * index, schedule_pulses if not paired else 2,
                                             intensity, TriggerSource.SERIAL, **extra))
-        if finish or index < len(intensities) - 1:
+        onset = onsets[index] if onsets is not None else 3.5 + 10.0 * index
+        if cut_short is not None and index == len(intensities) - 1:
+            records.finish_delivery(DeliveryResult(sid, index, cut_short[0], False, onset_offset_s=onset,
+                                                   pulses_uncertain=cut_short[1], evidence="fault mid-train"))
+        elif finish or index < len(intensities) - 1:
             records.finish_delivery(DeliveryResult(sid, index, schedule_pulses if not paired else 2, True,
-                                                   onset_offset_s=3.5 + 10.0 * index))
-    if finish:
+                                                   onset_offset_s=onset))
+    if finish and cut_short is None:
         records.complete_session(sid)
     return sid
 
@@ -154,22 +161,22 @@ def test_an_itbs_session_matches_the_pinned_itbs_example(records, tmp_path) -> N
     check_structure(out)
 
     example_header, (example_row,) = example_tsv("sub-001_task-rest_acq-itbs_nibs.tsv")
-    # Our rows describe one train; the train repetition (the example's pattern3) is the events timeline.
-    assert out["nibs_header"] == [c for c in example_header if not c.startswith("pattern3_")]
+    # One row for the whole protocol: the repetition of trains is the row's pattern3, as in the example.
+    assert out["nibs_header"] == example_header
     (row,) = out["nibs_rows"]
     for column in ("nibs_type", "pattern1_count", "pattern1_interval", "pattern2_count", "pattern2_interval",
-                   "intensity_reference", "intensity_scaling", "stimulus_intensity"):
+                   "pattern3_count", "pattern3_interval", "intensity_reference", "intensity_scaling",
+                   "stimulus_intensity"):
         assert float(row[column]) == float(example_row[column]) if column.startswith(("pattern", "stimulus_int", "intensity_s")) \
             else row[column] == example_row[column], column
 
     events_header, (example_event,) = example_tsv("sub-001_task-rest_acq-itbs_events.tsv")
     assert out["events_header"][: len(events_header)] == events_header
-    assert len(out["events_rows"]) == 20
-    trains = [float(r["onset"]) for r in out["events_rows"]]
-    assert trains == pytest.approx([3.5 + 10 * i for i in range(20)])
-    # the example's single 192 s event spans our 20 trains: first onset to the end of the last train
-    span = trains[-1] + float(out["events_rows"][-1]["duration"]) - trains[0]
-    assert span == pytest.approx(float(example_event["duration"]))
+    (event,) = out["events_rows"]  # one event, as the example writes it, not one per train
+    assert float(event["onset"]) == pytest.approx(3.5)
+    assert float(event["duration"]) == pytest.approx(float(example_event["duration"]))  # 192 s
+    assert (event["nibs_event_id"], event["pulses_delivered"], event["pulses_uncertain"], event["delivery_state"]) == (
+        row["nibs_event_id"], "600", "0", "completed")
 
     example = json.loads((EXAMPLES / "sub-001_task-rest_acq-itbs_nibs.json").read_text())
     sidecar = out["sidecar"]
@@ -183,7 +190,38 @@ def test_an_itbs_session_matches_the_pinned_itbs_example(records, tmp_path) -> N
     example_events = json.loads((EXAMPLES / "sub-001_task-rest_acq-itbs_events.json").read_text())
     for column in events_header:
         assert set(example_events[column]) <= set(out["events_sidecar"][column]) | {"Levels"}
-        assert out["events_sidecar"][column].get("Units") == example_events[column].get("Units")
+        # the example writes "second"; BIDS (and bids-validator) want the SI symbol
+        assert out["events_sidecar"][column].get("Units") == ("s" if example_events[column].get("Units") else None)
+
+
+def test_an_itbs_session_cut_short_by_a_fault_keeps_the_run_and_the_cut_train_apart(records, tmp_path) -> None:
+    text = (LIBRARY / "itbs-600.yaml").read_text()
+    sid = record(records, text, model="magventure-magpro", intensities=[32] * 7, threshold=ThresholdUsed("aMT", 40.0),
+                 cut_short=(12, 3))
+    out = exported(export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="itbs"))
+    check_structure(out)
+    sets = {r["nibs_event_id"]: r for r in out["nibs_rows"]}
+    assert (sets["itbs-600-6trains"]["pattern3_count"], sets["itbs-600-6trains"]["pattern3_interval"]) == ("6", "10000")
+    assert (sets["itbs-600-1train"]["pattern3_count"], sets["itbs-600-1train"]["pattern3_interval"]) == ("n/a", "n/a")
+    assert [(r["nibs_event_id"], r["onset"], r["duration"], r["pulses_delivered"], r["pulses_uncertain"],
+             r["delivery_state"]) for r in out["events_rows"]] == [
+        ("itbs-600-6trains", "3.5", "52", "180", "0", "completed"),
+        ("itbs-600-1train", "63.5", "2", "12", "3", "stopped"),
+    ]
+
+
+def test_a_train_off_the_protocols_grid_starts_a_new_event(records, tmp_path) -> None:
+    text = (LIBRARY / "itbs-600.yaml").read_text()
+    onsets = [3.5 + 10 * i for i in range(6)]
+    onsets[3] += 0.004  # within the tolerance: the run goes on
+    onsets[4] += 0.020  # 20 ms late: the timeline would misplace it, so a new run begins
+    onsets[5] += 0.020
+    sid = record(records, text, model="magventure-magpro", intensities=[32] * 6, onsets=onsets,
+                 threshold=ThresholdUsed("aMT", 40.0))
+    out = exported(export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="itbs"))
+    check_structure(out)
+    assert [(r["nibs_event_id"], r["onset"]) for r in out["events_rows"]] == [
+        ("itbs-600-4trains", "3.5"), ("itbs-600-2trains", "43.52")]
 
 
 def test_a_single_pulse_session_has_the_examples_single_pulse_columns(records, tmp_path) -> None:
@@ -214,13 +252,14 @@ def test_paired_pulses_give_per_pulse_intensities_with_a_declared_delimiter(reco
 
 def test_a_ramp_makes_one_parameter_set_per_intensity(records, tmp_path) -> None:
     sid = record(records, RAMPED, model="magstim-rapid2", intensities=[48, 54, 60, 60],
-                 threshold=ThresholdUsed("rMT", 50.0))
+                 threshold=ThresholdUsed("rMT", 50.0), onsets=[12.0 * i for i in range(4)])
     out = exported(export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="rtms"))
     check_structure(out)
     scalings = {row["stimulus_intensity"]: row["intensity_scaling"] for row in out["nibs_rows"]}
     assert scalings == {"48": "0.96", "54": "1.08", "60": "1.2"}
-    assert [r["nibs_event_id"] for r in out["events_rows"]] == [
-        "ramped-10hz-48pct", "ramped-10hz-54pct", "ramped-10hz-60pct", "ramped-10hz-60pct"]
+    assert [(r["nibs_event_id"], r["duration"]) for r in out["events_rows"]] == [
+        ("ramped-10hz-48pct-1train", "2"), ("ramped-10hz-54pct-1train", "2"), ("ramped-10hz-60pct-2trains", "14")]
+    assert {r["nibs_event_id"]: r["pattern2_count"] for r in out["nibs_rows"]}["ramped-10hz-60pct-2trains"] == "2"
     marker = out["markers"][1][0]
     assert (marker["position_x"], marker["position_y"], marker["position_z"]) == ("-38", "44", "26")
 
@@ -289,3 +328,80 @@ def test_the_cli_exports_a_session_run_through_the_api(tms_simulator, tms_clock,
     assert len(rows) == 5 and {r["pulses_delivered"] for r in rows} == {"1"}
     sidecar = json.loads((nibs / "sub-202_ses-01_task-hotspot_nibs.json").read_text())
     assert sidecar["StimulatorSet"]["ManufacturerModelName"] == "magstim-200"
+
+
+# -- the real validator ------------------------------------------------------------------------------------
+
+RTMS = """\
+schema_version: 1
+id: validator-10hz
+title: Short 10 Hz for the validator
+coil: {family: figure8}
+target: {method: eeg_10_20, site: F3}
+hemisphere: left
+intensity: {reference: rMT, scaling_pct: 100}
+pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 20, inter_train_interval_s: 6, trains: 6}
+"""
+# Codes the validator may still raise on a tmsctl export: recommendations only the lab can meet
+# (HED tags, source datasets, the software that presented stimuli).
+ACCEPTED_WARNINGS = {"JSON_KEY_RECOMMENDED", "SIDECAR_KEY_RECOMMENDED"}
+
+
+def bids_validator(root: Path) -> list[dict]:
+    return validate(root)
+
+
+def errors_of(issues: list[dict]) -> list[tuple[str, str | None]]:
+    return [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"]
+
+
+def run_session(tmp_path: Path, sim, clock, text: str, subject: str):
+    from tmsctl.lab import api
+
+    path = tmp_path / f"{subject}.yaml"
+    path.write_text(text)
+    with api.open(sim.url, clock=clock, db=tmp_path / "tmsctl-records.db") as stim:
+        return stim.run(path, subject=subject, mt=50, allow_unapproved="validator test", log_dir=tmp_path / "logs")
+
+
+def test_exports_of_recorded_sessions_pass_the_bids_validator(tmp_path, tms_simulator, tms_clock, tms_dose_truth) -> None:
+    completed_sim = tms_simulator("rapid2")
+    completed = run_session(tmp_path, completed_sim, tms_clock, RTMS, "S301")
+    assert completed.outcome.value == "completed", completed.reason
+    tms_dose_truth(completed_sim, completed.session_id)
+    faulted_sim = tms_simulator("rapid2", faults="coil_unplugged@20s")  # the coil comes off in train 3
+    faulted = run_session(tmp_path, faulted_sim, tms_clock, RTMS, "S302")
+    assert faulted.outcome.value == "faulted", faulted.reason
+    tms_dose_truth(faulted_sim, faulted.session_id)
+    bids = tmp_path / "bids"
+    with Records(tmp_path / "tmsctl-records.db") as records:
+        one = export_session(records, completed.session_id, bids_root=bids, sub="301", ses="01", task="rtms",
+                             allow_simulated=True, authors=("A. Tester", "B. Operator"), license="CC0")
+        two = export_session(records, faulted.session_id, bids_root=bids, sub="302", ses="01", task="rtms",
+                             allow_simulated=True)
+
+    issues = bids_validator(bids)
+    assert errors_of(issues) == [], json.dumps(issues, indent=1)[:4000]
+    warnings = {i["code"] for i in issues if i["severity"] == "warning"}
+    assert warnings <= ACCEPTED_WARNINGS, warnings
+
+    # the completed session is one event (6 trains); the faulted one keeps its run and its cut train apart
+    (event,) = read_tsv(one.events_tsv.read_text())[1]
+    assert (event["pulses_delivered"], event["delivery_state"]) == ("120", "completed")
+    cut = read_tsv(two.events_tsv.read_text())[1]
+    assert [r["delivery_state"] for r in cut] == ["completed", "stopped"]
+    assert int(cut[1]["pulses_uncertain"]) > 0
+    assert (bids / ".bidsignore").read_text().splitlines()[-1] == "**/nibs"
+    assert read_tsv((bids / "participants.tsv").read_text())[1] == [{"participant_id": "sub-301"},
+                                                                    {"participant_id": "sub-302"}]
+    description = json.loads((bids / "dataset_description.json").read_text())
+    assert (description["Authors"], description["License"]) == (["A. Tester", "B. Operator"], "CC0")
+
+
+def test_the_validator_sees_what_the_export_would_get_wrong(records, tmp_path) -> None:
+    """The validator check can fail: without the .bidsignore the draft's files are errors."""
+    sid = record(records, SINGLE, model="magstim-200", intensities=[60] * 5, kind=DeliveryKind.SINGLE)
+    export_session(records, sid, bids_root=tmp_path / "b", sub="01", ses=None, task="sp")
+    assert errors_of(bids_validator(tmp_path / "b")) == []
+    (tmp_path / "b" / ".bidsignore").unlink()
+    assert ("NOT_INCLUDED", "/sub-01/nibs/") in errors_of(bids_validator(tmp_path / "b"))

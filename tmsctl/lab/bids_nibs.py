@@ -11,17 +11,18 @@ What is written, for ``sub-<sub>[_ses-<ses>]_task-<task>[_acq-<acq>][_run-<run>]
 ``<root>/sub-<sub>/[ses-<ses>/]nibs/``:
 
 ``*_nibs.tsv``
-    One row per unique parameter set. A parameter set here is *one train* (or one single or paired
-    pulse) as the protocol prescribes it: the base stimulus, the ``pattern<i>`` layers inside the
-    train (bursts and pulses; e.g. iTBS: ``pattern1`` 3 × 20 ms, ``pattern2`` 10 × 200 ms) and its
-    intensity. Trains at different intensities (a ramp) are different rows.
+    One row per unique parameter set: the base stimulus, the ``pattern<i>`` layers inside a train
+    (bursts and pulses), and, as the draft's iTBS example writes it, an outermost layer counting
+    the trains of a run (iTBS-600: ``pattern1`` 3 × 20 ms, ``pattern2`` 10 × 200 ms, ``pattern3``
+    20 × 10000 ms), and its intensity. Trains at different intensities (a ramp) are different rows,
+    and so are runs of different lengths (a session cut short: its complete run, then the cut train).
 ``*_events.tsv``
-    The timeline: one row per train or pulse that was delivered or begun, with its actual onset
-    (seconds from the start of the session), nominal duration, ``nibs_event_id`` and
-    ``nibs_position_id``; extra columns (documented in ``*_events.json``) carry what tmsctl
-    recorded: ``pulses_delivered`` (known delivered), ``pulses_uncertain`` (may or may not have gone
-    out), ``delivery_state``, ``delivery_evidence`` and ``trigger_source``. The repetition of
-    trains is the timeline itself, so no ``pattern<i>`` layer describes it.
+    The timeline: one row per run of trains (see :func:`_group_trains`), or per single or paired
+    pulse, delivered or begun, with its actual onset (seconds from the start of the session),
+    nominal duration, ``nibs_event_id`` and ``nibs_position_id``; extra columns (documented in
+    ``*_events.json``) carry what tmsctl recorded: ``pulses_delivered`` (known delivered),
+    ``pulses_uncertain`` (may or may not have gone out), ``delivery_state``, ``delivery_evidence``
+    and ``trigger_source``.
 ``*_nibs.json``
     Column descriptions and units, ``StimulatorSet`` (the model tmsctl connected to, its firmware;
     serials are not reported by the Magstim protocol), ``ElementSet`` (the coil as recorded),
@@ -29,8 +30,10 @@ What is written, for ``sub-<sub>[_ses-<ses>]_task-<task>[_acq-<acq>][_run-<run>]
     ``NIBSDescription`` and ``GeneratedBy``.
 ``*_markers.tsv`` / ``.json``
     The target as the protocol names it (a 10-20 site, MNI coordinates, a landmark...).
-``dataset_description.json`` (created if absent; ``GeneratedBy`` appended) and
-``sub-<sub>[_ses-<ses>]_scans.tsv`` (the nibs run with its acquisition time).
+The dataset-level files (:mod:`tmsctl.lab.bids_dataset`): ``dataset_description.json``,
+``README.md``, ``participants.tsv``, ``sub-<sub>[_ses-<ses>]_scans.tsv``, and ``.bidsignore`` with
+``**/nibs`` — the draft is not in the released specification, so the validator is told to skip it.
+What the draft leaves open and what tmsctl does there: docs/bids.md.
 
 Values nobody recorded are ``n/a``, never guessed. A simulated session is refused unless asked
 for explicitly, and is then labelled ``"Simulated": true`` in the sidecar and its description.
@@ -38,28 +41,28 @@ for explicitly, and is then labelled ``"Simulated": true`` in the sidecar and it
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tmsctl import __version__
 from tmsctl.core.errors import InvalidArgument, TmsError
 from tmsctl.core.registry import drivers
+from tmsctl.lab.bids_dataset import add_scan, generated_by, update_dataset
+from tmsctl.lab.bids_tsv import NA, read_tsv, write_tsv
+from tmsctl.lab.bids_tsv import fmt as _fmt
 from tmsctl.session.dose import DoseCount
 
 SPEC_VERSION = "nibs-bids-6.3"
 SPEC_SOURCE = "nigelrogasch/nibs-bids@77de0bd, nibs-bids-v6/examples/v.6.3 (the *_GB examples' key names)"
-BIDS_VERSION = "1.11.0"  # the version the v6.3 examples declare
 SUPPORTED_SPECS = (SPEC_VERSION,)
+# The draft's files are not in the released specification: the validator is told to skip them.
+NIBS_IGNORE = ("**/nibs",)
 MSO_UNITS = "% Maximum Stimulator Output"
-NA = "n/a"
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -101,6 +104,7 @@ class ParameterSet:
     pulse_intensities: tuple[float, ...] = ()  # pattern1_intensity (paired pulses)
     references: tuple[str, ...] = ("absolute",)
     scalings: tuple[str, ...] = ("absolute",)
+    layer_names: tuple[str, ...] = ()  # what each layer builds ("burst", "train", "run of trains")
 
 
 @dataclass(frozen=True)
@@ -118,33 +122,6 @@ class TimelineEvent:
     evidence: str = ""
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return NA
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return NA
-        text = f"{value:.6f}".rstrip("0").rstrip(".")
-        return text if text not in ("", "-0") else "0"
-    return str(value)
-
-
-def write_tsv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_fmt(row.get(c)) for c in columns])
-    return out.getvalue()
-
-
-def read_tsv(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text), delimiter="\t")
-    rows = list(reader)
-    header = rows[0]
-    return header, [dict(zip(header, r)) for r in rows[1:]]
-
-
 # -- from records to tables ---------------------------------------------------------------------------
 
 
@@ -152,51 +129,110 @@ def _scaling(pct_of_reference: float) -> str:
     return _fmt(round(pct_of_reference / 100.0, 6))
 
 
-def _parameter_sets(protocol: Any, deliveries: Sequence[Any], schedule: Any) -> tuple[list[ParameterSet], dict[int, str]]:
-    """The unique parameter sets among the delivered positions, and each position's event id."""
-    plan = protocol.plan()
+# A train more than this off its place on the protocol's grid starts a new event, so the timeline
+# never puts a delivered train's onset further than this from where it really was.
+GROUP_ONSET_TOLERANCE_S = 0.005
+_PULSE_KINDS = ("single_pulse", "paired_pulse")
+
+
+def _delivery_set(protocol: Any, plan: Any, delivery: Any, schedule: Any) -> tuple[tuple[Any, ...], ParameterSet]:
+    """(identity, unnamed parameter set) of one delivered train, pulse or pair."""
     reference = protocol.intensity.reference
-    inner = [(layer.count, float(layer.interval_s) * 1000.0) for layer in plan.inner if layer.count > 1]
+    train = schedule.trains[delivery.index] if delivery.index < len(schedule.trains) else None
+    pct_of_ref = train.intensity_pct_of_reference if train is not None else protocol.intensity.scaling_pct
+    if plan.kind == "paired_pulse":
+        conditioning = protocol.pattern.conditioning_intensity
+        intensities = (delivery.intensity_pct_mso, delivery.second_intensity_pct_mso)
+        refs = tuple("absolute" if r == "MSO" else r for r in (conditioning.reference, reference))
+        scalings = tuple("absolute" if r == "MSO" else _scaling(s)
+                         for r, s in ((conditioning.reference, conditioning.scaling_pct), (reference, pct_of_ref)))
+        return ("paired", intensities, delivery.ipi_ms), ParameterSet(
+            "", None, ((2, float(delivery.ipi_ms)),), tuple(float(i) for i in intensities), refs, scalings, ("pair",))
+    inner = [layer for layer in plan.inner if layer.count > 1]
+    return ("train", delivery.intensity_pct_mso), ParameterSet(
+        "", float(delivery.intensity_pct_mso), tuple((layer.count, float(layer.interval_s) * 1000.0) for layer in inner),
+        references=("absolute" if reference == "MSO" else reference,),
+        scalings=("absolute" if reference == "MSO" else _scaling(pct_of_ref),),
+        layer_names=tuple(layer.builds for layer in inner),
+    )
+
+
+def _group_trains(plan: Any, deliveries: Sequence[Any], schedule: Any, onset_of: Mapping[int, float],
+                  key_of: Mapping[int, tuple[Any, ...]]) -> list[list[Any]]:
+    """Consecutive trains that repeat one parameter set on the protocol's grid, as the draft writes a protocol.
+
+    The pinned draft writes a repeated train as one event whose parameter set counts the trains
+    (iTBS: ``pattern3_count`` 20 × ``pattern3_interval`` 10000 ms). A train joins the run before it
+    only when both were delivered completely (none uncertain), at the same intensity, in the same
+    run segment (no pause between), by the same trigger, and its actual onset lies within
+    ``GROUP_ONSET_TOLERANCE_S`` of the run's grid. Anything else — a train cut short, a pause, a
+    ramp step, a late train — starts a new event, so no count or onset is blurred. Single pulses
+    and pairs stay one event each: their responses (MEPs, TEPs) are read per pulse, and the draft's
+    motor TMS-EMG example lists every one.
+    """
+    groups: list[list[Any]] = []
+    for d in deliveries:
+        run = groups[-1] if groups else None
+        if run is not None and plan.kind not in _PULSE_KINDS and _continues(run, d, schedule, onset_of, key_of):
+            run.append(d)
+        else:
+            groups.append([d])
+    return groups
+
+
+def _continues(run: Sequence[Any], d: Any, schedule: Any, onset_of: Mapping[int, float],
+               key_of: Mapping[int, tuple[Any, ...]]) -> bool:
+    first, last = run[0], run[-1]
+    if not all(x.state.value == "completed" and x.pulses_uncertain == 0 and x.onset_offset_s is not None
+               for x in (last, d)):
+        return False
+    if (d.index != last.index + 1 or key_of[id(d)] != key_of[id(first)] or d.segment != first.segment
+            or d.trigger_source != first.trigger_source or d.index >= len(schedule.trains)):
+        return False
+    onsets = [schedule.trains[i].onset_s for i in (first.index, first.index + 1, d.index)]
+    period = onsets[1] - onsets[0]
+    nominal = onsets[2] - onsets[0]
+    on_grid = math.isclose(nominal, (d.index - first.index) * period, rel_tol=0, abs_tol=1e-9)
+    return on_grid and abs((onset_of[id(d)] - onset_of[id(first)]) - nominal) <= GROUP_ONSET_TOLERANCE_S
+
+
+def _parameter_sets(protocol: Any, groups: Sequence[Sequence[Any]], schedule: Any,
+                    key_of: Mapping[int, tuple[Any, ...]], set_of: Mapping[int, ParameterSet]) -> tuple[list[ParameterSet], list[str]]:
+    """The unique parameter sets among the timeline's events, and each event's (group's) set id."""
     by_key: dict[tuple[Any, ...], ParameterSet] = {}
-    ids: dict[int, str] = {}
-    for delivery in deliveries:
-        train = schedule.trains[delivery.index] if delivery.index < len(schedule.trains) else None
-        pct_of_ref = train.intensity_pct_of_reference if train is not None else protocol.intensity.scaling_pct
-        if plan.kind == "paired_pulse":
-            conditioning = protocol.pattern.conditioning_intensity
-            intensities = (delivery.intensity_pct_mso, delivery.second_intensity_pct_mso)
-            refs = tuple("absolute" if r == "MSO" else r for r in (conditioning.reference, reference))
-            scalings = tuple("absolute" if r == "MSO" else _scaling(s)
-                             for r, s in ((conditioning.reference, conditioning.scaling_pct), (reference, pct_of_ref)))
-            key: tuple[Any, ...] = ("paired", intensities, delivery.ipi_ms)
-            layers: tuple[tuple[int, float], ...] = ((2, float(delivery.ipi_ms)),)
-            candidate = ParameterSet("", None, layers, tuple(float(i) for i in intensities), refs, scalings)
+    keys: list[tuple[Any, ...]] = []
+    for group in groups:
+        first = group[0]
+        base, candidate = key_of[id(first)], set_of[id(first)]
+        if len(group) > 1:
+            period_ms = (schedule.trains[first.index + 1].onset_s - schedule.trains[first.index].onset_s) * 1000.0
+            key = (*base, len(group), round(period_ms, 6))
+            candidate = replace(candidate, layers=(*candidate.layers, (len(group), period_ms)),
+                                layer_names=(*candidate.layer_names, "run of trains"))
         else:
-            key = ("train", delivery.intensity_pct_mso)
-            candidate = ParameterSet(
-                "", float(delivery.intensity_pct_mso), tuple(inner),
-                references=("absolute" if reference == "MSO" else reference,),
-                scalings=("absolute" if reference == "MSO" else _scaling(pct_of_ref),),
-            )
-        if key not in by_key:
-            by_key[key] = candidate
-        ids[delivery.index] = repr(key)
-    # Readable, unique ids: the protocol id, plus the intensity when several sets exist.
+            key = (*base, 1, None)
+        by_key.setdefault(key, candidate)
+        keys.append(key)
+    # Readable, unique ids: the protocol id, plus what tells the sets apart when there are several.
+    intensities = {p.intensity_pct_mso for p in by_key.values()}
+    run_lengths = {k[-2] for k in by_key if k[0] == "train"}
     named: dict[str, ParameterSet] = {}
-    rename: dict[str, str] = {}
+    rename: dict[tuple[Any, ...], str] = {}
     for key, pset in by_key.items():
-        if len(by_key) == 1:
-            name = protocol.id
-        elif pset.intensity_pct_mso is not None:
-            name = f"{protocol.id}-{_fmt(pset.intensity_pct_mso)}pct"
-        else:
-            name = f"{protocol.id}-" + "-".join(_fmt(i) for i in pset.pulse_intensities) + "pct"
+        name = protocol.id
+        if len(by_key) > 1:
+            if pset.pulse_intensities:
+                name += "-" + "-".join(_fmt(i) for i in pset.pulse_intensities) + "pct"
+            else:
+                if len(intensities) > 1:
+                    name += f"-{_fmt(pset.intensity_pct_mso)}pct"
+                if len(run_lengths) > 1:
+                    name += f"-{key[-2]}train" + ("s" if key[-2] != 1 else "")
         while name in named:
             name += "-b"
-        named[name] = ParameterSet(name, pset.intensity_pct_mso, pset.layers, pset.pulse_intensities,
-                                   pset.references, pset.scalings)
-        rename[repr(key)] = name
-    return list(named.values()), {index: rename[k] for index, k in ids.items()}
+        named[name] = replace(pset, event_id=name)
+        rename[key] = name
+    return list(named.values()), [rename[k] for k in keys]
 
 
 def _nibs_rows(psets: Sequence[ParameterSet], stimulator_id: str, shape: str, first_inflection: str) -> tuple[list[str], list[dict[str, Any]]]:
@@ -260,12 +296,14 @@ def _column_docs(columns: Sequence[str], psets: Sequence[ParameterSet], shape: s
                               "Description": "Multiplier applied to the reference value (0.8 for 80 %), or 'absolute'.",
                               "Delimiter": "|"},
     }
-    depth = max((len(p.layers) for p in psets), default=0)
-    names = ["pulses", "bursts", "groups", "groups"]
-    for i in range(1, depth + 1):
-        unit = names[min(i - 1, len(names) - 1)]
-        docs[f"pattern{i}_count"] = {"LongName": f"Pattern {i} count",
-                                     "Description": f"Number of pattern{i - 1 if i > 1 else ''} units{'' if i > 1 else ' (base stimuli)'} in one pattern{i} unit ({unit})."}
+    deepest = max(psets, key=lambda p: len(p.layers), default=None)
+    names = deepest.layer_names if deepest is not None else ()
+    for i, builds in enumerate(names, start=1):
+        items = "base stimuli (pulses)" if i == 1 else f"pattern{i - 1} units ({names[i - 2]}s)"
+        run = " A run is the trains delivered back to back on the protocol's grid; n/a when the event is one train." \
+            if builds == "run of trains" else ""
+        docs[f"pattern{i}_count"] = {"LongName": f"Pattern {i} count ({items.split(' (')[-1].rstrip(')')} per {builds})",
+                                     "Description": f"Number of {items} in one pattern{i} unit (a {builds}).{run}"}
         docs[f"pattern{i}_interval"] = {"LongName": f"Pattern {i} interval",
                                         "Description": f"Onset-to-onset interval between consecutive {'base stimuli' if i == 1 else f'pattern{i - 1} units'}.",
                                         "Units": "milliseconds"}
@@ -278,9 +316,9 @@ EVENTS_COLUMNS = ["onset", "duration", "nibs_event_id", "nibs_position_id", "pul
 
 def _events_sidecar(psets: Sequence[ParameterSet], position_id: str, position_text: str) -> dict[str, Any]:
     return {
-        "onset": {"LongName": "Event onset", "Units": "second",
+        "onset": {"LongName": "Event onset", "Units": "s",
                   "Description": "Onset of the train or pulse (its first pulse), in seconds from the start of the tmsctl session."},
-        "duration": {"LongName": "Event duration", "Units": "second",
+        "duration": {"LongName": "Event duration", "Units": "s",
                      "Description": "Nominal duration of the train (n/a for a single pulse); derivable from the pattern fields in *_nibs.tsv."},
         "nibs_event_id": {"LongName": "Stimulation type", "Description": "References nibs_event_id in *_nibs.tsv.",
                           "Levels": {p.event_id: _describe_pset(p) for p in psets}},
@@ -322,7 +360,7 @@ class ExportResult:
     spec: str
 
 
-def _check_label(name: str, value: str | None, *, required: bool) -> None:
+def check_label(name: str, value: str | None, *, required: bool) -> None:
     if value is None:
         if required:
             raise InvalidArgument(f"--{name} is required")
@@ -333,12 +371,8 @@ def _check_label(name: str, value: str | None, *, required: bool) -> None:
 
 
 def _generated_by() -> dict[str, Any]:
-    return {
-        "Name": "tmsctl",
-        "Version": __version__,
-        "Description": f"BIDS-NIBS export pinned to the draft {SPEC_VERSION} ({SPEC_SOURCE}); the extension is a draft "
-                       "and its key names may change in later versions.",
-    }
+    return generated_by(f"BIDS-NIBS export pinned to the draft {SPEC_VERSION} ({SPEC_SOURCE}); the extension is a "
+                        "draft and its key names may change in later versions.")
 
 
 def _session_onsets(detail: Any) -> dict[int, float]:
@@ -403,6 +437,8 @@ def export_session(
     audit_log: str | Path | None = None,
     allow_simulated: bool = False,
     overwrite: bool = False,
+    authors: Sequence[str] = (),
+    license: str | None = None,
 ) -> ExportResult:
     """Write the BIDS-NIBS files of one recorded session; returns the paths written."""
     from tmsctl.protocols.expand import expand
@@ -411,7 +447,7 @@ def export_session(
     if spec not in SUPPORTED_SPECS:
         raise InvalidArgument(f"unknown BIDS-NIBS draft {spec!r}", hint=f"supported: {', '.join(SUPPORTED_SPECS)}")
     for name, value, required in (("sub", sub, True), ("ses", ses, False), ("task", task, True), ("acq", acq, False)):
-        _check_label(name, value, required=required)
+        check_label(name, value, required=required)
     if run is not None and (isinstance(run, bool) or not isinstance(run, int) or run < 1):
         raise InvalidArgument(f"--run must be a positive whole number, got {run!r}")
     detail = records.session_detail(session_id)
@@ -427,7 +463,16 @@ def export_session(
         raise ExportRefused(f"session {session.session_id} delivered nothing; there is no stimulation to describe")
     protocol = load_protocol_text(session.protocol_text, path=f"<session {session.session_id}>")
     schedule = expand(protocol)
-    psets, event_of = _parameter_sets(protocol, deliveries, schedule)
+    plan = protocol.plan()
+    segment_starts = _session_onsets(detail)
+    ordered = sorted(deliveries, key=lambda d: (d.index, d.attempt))
+    onset_of = {id(d): _onset(d, segment_starts, session.started_at) for d in ordered}
+    key_of: dict[int, tuple[Any, ...]] = {}
+    set_of: dict[int, ParameterSet] = {}
+    for d in ordered:
+        key_of[id(d)], set_of[id(d)] = _delivery_set(protocol, plan, d, schedule)
+    groups = _group_trains(plan, ordered, schedule, onset_of, key_of)
+    psets, group_event_ids = _parameter_sets(protocol, groups, schedule, key_of, set_of)
 
     model = session.device_model
     stimulator_id = model
@@ -438,14 +483,17 @@ def export_session(
     nibs_columns, nibs_rows = _nibs_rows(psets, stimulator_id, shape or NA, first_inflection)
 
     position_id, marker_row, position_text = _target(protocol)
-    segment_starts = _session_onsets(detail)
     timeline = []
-    for d in sorted(deliveries, key=lambda d: (d.index, d.attempt)):
-        train = schedule.trains[d.index] if d.index < len(schedule.trains) else None
+    for group, event_id in zip(groups, group_event_ids):
+        first, last = group[0], group[-1]
+        train = schedule.trains[last.index] if last.index < len(schedule.trains) else None
         duration = train.duration_s if train is not None and train.duration_s > 0 else None
-        timeline.append(TimelineEvent(_onset(d, segment_starts, session.started_at), duration, event_of[d.index],
-                                      position_id, d.pulses_delivered, d.state.value, d.trigger_source.value,
-                                      d.pulses_uncertain, d.evidence or NA))
+        if duration is not None and len(group) > 1:
+            duration += schedule.trains[last.index].onset_s - schedule.trains[first.index].onset_s
+        evidence = "; ".join(dict.fromkeys(d.evidence for d in group if d.evidence)) or NA
+        timeline.append(TimelineEvent(onset_of[id(first)], duration, event_id, position_id,
+                                      sum(d.pulses_delivered for d in group), first.state.value,
+                                      first.trigger_source.value, sum(d.pulses_uncertain for d in group), evidence))
     timeline.sort(key=lambda e: e.onset_s)
     events_rows = [
         {"onset": round(e.onset_s, 6), "duration": None if e.duration_s is None else round(e.duration_s, 6),
@@ -528,8 +576,8 @@ def export_session(
     for path, text in outputs.items():
         path.write_text(text, encoding="utf-8")
     written = list(outputs)
-    written.append(_dataset_description(root))
-    written.append(_scans(root, sub, ses, folder / f"{stem}_nibs.tsv", session.started_at))
+    written += update_dataset(root, sub, generator=_generated_by(), ignore=NIBS_IGNORE, authors=authors, license=license)
+    written.append(add_scan(root, sub, ses, folder / f"{stem}_nibs.tsv", session.started_at))
     return ExportResult(tuple(written), folder / f"{stem}_nibs.tsv", folder / f"{stem}_events.tsv",
                         folder / f"{stem}_nibs.json", spec)
 
@@ -552,33 +600,6 @@ def _markers_sidecar(row: Mapping[str, Any]) -> dict[str, Any]:
         "position_z": {"LongName": "MNI z", "Description": "As written in the protocol.", "Units": "mm"},
     }
     return {c: docs[c] for c in _marker_columns(row)}
-
-
-def _dataset_description(root: Path) -> Path:
-    path = root / "dataset_description.json"
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        data = {"Name": "tmsctl sessions", "BIDSVersion": BIDS_VERSION, "DatasetType": "raw"}
-    generated = [g for g in data.get("GeneratedBy", []) if not (g.get("Name") == "tmsctl" and SPEC_VERSION in g.get("Description", ""))]
-    generated.append(_generated_by())
-    data["GeneratedBy"] = generated
-    root.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-def _scans(root: Path, sub: str, ses: str | None, nibs_tsv: Path, started: datetime | None) -> Path:
-    folder = root / f"sub-{sub}" / (f"ses-{ses}" if ses else "")
-    path = folder / (f"sub-{sub}" + (f"_ses-{ses}" if ses else "") + "_scans.tsv")
-    rel = nibs_tsv.relative_to(folder).as_posix()
-    rows: list[dict[str, str]] = []
-    if path.exists():
-        _, rows = read_tsv(path.read_text(encoding="utf-8"))
-    rows = [r for r in rows if r.get("filename") != rel]
-    rows.append({"filename": rel, "acq_time": started.strftime("%Y-%m-%dT%H:%M:%S") if started else NA})
-    path.write_text(write_tsv(["filename", "acq_time"], rows), encoding="utf-8")
-    return path
 
 
 def _firmware_from_audit(audit_log: str | Path) -> str | None:
