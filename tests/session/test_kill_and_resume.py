@@ -172,6 +172,8 @@ def test_sigkill_at_thirty_instants_around_triggers_keeps_the_truth(tmp_path: Pa
         _wait_for(lambda: _sim_state(status).get("pulses", 0) > before or proc.poll() is not None, 60, "a trigger",  # noqa: B023
                   poll_s=0.0002)
         if proc.poll() is not None:
+            out, err = proc.communicate()
+            assert proc.returncode in (0, 7), f"the run ended by itself after {kills} kills: {err or out}"
             break  # nothing left to deliver
         time.sleep(delay)
         proc.kill()
