@@ -335,9 +335,11 @@ def _fit_two_sources(x: Any, log_y: Any, start: BoltzmannFit, lower: list[float]
         math.log(max(start.baseline_uv.value, _LOG_FLOOR_UV)),
         math.log(residual / start.slope_per_pct_mso.value), math.log(residual / 2),
     ])
-    options = {"maxiter": 20_000, "maxfev": 20_000, "xatol": 1e-6, "fatol": 1e-8}
-    found = minimize(negative_log_likelihood, theta0, method="Nelder-Mead", options=options)
-    found = minimize(negative_log_likelihood, found.x, method="Nelder-Mead", options=options)  # restart: simplex stalls
+    found = minimize(negative_log_likelihood, theta0, method="Nelder-Mead",
+                     options={"maxiter": 20_000, "maxfev": 20_000, "xatol": 1e-6, "fatol": 1e-8})
+    # restarted from where it stopped: a simplex can stall before the optimum
+    found = minimize(negative_log_likelihood, found.x, method="Nelder-Mead",
+                     options={"maxiter": 20_000, "maxfev": 20_000, "xatol": 1e-6, "fatol": 1e-8})
     theta = found.x
     if not np.all(np.isfinite(theta)) or found.fun >= 1e12:
         raise FitFailed("the two-source fit did not converge")
