@@ -19,6 +19,17 @@ Model (ours, status D):
   gives the MEP of a pulse at x·gain(p) (the Gaussian fall-off around the hotspot).
 * ``stops_at_s``: the stream ends there (an amplifier that stops), for bad-input tests.
 
+The recorded threshold (:meth:`SimulatedEmg.recorded_threshold_pct_mso`): the subject's threshold t
+is the intensity at which half the pulses give an MEP of at least the criterion (50 µV) — the MEP
+itself. The IFCN criterion is applied to the *recorded* peak-to-peak, which also holds the baseline
+noise under the MEP's peaks (3 µV RMS adds about 7 µV to a 50 µV MEP in a 15–50 ms window), so the
+recording reaches 50 µV with half the pulses somewhat below t (0.3–1 %MSO for the default subjects).
+That intensity — what any hunt on this recording estimates — is computed from the two models, not
+from a hunt: for a noise window i (drawn once per EMG model) the recorded peak-to-peak is a convex
+function of the MEP amplitude, so the window responds exactly when the MEP is at least some A*ᵢ, i.e.
+when the drive x − t + η reaches zᵢ = A⁻¹(A*ᵢ); hence P(recorded ≥ criterion | x) = meanᵢ Φ((x − t − zᵢ)/σ),
+and the recorded threshold is where that mean is ½.
+
 Reproducible: a seed fixes everything, and any sample's value does not depend on how the stream
 was read (in chunks, or only around pulses) — noise comes from per-block generators keyed by the
 seed and the block number, episodes from per-second generators, MEP draws from the pulse order.
@@ -26,6 +37,7 @@ seed and the block number, episodes from per-second generators, MEP draws from t
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -43,6 +55,9 @@ if TYPE_CHECKING:
 __all__ = ["EmgModel", "SimulatedEmg"]
 
 _BLOCK = 1024
+# Noise windows behind the recorded threshold: the threshold's Monte Carlo error is about
+# 1.25·σ/√draws·(1 + small), under 0.1 %MSO for σ ≤ 6 %MSO.
+_THRESHOLD_DRAWS = 2000
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,62 @@ class SimulatedEmg:
         """(onset, amplitude) of every MEP so far, in pulse order (after a ``render``)."""
         return tuple((m.onset_s, m.amplitude_uv) for m in self._meps)
 
+    def recorded_response_probability(
+        self, intensity_pct_mso: float, *, window_ms: tuple[float, float] = (15.0, 50.0),
+        draws: int = _THRESHOLD_DRAWS,
+    ) -> float:
+        """P(recorded peak-to-peak in ``window_ms`` ≥ the criterion | a pulse at the intensity); the
+        curve whose ½ point is :meth:`recorded_threshold_pct_mso` (module docstring)."""
+        return self._recorded_probability(window_ms, draws)(float(intensity_pct_mso))
+
+    def recorded_threshold_pct_mso(
+        self, *, window_ms: tuple[float, float] = (15.0, 50.0), draws: int = _THRESHOLD_DRAWS
+    ) -> float:
+        """The intensity at which the recorded peak-to-peak in ``window_ms`` after the pulse (the MEP
+        detector's window) reaches the subject's criterion in half the pulses (module docstring).
+
+        Pre-activation is left out: the detector rejects those trials rather than measuring them.
+        """
+        curve = self.subject.curve
+        probability = self._recorded_probability(window_ms, draws)
+        t, spread = curve.threshold_pct_mso, curve.spread
+        low, high = t - 10.0 * spread - 50.0, t + 10.0 * spread + 50.0
+        if probability(low) >= 0.5 or probability(high) < 0.5:
+            raise InvalidArgument(
+                f"the recorded MEP reaches {curve.criterion_uv:g} µV in half the pulses at no intensity near the "
+                f"threshold (noise {self.model.noise_rms_uv:g} µV RMS)",
+                hint="the EMG noise must stay well below the response criterion",
+            )
+        for _ in range(60):
+            middle = (low + high) / 2
+            if probability(middle) >= 0.5:
+                high = middle
+            else:
+                low = middle
+        return high
+
+    def _recorded_probability(self, window_ms: tuple[float, float], draws: int) -> Callable[[float], float]:
+        curve = self.subject.curve
+        amplitudes = _criterion_amplitudes(self.model, (float(window_ms[0]), float(window_ms[1])),
+                                           curve.criterion_uv, draws)
+        drives = []
+        for amplitude in amplitudes:
+            if amplitude <= 0.0:
+                drives.append(-math.inf)  # the noise alone reaches the criterion in this window
+            elif amplitude >= curve.max_amplitude_uv:
+                drives.append(math.inf)
+            else:
+                drives.append(curve.drive_for_amplitude_uv(amplitude))
+        t, spread = curve.threshold_pct_mso, curve.spread
+        scale = spread * math.sqrt(2.0)
+
+        def probability(x: float) -> float:
+            if spread == 0:
+                return sum(x - t >= z for z in drives) / len(drives)
+            return sum(0.5 * math.erfc(-(x - t - z) / scale) for z in drives) / len(drives)
+
+        return probability
+
     def _sync_pulses(self) -> None:
         pulses = self.truth()
         model = self.model
@@ -184,3 +255,46 @@ class SimulatedEmg:
                 phase = (self.time_of(k) - mep.onset_s) / period
                 values[k - first] += mep.amplitude_uv / 2 * math.sin(2 * math.pi * phase)
         return values
+
+
+@functools.lru_cache(maxsize=16)
+def _criterion_amplitudes(
+    model: EmgModel, window_ms: tuple[float, float], criterion_uv: float, draws: int
+) -> tuple[float, ...]:
+    """For ``draws`` noise windows (fixed seed): the least MEP amplitude whose recorded peak-to-peak
+    in the window reaches ``criterion_uv`` (0 when the noise alone does). Rendered as ``render``
+    renders: one sine cycle of ``mep_period_ms`` at a jittered latency, Gaussian noise per sample,
+    the pulse anywhere between two samples."""
+    rng = random.Random(f"emg-recorded-threshold-{criterion_uv!r}")
+    rate = model.sample_rate_hz
+    period_s = model.mep_period_ms / 1e3
+    start_s, end_s = window_ms[0] / 1e3, window_ms[1] / 1e3
+    found = []
+    for _ in range(draws):
+        phase = rng.random() / rate
+        times = [start_s + phase + j / rate for j in range(math.floor((end_s - start_s - phase) * rate) + 1)]
+        latency = model.latency_ms + (rng.gauss(0.0, model.latency_jitter_ms) if model.latency_jitter_ms else 0.0)
+        onset = max(latency, 5.0) / 1e3
+        shape = [0.5 * math.sin(2 * math.pi * (u - onset) / period_s) if onset <= u <= onset + period_s else 0.0
+                 for u in times]
+        noise = [rng.gauss(0.0, model.noise_rms_uv) if model.noise_rms_uv else 0.0 for _ in times]
+
+        def peak_to_peak(amplitude: float, shape: list[float] = shape, noise: list[float] = noise) -> float:
+            values = [amplitude * w + n for w, n in zip(shape, noise, strict=True)]
+            return max(values) - min(values)
+
+        if peak_to_peak(0.0) >= criterion_uv:
+            found.append(0.0)
+            continue
+        # Convex in the amplitude and below the criterion at 0: it crosses the criterion once.
+        low, high = 0.0, 2.0 * criterion_uv
+        while peak_to_peak(high) < criterion_uv:
+            low, high = high, 2.0 * high
+        for _ in range(40):
+            middle = (low + high) / 2
+            if peak_to_peak(middle) >= criterion_uv:
+                high = middle
+            else:
+                low = middle
+        found.append(high)
+    return tuple(found)

@@ -94,6 +94,15 @@ class RecruitmentCurve:
             return 0.0
         return self.max_amplitude_uv / (1.0 + math.exp(exponent))
 
+    def drive_for_amplitude_uv(self, amplitude_uv: float) -> float:
+        """The inverse of :meth:`amplitude_uv`: the drive z at which A(z) = ``amplitude_uv`` (0 < A < A_max)."""
+        if not 0 < amplitude_uv < self.max_amplitude_uv:
+            raise InvalidArgument(
+                f"an amplitude of {amplitude_uv:g} µV is not on the curve (0 < A < {self.max_amplitude_uv:g} µV)"
+            )
+        return (self._half_criterion_offset_pct_mso
+                - math.log(self.max_amplitude_uv / amplitude_uv - 1.0) / self.slope_per_pct_mso)
+
     def median_amplitude_uv(self, intensity_pct_mso: float) -> float:
         """The median MEP at an intensity (the curve at η = 0)."""
         return max(self.amplitude_uv(intensity_pct_mso - self.threshold_pct_mso), 0.0)

@@ -25,6 +25,7 @@ from tmsctl.clinic.mt_session import (
     threshold_record,
 )
 from tmsctl.clinic.responder import EmgResponder
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.records import Records
 from tmsctl.session.fsm import State
 from tmsctl.simulators.emg import EmgModel
@@ -85,6 +86,35 @@ def test_pre_activated_trials_are_rejected_and_given_again_at_the_same_intensity
     assert "background" in {r.measurement.rejection.value for r in outcome.rejections} <= {"background", "after-activity"}
     assert outcome.pulses_delivered == len(bench.sim.device.truth()) == len(log)
     assert len(outcome.trials) == 20
+
+
+def test_a_pulse_cap_counts_the_rejected_pulses_and_ends_with_the_estimate(emg_bench) -> None:
+    bench = emg_bench(seed=9, model=EmgModel(pre_activation_rate_per_s=0.25))
+    mt, _ = hunt(bench, settings=HuntSettings(max_rejections=40, max_consecutive_rejections=10),
+                 max_trials=30, max_pulses=30)
+    outcome = mt.run()
+    assert outcome.rejections, "this seed's subject tenses up often"
+    assert outcome.pulses_delivered == len(bench.sim.device.truth()) == 30
+    assert len(outcome.trials) == 30 - len(outcome.rejections)
+    assert outcome.result.converged and outcome.recordable
+    assert f"{len(outcome.rejections)} rejected" in outcome.result.stop_reason
+    assert abs(outcome.result.value_pct_mso - bench.subject.threshold_pct_mso) <= 2.0
+
+
+def test_a_pulse_cap_spent_on_rejected_pulses_stops_the_hunt_disarmed(emg_bench) -> None:
+    bench = emg_bench(seed=2, model=EmgModel(noise_rms_uv=40.0))
+    mt, controller = hunt(bench, max_pulses=3)
+    with pytest.raises(HuntStopped) as stopped:
+        mt.run()
+    assert isinstance(stopped.value.cause, TooManyRejections)
+    assert "every pulse rejected" in stopped.value.message
+    assert controller.state is State.DISCONNECTED and not bench.sim.device.armed
+    assert len(stopped.value.log_entries()) == len(bench.sim.device.truth()) == 3
+
+
+def test_a_pulse_cap_is_refused_for_five_of_ten() -> None:
+    with pytest.raises(InvalidArgument, match="ML-PEST only"):
+        make_procedure("5of10", max_pulses=30)
 
 
 def test_all_noise_trials_stop_the_hunt_disarmed(emg_bench) -> None:

@@ -46,7 +46,7 @@ def boltzmann(x, mep_max=2000.0, s50=65.0, k=0.3, baseline=10.0):
     return mep_max / (1 + math.exp(k * (s50 - x))) + baseline
 
 
-@pytest.mark.parametrize("scale", ["log", "linear"])
+@pytest.mark.parametrize("scale", ["two-source", "log", "linear"])
 def test_the_fit_recovers_a_known_curve_with_intervals_that_cover_it(scale) -> None:
     rng = random.Random(3)
     points = [(x, boltzmann(x) * math.exp(rng.gauss(0, 0.1))) for x in range(45, 80, 5) for _ in range(10)]
@@ -56,7 +56,34 @@ def test_the_fit_recovers_a_known_curve_with_intervals_that_cover_it(scale) -> N
     assert fit.mep_max_uv.value == pytest.approx(2000.0, rel=0.1)
     for estimate, truth in ((fit.s50_pct_mso, 65.0), (fit.slope_per_pct_mso, 0.3), (fit.mep_max_uv, 2000.0)):
         assert estimate.low < truth < estimate.high
-    assert fit.n == 70 and not fit.notes
+    assert fit.n == 70 and not [n for n in fit.notes if "two-source model" not in n]
+
+
+def test_the_default_fit_recovers_a_curve_whose_variability_is_on_the_intensity_axis() -> None:
+    # Excitability shifts of 4 %MSO from pulse to pulse (Goetz et al. 2014's input-side source): the
+    # log amplitudes scatter by a factor of several on the rising limb and hardly on the plateau.
+    rng = random.Random(5)
+    points = [(x, boltzmann(x + rng.gauss(0, 4.0), baseline=5.0)) for x in range(50, 92, 6) for _ in range(10)]
+    fit = fit_boltzmann(points)
+    assert fit.scale == "two-source"
+    assert fit.s50_pct_mso.value == pytest.approx(65.0, abs=1.5)
+    assert fit.slope_per_pct_mso.value == pytest.approx(0.3, rel=0.15)
+    assert fit.intensity_sd_pct_mso == pytest.approx(4.0, rel=0.3)
+
+
+
+def test_with_intensity_axis_variability_the_default_fit_beats_least_squares_over_seeds() -> None:
+    def recovered(scale: str) -> int:
+        hits = 0
+        for seed in range(30):
+            rng = random.Random(seed)
+            points = [(x, boltzmann(x + rng.gauss(0, 4.0), baseline=5.0)) for x in range(50, 92, 6) for _ in range(10)]
+            fit = fit_boltzmann(points, scale=scale)
+            hits += abs(fit.s50_pct_mso.value - 65.0) <= 2.0 and abs(fit.slope_per_pct_mso.value / 0.3 - 1) <= 0.2
+        return hits
+
+    # measured: 25 of 30 against 17 of 30 (least squares' slope errors have the long tail)
+    assert recovered("two-source") >= 23 > recovered("log") + 3
 
 
 def test_a_curve_that_never_rises_says_so_and_too_few_trials_fail() -> None:

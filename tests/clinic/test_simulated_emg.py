@@ -57,3 +57,35 @@ def test_pre_activation_episodes_happen_occasionally_and_are_rejected() -> None:
 def test_a_stream_that_stops_has_no_samples_after_it() -> None:
     emg = emg_with([], stops_at_s=2.0)
     assert emg.time_of(emg.last_index_until(10.0)) == pytest.approx(2.0)
+
+
+def test_the_recorded_threshold_is_where_the_detector_sees_the_criterion_in_half_the_pulses() -> None:
+    # A narrow spread and a shallow curve make the noise's share of the peak-to-peak visible: the
+    # noise lifts a near-criterion MEP, so the recording crosses 50 µV below the subject's threshold.
+    curve = RecruitmentCurve(threshold_pct_mso=50.0, slope_per_pct_mso=0.15, spread_pct_mso=1.0)
+    pulses = [PulseRecord(1.0 + 0.5 * i, 50, "serial") for i in range(600)]
+    emg = SimulatedEmg(SimulatedSubject(curve, seed=11), lambda: tuple(pulses), seed=11, start_s=0.0,
+                       model=EmgModel(pre_activation_rate_per_s=0.0))
+    responded = []
+    for pulse in pulses:
+        first = emg.index_at_or_after(pulse.t - 0.105)
+        last = emg.last_index_until(pulse.t + 0.11)
+        values = emg.render(first, last)
+        times = [emg.time_of(k) for k in range(first, last + 1)]
+        mep = detect_mep(cut_epoch(times, values, pulse.t, before_s=0.105, after_s=0.11, sample_rate_hz=5000))
+        assert mep.rejection is None
+        responded.append(mep.amplitude_uv >= 50.0)
+    seen = sum(responded) / len(responded)
+    predicted = emg.recorded_response_probability(50)
+    assert seen == pytest.approx(predicted, abs=3 * (0.25 / len(responded)) ** 0.5)
+    assert curve.response_probability(50) == 0.5  # the MEP itself: half the pulses
+    assert predicted > 0.7  # the recording: most of them
+    recorded = emg.recorded_threshold_pct_mso()
+    assert 48.5 < recorded < 49.7
+    assert emg.recorded_response_probability(recorded) == pytest.approx(0.5, abs=1e-9)
+
+
+def test_without_noise_the_recorded_threshold_is_the_subjects() -> None:
+    subject = SimulatedSubject.sample(1)
+    emg = SimulatedEmg(subject, lambda: (), seed=1, start_s=0.0, model=EmgModel(noise_rms_uv=0.0))
+    assert emg.recorded_threshold_pct_mso() == pytest.approx(subject.threshold_pct_mso, abs=0.01)

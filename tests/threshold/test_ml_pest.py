@@ -259,3 +259,43 @@ def test_ml_pest_stays_in_range_and_ends_within_its_cap(
     assert result.value_pct_mso is not None and 0 < result.value_pct_mso <= 130
     if result.converged:
         assert low <= result.value_pct_mso <= high
+
+
+def test_a_pulse_cap_counts_rejected_pulses_and_keeps_the_planned_intensity():
+    hunt = MlPest(start_pct_mso=50, max_trials=30, max_pulses=6)
+    respond = deterministic(47.3)
+    for _ in range(2):
+        hunt.record(hunt.next_intensity(), respond(hunt.next_intensity()))
+    planned = hunt.next_intensity()
+    hunt.note_rejected_pulse()
+    hunt.note_rejected_pulse()
+    assert hunt.next_intensity() == planned and not hunt.done
+    hunt.record(planned, respond(planned))
+    hunt.record(hunt.next_intensity(), respond(hunt.next_intensity()))
+    assert hunt.done  # 4 answered + 2 rejected = 6 pulses
+    result = hunt.result()
+    assert result.converged and len(result.trials) == 4
+    assert result.stop_reason == "6 pulses given (4 answered, 2 rejected)"
+
+
+def test_a_pulse_cap_reached_by_a_rejection_ends_the_hunt_and_all_rejected_is_not_converged():
+    hunt = MlPest(start_pct_mso=50, max_pulses=3)
+    hunt.record(50, SEEN)
+    hunt.note_rejected_pulse()
+    hunt.note_rejected_pulse()
+    assert hunt.done and hunt.result().converged
+    with pytest.raises(ThresholdProcedureError):
+        hunt.note_rejected_pulse()
+    nothing = MlPest(start_pct_mso=50, max_pulses=2)
+    nothing.note_rejected_pulse()
+    nothing.note_rejected_pulse()
+    assert nothing.done
+    with pytest.raises(ThresholdProcedureError, match="no trials"):
+        nothing.result()
+
+
+def test_without_a_pulse_cap_rejections_do_not_shorten_the_hunt():
+    hunt = MlPest(start_pct_mso=50, max_trials=3)
+    for _ in range(5):
+        hunt.note_rejected_pulse()
+    assert not hunt.done

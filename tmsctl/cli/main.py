@@ -66,6 +66,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "target": ("tmsctl.cli.target", "target", "DLPFC scalp targets from head measurements."),
     "mt": ("tmsctl.cli.mt", "mt", "Hunt a motor threshold on a stimulator and record it."),
     "io-curve": ("tmsctl.cli.meps", "io-curve", "Measure an input-output curve from EMG, fit and record it."),
+    "hotspot": ("tmsctl.cli.meps", "hotspot", "Search a grid for the site with the largest MEP and record it."),
     "export": ("tmsctl.cli.export", None, "Export recorded sessions (BIDS-NIBS)."),
     "report": ("tmsctl.cli.report", None, "Readable reports of sessions and courses."),
     "db": ("tmsctl.cli.db", None, "The records database: create one where you name it."),

@@ -13,6 +13,7 @@ site whose trials were all rejected cannot be chosen.
 
 from __future__ import annotations
 
+import random
 import statistics
 import threading
 from collections.abc import Callable, Sequence
@@ -22,10 +23,20 @@ from typing import Any
 from tmsctl.clinic.mt_session import MtHunt
 from tmsctl.clinic.threshold import MepResponse
 from tmsctl.core.clock import ParticipantSlot
-from tmsctl.core.errors import InvalidArgument
+from tmsctl.core.errors import InvalidArgument, TmsError
 from tmsctl.session.fsm import ENERGISED
 
-__all__ = ["HotspotProcedure", "HotspotResult", "HotspotSearch", "Site", "grid_sites"]
+__all__ = [
+    "HotspotOutcome",
+    "HotspotProcedure",
+    "HotspotRequest",
+    "HotspotResult",
+    "HotspotSearch",
+    "HotspotStopped",
+    "Site",
+    "grid_sites",
+    "run_hotspot",
+]
 
 
 @dataclass(frozen=True)
@@ -196,3 +207,108 @@ class HotspotSearch(MtHunt):
         if "error" in box:
             raise box["error"]
         return box.get("value")
+
+
+# -- a whole search on a device (what `tmsctl hotspot` runs) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class HotspotRequest:
+    device_url: str
+    subject_id: str
+    coil: Any  # tmsctl.protocols.models.Coil
+    sites: tuple[Site, ...]
+    intensity_pct_mso: int
+    pulses_per_site: int = 5
+    muscle: str = "FDI"
+    operator: str = "operator"
+    stimulator_serial: str | None = None
+    virtual_time: bool = False
+    settings: Any = None  # tmsctl.clinic.mt_session.HuntSettings
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class HotspotOutcome:
+    result: HotspotResult
+    log: tuple[dict[str, Any], ...]
+    pulses_delivered: int
+    device: Any  # DeviceInfo
+    stimulator_serial: str
+    recorded: Any | None = None
+
+
+class HotspotStopped(TmsError):
+    """The search stopped before every site was measured; disarmed and released; what was given is on record."""
+
+    def __init__(self, stopped: Any, recorded: Any | None) -> None:
+        super().__init__(stopped.message.replace("threshold hunt", "hotspot search").replace(
+            "no threshold was recorded", "no site was chosen"), hint=stopped.hint)
+        self.cause = stopped.cause
+        self.pulses_delivered = stopped.pulses_delivered
+        self.recorded = recorded
+
+
+def _result_dict(request: HotspotRequest, result: HotspotResult) -> dict[str, Any]:
+    return {
+        "intensity_pct_mso": request.intensity_pct_mso, "pulses_per_site": request.pulses_per_site,
+        "sites": [{"site": s.label, "x_mm": s.x_mm, "y_mm": s.y_mm,
+                   "reported": result.reported_positions.get(s.label)} for s in request.sites],
+        **result.as_dict(),
+        **({"note": request.note} if request.note else {}),
+    }
+
+
+def run_hotspot(request: HotspotRequest, respond: Any, records: Any | None = None, *, move: Move,
+                rng: random.Random | None = None, on_fired: Any = None, on_trial: Any = None,
+                on_rejected: Any = None) -> HotspotOutcome:
+    """Measure every site (``move`` before each), choose the largest mean MEP, and record (also a stopped search)."""
+    from tmsctl.clinic.mt_session import HUNT_MAX_PCT_MSO, HuntSettings, HuntStopped, stimulator_serial_for
+    from tmsctl.core.url import parse
+    from tmsctl.session.host import SessionHost, clock_for
+
+    rng = rng if rng is not None else random.Random()
+    device = parse(request.device_url)
+    serial = stimulator_serial_for(device, request.stimulator_serial)
+    # refuse a bad plan before the device is touched; the stimulator's own maximum is checked below
+    HotspotProcedure(request.sites, intensity_pct_mso=request.intensity_pct_mso,
+                     pulses_per_site=request.pulses_per_site, max_pct_mso=HUNT_MAX_PCT_MSO)
+    clock = clock_for(device, virtual_time=request.virtual_time)
+    host = SessionHost(device, clock, records=records)
+    try:
+        controller = host.open()
+        info = host.connect()
+        max_pct = min(HUNT_MAX_PCT_MSO, int(controller.driver.limits.max_intensity_pct_mso))
+        procedure = HotspotProcedure(request.sites, intensity_pct_mso=request.intensity_pct_mso,
+                                     pulses_per_site=request.pulses_per_site, max_pct_mso=max_pct)
+    except BaseException:
+        host.close()
+        raise
+    search = HotspotSearch(controller, procedure, respond, move=move, rng=rng,
+                           settings=request.settings or HuntSettings(), on_fired=on_fired, on_trial=on_trial,
+                           on_rejected=on_rejected, release=host.release)
+
+    def keep(status: str, reason: str | None) -> Any:
+        if records is None or search.pulses_delivered == 0:
+            return None
+        from tmsctl.records.meps import MepMeasurementRecord, MepRecords
+        from tmsctl.session.planned import coil_key
+
+        records.ensure_subject(request.subject_id)
+        return MepRecords(records).record(MepMeasurementRecord(
+            subject_id=request.subject_id, kind="hotspot", status=status, stimulator_model=info.model,
+            stimulator_serial=serial, coil=coil_key(request.coil), muscle=request.muscle,
+            pulses_delivered=search.pulses_delivered, trial_log=search.log_so_far(), operator=request.operator,
+            measured_at=clock.wall(), result=_result_dict(request, procedure.result()), stop_reason=reason,
+        ))
+
+    try:
+        search.run()
+    except HuntStopped as stopped:
+        raise HotspotStopped(stopped, keep("stopped", stopped.message[:500])) from stopped
+    except KeyboardInterrupt:
+        keep("stopped", "interrupted by the operator")
+        raise
+    result = procedure.result()
+    recorded = keep("completed", None)
+    return HotspotOutcome(result, search.log_so_far(), search.pulses_delivered, info, serial, recorded)

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from tmsctl.clinic.threshold import (
+    CountsRejectedPulses,
     MepResponse,
     MlPest,
     MuscleState,
@@ -491,6 +492,12 @@ class MtHunt:
             raise TooManyRejections(
                 f"{len(self.rejections)} trials were rejected in this hunt (last: {rejected.measurement.detail})"
             )
+        if isinstance(self.procedure, CountsRejectedPulses):
+            self.procedure.note_rejected_pulse()
+            if self.procedure.done and not self.trials:
+                raise TooManyRejections(
+                    f"the pulse cap was reached with every pulse rejected (last: {rejected.measurement.detail})"
+                )
 
     def _confirm_charged(self) -> None:
         """Poll until the unit reports charged (a recharge after a pulse or a power change)."""
@@ -574,13 +581,22 @@ def make_procedure(
     max_pct_mso: int = HUNT_MAX_PCT_MSO,
     reference: str = "rMT",
     max_trials: int | None = None,
+    max_pulses: int | None = None,
 ) -> ThresholdProcedure:
-    """``ml-pest`` (20 pulses unless ``max_trials``) or ``5of10`` (IFCN relative frequency)."""
+    """``ml-pest`` (20 pulses unless ``max_trials``; ``max_pulses`` caps the pulses given, rejected
+    ones included) or ``5of10`` (IFCN relative frequency)."""
     state = muscle_state_for(reference)
     extra: dict[str, Any] = {} if max_trials is None else {"max_trials": max_trials}
     if method not in METHODS:
         raise InvalidArgument(f"unknown threshold method {method!r}", hint=f"choose one of: {', '.join(METHODS)}")
     kind = MlPest if method == "ml-pest" else RelativeFrequency
+    if max_pulses is not None:
+        if kind is not MlPest:
+            raise InvalidArgument(
+                "a pulse cap applies to ML-PEST only",
+                hint="5 of 10 ends by its own rule; give it a trial cap with max_trials",
+            )
+        extra["max_pulses"] = max_pulses
     try:
         return kind(start_pct_mso=start_pct_mso, max_pct_mso=max_pct_mso, muscle_state=state, **extra)
     except InvalidArgument as exc:

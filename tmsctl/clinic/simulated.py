@@ -39,7 +39,10 @@ def simulated_emg_rig(
     device: DeviceURL, subject: Any, *, seed: int, virtual_time: bool, model: Any | None = None,
     placement: Any | None = None, hotspot: Any | None = None,
 ) -> Iterator[SimulatedEmgRig]:
-    """A simulator for ``device`` (sim://PROFILE[?fault=…]) with ``subject``'s EMG on its truth log."""
+    """A simulator for ``device`` (sim://PROFILE[?fault=…]) with ``subject``'s EMG on its truth log.
+
+    With a ``hotspot`` map and no ``placement``, the simulated coil is made here on the simulator's
+    clock (``rig.emg.placement``): whoever moves the coil moves that one."""
     from tmsctl.simulators import registry as sims
     from tmsctl.simulators.device import parse_fault_plan
     from tmsctl.simulators.emg import SimulatedEmg
@@ -57,6 +60,10 @@ def simulated_emg_rig(
         created = f"emg-{name}-{next(_names)}"
         instance = sims.create(name, clock=clock, faults=parse_fault_plan(device.options.get("fault", "")),
                                name=created)
+    if hotspot is not None and placement is None:
+        from tmsctl.simulators.hotspot import CoilPlacement
+
+        placement = CoilPlacement(instance.clock)
     try:
         emg = SimulatedEmg(subject, instance.device.truth, seed=seed, start_s=instance.clock.now(), model=model,
                            placement=placement, hotspot=hotspot)

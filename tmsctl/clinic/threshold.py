@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tmsctl.core.errors import InvalidArgument, TmsError
 
@@ -43,6 +43,7 @@ __all__ = [
     "MAX_PLAUSIBLE_MEP_UV",
     "NOT_SEEN",
     "SEEN",
+    "CountsRejectedPulses",
     "MepCriterion",
     "MepResponse",
     "MlPest",
@@ -246,6 +247,14 @@ class ThresholdResult:
     criterion_uv: float
 
 
+@runtime_checkable
+class CountsRejectedPulses(Protocol):
+    """A procedure whose stop rule counts pulses whose MEP the EMG detector rejected (ML-PEST's
+    ``max_pulses``); a hunt tells it of each one."""
+
+    def note_rejected_pulse(self) -> None: ...
+
+
 class ThresholdProcedure(Protocol):
     method: str
     min_pct_mso: int
@@ -378,6 +387,7 @@ class _Procedure:
         self._trials.append(trial)
         if not self.done and len(self._trials) >= self.max_trials:
             self._finish_at_trial_cap()
+        self._after_trial()
         return trial
 
     def result(self) -> ThresholdResult:
@@ -399,6 +409,9 @@ class _Procedure:
     def _finish(self, reason: str, *, converged: bool) -> None:
         self._stop_reason = reason
         self._converged = converged
+
+    def _after_trial(self) -> None:
+        """A procedure's own stop rule on the trial count, checked after each recorded trial."""
 
     # Implemented by each procedure.
     def _update(self, intensity_pct_mso: int, responded: bool) -> float | None:
@@ -471,6 +484,12 @@ class MlPest(_Procedure):
     Stop rules: after ``max_trials`` pulses (MTAT practice: 20); or, with ``ci_width_pct_mso``,
     as soon as the likelihood-ratio 95 % interval is at most that wide (``max_trials`` is then
     the cap, and reaching it means not converged).
+
+    ``max_pulses`` (EMG hunts): a cap on the pulses given to the subject, counting those whose MEP
+    the detector rejected (:meth:`note_rejected_pulse`) as well as the answered trials. A fixed-count
+    hunt then ends with its estimate after ``max_pulses`` pulses however many were rejected, instead
+    of after ``max_trials`` answered ones plus the rejected ones — the same budget spent on as many
+    trials as the recording allows.
     """
 
     method = "ml-pest"
@@ -485,6 +504,7 @@ class MlPest(_Procedure):
         criterion_uv: float | None = None,
         max_trials: int = ML_PEST_DEFAULT_TRIALS,
         ci_width_pct_mso: float | None = None,
+        max_pulses: int | None = None,
     ) -> None:
         super().__init__(
             start_pct_mso=start_pct_mso,
@@ -503,6 +523,10 @@ class MlPest(_Procedure):
                 f"ci_width_pct_mso must be a positive width in %MSO, got {ci_width_pct_mso!r}"
             )
         self.ci_width_pct_mso = None if ci_width_pct_mso is None else float(ci_width_pct_mso)
+        if max_pulses is not None and (isinstance(max_pulses, bool) or not isinstance(max_pulses, int) or max_pulses < 1):
+            raise InvalidArgument(f"max_pulses must be a positive whole number, got {max_pulses!r}")
+        self.max_pulses = max_pulses
+        self.rejected_pulses = 0
         self._log_likelihood = list(_INITIAL_LOG_LIKELIHOOD)
         self._estimate: Fraction | None = None
 
@@ -540,6 +564,37 @@ class MlPest(_Procedure):
                     f"95 % interval {low:g}–{high:g} %MSO is within {self.ci_width_pct_mso:g} %MSO"
                 )
         return float(self._estimate)
+
+    def note_rejected_pulse(self) -> None:
+        """A pulse was given at the planned intensity but its MEP could not be measured: the plan
+        stays; with ``max_pulses`` the pulse counts against it."""
+        if self.done:
+            raise ThresholdProcedureError(f"{self.method} hunt has ended ({self._stop_reason})")
+        self.rejected_pulses += 1
+        self._check_pulse_budget()
+
+    def _after_trial(self) -> None:
+        self._check_pulse_budget()
+
+    def _check_pulse_budget(self) -> None:
+        if self.done or self.max_pulses is None:
+            return
+        given = len(self._trials) + self.rejected_pulses
+        if given < self.max_pulses:
+            return
+        if not self._trials:
+            self._finish(f"all {given} pulses were rejected: no MEP was measured", converged=False)
+        elif self.ci_width_pct_mso is None:
+            self._finish_with_estimate(
+                f"{given} pulses given ({len(self._trials)} answered, {self.rejected_pulses} rejected)"
+            )
+        else:
+            low, high = self.confidence_interval_pct_mso()
+            self._finish(
+                f"pulse cap {self.max_pulses} reached with the 95 % interval {low:g}–{high:g} %MSO still wider "
+                f"than {self.ci_width_pct_mso:g} %MSO",
+                converged=False,
+            )
 
     def _finish_with_estimate(self, reason: str) -> None:
         assert self._estimate is not None
