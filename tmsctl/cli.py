@@ -32,7 +32,7 @@ from rich.console import Console
 from typer import _click as click  # typer vendors its own click; its classes are these
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from tmsctl import __version__
+from tmsctl import __version__, cli_plain_values
 from tmsctl.errors import (
     ConnectionFailed,
     DeviceRefused,
@@ -126,6 +126,7 @@ def _no_placeholder_on_flags() -> None:
 
 
 _no_placeholder_on_flags()
+cli_plain_values.install()  # names, flags and whole numbers need no pydantic (issue 19: start-up)
 
 app = typer.Typer(
     name="tmsctl",

@@ -37,7 +37,6 @@ from tmsctl.cli import (
     reported,
 )
 from tmsctl.cli_db import open_records
-from tmsctl.controller import UNCONFIRMED_DISARM_WORDS
 from tmsctl.dose import DoseCount
 from tmsctl.errors import InvalidArgument, ProtocolFileNotFound, TmsError
 
@@ -291,6 +290,7 @@ def _run_session(
     records: Any = None,
 ) -> None:
     """`tmsctl run` and `tmsctl resume`: plan, show, confirm, run with the live panel, say how it ended."""
+    from tmsctl.controller import UNCONFIRMED_DISARM_WORDS
     from tmsctl.runner import RunOutcome
     from tmsctl.session import SessionRefused, SessionRequest, plan_session, run_planned
 
