@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import types
+from collections.abc import Callable
 from typing import Any, Union, get_args, get_origin
 
 _NOT_PLAIN = object()
@@ -50,12 +51,16 @@ def install() -> bool:
         from typer._coercion import RuntimeParam, TypeDescriptor
     except ImportError:
         return False
-    original = getattr(core, "build_runtime_param", None)
-    if original is None or getattr(original, "_tmsctl_plain_values", False):
-        return original is not None
+    found = getattr(core, "build_runtime_param", None)
+    if found is None or getattr(found, "_tmsctl_plain_values", False):
+        return found is not None
+    original: Callable[[TypeDescriptor], RuntimeParam] = found
 
     class PlainFirst(RuntimeParam):
         """Plain values here; anything else through typer's converter, built when first needed."""
+
+        _descriptor: TypeDescriptor
+        _typers: RuntimeParam | None
 
         def __init__(self, descriptor: TypeDescriptor) -> None:
             super().__init__(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
@@ -66,9 +71,11 @@ def install() -> bool:
             plain = plain_value(self.annotation, value)
             if plain is not _NOT_PLAIN:
                 return plain
-            if self._typers is None:
-                object.__setattr__(self, "_typers", original(self._descriptor))
-            return self._typers._coerce_value(value, param=param, ctx=ctx)
+            typers = self._typers
+            if typers is None:
+                typers = original(self._descriptor)
+                object.__setattr__(self, "_typers", typers)
+            return typers._coerce_value(value, param=param, ctx=ctx)
 
     def build_runtime_param(descriptor: TypeDescriptor) -> RuntimeParam:
         info = descriptor.parameter_info
