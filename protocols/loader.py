@@ -39,6 +39,7 @@ from ruamel.yaml.events import (
     NodeEvent,
     ScalarEvent,
 )
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.reader import ReaderError
 
 from tmsctl.core.errors import ProtocolFileError, ProtocolFileNotFound
@@ -114,11 +115,16 @@ def read_document(text: str | bytes, *, path: str = "<text>") -> tuple[dict[str,
         raise ProtocolFileError(
             "the file is empty", path=path, hint="start from a file in the protocol library"
         )
+    lines: dict[Path_, int] = {(): 1}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            _screen(text, path)
-            loaded = _yaml().load(text)
+            # Parsed once: the screened events are built into plain values directly (as ruamel's
+            # round-trip loader would build them, then _plain turn them), not parsed a second time.
+            builder = _Builder(path, lines)
+            loaded = builder.build(_screen(text, path))
+            if builder.equal_keys:
+                _yaml().load(text)  # raises ruamel's own duplicate-key error, as before
     except ProtocolFileError:
         raise
     except MarkedYAMLError as error:
@@ -135,16 +141,17 @@ def read_document(text: str | bytes, *, path: str = "<text>") -> tuple[dict[str,
         raise ProtocolFileError(f"cannot read the YAML: {_one_line(str(error))}", path=path) from None
     except Exception as error:  # the reader must never leak a traceback
         raise ProtocolFileError(f"cannot read the YAML ({type(error).__name__})", path=path) from None
-    if not isinstance(loaded, CommentedMap):
-        found = "a list" if isinstance(loaded, CommentedSeq) else f"a single value ({_short(loaded)})"
+    if not isinstance(loaded, dict):
+        found = "a list" if isinstance(loaded, list) else f"a single value ({_short(loaded)})"
         raise ProtocolFileError(
             f"a protocol file is a mapping of keys (schema_version, id, ...), but this is {found}",
             path=path,
             line=1,
             hint="start from a file in the protocol library",
         )
-    lines: dict[Path_, int] = {(): 1}
-    return _plain(loaded, (), lines, path), lines
+    if builder.refusal is not None:
+        raise builder.refusal
+    return loaded, lines
 
 
 def _yaml(typ: str = "rt") -> YAML:
@@ -207,12 +214,14 @@ class _Position:
             entry[4] += 1
 
 
-def _screen(text: str, path: str) -> None:
-    """Refuse the YAML features a protocol never needs, before anything is built."""
+def _screen(text: str, path: str) -> list[Any]:
+    """Refuse the YAML features a protocol never needs, before anything is built; the events."""
     documents = 0
     position = _Position()
+    events: list[Any] = []
     # The safe parser yields the same events as the round-trip one, without collecting comments.
     for event in _yaml("safe").parse(text):
+        events.append(event)
         line = event.start_mark.line + 1 if event.start_mark is not None else None
         field = _dotted(position.here()) or None
 
@@ -265,6 +274,7 @@ def _screen(text: str, path: str) -> None:
                 )
         elif isinstance(event, CollectionEndEvent):
             position.close()
+    return events
 
 
 def _syntax_error(error: MarkedYAMLError, path: str) -> ProtocolFileError:
@@ -282,6 +292,77 @@ def _syntax_error(error: MarkedYAMLError, path: str) -> ProtocolFileError:
         line=line,
         hint="check the indentation, and quote values that contain ': ' or start with a special character",
     )
+
+
+class _Builder:
+    """Screened events → plain values, each scalar resolved and constructed by ruamel's round-trip
+    loader (YAML 1.2) exactly as its own composer would, and each key's and item's line noted.
+    A key that is not a name is kept in ``refusal``: the document is refused for it once it is
+    known to be a mapping, as before."""
+
+    def __init__(self, path: str, lines: dict[Path_, int]) -> None:
+        yaml = _yaml()
+        self.resolver, self.constructor = yaml.resolver, yaml.constructor
+        self.path, self.lines = path, lines
+        self.refusal: ProtocolFileError | None = None
+        self.equal_keys = False  # two keys that are not names but equal values (1 and 0x1) in one mapping
+
+    def build(self, events: list[Any]) -> Any:
+        root: Any = None
+        # one entry per open collection: [container, its path, the pending key (mappings), the keys
+        # seen there that are not names]
+        stack: list[list[Any]] = []
+        for event in events:
+            if isinstance(event, ScalarEvent):
+                value = self._scalar(event)
+            elif isinstance(event, CollectionStartEvent):
+                value = {} if isinstance(event, MappingStartEvent) else []
+            elif isinstance(event, CollectionEndEvent):
+                stack.pop()
+                continue
+            else:
+                continue
+            line = event.start_mark.line + 1
+            if not stack:
+                root, here = value, ()
+            else:
+                container, here, pending, _ = stack[-1]
+                if isinstance(container, dict):
+                    if pending is None:
+                        if not isinstance(value, str):
+                            self.equal_keys |= value in stack[-1][3]
+                            stack[-1][3].add(value)
+                        stack[-1][2] = self._key(value, here, line)
+                        continue
+                    container[pending] = value
+                    stack[-1][2] = None
+                    here = (*here, pending)
+                else:
+                    here = (*here, len(container))
+                    self.lines[here] = line
+                    container.append(value)
+            if isinstance(event, CollectionStartEvent):
+                stack.append([value, here, None, set()])
+        return root
+
+    def _key(self, key: Any, here: Path_, line: int) -> str:
+        if isinstance(key, str):
+            self.lines[(*here, key)] = line
+            return key
+        if self.refusal is None:
+            self.refusal = ProtocolFileError(
+                f"the key {_short(key)} is not a name",
+                path=self.path,
+                line=line,
+                field=_dotted(here) or None,
+                hint="keys are words such as frequency_hz; quote them if needed",
+            )
+        return f"\0{id(key)}"  # kept apart; the document is refused once built
+
+    def _scalar(self, event: ScalarEvent) -> Any:
+        tag = self.resolver.resolve(ScalarNode, event.value, event.implicit)
+        node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+        return _plain(self.constructor.construct_object(node), (), {}, self.path)
 
 
 def _plain(node: Any, here: Path_, lines: dict[Path_, int], path: str) -> Any:

@@ -33,6 +33,7 @@ from typer import _click as click  # typer vendors its own click; its classes ar
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tmsctl import __version__
+from tmsctl.cli import plain_values as cli_plain_values
 from tmsctl.core.errors import (
     ConnectionFailed,
     DeviceRefused,
@@ -127,6 +128,7 @@ def _no_placeholder_on_flags() -> None:
 
 
 _no_placeholder_on_flags()
+cli_plain_values.install()  # names, flags and whole numbers need no pydantic (issue 19: start-up)
 
 app = typer.Typer(
     name="tmsctl",

@@ -38,7 +38,6 @@ from tmsctl.cli.main import (
     reported,
 )
 from tmsctl.core.errors import InvalidArgument, ProtocolFileNotFound, TmsError
-from tmsctl.session.controller import UNCONFIRMED_DISARM_WORDS
 from tmsctl.session.dose import DoseCount
 
 if TYPE_CHECKING:  # the runner pulls in the protocol models; `tmsctl --help` should not wait for them
@@ -291,6 +290,7 @@ def _run_session(
     records: Any = None,
 ) -> None:
     """`tmsctl run` and `tmsctl resume`: plan, show, confirm, run with the live panel, say how it ended."""
+    from tmsctl.session.controller import UNCONFIRMED_DISARM_WORDS
     from tmsctl.session.planned import SessionRefused, SessionRequest, plan_session, run_planned
     from tmsctl.session.runner import RunOutcome
 
