@@ -32,6 +32,8 @@ from tmsctl.drivers.base import (
     PulseReporting,
     RtsTriggering,
     StimulatorDriver,
+    StimulusShape,
+    StimulusShaping,
     ThetaBurstTiming,
     capability,
     check_capabilities,
@@ -443,6 +445,23 @@ class Controller:
         self.intensity_pct_mso = settings.first_pct_mso
         self._emit(IntensitySet, intensity_pct_mso=settings.first_pct_mso)
         return settings
+
+    def configure_stimulus(self, waveform: str, current_direction: str) -> StimulusShape:
+        """The pulse's waveform and current direction (a protocol's ``stimulus``), set and read back."""
+        if Capability.STIMULUS_SHAPE not in self.capabilities:
+            raise InvalidArgument(
+                f"tmsctl cannot set the waveform or current direction of the {self.driver.display_name}",
+                hint="the protocol's stimulus is checked against the device before a session (device.stimulus)",
+            )
+        if self.state is not State.IDLE:
+            raise GuardRejected("set the stimulus shape", [f"the controller is {self.state.value}, not disarmed"])
+        shaper = capability(self.driver, self.capabilities, Capability.STIMULUS_SHAPE, StimulusShaping)
+        shape = self._device_call(
+            f"set the {waveform} waveform, {current_direction} current",
+            lambda: shaper.set_stimulus(waveform, current_direction),
+        )
+        assert isinstance(shape, StimulusShape)
+        return shape
 
     # -- arming ------------------------------------------------------------------------------------------
     def _arm_guards(self, now: float) -> list[str]:
