@@ -183,6 +183,11 @@ class Controller:
         self._next_keepalive = math.inf
         self._next_coil_read = math.inf
         self.on_delivered: Callable[[Delivery], None] | None = None
+        # Called as a trigger is about to leave (``sent=False``, its delivery stamped) and once the device
+        # took it (``sent=True``), not at the delivery's end: markers that must reach a recorder within
+        # milliseconds of the pulse. The first call sits between the trigger's stamp and its write, so
+        # it may only hand off (Dispatcher.emit(part="handoff")).
+        self.on_trigger: Callable[[Delivery, bool], None] | None = None
 
     # -- events -------------------------------------------------------------------------------
     def _emit(self, cls: type[Event], **fields: object) -> None:
@@ -568,6 +573,7 @@ class Controller:
             self.energy.record(fired_at, pulses, strongest, self._train_rate_hz())
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
+        self._call_on_trigger(self.delivery, sent=False)
         if trigger_source == "rts":
             rts = capability(self.driver, self.capabilities, Capability.RTS_TRIGGER, RtsTriggering)
             result = self._device_call("RTS trigger", rts.trigger_via_rts)
@@ -581,9 +587,18 @@ class Controller:
             pulses, intensity, fired_at, self._watch.last_due_latest, trigger_source, is_train, confirmed
         )
         started = self.delivery
+        self._call_on_trigger(started, sent=True)
         if not is_train and acknowledged_at >= self.delivery.expected_end:
             self._finish_delivery()  # a single pulse, or a pair whose second pulse was due by the reply
         return started
+
+    def _call_on_trigger(self, delivery: Delivery, *, sent: bool) -> None:
+        if self.on_trigger is None:
+            return
+        try:
+            self.on_trigger(delivery, sent)
+        except Exception:  # a marker must never stop a trigger that is on its way
+            pass
 
     def _train_rate_hz(self) -> float | None:
         """The configured train's mean pulse rate (theta bursts: pulses over the train's span)."""
