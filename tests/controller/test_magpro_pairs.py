@@ -101,7 +101,7 @@ def test_a_unit_left_in_twin_mode_is_known_at_connect(make_rig) -> None:
 
 def test_an_interval_off_the_twin_dual_table_is_refused_before_anything_is_sent(make_rig) -> None:
     rig = make_rig("magpro-x100-option")
-    with pytest.raises(InvalidArgument, match="2.55 ms is not a multiple of 0.1"):
+    with pytest.raises(InvalidArgument, match=r"2\.55 ms is not a multiple of 0\.1"):
         rig.controller.configure_pair(40, 60, 2.55)
     assert rig.device.mode is mc.Mode.STANDARD
 
