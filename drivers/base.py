@@ -33,6 +33,9 @@ class Capability(StrEnum):
     # The device reports every pulse it fires (the MagPro's di/dt message): the driver then counts
     # them in ``pulses_reported`` (see PulseReporting), the exact evidence of what a train delivered.
     PULSE_REPORTS = "pulse_reports"
+    # The pulse's waveform and current direction are settings the driver writes and reads back
+    # (the MagPro's); a protocol's ``stimulus`` is applied through StimulusShaping.
+    STIMULUS_SHAPE = "stimulus_shape"
 
 
 @dataclass(frozen=True)
@@ -227,10 +230,39 @@ def paired_isi_mode(modes: tuple[tuple[float, float, float], ...], isi_ms: float
     return None
 
 
-# PAIRED_PULSE has no contract here: the MagPro's twin option declares it and its driver does not
-# drive pairs yet, so the controller checks PairedPulseDriver itself when a pair is configured, and
-# the rulebook refuses pairs on a device whose limits are no PairedPulseLimits (device.paired-isi).
+@dataclass(frozen=True)
+class StimulusShape:
+    """A pulse's shape as the device holds it, in a protocol's words (``tmsctl.protocols.models.Stimulus``)."""
+
+    waveform: str  # "monophasic", "biphasic", "half_sine", "biphasic_burst"
+    current_direction: str  # "normal", "reversed"
+
+
+@runtime_checkable
+class StimulusShaping(Protocol):
+    """``Capability.STIMULUS_SHAPE``: the waveform and current direction are settings, set and read back."""
+
+    @property
+    def stimulus(self) -> StimulusShape | None:
+        """The shape the device is set to, as last read back; None before it was read."""
+
+    def set_stimulus(self, waveform: str, current_direction: str) -> StimulusShape:
+        """Set both and read them back; raises when the unit disagrees. Only while disarmed."""
+
+
+@runtime_checkable
+class StimulusShapeLimits(Protocol):
+    """What the limits of a device with ``Capability.STIMULUS_SHAPE`` say about a protocol's stimulus."""
+
+    def stimulus_problem(
+        self, waveform: str, current_direction: str, *, kind: str, isi_ms: float | None = None
+    ) -> str | None:
+        """Why the device cannot give this shape to a train of ``kind`` (a pair ``isi_ms`` apart); None if it can."""
+
+
 CAPABILITY_CONTRACTS: dict[Capability, type] = {
+    Capability.PAIRED_PULSE: PairedPulseDriver,
+    Capability.STIMULUS_SHAPE: StimulusShaping,
     Capability.INTERNAL_TRAIN: DeviceTimedTrain,
     Capability.THETA_BURST: ThetaBurstTiming,
     Capability.RTS_TRIGGER: RtsTriggering,
@@ -284,6 +316,16 @@ def capability(
     driver: StimulatorDriver, declared: frozenset[Capability], cap: Literal[Capability.PULSE_REPORTS],
     contract: type,
 ) -> PulseReporting: ...
+@overload
+def capability(
+    driver: StimulatorDriver, declared: frozenset[Capability], cap: Literal[Capability.PAIRED_PULSE],
+    contract: type,
+) -> PairedPulseDriver: ...
+@overload
+def capability(
+    driver: StimulatorDriver, declared: frozenset[Capability], cap: Literal[Capability.STIMULUS_SHAPE],
+    contract: type,
+) -> StimulusShaping: ...
 def capability(driver: StimulatorDriver, declared: frozenset[Capability], cap: Capability, contract: type) -> object:
     """``driver`` seen through one declared capability; InvalidArgument when it does not have it."""
     if cap not in declared:

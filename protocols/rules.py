@@ -30,7 +30,13 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from tmsctl.core.errors import InvalidArgument
-from tmsctl.drivers.base import Capability, DeviceLimits, PairedPulseLimits, paired_isi_mode
+from tmsctl.drivers.base import (
+    Capability,
+    DeviceLimits,
+    PairedPulseLimits,
+    StimulusShapeLimits,
+    paired_isi_mode,
+)
 from tmsctl.protocols.findings import Finding, Issue, Severity, sort_findings
 from tmsctl.protocols.models import Protocol, format_number, is_standard_theta_burst
 from tmsctl.protocols.rulebook import Rulebook, rulebook
@@ -320,6 +326,7 @@ class _Evaluation:
         self._continuous_runs()
         self._external_timing()
         self._capabilities()
+        self._stimulus_shape()
         self._single_pulse_series()
         self._family_session_rules()
         self._site_session_rules()
@@ -611,6 +618,43 @@ class _Evaluation:
                 "the protocol from the pulse generator outside tmsctl",
             )
         )
+
+    def _stimulus_shape(self) -> None:
+        """A protocol's ``stimulus`` (waveform, current direction) is a setting the device must be able
+        to make for every train it is given to; the runner sets and reads it back before arming."""
+        stimulus, device = self.protocol.stimulus, self.device
+        if stimulus is None or device is None:
+            return
+        self.checked.add("device.stimulus")
+        shape = f"{stimulus.waveform.replace('_', ' ')} waveform, {stimulus.current_direction} current"
+        if Capability.STIMULUS_SHAPE not in device.capabilities or not isinstance(device, StimulusShapeLimits):
+            self.add(Issue(
+                "device.stimulus",
+                Severity.INFO,
+                f"tmsctl cannot set or read back the waveform of the {device.display_name}: the protocol's {shape} "
+                "is the unit's own (check it)",
+                DEVICE_SOURCE,
+                status="V",
+            ))
+            return
+        shapes: dict[tuple[str, float | None], list[int]] = {}
+        for train in self.schedule.trains:
+            isi_ms = (
+                round(1000 * (train.pulse_offsets_s[-1] - train.pulse_offsets_s[0]), 6)
+                if train.kind == "paired_pulse" else None
+            )
+            shapes.setdefault((train.kind, isi_ms), []).append(train.number)
+        for (kind, isi_ms), numbers in shapes.items():
+            problem = device.stimulus_problem(stimulus.waveform, stimulus.current_direction, kind=kind, isi_ms=isi_ms)
+            if problem is not None:
+                self.add(Issue(
+                    "device.stimulus",
+                    Severity.REFUSE,
+                    f"the {shape} cannot be set for this protocol: {problem}",
+                    DEVICE_SOURCE,
+                    status="V",
+                    hint="change the protocol's stimulus or use a stimulator that offers it",
+                ), numbers)
 
     def _capabilities(self) -> None:
         protocol, device = self.protocol, self.device

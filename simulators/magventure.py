@@ -8,7 +8,12 @@ the unit talks on its own the way the reference describes (``shared/reference/ma
   changes, ID 8 on page changes and when a sequence starts or stops, ID 2 (di/dt) after every
   stimulus — one per single trigger and one per burst in Biphasic Burst (U: the reference leaves
   open whether a burst reports once or per pulse);
-* three messages (IDs 1, 3, 8) right after enabling, as an X100 is said to send (U: which three).
+* three messages (IDs 1, 3, 8) right after enabling, as an X100 is said to send (U: which three);
+* Twin and Dual modes (MagOption): each trigger fires pulse A, then pulse B one IPI later (the
+  Twin/Dual IPI table), both in the truth log (outputs "A" and "B"), and one di/dt message after
+  B carrying both di/dt values (U: the reference says one or two may arrive per trigger). B is
+  amplitude A × the B/A ratio in Twin, rounded half up (U: the unit's rounding is unpublished),
+  and amplitude B itself in Dual.
 
 Trains and theta bursts are timed by the device: the Timing page sets rate, stimuli per train,
 number of trains and the gap between trains; ``StartTrain`` runs them on the device's own clock.
@@ -504,8 +509,20 @@ class MagProSimulator(SimulatedDevice):
             return "not enabled"
         return self._may_enable(now)
 
+    @property
+    def pairs(self) -> bool:
+        """Twin or Dual: every stimulus is pulse A, then pulse B one IPI later."""
+        return self.mode in (c.Mode.TWIN, c.Mode.DUAL)
+
+    def amplitude_b_fired(self) -> int:
+        """Pulse B's amplitude: A × B/A in Twin (rounded half up, at most 100 %), B itself in Dual."""
+        if self.mode is c.Mode.TWIN:
+            return min(100, (self.amplitude_a * self.ba_ratio_x100 + 50) // 100)
+        return self.amplitude_b
+
     def _stimulus(self, now: float, source: str) -> None:
-        """One stimulus: a pulse, or a burst of pulses in Biphasic Burst; then its di/dt report."""
+        """One stimulus: a pulse, a burst of pulses in Biphasic Burst, or a pair in Twin/Dual; then
+        its di/dt report."""
         pulses = self.burst_pulses if self.waveform is c.Waveform.BIPHASIC_BURST else 1
         interval = self.ipi_ms_x10 / 10_000
         self._stimulus_timers = [(due, handle) for due, handle in self._stimulus_timers if due > now]
@@ -513,16 +530,26 @@ class MagProSimulator(SimulatedDevice):
         for k in range(1, pulses):
             due = now + k * interval
             self._stimulus_timers.append((due, self._schedule(due, lambda t: self._pulse(t, "train"))))
-        self.stimulus_count += 1
         report_at = now + (pulses - 1) * interval
+        if self.pairs:
+            # the unit's own timer fires B; the amplitude is the one set when the trigger came
+            b_pct = self.amplitude_b_fired()
+            report_at = now + interval
+            self._stimulus_timers.append(
+                (report_at, self._schedule(report_at, lambda t: self._pulse(t, "pair", b_pct, "B")))
+            )
+        self.stimulus_count += 1
         self._stimulus_timers.append((report_at, self._schedule(report_at, self._report_didt)))
 
-    def _pulse(self, now: float, source: str) -> None:
-        self._record_pulse(now, self.amplitude_a, self.profile.energy_j_per_pct * self.amplitude_a, source)
+    def _pulse(self, now: float, source: str, amplitude_pct: int | None = None, output: str = "A") -> None:
+        pct = self.amplitude_a if amplitude_pct is None else amplitude_pct
+        self._record_pulse(now, pct, self.profile.energy_j_per_pct * pct, source, output)
         if self.coil.at(now) >= self.profile.coil_limit_c:
             self._disable(now, "coil over temperature: disabled")
 
     def _burst_tail_s(self) -> float:
+        if self.pairs:
+            return self.ipi_ms_x10 / 10_000
         return (self.burst_pulses - 1) * self.ipi_ms_x10 / 10_000 if self.waveform is c.Waveform.BIPHASIC_BURST else 0.0
 
     def _extra_pulses(self, after: float, gap_s: float) -> None:
@@ -539,7 +566,8 @@ class MagProSimulator(SimulatedDevice):
 
     def _report_didt(self, now: float) -> None:
         didt = min(255, round(self.amplitude_a * 1.6))  # 80 A/µs at 50 % (the reference's example frame)
-        self._unprompted_frame(_message_frame(c.PulseDidt, didt, 0, self.status_byte()), now)
+        didt_b = min(255, round(self.amplitude_b_fired() * 1.6)) if self.pairs else 0
+        self._unprompted_frame(_message_frame(c.PulseDidt, didt, didt_b, self.status_byte()), now)
 
     def _trigger(self, now: float) -> None:
         why = self._may_stimulate(now)
@@ -550,7 +578,8 @@ class MagProSimulator(SimulatedDevice):
         if why:
             self._interlock(now, f"trigger ignored: {why}")
             return
-        self.next_trigger_at = now + 1.0 / self.profile.max_rate_hz(self.mode, self.waveform)
+        rate_hz = self.profile.max_rate_hz(self.mode, self.waveform)
+        self.next_trigger_at = now + max(1.0 / rate_hz, self._burst_tail_s())  # a pair ends with its B
         self._stimulus(now, "serial")
         if self._extra_pulses_due:
             self._extra_pulses(now + self._burst_tail_s(), EXTRA_PULSE_GAP_S)

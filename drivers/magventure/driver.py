@@ -47,11 +47,18 @@ from tmsctl.core.errors import (
     TransportTimeout,
 )
 from tmsctl.core.transport import Transport, wire_time_s
-from tmsctl.drivers.base import Capability, DeviceInfo, DeviceLimits, DeviceStatus
+from tmsctl.drivers.base import (
+    Capability,
+    DeviceInfo,
+    DeviceLimits,
+    DeviceStatus,
+    PairSettings,
+    StimulusShape,
+)
 
 from . import codec as c
 from .framing import OVERHEAD, START
-from .spec import MagProSpec, load_spec, spec_for_model_code
+from .spec import PROTOCOL_DIRECTIONS, PROTOCOL_WAVEFORMS, MagProSpec, load_spec, spec_for_model_code
 
 BITS_PER_BYTE = 10  # 8N1
 REPLY_TIMEOUT_S = 1.0  # beyond the wire time; MPC waits up to 1 s (replies typically 20–80 ms)
@@ -64,6 +71,7 @@ _DEFAULT_BA_RATIO_X100 = 100
 NEWER = "newer"  # answers 0x0A/0x0B/0x0C reads
 OLDER = "older"  # only 0x06/0x08 writes, no read-back of train settings or delays
 _NEEDS_READ_BACK = frozenset({Capability.INTERNAL_TRAIN, Capability.THETA_BURST})
+_PAIR_MODES = (c.Mode.TWIN, c.Mode.DUAL)  # one trigger fires A, the unit fires B one IPI later
 
 
 class NegotiatedLimits:
@@ -187,6 +195,7 @@ class MagProDriver:
         self.last_didt_a_per_us: tuple[int, int] | None = None
         self.train: TrainPlan | None = None
         self._amplitude_set: int | None = None  # what we set and confirmed
+        self._pair_set: PairSettings | None = None  # the pair we set and confirmed (Twin or Dual)
         self._setting = False  # our own write is in flight: reported changes are expected
         self._front_panel_change: str | None = None
         self._fresh: list[c.DeviceMessage] = []
@@ -231,7 +240,12 @@ class MagProDriver:
         elif isinstance(message, c.PulseDidt):
             self.stimuli_reported += 1
             burst = message.status.waveform is c.Waveform.BIPHASIC_BURST and self.waveform is not None
-            self.pulses_reported += self.waveform.burst_pulses if burst and self.waveform else 1
+            if burst and self.waveform:
+                self.pulses_reported += self.waveform.burst_pulses
+            else:
+                # Twin/Dual: one report after the pair, di/dt A and B in one message (U: the
+                # reference says one or two may arrive per trigger; the simulator sends one).
+                self.pulses_reported += 2 if message.status.mode in _PAIR_MODES else 1
             self.last_didt_a_per_us = (message.didt_a_a_per_us, message.didt_b_a_per_us)
         elif isinstance(message, c.WaveformSettings):
             self.waveform = message
@@ -255,6 +269,12 @@ class MagProDriver:
         if self._amplitude_set is not None and not self._setting and a_pct != self._amplitude_set:
             self._front_panel_change = (
                 f"amplitude A changed to {a_pct} % at the unit; tmsctl had set {self._amplitude_set} %"
+            )
+        pair = self._pair_set
+        dual = self.waveform is not None and self.waveform.mode is c.Mode.DUAL
+        if pair is not None and dual and not self._setting and b_pct != pair.second_pct_mso:
+            self._front_panel_change = (
+                f"amplitude B changed to {b_pct} % at the unit; tmsctl had set {pair.second_pct_mso} % for the pair"
             )
 
     def _note_page(self, page: int, running: bool) -> None:
@@ -375,6 +395,7 @@ class MagProDriver:
         self.waveform = None
         self.train = None
         self._amplitude_set = None
+        self._pair_set = None
         short = self._short_status("identify the unit")
         spec = spec_for_model_code(short.status.model)  # refuses the MST and unknown codes
         if self.expected_model is not None and spec.model != self.expected_model:
@@ -423,13 +444,47 @@ class MagProDriver:
         return status
 
     def verify_intensity(self) -> DeviceStatus:
-        """The long status carries amplitude A: a status read is the read-back."""
-        status = self.status()
+        """The long status carries amplitudes A and B: a status read is the read-back. With a pair
+        set, the waveform settings (mode, IPI, B/A) are read too, in the same round trip."""
+        pair = self._pair_set
+        if pair is None:
+            status = self.status()
+        else:
+            waveform, long = self._read_waveform_and_status("read back the pair")
+            status = self._neutral(long.status, running=long.sequence_running)
         if self._amplitude_set is not None and self.amplitude_a_pct != self._amplitude_set:
             assert self.amplitude_a_pct is not None
             raise IntensityMismatch(self.display_name, self.amplitude_a_pct, self._amplitude_set)
+        if pair is not None:
+            held = self._pair_from(waveform, self.amplitude_a_pct)
+            if held is None or held.second_pct_mso != pair.second_pct_mso:
+                got = 0 if held is None else held.second_pct_mso
+                raise IntensityMismatch(f"{self.display_name} pulse B", got, pair.second_pct_mso)
+            if held.isi_ms != pair.isi_ms:
+                raise DeviceStateError(
+                    f"{self.display_name} reports an inter-pulse interval of {held.isi_ms:g} ms where "
+                    f"{pair.isi_ms:g} ms was set and validated",
+                    hint="the unit was disabled; check its front panel and who changed it before resuming",
+                )
         self._raise_if_changed()
         return status
+
+    def _read_waveform_and_status(self, what: str) -> tuple[c.WaveformSettings, c.LongStatus]:
+        """Both requests on the wire at once, both answers awaited: one round trip, not two."""
+        self._send(c.RequestWaveform(), what)
+        frame = c.encode_host_command(c.RequestLongStatus())
+        self.transport.write(frame)
+        wanted = {c.WaveformSettings.MESSAGE_ID, c.LongStatus.MESSAGE_ID}
+        got: dict[int, c.DeviceMessage] = {}
+        while len(got) < len(wanted):
+            message = self._wait_for(
+                lambda m: m.MESSAGE_ID in wanted and m.MESSAGE_ID not in got,
+                what=what, frame=frame, waiting_for="waveform settings (ID 9) and long status (ID 5)",
+            )
+            got[message.MESSAGE_ID] = message
+        waveform, long = got[c.WaveformSettings.MESSAGE_ID], got[c.LongStatus.MESSAGE_ID]
+        assert isinstance(waveform, c.WaveformSettings) and isinstance(long, c.LongStatus)
+        return waveform, long
 
     def status(self) -> DeviceStatus:
         long = self._long_status("status read")
@@ -534,6 +589,9 @@ class MagProDriver:
                 )
             command: c.HostCommand = c.Trigger()
             what = "trigger"
+            pair = self.pair
+            # the di/dt report follows a pair's second pulse, up to 3 s later
+            report_after_s = 0.0 if pair is None else pair.isi_ms / 1000
         else:
             if self.page != c.Page.TIMING:
                 raise DeviceStateError(
@@ -541,6 +599,7 @@ class MagProDriver:
                     "the train cannot start"
                 )
             command, what = c.StartTrain(), "start train"
+            report_after_s = 0.0
         before = self.stimuli_reported
         frame = self._send(command, what)
         didt = self._wait_for(
@@ -549,6 +608,7 @@ class MagProDriver:
             frame=frame,
             waiting_for="di/dt message (the unit did not fire: disabled, recharging or interlocked?)",
             expected_length=8,
+            timeout_s=self.reply_timeout_s + report_after_s,
         )
         assert isinstance(didt, c.PulseDidt) and self.stimuli_reported > before
         return self._neutral(didt.status, running=plan is not None and plan.stimuli > 1)
@@ -627,15 +687,16 @@ class MagProDriver:
         finally:
             self._setting = False
         wanted = (mode, direction, waveform, pulses)
+        timed = waveform is c.Waveform.BIPHASIC_BURST or mode in _PAIR_MODES  # the IPI is in use
         if (got.mode, got.current_direction, got.waveform, got.burst_pulses) != wanted or (
-            waveform is c.Waveform.BIPHASIC_BURST and got.ipi_ms_x10() != ipi_x10
-        ):
+            timed and got.ipi_ms_x10() != ipi_x10
+        ) or (mode is c.Mode.TWIN and got.ba_ratio_x100() != ba_x100):
             seen = (got.mode, got.current_direction, got.waveform, got.burst_pulses)
             was = (current.mode, current.current_direction, current.waveform, current.burst_pulses)
             self._confirm(seen, wanted, was, "the waveform write", lambda v: "/".join(str(x) for x in v))
             raise DeviceStateError(
-                f"{self.display_name} reports a {got.ipi_ms_x10()} ×0.1 ms burst interval after "
-                f"setting {ipi_x10}"
+                f"{self.display_name} reports an interval of {got.ipi_ms_x10()} ×0.1 ms and a B/A ratio of "
+                f"{got.ba_ratio_x100()} ×0.01 after setting {ipi_x10} and {ba_x100}"
             )
         return got
 
@@ -647,6 +708,117 @@ class MagProDriver:
     def _leave_burst(self) -> None:
         if self.waveform is not None and self.waveform.waveform is c.Waveform.BIPHASIC_BURST:
             self.set_waveform(c.Waveform.BIPHASIC)  # documented: leaving theta burst restores Biphasic
+
+    # -- paired pulses: Twin and Dual modes (PairedPulseDriver) ----------------------------------------
+    # One trigger fires pulse A; the unit fires pulse B one IPI later. Twin sets B as a ratio of
+    # A (B/A, 0.20–5.00 in 0.05 steps); Dual sets amplitude B itself. tmsctl uses Twin when the
+    # pair's B/A is exactly on the ratio grid and Dual otherwise: never a rounded ratio.
+
+    @staticmethod
+    def _pair_from(waveform: c.WaveformSettings, a_pct: int | None) -> PairSettings | None:
+        """The pair a unit in these settings fires per trigger; None outside Twin/Dual."""
+        ipi_x10 = waveform.ipi_ms_x10()
+        if waveform.mode not in _PAIR_MODES or a_pct is None or ipi_x10 is None:
+            return None
+        if waveform.mode is c.Mode.DUAL:
+            second = waveform.b_amplitude_pct()
+        else:
+            ratio = waveform.ba_ratio_x100()
+            # U: the unit's rounding of A × B/A is unpublished; tmsctl only sets exact products
+            second = None if ratio is None else (a_pct * ratio + 50) // 100
+        return None if second is None else PairSettings(a_pct, second, ipi_x10 / 10)
+
+    @property
+    def pair(self) -> PairSettings | None:
+        """The pair a trigger fires, as last read back (the unit may have been left in Twin/Dual)."""
+        if self.waveform is None:
+            return None
+        return self._pair_from(self.waveform, self.amplitude_a_pct)
+
+    def set_pair(self, first_pct_mso: int, second_pct_mso: int, isi_ms: float) -> PairSettings:
+        """Amplitude A (first), B (second) and the IPI, in Twin mode where B/A is on its grid, else
+        Dual; every field read back (ID 9 and the short status)."""
+        if Capability.PAIRED_PULSE not in self.capabilities:
+            raise InvalidArgument(
+                f"the {self.spec.display_name} has no Twin or Dual mode: it cannot fire paired pulses",
+                hint="paired pulses need a MagPro with MagOption",
+            )
+        first = self.spec.check_amplitude_pct(first_pct_mso)
+        second = self.spec.check_amplitude_pct(second_pct_mso)
+        if second == 0 or first == 0:
+            raise InvalidArgument("both pulses of a pair need an amplitude above 0 %", hint="use clear_pair() for single pulses")
+        ipi_x10 = _scaled(isi_ms, 10, "inter-pulse interval", "ms")
+        c.twin_dual_ipi_index(ipi_x10)  # in the Twin/Dual table, or InvalidArgument naming the nearest
+        ratio_grid = self.spec.grids.ba_ratio_x100
+        ratio_x100 = second * 100 // first if second * 100 % first == 0 else None
+        twin = ratio_x100 is not None and ratio_x100 in ratio_grid and c.Mode.TWIN in self.spec.modes
+        mode = c.Mode.TWIN if twin else c.Mode.DUAL
+        if self.sequence_running:
+            raise InvalidArgument("a pair cannot be set while a sequence runs")
+        self.train = None  # a trigger now fires the pair (0x03), never a Timing-page train
+        shape = self.waveform.waveform if self.waveform else c.Waveform.BIPHASIC
+        if shape is c.Waveform.BIPHASIC_BURST:
+            shape = c.Waveform.BIPHASIC  # Twin/Dual cannot be combined with Biphasic Burst
+        ratio = ratio_x100 / 100 if twin and ratio_x100 is not None else None
+        self.set_waveform(shape, mode=mode, ipi_ms=ipi_x10 / 10, ba_ratio=ratio)
+        before = (self.amplitude_a_pct, self.amplitude_b_pct)
+        self._setting = True
+        try:
+            # Dual takes B as set; Twin derives it from A and keeps B's own setting unused.
+            b_sent = second if mode is c.Mode.DUAL else (self.amplitude_b_pct or 0)
+            self._send(c.SetAmplitude(first, b_sent), f"set amplitudes A {first} %, B {b_sent} %")
+            short = self._short_status("read back amplitudes A and B")
+            waveform = self._read_waveform("read back the pair")
+        finally:
+            self._setting = False
+        got = self._pair_from(waveform, short.amplitude_a_pct)
+        wanted = PairSettings(first, second, ipi_x10 / 10)
+        if got != wanted:
+            was = f"A {before[0]} %, B {before[1]} %"
+            raise DeviceStateError(
+                f"{self.display_name} reads back {got or 'no pair'} after setting {wanted} ({_title(mode)} mode; "
+                f"before: {was})",
+                hint="check the unit's front panel (mode, amplitudes, IPI) and its MagOption",
+            )
+        self._amplitude_set = first
+        self._pair_set = wanted
+        return wanted
+
+    def clear_pair(self) -> None:
+        """Back to Standard mode, read back: a trigger then fires pulse A alone."""
+        current = self.waveform or self._read_waveform("read waveform settings")
+        if current.mode in _PAIR_MODES:
+            self.set_waveform(current.waveform, mode=c.Mode.STANDARD)
+        self._pair_set = None
+
+    # -- the stimulus shape (StimulusShaping) -----------------------------------------------------------
+
+    @staticmethod
+    def _shape_of(waveform: c.WaveformSettings) -> StimulusShape:
+        names = {v: k for k, v in PROTOCOL_WAVEFORMS.items()}
+        directions = {v: k for k, v in PROTOCOL_DIRECTIONS.items()}
+        return StimulusShape(names[waveform.waveform], directions[waveform.current_direction])
+
+    @property
+    def stimulus(self) -> StimulusShape | None:
+        return None if self.waveform is None else self._shape_of(self.waveform)
+
+    def set_stimulus(self, waveform: str, current_direction: str) -> StimulusShape:
+        """A protocol's waveform and current direction (its words), written and read back (ID 9).
+        Biphasic Burst is set by ``set_theta_burst``, which knows the burst's pulses and interval."""
+        shape = PROTOCOL_WAVEFORMS.get(waveform)
+        direction = PROTOCOL_DIRECTIONS.get(current_direction)
+        if shape is None or direction is None:
+            raise InvalidArgument(
+                f"no MagPro stimulus {waveform!r} with {current_direction!r} current",
+                hint=f"waveforms: {', '.join(PROTOCOL_WAVEFORMS)}; directions: {', '.join(PROTOCOL_DIRECTIONS)}",
+            )
+        if shape is c.Waveform.BIPHASIC_BURST:
+            raise InvalidArgument(
+                "the Biphasic Burst waveform is set with the theta burst it fires (set_theta_burst)",
+                hint="give the pulse's own shape (biphasic) for the other trains",
+            )
+        return self._shape_of(self.set_waveform(shape, current_direction=direction))
 
     # -- Timing page ------------------------------------------------------------------------------------
     def _require_read_back(self, what: str) -> None:

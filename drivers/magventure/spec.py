@@ -165,6 +165,8 @@ class Grids(Frozen):
     charge_delay_ms: GridField
     ba_ratio_x100: GridField
     burst_pulses: GridField
+    twin_dual_ipi_ms_x10: GridField
+    twin_dual_monophasic_min_ipi_ms_x10: Annotated[int, Field(ge=1, strict=True)]
 
 
 class MaxRates(Frozen):
@@ -269,6 +271,18 @@ class SpecFile(Frozen):
 
 
 # --- the resolved spec ---------------------------------------------------------------------------
+
+# A protocol's ``stimulus`` words (tmsctl.protocols.models.Stimulus) for the unit's settings.
+PROTOCOL_WAVEFORMS: dict[str, Waveform] = {
+    "monophasic": Waveform.MONOPHASIC,
+    "biphasic": Waveform.BIPHASIC,
+    "half_sine": Waveform.HALFSINE,
+    "biphasic_burst": Waveform.BIPHASIC_BURST,
+}
+PROTOCOL_DIRECTIONS: dict[str, CurrentDirection] = {
+    "normal": CurrentDirection.NORMAL,
+    "reversed": CurrentDirection.REVERSE,
+}
 
 
 
@@ -477,6 +491,44 @@ class MagProSpec(Frozen):
             )
         self.data.grids.burst_pulses.check("pulses per burst", burst_pulses)
         self.data.grids.ba_ratio_x100.check("B/A ratio", ba_ratio_x100, scale=100)
+
+    # -- paired pulses (Twin/Dual) and the stimulus shape ------------------------------------------
+
+    def paired_isi_modes_ms(self) -> tuple[tuple[float, float, float], ...]:
+        """The Twin/Dual IPI table's segments as ``(min, max, step)`` in ms, coarsest first
+        (``PairedPulseLimits``). The Monophasic waveform's pairs start later: ``stimulus_problem``."""
+        segments = self.data.grids.twin_dual_ipi_ms_x10.segments
+        return tuple(
+            (first / 10, last / 10, step / 10) for first, last, step in sorted(segments, key=lambda s: -s[2])
+        )
+
+    def stimulus_problem(
+        self, waveform: str, current_direction: str, *, kind: str, isi_ms: float | None = None
+    ) -> str | None:
+        """Why this model cannot give a protocol's ``stimulus`` (its words: ``half_sine``,
+        ``reversed``) to a train of ``kind``; None when it can (``StimulusShapeLimits``)."""
+        shape = PROTOCOL_WAVEFORMS.get(waveform)
+        direction = PROTOCOL_DIRECTIONS.get(current_direction)
+        if shape is None or direction is None:
+            return f"the MagPro has no {waveform} waveform with {current_direction} current"
+        if shape not in self.waveforms:
+            offered = ", ".join(sorted(_title(w) for w in self.waveforms))
+            return f"the {self.display_name} has no {_title(shape)} waveform (it offers {offered})"
+        if direction not in self.current_directions:
+            return f"the {self.display_name} has no {_title(direction)} current direction"
+        if shape is Waveform.BIPHASIC_BURST and kind != "theta_burst":
+            return f"the Biphasic Burst waveform fires a burst on every trigger; it suits theta burst, not a {kind}"
+        if kind == "theta_burst" and shape not in (Waveform.BIPHASIC, Waveform.BIPHASIC_BURST):
+            return f"the {self.display_name} times theta bursts with biphasic pulses only, not {_title(shape)}"
+        if kind == "paired_pulse" and shape is Waveform.BIPHASIC_BURST:
+            return "Twin and Dual modes cannot be combined with Biphasic Burst"
+        floor_x10 = self.data.grids.twin_dual_monophasic_min_ipi_ms_x10
+        if kind == "paired_pulse" and shape is Waveform.MONOPHASIC and isi_ms is not None and isi_ms * 10 < floor_x10:
+            return (
+                f"monophasic pairs on the {self.display_name} are at least {floor_x10 / 10:g} ms apart, "
+                f"not {isi_ms:g} ms"
+            )
+        return None
 
     # -- coil -----------------------------------------------------------------------------------
 

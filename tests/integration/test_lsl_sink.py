@@ -199,3 +199,147 @@ def test_a_missing_library_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setattr(builtins, "__import__", no_pylsl)
     with pytest.raises(LslUnavailable, match="tmsctl\\[lsl\\]"):
         open_lsl_markers(source_id="tmsctl:test", wait_open_s=5)
+
+
+SESSION_LOOPBACK_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, threading
+    import pylsl
+    pylsl.set_config_filename(sys.argv[1])   # machine-only discovery, before any other LSL call
+    from tmsctl.lab import api
+    from tmsctl.core.clock import SystemClock
+    from tmsctl.simulators import registry as sims
+    from tmsctl.lab.lsl import open_lsl_markers
+
+    clock = SystemClock()
+    source = f"tmsctl:session-loopback-{os.getpid()}"
+    markers = open_lsl_markers(source_id=source, clock=clock)
+    (stream,) = pylsl.resolve_byprop("source_id", source, timeout=10)
+    inlet = pylsl.StreamInlet(stream)
+    inlet.open_stream(timeout=10)
+    received = []
+
+    def pull():
+        # the receiving side: each marker with the LSL time it arrived
+        while True:
+            sample, ts = inlet.pull_sample(timeout=30)
+            if sample is None:
+                return
+            received.append((sample[0], ts, pylsl.local_clock()))
+            if json.loads(sample[0])["event"] == "train_end" and json.loads(sample[0])["train"] == 2:
+                return
+
+    puller = threading.Thread(target=pull, daemon=True)
+    puller.start()
+    sim = sims.create("rapid2", clock=clock, name=f"lsl-session-{os.getpid()}")
+    with api.open(f"sim://{sim.name}", clock=clock, listeners=[markers], db=sys.argv[2]) as stim:
+        result = stim.run(sys.argv[3], subject="S001", mt=50, allow_unapproved="loopback test")
+    truth = [p.t for p in sim.device.truth()]
+    puller.join(30)
+    print(json.dumps({
+        "offset": markers.sink.offset_s, "received": received, "truth": truth,
+        "session": result.session_id, "outcome": result.outcome.value,
+    }))
+    """
+)
+
+TWO_TRAINS = """\
+schema_version: 1
+id: lsl-two-trains
+title: Two device-timed trains for the LSL test
+coil: {family: figure8}
+target: {method: eeg_10_20, site: F3}
+hemisphere: left
+intensity: {reference: rMT, scaling_pct: 100}
+pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 10, inter_train_interval_s: 3, trains: 2}
+"""
+
+
+def test_an_lsl_inlet_receives_train_start_within_10_ms_of_the_trains_first_pulse(tmp_path: Path) -> None:
+    problem = _pylsl_problem()
+    if problem is not None:
+        pytest.skip(f"pylsl cannot load liblsl here ({problem}); install tmsctl[lsl] on glibc >= 2.35")
+    config = tmp_path / "lsl_api.cfg"
+    config.write_text("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n")
+    script = tmp_path / "session_loopback.py"
+    script.write_text(SESSION_LOOPBACK_SCRIPT)
+    protocol = tmp_path / "two-trains.yaml"
+    protocol.write_text(TWO_TRAINS)
+    done = subprocess.run([sys.executable, str(script), str(config), str(tmp_path / "rec.db"), str(protocol)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["outcome"] == "completed"
+    markers = [(json.loads(s), ts, arrived) for s, ts, arrived in result["received"]]
+    starts = [(m, ts, arrived) for m, ts, arrived in markers if m["event"] == "train_start"]
+    ends = [m for m, _, _ in markers if m["event"] == "train_end"]
+    assert [m["train"] for m, _, _ in starts] == [1, 2] and [m["train"] for m in ends] == [1, 2]
+    assert all(m.get("session") == result["session"] for m, _, _ in markers if "train" in m)
+    # every train_start comes in before its train's end, within 10 ms of its first pulse (real clock)
+    first_pulses = [result["truth"][0], result["truth"][10]]
+    for (marker, ts, arrived), first_pulse in zip(starts, first_pulses):
+        pulse_lsl = first_pulse + result["offset"]
+        assert arrived - pulse_lsl < 0.010, (marker, arrived - pulse_lsl)
+        assert abs(ts - pulse_lsl) < 0.010
+    order = [m["event"] for m, _, _ in markers if m["event"] in ("train_start", "train_end")]
+    assert order == ["train_start", "train_end", "train_start", "train_end"]
+
+
+CLI_LOOPBACK_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, threading
+    import pylsl
+    pylsl.set_config_filename(sys.argv[1])
+    from tmsctl.cli.main import main
+    from tmsctl.records import Records
+
+    Records(sys.argv[2]).close()  # a new, empty database (tmsctl db init)
+    received = []
+
+    def pull():
+        streams = pylsl.resolve_byprop("name", "tmsctl_markers", timeout=20)
+        inlet = pylsl.StreamInlet(streams[0])
+        inlet.open_stream(timeout=10)
+        while True:
+            sample, ts = inlet.pull_sample(timeout=15)
+            if sample is None:
+                return
+            received.append(sample[0])
+
+    puller = threading.Thread(target=pull, daemon=True)
+    puller.start()
+    sys.argv = ["tmsctl", "run", sys.argv[3], "--device", "sim://rapid2", "--subject", "S001", "--mt", "50",
+                "--yes", "--no-live", "--lsl", "--allow-unapproved", "cli loopback", "--db", sys.argv[2]]
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    puller.join(20)
+    print(json.dumps({"code": code, "received": received}))
+    """
+)
+
+
+def test_tmsctl_run_lsl_publishes_the_sessions_markers(tmp_path: Path) -> None:
+    problem = _pylsl_problem()
+    if problem is not None:
+        pytest.skip(f"pylsl cannot load liblsl here ({problem}); install tmsctl[lsl] on glibc >= 2.35")
+    config = tmp_path / "lsl_api.cfg"
+    config.write_text("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n")
+    script = tmp_path / "cli_loopback.py"
+    script.write_text(CLI_LOOPBACK_SCRIPT)
+    protocol = tmp_path / "two-trains.yaml"
+    protocol.write_text(TWO_TRAINS)
+    done = subprocess.run([sys.executable, str(script), str(config), str(tmp_path / "rec.db"), str(protocol)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    markers = [json.loads(s) for s in result["received"]]
+    trains = [(m["event"], m["train"]) for m in markers if m["event"] in ("train_start", "train_end")]
+    assert trains == [("train_start", 1), ("train_end", 1), ("train_start", 2), ("train_end", 2)]
+    sessions = {m["session"] for m in markers if "train" in m}
+    assert len(sessions) == 1 and sessions != {None}
+    assert f"session {sessions.pop()}" in done.stdout

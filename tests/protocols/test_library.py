@@ -195,9 +195,11 @@ def test_paired_library_protocols_run_on_a_bistim_and_only_where_both_pulses_can
     assert verdict.status == "allowed", [f.message for f in verdict.findings]
     assert {"device.paired-isi", "device.single-pulse-rate", "device.intensity"} <= set(verdict.checked)
     assert rule_ids(on_spec(protocol_id, spec.load_spec("magstim-200")).refusals) == {"device.capability"}
-    # A MagPro with the twin option has two pulses per trigger, but tmsctl cannot set its interval yet:
-    # refused at validation, never discovered after the session started.
+    # A MagPro with MagOption times the pair in Twin/Dual mode, its interval from the spec's table;
+    # one without has no second pulse.
     from tmsctl.drivers.magventure.spec import load_spec as magpro_spec
 
     magpro = on_spec(protocol_id, magpro_spec("magventure-magpro-x100-option"))
-    assert rule_ids(magpro.refusals) == {"device.paired-isi"}
+    assert magpro.status == "allowed", [f.message for f in magpro.findings]
+    assert "device.paired-isi" in magpro.checked
+    assert rule_ids(on_spec(protocol_id, magpro_spec("magventure-magpro-x100")).refusals) == {"device.capability"}

@@ -110,3 +110,86 @@ def test_single_pulses_on_a_bistim_whose_second_output_was_left_on_fire_output_a
     assert [(p.output, p.intensity_pct) for p in sim.device.truth()] == [("A", 55)] * 3
     assert sim.device.power_b == 0
     check_dose_truth(records, session_id, sim.device)
+
+
+def magpro_option():
+    clock = VirtualClock()
+    return clock, sims.create("magpro-x100-option", clock=clock, name=f"magpro-paired-{next(_names)}")
+
+
+@pytest.mark.parametrize(("protocol_id", "isi_ms"), [("sici-3ms", 3.0), ("icf-10ms", 10.0)])
+def test_sici_and_icf_on_a_magpro_in_twin_mode_deliver_and_record_every_pair(records, protocol_id, isi_ms) -> None:
+    from tmsctl.drivers.magventure import codec as mc
+
+    _clock, sim = magpro_option()
+    session_id, result = run(records, LIBRARY / f"{protocol_id}.yaml", sim)
+    assert result.outcome is RunOutcome.COMPLETED, result.reason
+    assert result.pulses_delivered == 40 and result.pulses_uncertain == 0
+    assert sim.device.mode is mc.Mode.TWIN and sim.device.ba_ratio_x100 == 150  # 60 % / 40 %
+    pairs = pairs_in_truth(sim.device)
+    assert len(pairs) == 20
+    for first, second in pairs:
+        assert (first.output, first.intensity_pct) == ("A", 40)
+        assert (second.output, second.intensity_pct) == ("B", 60)
+        assert (second.t - first.t) * 1000 == pytest.approx(isi_ms, abs=1e-6)
+    detail = records.session_detail(session_id)
+    assert detail.session.status is SessionStatus.COMPLETED and len(detail.deliveries) == 20
+    for delivery in detail.deliveries:
+        assert delivery.kind is DeliveryKind.PAIRED
+        assert (delivery.intensity_pct_mso, delivery.second_intensity_pct_mso, delivery.ipi_ms) == (
+            40, 60, pytest.approx(isi_ms))
+        assert (delivery.pulses_planned, delivery.pulses_delivered, delivery.pulses_uncertain) == (2, 2, 0)
+    check_dose_truth(records, session_id, sim.device)
+    assert sim.device.interlocks == [] and sim.device.fault_log == []
+
+
+def test_a_pair_whose_ratio_is_off_the_twin_grid_runs_in_dual_mode(records) -> None:
+    from tmsctl.drivers.magventure import codec as mc
+
+    _clock, sim = magpro_option()
+    session_id, result = run(records, LIBRARY / "sici-3ms.yaml", sim, mt=47)  # 38 % then 56 %: B/A 1.47…
+    assert result.outcome is RunOutcome.COMPLETED, result.reason
+    assert sim.device.mode is mc.Mode.DUAL
+    assert {(a.intensity_pct, b.intensity_pct) for a, b in pairs_in_truth(sim.device)} == {(38, 56)}
+    check_dose_truth(records, session_id, sim.device)
+
+
+def test_the_truth_check_holds_each_pair_to_its_recorded_intensities_and_interval(records) -> None:
+    import dataclasses
+
+    from tmsctl.lab.testing import DoseTruthViolation
+
+    _clock, sim = magpro_option()
+    session_id, result = run(records, LIBRARY / "sici-3ms.yaml", sim)
+    assert result.outcome is RunOutcome.COMPLETED, result.reason
+    check_dose_truth(records, session_id, sim.device)
+    pulses = sim.device.pulses
+    second = pulses[1]
+    assert second.output == "B"
+    pulses[1] = dataclasses.replace(second, t=second.t + 0.002)  # the unit fired B 5 ms after A, not 3
+    with pytest.raises(DoseTruthViolation, match="follows no first pulse"):
+        check_dose_truth(records, session_id, sim.device)
+    pulses[1] = dataclasses.replace(second, intensity_pct=40)  # B at the conditioning intensity
+    with pytest.raises(DoseTruthViolation, match="second pulse at 40 %"):
+        check_dose_truth(records, session_id, sim.device)
+    pulses[1] = dataclasses.replace(second, output="A")  # B never fired; a stray A instead
+    with pytest.raises(DoseTruthViolation, match="20 pair"):
+        check_dose_truth(records, session_id, sim.device)
+
+
+def test_the_protocols_stimulus_shape_is_set_on_the_magpro_before_the_first_pair(records, tmp_path) -> None:
+    from tmsctl.drivers.magventure import codec as mc
+
+    path = tmp_path / "sici-mono.yaml"
+    path.write_text((LIBRARY / "sici-3ms.yaml").read_text()
+                    .replace("id: sici-3ms", "id: sici-3ms-monophasic-reversed")
+                    .replace("hemisphere: left", "hemisphere: left\nstimulus: {waveform: monophasic, current_direction: reversed}")
+                    .replace("pairs: 20", "pairs: 3"))
+    _clock, sim = magpro_option()
+    session_id, result = run(records, path, sim, approve=True)
+    assert result.outcome is RunOutcome.COMPLETED, result.reason
+    device = sim.device
+    assert (device.waveform, device.direction, device.mode) == (
+        mc.Waveform.MONOPHASIC, mc.CurrentDirection.REVERSE, mc.Mode.TWIN)
+    assert len(pairs_in_truth(device)) == 3
+    check_dose_truth(records, session_id, device)

@@ -288,6 +288,7 @@ def _run_session(
     log_dir: Path | None,
     live: bool,
     records: Any = None,
+    lsl: bool = False,
 ) -> None:
     """`tmsctl run` and `tmsctl resume`: plan, show, confirm, run with the live panel, say how it ended."""
     from tmsctl.session.controller import UNCONFIRMED_DISARM_WORDS
@@ -340,22 +341,30 @@ def _run_session(
             def on_progress(p: Progress) -> None:
                 panel.progress = p
 
+            listeners = [_open_lsl_markers(planned)] if lsl else []
             with _OperatorStop() as stop:
 
                 def on_runner(r: SessionRunner) -> None:
                     panel.runner = r
                     stop.runner = r
-                    _log_coil_temperatures(r.controller)
+                    if lsl:
+                        from tmsctl.lab.api import attach_session_events
+
+                        attach_session_events(r)  # train and pulse markers, coil readings included
+                    else:
+                        _log_coil_temperatures(r.controller)
 
                 if live:
                     with Live(panel, console=out, refresh_per_second=8, transient=False):
-                        session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=on_runner)
+                        session_id, result = run_planned(
+                            planned, records, listeners=listeners, on_progress=on_progress, on_runner=on_runner)
                     if not out.is_terminal:
                         # rich ends a live display with a newline only on a terminal (rich #4192):
                         # in a log file the summary would run on from the panel's last line.
                         out.line()
                 else:
-                    session_id, result = run_planned(planned, records, on_progress=on_progress, on_runner=on_runner)
+                    session_id, result = run_planned(
+                        planned, records, listeners=listeners, on_progress=on_progress, on_runner=on_runner)
             if result.outcome is RunOutcome.PAUSED and stop.abort_requested:
                 # The second Ctrl-C (or SIGTERM) came while the pause was being taken: it ends the session.
                 records.abort_session(session_id, operator=operator, reason="operator abort (second Ctrl-C or SIGTERM)")
@@ -395,7 +404,7 @@ def _run_session(
                 protocol=protocol, device=device, subject=subject, mt=mt, operator=operator, overrides=overrides,
                 resume=session_id, allow_unapproved=allow_unapproved, dry_run=False, yes=True,
                 virtual_time=virtual_time, trigger=trigger, stimulator_serial=stimulator_serial,
-                max_mt_age_days=max_mt_age_days, db=db, log_dir=log_dir, live=live,
+                max_mt_age_days=max_mt_age_days, db=db, log_dir=log_dir, live=live, lsl=lsl,
             )
             return
     else:
@@ -405,6 +414,18 @@ def _run_session(
             soft_wrap=True,
         )
     raise typer.Exit(EXIT_ABORTED if result.outcome in (RunOutcome.ABORTED, RunOutcome.PAUSED) else EXIT_FAULT)
+
+
+def _open_lsl_markers(planned: Any) -> Any:
+    """The LSL marker stream (docs/lsl-markers.md), open before the first trigger so recorders find it."""
+    from tmsctl.lab.lsl import open_lsl_markers
+
+    serial = planned.info.details.get("serial_number") or planned.info.details.get("serial")
+    source = f"tmsctl:{planned.info.model}" + (f":{serial}" if serial else "")
+    markers = open_lsl_markers(source_id=source, clock=planned.clock,
+                               metadata={"device_model": planned.info.model, "protocol": planned.protocol.id})
+    out.print(f"LSL markers: stream tmsctl_markers, source_id {source}", highlight=False)
+    return markers
 
 
 def _log_coil_temperatures(controller: Any) -> None:
@@ -536,6 +557,9 @@ def run(
     db: DbOption = None,
     log_dir: LogDirOption = None,
     live: LiveOption = True,
+    lsl: Annotated[
+        bool, typer.Option("--lsl", help="Publish LSL markers (train start and end, pulses; docs/lsl-markers.md).")
+    ] = False,
 ) -> None:
     """Run a protocol session: check, show the plan, confirm, then stimulate with a live panel.
 
@@ -551,7 +575,7 @@ def run(
         protocol=protocol, device=device, subject=subject, mt=mt, operator=operator,
         overrides=_parse_overrides(override), resume=resume, allow_unapproved=allow_unapproved, dry_run=dry_run,
         yes=yes, virtual_time=virtual_time, trigger=trigger, stimulator_serial=stimulator_serial,
-        max_mt_age_days=max_mt_age_days, db=db, log_dir=log_dir, live=live,
+        max_mt_age_days=max_mt_age_days, db=db, log_dir=log_dir, live=live, lsl=lsl,
     )
 
 

@@ -74,11 +74,15 @@ class TrainConfigured(Event):
 @_kind("train_started")
 @dataclass(frozen=True)
 class TrainStarted(Event):
+    """A schedule position's first trigger was sent (``t_mono``: the instant it left the host).
+    ``index`` is 0-based; ``session_id`` names the session a runner delivers it for."""
+
     index: int = 0
     planned_onset_s: float = 0.0
     n_pulses: int = 0
     intensity_pct_mso: int = 0
     trigger_source: str = "serial"
+    session_id: str | None = None
 
 
 @_kind("train_finished")
@@ -90,14 +94,20 @@ class TrainFinished(Event):
     index: int = 0
     pulses_delivered: int = 0
     pulses_uncertain: int = 0
+    session_id: str | None = None
 
 
 @_kind("pulse_delivered")
 @dataclass(frozen=True)
 class PulseDelivered(Event):
+    """A host-timed trigger's pulse (or pair) known delivered; ``train_index`` (0-based) is its
+    schedule position when a runner delivers it."""
+
     n: int = 0
     intensity_pct_mso: int = 0
     trigger_source: str = "serial"
+    train_index: int | None = None
+    session_id: str | None = None
 
 
 @_kind("keepalive_missed")
@@ -138,9 +148,17 @@ class Dispatcher:
     def add(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: Event, part: str = "all") -> None:
+        """Every listener gets ``event``; ``part="handoff"``: only those that hand it to their own thread
+        at once (``hands_off``), ``part="rest"``: the others. An event needed before a pulse goes to the
+        hand-off listeners before the trigger and to the rest after it: no listener delays a pulse."""
         for listener in self._listeners:
             try:
+                if part != "all" and getattr(listener, "forwards_parts", False):
+                    listener.on_event_part(event, part)  # type: ignore[attr-defined]
+                    continue
+                if part != "all" and getattr(listener, "hands_off", False) != (part == "handoff"):
+                    continue
                 listener.on_event(event)
             except Exception as exc:  # a sink's bug must never reach the control loop
                 self.failures += 1
@@ -185,6 +203,7 @@ class QueuedListener:
     """
 
     stop_timeout_s = 5.0  # how long ``stop`` waits for the queued events to be handed over
+    hands_off = True  # on_event only queues: it may run just before a trigger (Dispatcher.emit)
 
     def __init__(self, inner: Listener, maxsize: int = 10_000) -> None:
         self.inner = inner

@@ -46,6 +46,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -158,44 +159,84 @@ class _Call:
 
 
 class _DeliveryEvents:
-    """Turns the controller's delivery hook into pulse/train events and coil readings."""
+    """Turns the controller's trigger and delivery hooks into train/pulse events and coil readings.
 
-    def __init__(self, controller: Controller, runner_ref: Callable[[], SessionRunner | None] = lambda: None) -> None:
+    ``train_started`` goes out as the device takes a schedule position's first trigger (not when the
+    train has ended); ``pulse_delivered`` for each host-timed trigger once known delivered;
+    ``train_finished`` when a device-timed train has ended, with its dose. Under a runner every one
+    carries the 0-based schedule position and ``session_id``.
+    """
+
+    def __init__(
+        self, controller: Controller, runner_ref: Callable[[], SessionRunner | None] = lambda: None,
+        *, session_id: str | None = None,
+    ) -> None:
         self.controller = controller
         self.pulses = 0  # known delivered
         self.uncertain = 0  # may have gone out
         self.trains = 0
+        self.session_id = session_id
         self._runner_ref = runner_ref
         self._last_coil: float | None = None
+        self._started: int | None = None  # the schedule position whose train_started went out last
+        self._pending: TrainStarted | None = None  # sent to the hand-off listeners, not yet to the rest
         controller.on_delivered = self
+        controller.on_trigger = self.triggered
 
     def _at(self, t: float) -> dict[str, Any]:
         clock = self.controller.clock
         now = clock.now()
-        from datetime import timedelta
-
         return {"t_mono": t, "t_wall": clock.wall() - timedelta(seconds=now - t)}
+
+    def _index(self) -> int | None:
+        runner = self._runner_ref()
+        return runner.progress.next_index if runner is not None else None
+
+    def triggered(self, delivery: Delivery, sent: bool) -> None:
+        """A schedule position's first trigger starts the train: ``train_started`` goes to the hand-off
+        listeners (the LSL sink) as the trigger leaves, and to the others once the device took it."""
+        if sent:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                self.controller.dispatcher.emit(pending, "rest")
+            return
+        index = self._index()
+        if index is None:  # no runner: every device-timed train is a train of its own
+            if not delivery.is_train:
+                return
+            index = self.trains
+        elif index == self._started:
+            return  # a host-timed train's later pulses
+        self._started = index
+        self.trains += 1
+        runner = self._runner_ref()
+        train = runner.schedule.trains[index] if runner is not None else None
+        self._pending = TrainStarted(
+            **self._at(delivery.started_at), index=index,
+            planned_onset_s=delivery.started_at, n_pulses=train.n_pulses if train is not None else delivery.pulses,
+            intensity_pct_mso=delivery.intensity_pct_mso, trigger_source=delivery.trigger_source,
+            session_id=self.session_id,
+        )
+        self.controller.dispatcher.emit(self._pending, "handoff")
 
     def __call__(self, delivery: Delivery) -> None:
         emit = self.controller.dispatcher.emit
+        dose = delivery.dose
+        index = self._index()
         if delivery.is_train:
-            runner = self._runner_ref()
-            index = runner.progress.next_index if runner is not None else self.trains
-            self.trains += 1
-            emit(TrainStarted(**self._at(delivery.started_at), index=index, planned_onset_s=delivery.started_at,
-                              n_pulses=delivery.pulses, intensity_pct_mso=delivery.intensity_pct_mso,
-                              trigger_source=delivery.trigger_source))
+            if index is None:
+                index = self.trains - 1
             # What the train delivered by the evidence (tmsctl.session.dose), not what it commanded.
-            dose = delivery.dose
             delivered = delivery.pulses if dose is None else dose.delivered
             self.pulses += delivered
             self.uncertain += 0 if dose is None else dose.uncertain
             emit(TrainFinished(**self._at(self.controller.clock.now()), index=index, pulses_delivered=delivered,
-                               pulses_uncertain=0 if dose is None else dose.uncertain))
+                               pulses_uncertain=0 if dose is None else dose.uncertain, session_id=self.session_id))
         else:
             self.pulses += 1
             emit(PulseDelivered(**self._at(delivery.started_at), n=self.pulses,
-                                intensity_pct_mso=delivery.intensity_pct_mso, trigger_source=delivery.trigger_source))
+                                intensity_pct_mso=delivery.intensity_pct_mso, trigger_source=delivery.trigger_source,
+                                train_index=index, session_id=self.session_id))
         self.coil_reading()
 
     def coil_reading(self) -> None:
@@ -206,14 +247,25 @@ class _DeliveryEvents:
                                                             temperature_c=temperature))
 
 
+def attach_session_events(runner: SessionRunner) -> None:
+    """Train and pulse events for a session's runner (``tmsctl run --lsl`` and ``Stimulator.run``):
+    ``train_started`` as each schedule position's first trigger is taken, each carrying the session id."""
+    _DeliveryEvents(runner.controller, lambda: runner, session_id=getattr(runner.log, "session_id", None))
+
+
 class _Hub:
     """The controller's one listener: forwards to the facade's dispatcher, which outlives controllers."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
 
+    forwards_parts = True
+
     def on_event(self, event: Event) -> None:
         self.dispatcher.emit(event)
+
+    def on_event_part(self, event: Event, part: str) -> None:
+        self.dispatcher.emit(event, part)
 
     def on_error(self, exc: BaseException) -> None:
         pass
@@ -699,7 +751,7 @@ def _run_session(
 
         def attach(runner: SessionRunner) -> None:
             core.runner = runner
-            _DeliveryEvents(runner.controller, lambda: core.runner)
+            attach_session_events(runner)
 
         try:
             session_id, result = run_planned(planned, records, listeners=[_Hub(core.dispatcher)], on_runner=attach)

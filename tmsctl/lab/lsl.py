@@ -15,6 +15,9 @@ name the stimulator or the set-up, e.g. ``tmsctl:<device serial>``), and ``desc(
 
     {"event":"pulse","n":17,"intensity_pct":52,"trigger":"serial","t_wall":"..."}
 
+The full marker schema is in ``docs/lsl-markers.md``. Each schedule position starts with a
+``train_start`` pushed as its first trigger leaves (queued before the trigger, never delaying it);
+under a session every train and pulse marker carries ``session`` and the 1-based ``train``.
 A device-timed train ends with ``{"event":"train_end","train":3,"delivered":14,"uncertain":2,...}``:
 ``train`` is 1-based, ``delivered`` the pulses known delivered and ``uncertain`` those that may or
 may not have gone out (tmsctl.session.dose), the same numbers the records, reports and exports carry.
@@ -75,6 +78,8 @@ def marker_payload(event: Event, *, context: Mapping[str, Any] | None = None, dr
     if kind == "pulse_delivered":
         body = {"event": "pulse", "n": data["n"], "intensity_pct": data["intensity_pct_mso"],
                 "trigger": data["trigger_source"]}
+        if data.get("train_index") is not None:
+            body["train"] = data["train_index"] + 1
     elif kind == "train_started":
         body = {"event": "train_start", "train": data["index"] + 1, "pulses": data["n_pulses"],
                 "intensity_pct": data["intensity_pct_mso"], "trigger": data["trigger_source"]}
@@ -93,6 +98,8 @@ def marker_payload(event: Event, *, context: Mapping[str, Any] | None = None, dr
     else:
         data.pop("t_mono", None)
         body = {"event": kind, **{k: v for k, v in data.items() if k != "t_wall"}}
+    if data.get("session_id") is not None:
+        body["session"] = data["session_id"]
     body.update(context or {})
     body["t_wall"] = data["t_wall"]
     if dropped:

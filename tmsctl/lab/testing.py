@@ -218,6 +218,39 @@ def check_dose_truth(records: Any, session_id: str | Sequence[str], device: Any)
             f"session {session_id}: {len(stray)} pulse(s) went out at an intensity the record does not hold "
             f"(first at {stray[0].intensity_pct} %, validated {sorted(validated)}) and no fault is on record"
         )
+    _check_pairs(session_id, deliveries, true_pulses)
+
+
+PAIR_TIMING_TOLERANCE_S = 1e-5  # the simulators time a pair's second pulse on their own clock
+
+
+def _check_pairs(session_id: str, deliveries: Sequence[Any], true_pulses: Sequence[Any]) -> None:
+    """Every second pulse of a pair (output "B" in the truth log) went out as a recorded pair says:
+    one ISI after a first pulse (output "A") at that pair's conditioning intensity, at its test
+    intensity; and there are as many such pairs as the record knows delivered."""
+    recorded = {
+        (round(d.intensity_pct_mso), round(d.second_intensity_pct_mso), d.ipi_ms / 1000)
+        for d in deliveries if d.second_intensity_pct_mso is not None and d.ipi_ms is not None
+    }
+    firsts = [p for p in true_pulses if getattr(p, "output", "A") == "A"]
+    seconds = [p for p in true_pulses if getattr(p, "output", "A") == "B"]
+    for second in seconds:
+        matched = any(
+            second.intensity_pct == test and first.intensity_pct == conditioning
+            and abs(second.t - first.t - isi_s) <= PAIR_TIMING_TOLERANCE_S
+            for first in firsts for conditioning, test, isi_s in recorded
+        )
+        if not matched:
+            raise DoseTruthViolation(
+                f"session {session_id}: a second pulse at {second.intensity_pct} % (t={second.t:.6f}) follows no "
+                f"first pulse as a recorded pair says (recorded: conditioning %, test %, ISI s: {sorted(recorded)})"
+            )
+    known_pairs = sum(d.pulses_delivered // 2 for d in deliveries if d.second_intensity_pct_mso is not None)
+    if len(seconds) < known_pairs:
+        raise DoseTruthViolation(
+            f"session {session_id}: the record knows {known_pairs} pair(s) delivered; the simulator fired "
+            f"{len(seconds)} second pulse(s)"
+        )
 
 
 def __getattr__(name: str):

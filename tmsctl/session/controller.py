@@ -52,6 +52,8 @@ from tmsctl.drivers.base import (
     PulseReporting,
     RtsTriggering,
     StimulatorDriver,
+    StimulusShape,
+    StimulusShaping,
     ThetaBurstTiming,
     capability,
     check_capabilities,
@@ -181,6 +183,11 @@ class Controller:
         self._next_keepalive = math.inf
         self._next_coil_read = math.inf
         self.on_delivered: Callable[[Delivery], None] | None = None
+        # Called as a trigger is about to leave (``sent=False``, its delivery stamped) and once the device
+        # took it (``sent=True``), not at the delivery's end: markers that must reach a recorder within
+        # milliseconds of the pulse. The first call sits between the trigger's stamp and its write, so
+        # it may only hand off (Dispatcher.emit(part="handoff")).
+        self.on_trigger: Callable[[Delivery, bool], None] | None = None
 
     # -- events -------------------------------------------------------------------------------
     def _emit(self, cls: type[Event], **fields: object) -> None:
@@ -444,6 +451,23 @@ class Controller:
         self._emit(IntensitySet, intensity_pct_mso=settings.first_pct_mso)
         return settings
 
+    def configure_stimulus(self, waveform: str, current_direction: str) -> StimulusShape:
+        """The pulse's waveform and current direction (a protocol's ``stimulus``), set and read back."""
+        if Capability.STIMULUS_SHAPE not in self.capabilities:
+            raise InvalidArgument(
+                f"tmsctl cannot set the waveform or current direction of the {self.driver.display_name}",
+                hint="the protocol's stimulus is checked against the device before a session (device.stimulus)",
+            )
+        if self.state is not State.IDLE:
+            raise GuardRejected("set the stimulus shape", [f"the controller is {self.state.value}, not disarmed"])
+        shaper = capability(self.driver, self.capabilities, Capability.STIMULUS_SHAPE, StimulusShaping)
+        shape = self._device_call(
+            f"set the {waveform} waveform, {current_direction} current",
+            lambda: shaper.set_stimulus(waveform, current_direction),
+        )
+        assert isinstance(shape, StimulusShape)
+        return shape
+
     # -- arming ------------------------------------------------------------------------------------------
     def _arm_guards(self, now: float) -> list[str]:
         reasons = []
@@ -549,6 +573,7 @@ class Controller:
             self.energy.record(fired_at, pulses, strongest, self._train_rate_hz())
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
+        self._call_on_trigger(self.delivery, sent=False)
         if trigger_source == "rts":
             rts = capability(self.driver, self.capabilities, Capability.RTS_TRIGGER, RtsTriggering)
             result = self._device_call("RTS trigger", rts.trigger_via_rts)
@@ -562,9 +587,18 @@ class Controller:
             pulses, intensity, fired_at, self._watch.last_due_latest, trigger_source, is_train, confirmed
         )
         started = self.delivery
+        self._call_on_trigger(started, sent=True)
         if not is_train and acknowledged_at >= self.delivery.expected_end:
             self._finish_delivery()  # a single pulse, or a pair whose second pulse was due by the reply
         return started
+
+    def _call_on_trigger(self, delivery: Delivery, *, sent: bool) -> None:
+        if self.on_trigger is None:
+            return
+        try:
+            self.on_trigger(delivery, sent)
+        except Exception:  # a marker must never stop a trigger that is on its way
+            pass
 
     def _train_rate_hz(self) -> float | None:
         """The configured train's mean pulse rate (theta bursts: pulses over the train's span)."""

@@ -126,6 +126,7 @@ class SessionRunner:
         self._abort = threading.Event()
         self._wake = self.clock.event()  # set by a request so waits end at once, not at a poll
         self._reason = ""
+        self._stimulus_applied = False
         controller.pulse_cap = PulseCap(schedule.total_pulses, pulses_already_delivered + pulses_already_uncertain)
         controller.intensity_cap_pct_mso = max(
             max(t.intensity_pct_mso or 0, t.conditioning_intensity_pct_mso or 0) for t in schedule.trains
@@ -364,6 +365,7 @@ class SessionRunner:
         c = self.controller
         intensity = train.intensity_pct_mso
         assert intensity is not None
+        self._apply_stimulus()
         wants_train = (
             train.kind == "train" and train.n_pulses > 1 and Capability.INTERNAL_TRAIN in c.capabilities
             and train.frequency_hz is not None
@@ -391,6 +393,20 @@ class SessionRunner:
         if c.intensity_pct_mso != intensity:
             c.set_intensity(intensity)
 
+
+    def _apply_stimulus(self) -> None:
+        """The protocol's waveform and current direction, set and read back once, before the first
+        arming (the rulebook refused what the unit cannot set, and noted where it is no setting)."""
+        stimulus = self.schedule.protocol.stimulus
+        c = self.controller
+        if self._stimulus_applied or stimulus is None or Capability.STIMULUS_SHAPE not in c.capabilities:
+            return
+        if c.state in ENERGISED:
+            c.disarm()
+        # a burst waveform is set with the bursts themselves (configure_theta_burst); its pulses are biphasic
+        waveform = "biphasic" if stimulus.waveform == "biphasic_burst" else stimulus.waveform
+        c.configure_stimulus(waveform, stimulus.current_direction)
+        self._stimulus_applied = True
 
     def _prepare_pair(self, train: ScheduledTrain, test_pct: int) -> None:
         """Conditioning pulse first (the one the trigger fires), the test pulse one ISI later."""
