@@ -33,11 +33,11 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+import tmsctl.protocols.device_rules as device_rules
+import tmsctl.protocols.exposure_rules as exposure_rules
+import tmsctl.protocols.site_rules as site_rules
 from tmsctl.drivers.base import DeviceLimits
 from tmsctl.errors import InvalidArgument
-
-# Importing the rule modules registers their rules, in the order the checker applies them.
-from tmsctl.protocols import device_rules, exposure_rules, site_rules
 from tmsctl.protocols.device_rules import implied_capabilities
 from tmsctl.protocols.findings import Finding, Issue, Severity, sort_findings
 from tmsctl.protocols.models import Protocol
@@ -50,6 +50,7 @@ from tmsctl.protocols.thresholds import MotorThreshold
 __all__ = ["SitePolicy", "Verdict", "check", "implied_capabilities"]
 
 RULE_MODULES = (device_rules, exposure_rules, site_rules)
+"""Importing these registers their rules, in this order: the order in which the checker applies them."""
 
 
 # --- verdict --------------------------------------------------------------------------------

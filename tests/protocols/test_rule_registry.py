@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from protocols_helpers import BURST, RAPID2, TestRapid2, document, mt, rtms
+from protocols_helpers import RAPID2, TestRapid2, document, mt, rtms
 
 from tmsctl.drivers.magstim.spec import load_spec
 from tmsctl.protocols import Protocol, Verdict, check, rulebook
@@ -195,7 +195,7 @@ def test_a_registered_rule_is_applied_and_recorded(extra_rule: list[str]) -> Non
 
 def test_a_rule_that_reports_an_undeclared_id_stops_the_check(extra_rule: list[str]) -> None:
     extra_rule.extend(["test.extra-note", "site.day-pulses"])
-    with pytest.raises(RulebookError, match="test.extra reported site.day-pulses, which it does not declare"):
+    with pytest.raises(RulebookError, match=r"test\.extra reported site\.day-pulses, which it does not declare"):
         check(rtms(10, 40))
 
 
