@@ -16,6 +16,7 @@ from pathlib import Path
 from tmsctl.core.clock import VirtualClock, monotonic_ns_for_benchmarks
 from tmsctl.core.registry import open_driver
 from tmsctl.records import Records
+from tmsctl.records.database import Database
 from tmsctl.session.controller import Controller
 from tmsctl.session.planned import SessionRequest, plan_session, run_planned
 from tmsctl.session.runner import SessionRunner
@@ -54,15 +55,19 @@ def once(
         sims.remove(name)
 
 
-class RecordsWithoutDiskWaits(Records):
-    """The same store with ``synchronous = OFF``: for this benchmark only, to show how much of a
+class DatabaseWithoutDiskWaits(Database):
+    """The same database with ``synchronous = OFF``: for this benchmark only, to show how much of a
     recorded session's time is spent waiting for the disk (the product never turns this off)."""
 
     _DURABLE_MODE = _RELAXED_MODE = "OFF"
 
     def _configure(self) -> None:
         super()._configure()
-        self._db.execute("PRAGMA synchronous = OFF")
+        self.connection.execute("PRAGMA synchronous = OFF")
+
+
+class RecordsWithoutDiskWaits(Records):
+    _database_type = DatabaseWithoutDiskWaits
 
 
 def main() -> None:

@@ -1,23 +1,30 @@
-"""The safety rulebook's data (``protocols/rules/*.yaml``), validated and frozen at first use.
+"""The safety rulebook: its data (``protocols/rules/*.yaml``) and the registry of its rules.
 
-The files are part of the package and reviewed like code. There is deliberately no way to load a
+The data is validated and frozen at first use. The files are part of the package and reviewed like
+code. There is deliberately no way to load a
 different rulebook or to switch a rule off: a site policy may only make rules stricter
 (``tmsctl.protocols.rules.SitePolicy``). The version recorded with every check names the declared
 version and a hash of the files' bytes, so any edit to the data shows up in session logs.
+
+Every rule is a function registered with ``@rule(id, severity, scope=...)``; ``registered_rules()``
+lists them in the order the checker applies them (``tmsctl.protocols.rules``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
 
 from tmsctl.core.errors import TmsError
+from tmsctl.protocols.findings import Issue, Severity
 
 RULE_FILES = (
     "rulebook.yaml",
@@ -161,6 +168,11 @@ class Rulebook:
     theta_burst: ThetaBurstRules
     site: SiteCaps
 
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every registered rule, in the order the checker applies them."""
+        return registered_rules()
+
     def family(self, name: str) -> FamilyRules:
         return self.families.families.get(name) or FamilyRules(table="none")
 
@@ -220,3 +232,85 @@ def rulebook() -> Rulebook:
         ):
             raise RulebookError(f"coil family {name}: an envelope needs every limit")
     return book
+
+
+# --- the rules: registered functions --------------------------------------------------------
+
+
+class Scope(StrEnum):
+    """What a rule is applied to, which is also when the checker applies it."""
+
+    TRAIN = "train"
+    """Each distinct train shape, given the gap after it: the device's limits on a physical train."""
+    EXPOSURE = "exposure"
+    """Each distinct train shape, then each continuous run of trains judged as one train (Chen's
+    minimum interval): the coil family's tables, which bound an exposure, not one train timer."""
+    SESSION = "session"
+    """The schedule as a whole, with the day's history."""
+
+
+RuleCheck = Callable[[Any], Iterable[Issue] | None]
+"""A rule's function: its issues (none when the subject passes), or None when it does not apply."""
+
+_Check = TypeVar("_Check", bound=RuleCheck)
+
+FAMILY = "{family}"
+"""In a rule id, the coil family of the schedule: ``envelope.{family}`` reports ``envelope.H1``."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    """The severity of the rule's own finding (a finding it also reports may have another)."""
+    scope: Scope
+    check: RuleCheck
+    also: tuple[tuple[str, Severity], ...] = ()
+    """Other findings the function reports, by id, with their severity: a table look-up, why the
+    rule could not be applied."""
+    listed: bool = True
+    """Whether ``Verdict.checked`` names the rule when it applies. False for findings about what the
+    check itself could not see (no device, no threshold), which bound nothing."""
+
+    @property
+    def reports(self) -> dict[str, Severity]:
+        """Every finding id the function reports, with its severity."""
+        return {self.id: self.severity, **dict(self.also)}
+
+    def id_for(self, coil_family: str) -> str:
+        return self.id.replace(FAMILY, coil_family)
+
+    def reports_for(self, coil_family: str) -> frozenset[str]:
+        return frozenset(rule_id.replace(FAMILY, coil_family) for rule_id in self.reports)
+
+
+_REGISTRY: dict[tuple[str, Scope], Rule] = {}
+
+
+def rule(
+    id: str,
+    severity: Severity,
+    *,
+    scope: Scope,
+    also: Mapping[str, Severity] | None = None,
+    listed: bool = True,
+) -> Callable[[_Check], _Check]:
+    """Register the decorated function as the rule ``id``; the checker applies rules in the order
+    they are registered. A rule id may be registered once per scope (an envelope bounds each train
+    and the session's totals)."""
+
+    def register(check: _Check) -> _Check:
+        key = (id, scope)
+        if key in _REGISTRY:
+            raise RulebookError(f"rule {id} is registered twice for the {scope} scope")
+        _REGISTRY[key] = Rule(id, severity, scope, check, tuple((also or {}).items()), listed)
+        return check
+
+    return register
+
+
+def registered_rules(scope: Scope | None = None) -> tuple[Rule, ...]:
+    """The registered rules (of one scope), in the order the checker applies them."""
+    import tmsctl.protocols.rules  # noqa: F401 — importing the checker registers every rule
+
+    return tuple(entry for entry in _REGISTRY.values() if scope is None or entry.scope is scope)

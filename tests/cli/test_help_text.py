@@ -65,6 +65,6 @@ def test_the_protocol_group_promises_only_commands_it_has() -> None:
 
 @pytest.mark.parametrize(("days", "said"), [(1, "1 day"), (0.5, "0.5 days"), (2, "2 days")])
 def test_days_are_counted_in_words(days: float, said: str) -> None:
-    from tmsctl.protocols.rules import _days
+    from tmsctl.protocols.rule_context import days as in_words
 
-    assert _days(days, f"{days:g}") == said
+    assert in_words(days, f"{days:g}") == said

@@ -118,4 +118,4 @@ def test_the_stimulus_shape_is_checked_against_the_magpro_model() -> None:
 def test_a_stimulus_on_a_unit_whose_waveform_is_no_setting_is_only_noted() -> None:
     verdict = on_bistim(with_stimulus(paired(3), "monophasic"))
     assert verdict.status == "allowed"
-    assert any(f.rule_id == "device.stimulus" and f.severity.value == "info" for f in verdict.findings)
+    assert any(f.rule_id == "device.stimulus-unset" and f.severity.value == "info" for f in verdict.findings)

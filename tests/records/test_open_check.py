@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tmsctl.cli.main import EXIT_RECORDS, app
 from tmsctl.core.clock import VirtualClock
 from tmsctl.records import Records, RecordsError
-from tmsctl.records import store as records_module
+from tmsctl.records import database as records_module
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -28,13 +28,13 @@ pytestmark = pytest.mark.sqlite_only
 def full_checks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every full check run, by the file it read."""
     ran: list[Path] = []
-    original = Records.check_not_damaged
+    original = records_module.Database.check_not_damaged
 
-    def counting(self: Records) -> None:
+    def counting(self: records_module.Database) -> None:
         ran.append(self.path)
         original(self)
 
-    monkeypatch.setattr(Records, "check_not_damaged", counting)
+    monkeypatch.setattr(records_module.Database, "check_not_damaged", counting)
     return ran
 
 

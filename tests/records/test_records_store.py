@@ -21,7 +21,7 @@ from tmsctl.records import (
     apply_migrations,
     default_db_path,
 )
-from tmsctl.records import store as records_module
+from tmsctl.records import database as records_module
 
 
 def mode_of(path: Path) -> int:
