@@ -34,7 +34,7 @@ from tmsctl.errors import InvalidArgument
 from tmsctl.protocols.findings import Finding, Issue, Severity, sort_findings
 from tmsctl.protocols.models import Protocol, format_number, is_standard_theta_burst
 from tmsctl.protocols.rulebook import Rulebook, rulebook
-from tmsctl.protocols.schedule import Schedule, ScheduledTrain
+from tmsctl.protocols.schedule import RTS_BURST_GAP_S, RTS_BURST_MAX_S, Schedule, ScheduledTrain, host_bursts
 from tmsctl.protocols.thresholds import MotorThreshold
 
 REPETITIVE = ("train", "theta_burst", "patterned")
@@ -593,24 +593,54 @@ class _Evaluation:
             )
 
     def _external_timing(self) -> None:
-        """tmsctl has no path that lets a trigger input time the pulses (neither its own RTS line nor a
-        lab's pulse generator): the runner would fire them itself, one serial command at a time, and
-        fault mid-session where that cannot keep up. Refused here, before any session starts."""
+        """An externally timed protocol is checked against the device's limits like any other (the
+        device rules above do not ask who times the pulses). What is left is who drives the trigger:
+        tmsctl's own RTS line, in bursts it can time without a device exchange; an outside trigger
+        box is not supported yet, so it is refused here rather than faulting mid-session."""
         self.checked.add("timing.external-trigger")
-        if self.protocol.timed_by != "external_trigger":
+        protocol = self.protocol
+        if protocol.timed_by != "external_trigger":
             return
-        self.add(
-            Issue(
-                "timing.external-trigger",
-                Severity.REFUSE,
-                "timed_by: external_trigger: tmsctl cannot yet deliver pulses timed by a trigger input; it would "
-                "fire them itself over serial, not as written",
-                "tmsctl runner (issue 16)",
-                status="D",
-                hint="write timed_by: stimulator and use a stimulator that times the pattern itself, or deliver "
-                "the protocol from the pulse generator outside tmsctl",
+        if protocol.trigger == "external":
+            self.add(
+                Issue(
+                    "timing.external-trigger",
+                    Severity.REFUSE,
+                    "trigger: external: tmsctl cannot yet arm a stimulator for a trigger box outside it and count "
+                    "what it fires",
+                    "tmsctl runner (issue 16)",
+                    status="D",
+                    hint="write trigger: rts to have tmsctl time the pulses on the serial port's RTS line (Magstim "
+                    "quick-fire cable), or deliver the protocol from the trigger box outside tmsctl",
+                )
             )
-        )
+            return
+        self.checked.add("timing.rts-burst")
+        seen: set[int] = set()
+        for train in self.schedule.trains:
+            if id(train.pulse_offsets_s) in seen:
+                continue
+            seen.add(id(train.pulse_offsets_s))
+            longest = max(burst[-1] - burst[0] for burst in host_bursts(train.pulse_offsets_s))
+            if _exceeds(longest, RTS_BURST_MAX_S):
+                numbers = [t.number for t in self.schedule.trains if t.pulse_offsets_s is train.pulse_offsets_s]
+                self.add(
+                    Issue(
+                        "timing.rts-burst",
+                        Severity.REFUSE,
+                        f"pulses less than {_n(RTS_BURST_GAP_S)} s apart for {_n(round(longest, 6))} s: tmsctl times "
+                        f"RTS pulses that close without a word to the device, for at most {_n(RTS_BURST_MAX_S)} s "
+                        "(an armed stimulator needs to hear from the host every 0.5 s)",
+                        "tmsctl runner: RTS triggering",
+                        value=longest,
+                        limit=RTS_BURST_MAX_S,
+                        unit="s",
+                        status="D",
+                        hint="space the pulses at least 0.1 s apart, or shorten the bursts; a long fast train is for "
+                        "a stimulator that times it itself (timed_by: stimulator)",
+                    ),
+                    numbers,
+                )
 
     def _capabilities(self) -> None:
         protocol, device = self.protocol, self.device
@@ -1183,6 +1213,8 @@ def implied_capabilities(protocol: Protocol) -> set[Capability]:
         needed.add(Capability.THETA_BURST)
     if external:
         needed.add(Capability.EXTERNAL_TRIGGER)
+    if external and protocol.trigger == "rts":
+        needed.add(Capability.RTS_TRIGGER)
     return needed
 
 
@@ -1196,6 +1228,8 @@ def _capability_text(device: DeviceLimits, capability: Capability, protocol: Pro
         return f"the {name} cannot deliver paired pulses (no {capability.value} capability)"
     if capability is Capability.EXTERNAL_TRIGGER:
         return f"the {name} has no external trigger input, which timed_by: external_trigger needs"
+    if capability is Capability.RTS_TRIGGER:
+        return f"the {name} has no trigger input tmsctl drives through the serial RTS line, which trigger: rts needs"
     return f"the {name} lacks the {capability.value} capability this protocol requires"
 
 

@@ -15,6 +15,26 @@ from tmsctl.protocols.models import Plan, Protocol, TrainKind
 from tmsctl.protocols.thresholds import MotorThreshold
 
 
+# Host-timed trigger edges (``timed_by: external_trigger`` with ``trigger: rts``): pulses closer
+# than this are one burst, fired without a device exchange between them (a status read and the
+# intensity read-back take up to ~30 ms at 9600 baud, and must end before the next edge's lead).
+RTS_BURST_GAP_S = 0.1
+# The longest burst tmsctl times without an exchange: the device hears nothing from the host while
+# it runs, and an armed Magstim drops out after 1 s without a command (keep-alive every 0.5 s).
+RTS_BURST_MAX_S = 0.4
+
+
+def host_bursts(offsets: tuple[float, ...], gap_s: float = RTS_BURST_GAP_S) -> tuple[tuple[float, ...], ...]:
+    """``offsets`` split into bursts: runs of pulses each less than ``gap_s`` after the one before."""
+    bursts: list[list[float]] = []
+    for offset in offsets:
+        if bursts and offset - bursts[-1][-1] < gap_s - 1e-9:
+            bursts[-1].append(offset)
+        else:
+            bursts.append([offset])
+    return tuple(tuple(burst) for burst in bursts)
+
+
 @dataclass(frozen=True)
 class ScheduledTrain:
     index: int

@@ -23,7 +23,7 @@ from tmsctl.dose import DoseCount
 from tmsctl.drivers.base import Capability
 from tmsctl.errors import DeviceStateError, GuardRejected, InvalidArgument, TmsError
 from tmsctl.fsm import ENERGISED, State
-from tmsctl.protocols.schedule import Schedule, ScheduledTrain
+from tmsctl.protocols.schedule import Schedule, ScheduledTrain, host_bursts
 from tmsctl.records.errors import RecordsUnavailable
 from tmsctl.safety import PulseCap
 
@@ -282,9 +282,16 @@ class SessionRunner:
             c.arm()
         # A pair is one trigger: the device fires its second pulse itself.
         host_timed = train.n_pulses > 1 and c.train is None and train.kind != "paired_pulse"
-        offsets = train.pulse_offsets_s if host_timed else (0.0,)
-        # Every driver says how long its trigger takes to reach the unit (a Magstim's 3 bytes at 9600 baud: 3.1 ms).
-        lead = c.driver.trigger_lead_s if self.trigger_source == "serial" else 0.0
+        rts = self.trigger_source == "rts"
+        # RTS edges closer than an exchange allows go out as one burst the controller times itself.
+        bursts = host_bursts(train.pulse_offsets_s) if host_timed and rts else None
+        offsets = (
+            tuple(burst[0] for burst in bursts) if bursts is not None
+            else train.pulse_offsets_s if host_timed else (0.0,)
+        )
+        # Every driver says how long its trigger takes to reach the unit (a Magstim's 3 bytes at 9600
+        # baud: 3.1 ms); an RTS edge reaches it at once.
+        lead = 0.0 if rts else c.driver.trigger_lead_s
         open_train = _OpenTrain(train, onset, c.last_delivery)
         for k, offset in enumerate(offsets):
             fire_at = onset + offset - lead
@@ -309,19 +316,21 @@ class SessionRunner:
             c.verify_before_trigger()
             self.clock.sleep_until(fire_at)
             open_train.triggering(c.last_delivery)
+            burst = (0.0,) if bursts is None else tuple(round(b - offset, 9) for b in bursts[k])
             try:
-                delivery = c.fire(trigger_source=self.trigger_source)
+                delivery = c.fire(trigger_source=self.trigger_source, burst_offsets_s=burst)
             except GuardRejected:
                 open_train.not_fired()  # refused before anything was sent: nothing can have gone out
                 raise
-            error = (delivery.started_at + (lead if self.trigger_source == "serial" else 0.0)) - (onset + offset)
+            error = (delivery.started_at + lead) - (onset + offset)
             if k == 0:
                 self.progress.onset_errors_s.append(error)
                 open_train.onset_error_s = error
             open_train.settled(c.last_delivery)
             # The device acknowledged the trigger: its first pulse is out. The rest of a device-timed
             # train is known only as the device reports it; until then the record keeps it uncertain.
-            self.log.fired(train, open_train.known_so_far + (0 if c.delivery is None else 1))
+            # (An RTS edge is acknowledged by nothing: its train's first pulse is known only from a status.)
+            self.log.fired(train, open_train.known_so_far + (0 if c.delivery is None or rts else 1))
         while c.delivery is not None:  # a device-timed train: wait for its end
             self._wait(min(c.next_deadline(), self.clock.now() + 0.5))
         open_train.settled(c.last_delivery)

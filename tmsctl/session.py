@@ -52,6 +52,14 @@ class SessionRequest:
     stimulator_serial: str | None = None  # use only thresholds measured on this unit
 
 
+def trigger_source_of(protocol: Protocol, requested: str) -> str:
+    """What fires the pulses: the protocol's ``trigger: rts`` decides (tmsctl times each edge); for a
+    protocol the stimulator times, the request's choice (a serial command or an RTS edge per train)."""
+    if protocol.timed_by == "external_trigger" and protocol.trigger == "rts":
+        return "rts"
+    return requested
+
+
 @dataclass
 class PlannedSession:
     request: SessionRequest
@@ -540,7 +548,7 @@ def run_planned(
             log=RecordsDeliveryLog(records, session_id, clock, origin, req.operator, audit=host.audit),
             start_index=planned.start_index, pulses_already_delivered=planned.pulses_already_delivered,
             pulses_already_uncertain=planned.pulses_already_uncertain,
-            trigger_source=req.trigger_source, on_progress=on_progress,
+            trigger_source=trigger_source_of(planned.protocol, req.trigger_source), on_progress=on_progress,
         )
         if on_runner:
             on_runner(runner)
