@@ -644,6 +644,7 @@ class Controller:
             watch.edges_seen_fired += fired
             following = burst[k + 1] - offset if k + 1 < len(burst) else math.inf
             charged = status.ready or (fired and following >= interval - 1e-9)
+            self._ready_since_trigger = status.ready  # read after this edge: what the next one finds
         self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
         self._finish_delivery()
         return replace(delivery, confirmed=False)
