@@ -408,6 +408,12 @@ class SimulatedDevice:
         self.advance(now)
         self._on_modem_lines(rts, dtr, now)
 
+    def set_trigger_input(self, level: bool, now: float) -> None:
+        """The trigger input's level, driven by a box outside the host (a TTL): a served
+        simulator's side channel (``simulators.serve.TriggerPort``)."""
+        self.advance(now)
+        self._on_trigger_input(level, now, "ttl")
+
     def inject(
         self, kind: AnyFaultKind, at: float, *, duration_s: float | None = None, value: str | int | None = None
     ) -> None:
@@ -464,6 +470,9 @@ class SimulatedDevice:
 
     def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
         """Models without a trigger wired to RTS ignore modem lines."""
+
+    def _on_trigger_input(self, level: bool, now: float, source: str) -> None:
+        """Models without a trigger input ignore it (the served side channel logs nothing more)."""
 
     def _on_hang_up(self, now: float) -> None:
         """Models that keep a half-received frame outside ``self._inbuf`` drop it here."""

@@ -176,7 +176,7 @@ class MagstimSimulator(SimulatedDevice):
         self._idle_timer: _Timer | None = None
         self._train_timers: list[_Timer] = []
         self._train: tuple[float, float, int] | None = None  # (first pulse, period, pulses) of the running train
-        self._rts = False
+        self._trigger_level = False  # the trigger input (RTS through a quick-fire cable, or a TTL)
         # Semantic faults waiting for their moment (see _on_semantic_fault).
         self._ignore_disarm_until = -math.inf
         self._extra_pulses_due = 0
@@ -547,12 +547,16 @@ class MagstimSimulator(SimulatedDevice):
             self._restart_idle(now)
 
     def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
-        rising = rts and not self._rts
-        self._rts = rts
+        # A quick-fire cable wires RTS to the trigger input: the host's own edges.
+        self._on_trigger_input(rts, now, "rts")
+
+    def _on_trigger_input(self, level: bool, now: float, source: str) -> None:
+        rising = level and not self._trigger_level
+        self._trigger_level = level
         if rising:
-            why = self._fire(now, "rts")
+            why = self._fire(now, source)
             if why:
-                self.interlocks.append((now, f"RTS trigger: {why}"))
+                self.interlocks.append((now, f"{'RTS' if source == 'rts' else 'TTL'} trigger: {why}"))
 
     # -- command handlers: return (data, status override) or None after replying ----------------------
     def _cmd_51(self, data: bytes, now: float):  # Q: remote control on

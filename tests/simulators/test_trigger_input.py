@@ -3,6 +3,8 @@ armed, charged unit, repeats at the unit's rated rate for the output, and protec
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tmsctl.simulators.magstim import energy_j, rapid2_max_frequency_hz
@@ -60,3 +62,40 @@ def test_the_trigger_input_keeps_to_the_energy_budget() -> None:
         fired = device.pulse_count
         assert 300 < fired < 400
         assert fired * energy_j(100) - (fired - 1) * period * 1050 <= 63_000 + energy_j(100)
+
+
+@pytest.mark.parametrize("attachment", ["pty", "tcp"])
+def test_a_served_unit_takes_its_trigger_input_through_the_side_channel(attachment: str) -> None:
+    # A pty carries no RTS and a socket no modem line at all: a trigger box outside the host drives
+    # the served unit's input through its trigger port instead (docs/simulators.md).
+    from tmsctl.clock import SystemClock
+    from tmsctl.registry import open_driver
+    from tmsctl.simulators import registry as sims
+    from tmsctl.testing import serving
+
+    clock = SystemClock()
+    instance = sims.create("rapid2", clock=clock)
+    ports: list[str] = []
+    with serving(instance.device, attachment, clock, trigger_port=ports.append) as address:
+        url = f"magstim-rapid2://{address}" if attachment == "pty" else f"magstim-rapid2+socket://{address}"
+        driver = open_driver(url, clock, driver_options=dict(instance.profile.driver_options))
+        try:
+            driver.connect()
+            driver.set_intensity(30)
+            driver.arm()
+            driver.wait_ready()
+            host, _, port = ports[0].rpartition(":")
+            with socket.create_connection((host, int(port)), timeout=2) as box:
+                box.sendall(b"1")
+                box.sendall(b"0")
+                deadline = clock.now() + 2.0
+                while instance.device.pulse_count == 0 and clock.now() < deadline:
+                    driver.keepalive()
+                    clock.sleep(0.05)
+                status = driver.status()
+            with instance.lock:
+                truth = instance.device.truth()
+            assert [(p.source, p.intensity_pct) for p in truth] == [("ttl", 30)]
+            assert status.armed
+        finally:
+            driver.close()
