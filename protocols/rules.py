@@ -629,8 +629,8 @@ class _Evaluation:
                         "timing.rts-burst",
                         Severity.REFUSE,
                         f"pulses less than {_n(RTS_BURST_GAP_S)} s apart for {_n(round(longest, 6))} s: tmsctl times "
-                        f"RTS pulses that close without a word to the device, for at most {_n(RTS_BURST_MAX_S)} s "
-                        "(an armed stimulator needs to hear from the host every 0.5 s)",
+                        f"RTS pulses that close as one burst, with no intensity read-back and no pause inside it, "
+                        f"for at most {_n(RTS_BURST_MAX_S)} s",
                         "tmsctl runner: RTS triggering",
                         value=longest,
                         limit=RTS_BURST_MAX_S,

@@ -14,13 +14,12 @@ from tmsctl.protocols.findings import Finding
 from tmsctl.protocols.models import Plan, Protocol, TrainKind
 from tmsctl.protocols.thresholds import MotorThreshold
 
-
 # Host-timed trigger edges (``timed_by: external_trigger`` with ``trigger: rts``): pulses closer
-# than this are one burst, fired without a device exchange between them (a status read and the
-# intensity read-back take up to ~30 ms at 9600 baud, and must end before the next edge's lead).
+# than this are one burst the controller times itself, with only a short status read after each
+# edge (the intensity read-back before a trigger takes ~30 ms at 9600 baud and its 50 ms lead).
 RTS_BURST_GAP_S = 0.1
-# The longest burst tmsctl times without an exchange: the device hears nothing from the host while
-# it runs, and an armed Magstim drops out after 1 s without a command (keep-alive every 0.5 s).
+# The longest such burst: it is one call, so a pause or abort waits for its end and the intensity
+# is read back only before it; kept well inside the 0.5 s keep-alive period.
 RTS_BURST_MAX_S = 0.4
 
 

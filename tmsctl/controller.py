@@ -72,6 +72,9 @@ TRAIN_END_GRACE_S = 2.0  # a train still running this long after its scheduled e
 # The watch read before a device-timed train's last pulse starts this long after the pulse before
 # it was due at the latest: it must report "running" after that pulse and before the last one.
 LAST_PULSE_WATCH_DELAY_S = 0.0005
+# An RTS edge of a host-timed burst later than this (the status read after the edge before took
+# longer than the gap) is not fired: the burst stops, faulted, rather than go off its schedule.
+RTS_EDGE_LATE_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -634,6 +637,16 @@ class Controller:
         charged = watch.ready_before
         watch.edges_seen_fired = 0
         for k, offset in enumerate(burst):
+            late = self.clock.now() - (fired_at + offset)
+            if late > RTS_EDGE_LATE_S:
+                # The read after the edge before took longer than the gap (a slow reply, a slow link):
+                # stop rather than fire off the schedule.
+                self._fault("rts_edge_late", f"RTS edge {k + 1} of {len(burst)} would be {late * 1000:.1f} ms late")
+                raise DeviceStateError(
+                    f"the status read after an RTS edge took too long for the next edge ({late * 1000:.1f} ms late); "
+                    f"{self._after_fault}",
+                    hint="this link or device cannot confirm pulses this close; space them further apart",
+                )
             self.clock.sleep_until(fired_at + offset)
             self._device_call("RTS trigger", rts.trigger_via_rts, contact=False)
             status = self._device_call("status read after an RTS edge", self.driver.keepalive)

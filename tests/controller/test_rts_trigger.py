@@ -66,7 +66,7 @@ def test_a_unit_found_charged_again_after_the_edge_leaves_the_pulse_uncertain(ma
 def test_edges_closer_than_the_rated_rate_at_that_output_are_refused_before_any_goes_out(make_rig) -> None:
     rig = make_rig("rapid2")
     c = _armed(rig, intensity=40)  # a Rapid² repeats at most at 37 Hz at 40 %
-    with pytest.raises(GuardRejected, match="repeats at most every 27.0 ms"):
+    with pytest.raises(GuardRejected, match=r"repeats at most every 27\.0 ms"):
         c.fire(trigger_source="rts", burst_offsets_s=THETA_BURST)
     assert rig.device.pulse_count == 0 and c.state is State.ARMED
 
@@ -92,3 +92,16 @@ def test_a_device_timed_train_fired_by_an_edge_is_known_from_its_running_status(
     assert rig.device.pulse_count == 20
     assert (dose.delivered, dose.uncertain) == (20, 0), dose.evidence
     assert "no acknowledgement" in dose.evidence
+
+
+def test_a_burst_whose_status_reads_cannot_keep_up_stops_instead_of_going_off_schedule(make_rig) -> None:
+    # A Rapid² before V9 answers the keep-alive with its 22-byte parameter reply: ~27 ms at 9600 baud,
+    # longer than 20 ms between theta-burst pulses. The second edge would be late: not fired.
+    rig = make_rig("rapid2-v8")
+    c = _armed(rig)
+    with pytest.raises(DeviceStateError, match="too long for the next edge"):
+        c.fire(trigger_source="rts", burst_offsets_s=THETA_BURST)
+    assert rig.device.pulse_count == 1 and c.state is State.FAULT
+    dose = c.last_delivery.dose
+    assert dose.delivered == 1 and dose.at_most <= 3
+    assert c.last_fault.startswith("rts_edge_late")

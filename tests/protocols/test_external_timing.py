@@ -81,7 +81,7 @@ def test_rts_needs_the_capability_the_200_and_bistim_lack(tmp_path) -> None:
 
 
 def test_a_long_fast_rts_burst_is_refused(tmp_path) -> None:
-    # 40 pulses at 20 Hz: 2 s of edges with no exchange, longer than an armed unit waits for the host.
+    # 40 pulses at 20 Hz: one 2 s burst, with no intensity read-back and no pause inside it.
     text = """\
 schema_version: 1
 id: fast-rts-train
