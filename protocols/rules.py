@@ -602,18 +602,20 @@ class _Evaluation:
         if protocol.timed_by != "external_trigger":
             return
         if protocol.trigger == "external":
-            self.add(
-                Issue(
-                    "timing.external-trigger",
-                    Severity.REFUSE,
-                    "trigger: external: tmsctl cannot yet arm a stimulator for a trigger box outside it and count "
-                    "what it fires",
-                    "tmsctl runner (issue 16)",
-                    status="D",
-                    hint="write trigger: rts to have tmsctl time the pulses on the serial port's RTS line (Magstim "
-                    "quick-fire cable), or deliver the protocol from the trigger box outside tmsctl",
+            device = self.device
+            if device is not None and Capability.PULSE_REPORTS not in device.capabilities:
+                self.add(
+                    Issue(
+                        "timing.external-trigger",
+                        Severity.REFUSE,
+                        f"trigger: external: the {device.display_name} does not report the pulses it fires, so "
+                        "tmsctl could neither count what a trigger box fires nor stop it at the protocol's pulses",
+                        "tmsctl runner (issue 16)",
+                        status="D",
+                        hint="use a stimulator that reports every pulse (a MagPro), or write trigger: rts to have "
+                        "tmsctl time the pulses on the RTS line (Magstim quick-fire cable)",
+                    )
                 )
-            )
             return
         self.checked.add("timing.rts-burst")
         seen: set[int] = set()

@@ -21,7 +21,7 @@ import heapq
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -407,6 +407,13 @@ class SimulatedDevice:
         """RTS/DTR changed (only in-process attachments can model this)."""
         self.advance(now)
         self._on_modem_lines(rts, dtr, now)
+
+    def schedule_trigger_edges(self, times: Iterable[float], width_s: float = 0.001) -> None:
+        """A trigger box outside the host, in process (tests): the input goes high at each clock time
+        in ``times`` and low ``width_s`` later, on the device's own clock."""
+        for t in times:
+            self._schedule(t, lambda now: self._on_trigger_input(True, now, "ttl"))
+            self._schedule(t + width_s, lambda now: self._on_trigger_input(False, now, "ttl"))
 
     def set_trigger_input(self, level: bool, now: float) -> None:
         """The trigger input's level, driven by a box outside the host (a TTL): a served

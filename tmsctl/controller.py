@@ -662,6 +662,53 @@ class Controller:
         self._finish_delivery()
         return replace(delivery, confirmed=False)
 
+    # -- a trigger box outside tmsctl ----------------------------------------------------------------
+    def expect_external(self, offsets: tuple[float, ...], *, counted_already: int = 0) -> Delivery:
+        """The armed unit waits for a trigger box outside tmsctl to fire ``len(offsets)`` pulses (their
+        planned timing, for the record). Nothing is sent: the delivery is open, and what it delivered
+        is what the device reports (``Capability.PULSE_REPORTS``: exact). ``counted_already``: pulses
+        the device reported beyond the delivery before this one, which belong to this one."""
+        if Capability.PULSE_REPORTS not in self.capabilities:
+            raise InvalidArgument(
+                f"{self.driver.display_name} does not report its pulses: tmsctl cannot count what a trigger box fires",
+                hint="use a stimulator that reports every pulse (a MagPro), or trigger through RTS",
+            )
+        now = self.clock.now()
+        pulses = len(offsets)
+        intensity = self.intensity_pct_mso if self.intensity_pct_mso is not None else -1
+        reasons = [r for r in self.fire_guards(now, pulses, intensity) if not r.startswith("the next pulse may come")]
+        if self.train is not None or self.pair is not None:
+            reasons.append("the device is set for a train or a pair; a trigger box fires single pulses")
+        if reasons:
+            raise GuardRejected("wait for the trigger box", reasons)
+        self.fsm.fire("fire")
+        reported = self._pulses_reported()
+        assert reported is not None
+        self.delivery = Delivery(pulses, intensity, now, now + offsets[-1], "external_ttl", False, confirmed=False)
+        watch = self._watch = _TriggerWatch(offsets, now, reported - counted_already)
+        watch.unanswered = True
+        if self.energy:
+            self.energy.record(now, pulses, intensity, None)
+        if self.pulse_cap:
+            self.pulse_cap.record(pulses)
+        return self.delivery
+
+    def external_count(self) -> int:
+        """Pulses the device has reported since the open external delivery began (as of the last exchange)."""
+        watch = self._watch
+        reported = self._pulses_reported()
+        if watch is None or watch.reported_before is None or reported is None:
+            return 0
+        return reported - watch.reported_before
+
+    def end_external(self) -> Delivery | None:
+        """The external delivery is over (its pulses counted, or the box went quiet): settled from the
+        device's count. The unit stays armed for the next one."""
+        if self.delivery is None or self._watch is None or self.delivery.trigger_source != "external_ttl":
+            return None
+        self._finish_delivery()
+        return self.last_delivery
+
     def _trigger_input_interval_s(self, intensity_pct_mso: int) -> float:
         """Shortest interval between pulses fired through the trigger input: the device's rated
         repetition rate at this output (its frequency table; a 200²'s recharge). Enhanced power

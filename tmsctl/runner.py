@@ -35,6 +35,9 @@ FRESH_STATUS_LEAD_S = 0.05  # read status this long before each trigger (an exch
 INTENT_LEAD_S = 0.1  # commit a train's intent this long before it fires (an fsync takes a few ms)
 RECORDS_RETRY_S = 5.0  # while the records are unreachable, ask again this often (disarmed meanwhile)
 RECORDS_WAIT_LIMIT_S = 600.0  # and give up after this long: the session then ends, resumable
+EXTERNAL_POLL_S = 0.05  # a trigger box fires: ask the device this often (its pulse reports come with the answers)
+EXTERNAL_START_TIMEOUT_S = 120.0  # the box must start this soon after tmsctl armed for it
+EXTERNAL_SLACK_S = 5.0  # and may fall this far behind the protocol's timing before tmsctl stops it
 
 
 class RunOutcome(StrEnum):
@@ -104,6 +107,7 @@ class SessionRunner:
         pulses_already_uncertain: int = 0,
         trigger_source: str = "serial",
         on_progress: Callable[[Progress], None] | None = None,
+        externally_timed: bool = False,
     ) -> None:
         if not schedule.intensity_resolved:
             raise InvalidArgument(
@@ -116,6 +120,9 @@ class SessionRunner:
         self.log = log or DeliveryLog()
         self.start_index = start_index
         self.trigger_source = trigger_source
+        # timed_by: external_trigger: every pulse is its own trigger (RTS edges, a trigger box), so the
+        # unit is kept in single-pulse mode whatever the pattern; a device timer is never used.
+        self.externally_timed = externally_timed or trigger_source == "external_ttl"
         self.on_progress = on_progress
         self.progress = Progress(
             len(schedule.trains), schedule.total_pulses, start_index, pulses_already_delivered,
@@ -180,7 +187,9 @@ class SessionRunner:
         session_start = self.clock.now() + START_LEAD_S - first.onset_s
         self.progress.session_start = session_start
         try:
-            for i, train in enumerate(trains):
+            if self.trigger_source == "external_ttl":
+                self._deliver_from_trigger_box(trains)
+            for i, train in enumerate(trains if self.trigger_source != "external_ttl" else ()):
                 nxt = trains[i + 1] if i + 1 < len(trains) else None
                 session_start = self._deliver(train, session_start, nxt)
             self.controller.finish()
@@ -348,6 +357,55 @@ class SessionRunner:
             c.disarm()
         return session_start
 
+    def _deliver_from_trigger_box(self, trains: tuple[ScheduledTrain, ...]) -> None:
+        """``trigger: external``: a box outside tmsctl times every pulse. tmsctl sets the unit up, arms
+        it, and counts each train's pulses as the device reports them (exact), train after train in
+        order; it disarms when the protocol's last pulse is counted, or when the box is late beyond
+        the protocol's own timing by ``EXTERNAL_SLACK_S`` (``EXTERNAL_START_TIMEOUT_S`` for the first)."""
+        c = self.controller
+        carried = 0  # pulses the device reported beyond the train just counted: the next train's
+        first_seen_at: float | None = None  # when the box's first pulse was counted
+        origin = trains[0].onset_s
+        for train in trains:
+            self._prepare(train)
+            if c.state is not State.ARMED:
+                c.arm()
+            open_train = _OpenTrain(train, self.clock.now(), c.last_delivery)
+            self.log.begin(train, train.onset_s, self.trigger_source)
+            self._open = open_train
+            open_train.triggering(c.last_delivery)
+            c.expect_external(train.pulse_offsets_s, counted_already=carried)
+            begun = False
+            while c.external_count() < train.n_pulses:
+                now = self.clock.now()
+                if first_seen_at is None:
+                    deadline = open_train.onset + EXTERNAL_START_TIMEOUT_S
+                else:
+                    deadline = first_seen_at + train.end_s - origin + EXTERNAL_SLACK_S
+                if now >= deadline:
+                    raise TriggerBoxTimeout(
+                        f"train {train.number}: the trigger box fired {c.external_count()} of its {train.n_pulses} "
+                        f"pulses by {now - open_train.onset:.1f} s after tmsctl armed for it"
+                    )
+                self._wait(min(deadline, now + EXTERNAL_POLL_S))
+                c.refresh_status()  # an exchange: the device's pulse reports come with its answers
+                if not begun and c.external_count() > 0:
+                    begun = True
+                    first_seen_at = first_seen_at or self.clock.now()
+                    self.log.fired(train, min(c.external_count(), train.n_pulses))
+            carried = c.external_count() - train.n_pulses
+            c.end_external()
+            open_train.settled(c.last_delivery)
+            self._finish_open_train()
+            self._publish()
+        if carried:
+            c.disarm()
+            raise TriggerBoxTimeout(
+                f"the trigger box fired {carried} pulse(s) beyond the protocol's {self.schedule.total_pulses} before "
+                "tmsctl disarmed the unit",
+                hint="check the trigger box's program against the protocol; the extra pulses are on record here",
+            )
+
     def _wait_for_the_records(self, cause: RecordsUnavailable) -> float:
         """Disarm and wait until the records answer again (pause and abort requests still count);
         returns how long it took. Past the limit the cause is raised: the session ends resumable."""
@@ -377,6 +435,11 @@ class SessionRunner:
             train.kind == "train" and train.n_pulses > 1 and Capability.INTERNAL_TRAIN in c.capabilities
             and train.frequency_hz is not None
         )
+        if self.externally_timed:
+            c.configure_single_pulse()  # a device call only when the unit may not be in it
+            if c.intensity_pct_mso != intensity:
+                c.set_intensity(intensity)
+            return
         if train.kind == "theta_burst" and Capability.THETA_BURST in c.capabilities:
             self._prepare_theta_burst(train, intensity)
             return
@@ -469,6 +532,12 @@ class _OpenTrain:
         evidence = "; ".join(dict.fromkeys(d.evidence for d in self._doses if d.evidence))
         n = self.train.n_pulses
         return DoseCount(n, min(delivered, n), min(uncertain, n - min(delivered, n)), evidence)
+
+
+class TriggerBoxTimeout(DeviceStateError):
+    """The trigger box outside tmsctl did not fire the protocol's pulses in time (or fired more)."""
+
+    hint = "check the trigger box and its cable; the record holds every pulse the device reported"
 
 
 class _Stop(Exception):

@@ -53,10 +53,11 @@ class SessionRequest:
 
 
 def trigger_source_of(protocol: Protocol, requested: str) -> str:
-    """What fires the pulses: the protocol's ``trigger: rts`` decides (tmsctl times each edge); for a
-    protocol the stimulator times, the request's choice (a serial command or an RTS edge per train)."""
-    if protocol.timed_by == "external_trigger" and protocol.trigger == "rts":
-        return "rts"
+    """What fires the pulses: an externally timed protocol's ``trigger`` decides (``rts``: tmsctl times
+    each edge; ``external``: a box outside tmsctl); for a protocol the stimulator times, the request's
+    choice (a serial command or an RTS edge per train)."""
+    if protocol.timed_by == "external_trigger":
+        return "rts" if protocol.trigger == "rts" else "external_ttl"
     return requested
 
 
@@ -549,6 +550,7 @@ def run_planned(
             start_index=planned.start_index, pulses_already_delivered=planned.pulses_already_delivered,
             pulses_already_uncertain=planned.pulses_already_uncertain,
             trigger_source=trigger_source_of(planned.protocol, req.trigger_source), on_progress=on_progress,
+            externally_timed=planned.protocol.timed_by == "external_trigger",
         )
         if on_runner:
             on_runner(runner)

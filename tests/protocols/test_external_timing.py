@@ -1,6 +1,6 @@
-"""Externally timed protocols: ``trigger: rts`` (tmsctl times each pulse on the RTS line) is checked
-against the device's limits exactly as a device-timed protocol; what the device cannot do, and an
-outside trigger box (not supported yet), is refused at validation, before any session starts."""
+"""Externally timed protocols (``trigger: rts``: tmsctl times each pulse on the RTS line; ``trigger:
+external``: a box outside tmsctl) are checked against the device's limits exactly as device-timed
+ones; what the device cannot do is refused at validation, before any session starts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from protocols_helpers import mt, rule_ids
 
 from tmsctl.clock import VirtualClock
 from tmsctl.drivers.magstim.spec import load_spec
+from tmsctl.drivers.magventure.spec import load_spec as load_magpro_spec
 from tmsctl.errors import TmsError
 from tmsctl.protocols import check, load_library_protocol
 from tmsctl.protocols.canonical import content_hash
@@ -100,12 +101,17 @@ trigger: rts
     assert rule_ids(verdict.refusals) == {"timing.rts-burst"}
 
 
-def test_an_outside_trigger_box_is_refused_with_or_without_a_device(tmp_path) -> None:
+def test_an_outside_trigger_box_needs_a_device_that_reports_its_pulses(tmp_path) -> None:
+    # tmsctl counts what the box fires from the device's own pulse reports, and stops at the protocol's
+    # pulses: a Rapid² reports none, a MagPro reports every one.
     protocol = load_protocol(_external(tmp_path, "external"))
-    assert "timing.external-trigger" in rule_ids(check(protocol).refusals)
     rapid2 = _rapid2()
     verdict = check(protocol, device=rapid2, thresholds=[mt(25, reference="aMT", stimulator=rapid2.model)])
     assert rule_ids(verdict.refusals) == {"timing.external-trigger"}
+    assert "does not report the pulses it fires" in verdict.refusals[0].message
+    magpro = load_magpro_spec("magventure-magpro-x100")
+    allowed = check(protocol, device=magpro, thresholds=[mt(40, reference="aMT", stimulator=magpro.model)])
+    assert allowed.status == "allowed", [f.message for f in allowed.refusals]
 
 
 def test_the_rapid2_refusal_of_device_timed_itbs_does_not_point_at_external_triggering() -> None:
