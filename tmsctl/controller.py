@@ -522,8 +522,11 @@ class Controller:
 
     # -- firing ----------------------------------------------------------------------------------------
     def fire_guards(
-        self, now: float, pulses: int, intensity_pct_mso: int, *, rate_hz: float | None = None
+        self, now: float, pulses: int, intensity_pct_mso: int, *, rate_hz: float | None = None,
+        host_rate: bool = True,
     ) -> list[str]:
+        """Why a trigger may not go out now. ``host_rate=False``: the pulses' rate is not the host's
+        to keep (a trigger box times them; the device enforces its own)."""
         reasons = []
         if self.state is not State.ARMED:
             reasons.append(f"the controller is {self.state.value}, not armed")
@@ -537,7 +540,7 @@ class Controller:
         if self.coil_temperature_c is not None and self.coil_temperature_c >= self.limits.coil_stop_limit_c:
             reasons.append(f"coil at {self.coil_temperature_c:.1f} °C")
         for why in (
-            self.rate.why_not(now),
+            self.rate.why_not(now) if host_rate else None,
             # no intensity yet: already refused above, and the energy table has no entry for it
             self.energy.why_not(now, pulses, intensity_pct_mso, rate_hz if rate_hz is not None else self._train_rate_hz())
             if self.energy and self.intensity_pct_mso is not None else None,
@@ -676,7 +679,7 @@ class Controller:
         now = self.clock.now()
         pulses = len(offsets)
         intensity = self.intensity_pct_mso if self.intensity_pct_mso is not None else -1
-        reasons = [r for r in self.fire_guards(now, pulses, intensity) if not r.startswith("the next pulse may come")]
+        reasons = self.fire_guards(now, pulses, intensity, host_rate=False)
         if self.train is not None or self.pair is not None:
             reasons.append("the device is set for a train or a pair; a trigger box fires single pulses")
         if reasons:
