@@ -17,7 +17,7 @@ HASH_DOMAIN = b"tmsctl.protocol.v1\n"
 
 # Fields added after protocols were first approved: left out while unset, so adding the field did
 # not change the hash of (and so un-approve) every protocol approved before it existed.
-_LATER_OPTIONAL_FIELDS = ("status",)
+_LATER_OPTIONAL_FIELDS = ("status", "trigger")
 
 
 def canonical_json(protocol: Protocol) -> str:

@@ -29,6 +29,7 @@ from tmsctl.protocols.rule_context import (
 )
 from tmsctl.protocols.rule_context import number as _n
 from tmsctl.protocols.rulebook import Scope, rule
+from tmsctl.protocols.schedule import RTS_BURST_GAP_S, RTS_BURST_MAX_S, host_bursts
 
 # --- intensity ------------------------------------------------------------------------------
 
@@ -399,21 +400,53 @@ def _stimulus_text(protocol: Protocol) -> str:
 
 @rule("timing.external-trigger", Severity.REFUSE, scope=Scope.SESSION)
 def external_timing(evaluation: Evaluation) -> list[Issue]:
-    """tmsctl has no path that lets a trigger input time the pulses (neither its own RTS line nor a
-    lab's pulse generator): the runner would fire them itself, one serial command at a time, and
-    fault mid-session where that cannot keep up. Refused here, before any session starts."""
-    if evaluation.protocol.timed_by != "external_trigger":
+    """An externally timed protocol is checked against the device's limits like any other (the device
+    rules do not ask who times the pulses). What is left is who drives the trigger: tmsctl's own RTS
+    line (``timing.rts-burst``), or a trigger box outside tmsctl, which only a unit that reports every
+    pulse lets tmsctl count and stop at the protocol's pulses."""
+    protocol, device = evaluation.protocol, evaluation.device
+    if protocol.timed_by != "external_trigger" or protocol.trigger != "external":
+        return []
+    if device is None or Capability.PULSE_REPORTS in device.capabilities:
         return []
     return [
         Issue(
             "timing.external-trigger",
             Severity.REFUSE,
-            "timed_by: external_trigger: tmsctl cannot yet deliver pulses timed by a trigger input; it would "
-            "fire them itself over serial, not as written",
+            f"trigger: external: the {device.display_name} does not report the pulses it fires, so "
+            "tmsctl could neither count what a trigger box fires nor stop it at the protocol's pulses",
             "tmsctl runner (issue 16)",
             status="D",
-            hint="write timed_by: stimulator and use a stimulator that times the pattern itself, or deliver "
-            "the protocol from the pulse generator outside tmsctl",
+            hint="use a stimulator that reports every pulse (a MagPro), or write trigger: rts to have "
+            "tmsctl time the pulses on the RTS line (Magstim quick-fire cable)",
+        )
+    ]
+
+
+@rule("timing.rts-burst", Severity.REFUSE, scope=Scope.TRAIN)
+def rts_burst(case: TrainCase) -> list[Issue] | None:
+    """tmsctl fires RTS pulses closer than ``RTS_BURST_GAP_S`` as one burst, with no intensity read-back
+    and no pause inside it: such a burst may last at most ``RTS_BURST_MAX_S``."""
+    protocol = case.evaluation.protocol
+    if protocol.timed_by != "external_trigger" or protocol.trigger != "rts":
+        return None
+    longest = max(burst[-1] - burst[0] for burst in host_bursts(case.train.pulse_offsets_s))
+    if not exceeds(longest, RTS_BURST_MAX_S):
+        return []
+    return [
+        Issue(
+            "timing.rts-burst",
+            Severity.REFUSE,
+            f"pulses less than {_n(RTS_BURST_GAP_S)} s apart for {_n(round(longest, 6))} s: tmsctl times "
+            f"RTS pulses that close as one burst, with no intensity read-back and no pause inside it, "
+            f"for at most {_n(RTS_BURST_MAX_S)} s",
+            "tmsctl runner: RTS triggering",
+            value=longest,
+            limit=RTS_BURST_MAX_S,
+            unit="s",
+            status="D",
+            hint="space the pulses at least 0.1 s apart, or shorten the bursts; a long fast train is for "
+            "a stimulator that times it itself (timed_by: stimulator)",
         )
     ]
 
@@ -475,6 +508,8 @@ def implied_capabilities(protocol: Protocol) -> set[Capability]:
         needed.add(Capability.THETA_BURST)
     if external:
         needed.add(Capability.EXTERNAL_TRIGGER)
+    if external and protocol.trigger == "rts":
+        needed.add(Capability.RTS_TRIGGER)
     return needed
 
 
@@ -488,6 +523,8 @@ def _capability_text(device: DeviceLimits, capability: Capability) -> str:
         return f"the {name} cannot deliver paired pulses (no {capability.value} capability)"
     if capability is Capability.EXTERNAL_TRIGGER:
         return f"the {name} has no external trigger input, which timed_by: external_trigger needs"
+    if capability is Capability.RTS_TRIGGER:
+        return f"the {name} has no trigger input tmsctl drives through the serial RTS line, which trigger: rts needs"
     return f"the {name} lacks the {capability.value} capability this protocol requires"
 
 

@@ -67,7 +67,11 @@ from 80 % of the target at the first train to the full target at train 6.
   layer makes: ``burst``, ``train`` (exactly one layer), ``block`` or ``session``.
 
 ``timed_by`` — ``stimulator`` (default: the device times trains and bursts itself) or
-``external_trigger`` (a TTL pulse generator times the pulses; tmsctl arms and records).
+``external_trigger`` (a trigger input times the pulses; tmsctl arms and records).
+``trigger`` — with ``timed_by: external_trigger`` only, and then required: which source drives the
+trigger input. ``rts``: tmsctl itself, one edge of the serial port's RTS line per pulse, on the
+schedule's instants (the Magstim quick-fire cable); ``external``: a box outside tmsctl (a lab's
+DAQ or EEG system).
 ``accelerated`` — several sessions a day: ``{sessions_per_day, inter_session_interval_min,
 interval_measured: start_to_start | end_to_start}``.
 ``requires`` — ``{capabilities: [...], models: [...]}``: device capabilities and, optionally, the
@@ -760,6 +764,14 @@ class Protocol(_Model):
         "stimulator",
         description="Who times the pulses: the stimulator itself, or an external TTL trigger source.",
     )
+    trigger: Literal["rts", "external"] | None = Field(
+        None,
+        description=(
+            "With timed_by: external_trigger (and only then, where it is required): what drives the "
+            "trigger input. rts: tmsctl, one RTS edge per pulse at the scheduled instant; external: "
+            "a trigger box outside tmsctl."
+        ),
+    )
     accelerated: Accelerated | None = None
     requires: Requirements = Requirements()
     limits: Limits = Limits()
@@ -768,6 +780,7 @@ class Protocol(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
         self._check_hemisphere()
+        self._check_trigger()
         plan = self.pattern.plan()
         self._check_ramp(plan)
         self._check_totals(plan)
@@ -775,6 +788,20 @@ class Protocol(_Model):
 
     def plan(self) -> Plan:
         return self.pattern.plan()
+
+    def _check_trigger(self) -> None:
+        if self.timed_by == "external_trigger" and self.trigger is None:
+            raise invalid(
+                "trigger",
+                "timed_by: external_trigger needs trigger: rts or trigger: external",
+                "rts: tmsctl times each pulse on the serial port's RTS line; external: a trigger box does",
+            )
+        if self.timed_by == "stimulator" and self.trigger is not None:
+            raise invalid(
+                "trigger",
+                f"trigger: {self.trigger} says who drives a trigger input, which timed_by: stimulator does not use",
+                "write timed_by: external_trigger, or drop trigger",
+            )
 
     def _check_hemisphere(self) -> None:
         target = self.target

@@ -14,6 +14,25 @@ from tmsctl.protocols.findings import Finding
 from tmsctl.protocols.models import Plan, Protocol, TrainKind
 from tmsctl.protocols.thresholds import MotorThreshold
 
+# Host-timed trigger edges (``timed_by: external_trigger`` with ``trigger: rts``): pulses closer
+# than this are one burst the controller times itself, with only a short status read after each
+# edge (the intensity read-back before a trigger takes ~30 ms at 9600 baud and its 50 ms lead).
+RTS_BURST_GAP_S = 0.1
+# The longest such burst: it is one call, so a pause or abort waits for its end and the intensity
+# is read back only before it; kept well inside the 0.5 s keep-alive period.
+RTS_BURST_MAX_S = 0.4
+
+
+def host_bursts(offsets: tuple[float, ...], gap_s: float = RTS_BURST_GAP_S) -> tuple[tuple[float, ...], ...]:
+    """``offsets`` split into bursts: runs of pulses each less than ``gap_s`` after the one before."""
+    bursts: list[list[float]] = []
+    for offset in offsets:
+        if bursts and offset - bursts[-1][-1] < gap_s - 1e-9:
+            bursts[-1].append(offset)
+        else:
+            bursts.append([offset])
+    return tuple(tuple(burst) for burst in bursts)
+
 
 @dataclass(frozen=True)
 class ScheduledTrain:

@@ -21,7 +21,7 @@ import heapq
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -408,6 +408,19 @@ class SimulatedDevice:
         self.advance(now)
         self._on_modem_lines(rts, dtr, now)
 
+    def schedule_trigger_edges(self, times: Iterable[float], width_s: float = 0.001) -> None:
+        """A trigger box outside the host, in process (tests): the input goes high at each clock time
+        in ``times`` and low ``width_s`` later, on the device's own clock."""
+        for t in times:
+            self._schedule(t, lambda now: self._on_trigger_input(True, now, "ttl"))
+            self._schedule(t + width_s, lambda now: self._on_trigger_input(False, now, "ttl"))
+
+    def set_trigger_input(self, level: bool, now: float) -> None:
+        """The trigger input's level, driven by a box outside the host (a TTL): a served
+        simulator's side channel (``simulators.serve.TriggerPort``)."""
+        self.advance(now)
+        self._on_trigger_input(level, now, "ttl")
+
     def inject(
         self, kind: AnyFaultKind, at: float, *, duration_s: float | None = None, value: str | int | None = None
     ) -> None:
@@ -464,6 +477,9 @@ class SimulatedDevice:
 
     def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
         """Models without a trigger wired to RTS ignore modem lines."""
+
+    def _on_trigger_input(self, level: bool, now: float, source: str) -> None:
+        """Models without a trigger input ignore it (the served side channel logs nothing more)."""
 
     def _on_hang_up(self, now: float) -> None:
         """Models that keep a half-received frame outside ``self._inbuf`` drop it here."""

@@ -46,6 +46,31 @@ _ENERGY_J = (
 )  # fmt: skip
 
 
+# Highest repetition rate (Hz) of a Rapid² (type 0) on 240 V mains by output power (MagPy's
+# rapid_system_info.yaml, magstim.md §10; C/U): 50 Hz up to 30 %, then one row per ten percent.
+# Duplicated from the driver spec on purpose, like the energy table: the unit's own interlock.
+_MAX_FREQUENCY_HZ_BELOW_30 = 50
+_MAX_FREQUENCY_HZ_FROM_30 = (
+    50, 46, 45, 44, 42, 41, 41, 39, 39, 38,
+    37, 36, 34, 33, 33, 33, 33, 33, 32, 31,
+    30, 30, 29, 29, 28, 28, 27, 27, 26, 26,
+    25, 25, 24, 24, 23, 23, 22, 22, 21, 21,
+    20, 20, 20, 20, 19, 19, 19, 19, 19, 18,
+    18, 18, 18, 18, 18, 17, 17, 17, 17, 17,
+    17, 17, 16, 16, 16, 16, 16, 16, 15, 15,
+    15,
+)  # fmt: skip
+# A trigger edge that comes a hair early for the rated rate still finds the unit charged (ours, U):
+# the rated maximum is a repetition rate, not a charge time measured to the microsecond.
+TRIGGER_RECHARGE_TOLERANCE_S = 1e-4
+
+
+def rapid2_max_frequency_hz(power_pct: int) -> int:
+    """The highest rate the unit's trigger input repeats at, at this output (enhanced: the 100 % row)."""
+    power = min(power_pct, 100)
+    return _MAX_FREQUENCY_HZ_BELOW_30 if power < 30 else _MAX_FREQUENCY_HZ_FROM_30[power - 30]
+
+
 def energy_j(power_pct: int) -> float:
     # Enhanced power (101–110 %) is single-pulse only; count it as the 100 % energy plus 10 %.
     return _ENERGY_J[power_pct] if power_pct <= 100 else _ENERGY_J[100] * power_pct / 100
@@ -74,12 +99,20 @@ class MagstimProfile:
     def version(self) -> c.Version | None:
         return c.parse_version(self.version_text) if self.version_text else None
 
-    def recharge_s(self, power_pct: int) -> float:
-        """Time from a single pulse until the unit is ready again."""
+    def recharge_s(self, power_pct: int, source: str = "serial") -> float:
+        """Time from a single pulse until the unit is ready again.
+
+        A Rapid² fired through its trigger input (RTS quick-fire, a TTL) recharges at its rated
+        repetition rate for the output (the frequency table); the 1 Hz of TDb087 §5.5 binds serially
+        triggered pulses. Enhanced power (above 100 %) stays at 0.5 Hz whatever fired it."""
         if self.recharge_override_s is not None:
             return self.recharge_override_s
         if self.model is Model.RAPID2:
-            return 2.0 if power_pct > 100 else 1.0  # 1 Hz serial rate, 0.5 Hz enhanced (TDb087 §5.5)
+            if power_pct > 100:
+                return 2.0
+            if source in ("rts", "ttl"):
+                return 1.0 / rapid2_max_frequency_hz(power_pct) - TRIGGER_RECHARGE_TOLERANCE_S
+            return 1.0  # 1 Hz serial rate (TDb087 §5.5)
         return 2.0 if power_pct < 50 else 3.0 if power_pct < 80 else 4.0  # U: MagPy's virtual unit
 
 
@@ -143,7 +176,7 @@ class MagstimSimulator(SimulatedDevice):
         self._idle_timer: _Timer | None = None
         self._train_timers: list[_Timer] = []
         self._train: tuple[float, float, int] | None = None  # (first pulse, period, pulses) of the running train
-        self._rts = False
+        self._trigger_level = False  # the trigger input (RTS through a quick-fire cable, or a TTL)
         # Semantic faults waiting for their moment (see _on_semantic_fault).
         self._ignore_disarm_until = -math.inf
         self._extra_pulses_due = 0
@@ -479,11 +512,18 @@ class MagstimSimulator(SimulatedDevice):
                 deliver, self._train_cut = self._train_cut, None
                 self._cut_train(now, deliver)
         else:
+            if self.model is Model.RAPID2:
+                # The trigger input can repeat far faster than the serial 1 Hz: the unit's energy
+                # budget protects it from a trigger source that would overheat it.
+                self._drain(now)
+                if self.energy_level_j + energy_j(self.power_a) > self.profile.energy_budget_j:
+                    return f"a pulse at {self.power_a} % would exceed the {self.profile.energy_budget_j / 1000:.0f} kJ energy budget"
             self._pulse(now, source)
             if self.armed or self.ready:  # still armed unless the pulse tripped an interlock
                 self.ready = False
                 self.armed = True
-                self._ready_timer = self._schedule(now + self.profile.recharge_s(self.power_a), self._become_ready)
+                recharge = self.profile.recharge_s(self.power_a, source)
+                self._ready_timer = self._schedule(now + recharge, self._become_ready)
             self._restart_idle(now)
             if self._extra_pulses_due:
                 self._extra_pulses(now, EXTRA_PULSE_GAP_S)
@@ -507,12 +547,16 @@ class MagstimSimulator(SimulatedDevice):
             self._restart_idle(now)
 
     def _on_modem_lines(self, rts: bool, dtr: bool, now: float) -> None:
-        rising = rts and not self._rts
-        self._rts = rts
+        # A quick-fire cable wires RTS to the trigger input: the host's own edges.
+        self._on_trigger_input(rts, now, "rts")
+
+    def _on_trigger_input(self, level: bool, now: float, source: str) -> None:
+        rising = level and not self._trigger_level
+        self._trigger_level = level
         if rising:
-            why = self._fire(now, "rts")
+            why = self._fire(now, source)
             if why:
-                self.interlocks.append((now, f"RTS trigger: {why}"))
+                self.interlocks.append((now, f"{'RTS' if source == 'rts' else 'TTL'} trigger: {why}"))
 
     # -- command handlers: return (data, status override) or None after replying ----------------------
     def _cmd_51(self, data: bytes, now: float):  # Q: remote control on

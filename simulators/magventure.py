@@ -171,6 +171,7 @@ class MagProSimulator(SimulatedDevice):
         self.sequence_running = False
         self.stimulus_count = 0
         self.next_trigger_at = -math.inf
+        self._trigger_level = False  # the rear trigger input's level
         self._sequence_timers: list[Any] = []  # handles from _schedule, for _cancel
         self._stimulus_timers: list[tuple[float, Any]] = []  # (due, handle): a burst's later pulses
         self._power_on_settings()
@@ -583,6 +584,24 @@ class MagProSimulator(SimulatedDevice):
         self._stimulus(now, "serial")
         if self._extra_pulses_due:
             self._extra_pulses(now + self._burst_tail_s(), EXTRA_PULSE_GAP_S)
+
+    def _on_trigger_input(self, level: bool, now: float, source: str) -> None:
+        """The rear trigger input (a TTL from a lab's box): a rising edge fires one stimulus, with the
+        same interlocks as a serial trigger (enabled, coil, no sequence running, recharged)."""
+        rising = level and not self._trigger_level
+        self._trigger_level = level
+        if not rising:
+            return
+        why = self._may_stimulate(now)
+        if why is None and self.sequence_running:
+            why = "a sequence is running"
+        if why is None and now < self.next_trigger_at:
+            why = f"triggered {self.next_trigger_at - now:.3f} s before the unit had recharged"
+        if why:
+            self._interlock(now, f"trigger input ignored: {why}")
+            return
+        self.next_trigger_at = now + 1.0 / self.profile.max_rate_hz(self.mode, self.waveform)
+        self._stimulus(now, source)
 
     def _start_sequence(self, now: float) -> None:
         why = self._may_stimulate(now)

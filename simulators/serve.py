@@ -112,6 +112,71 @@ class _Overrun:
             self._running = 0
 
 
+TRIGGER_HIGH = b"1"  # the trigger input's side channel: one byte per level change
+TRIGGER_LOW = b"0"
+
+
+class TriggerPort:
+    """The served unit's trigger input, as a side channel: a loopback TCP port where each byte sets
+    the line's level, ``1`` high and ``0`` low (a rising edge fires an armed, charged unit, as a TTL
+    on its trigger input does). A pty carries no modem lines and a socket carries none at all, so a
+    lab's trigger box (or a test standing in for it) drives the input here (docs/simulators.md).
+    One connection at a time; other bytes are ignored and logged."""
+
+    def __init__(self, device: SimulatedDevice, clock: Clock, log: Callable[[str], None]) -> None:
+        self.device = device
+        self.clock = clock
+        self.log = log
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=4)
+        self.listener.setblocking(False)
+        self.conn: socket.socket | None = None
+
+    @property
+    def address(self) -> str:
+        host, port = self.listener.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def fds(self) -> list[Any]:
+        return [self.listener] if self.conn is None else [self.listener, self.conn]
+
+    def serve(self, readable: list[Any]) -> None:
+        if self.listener in readable:
+            try:
+                conn, peer = self.listener.accept()
+            except (BlockingIOError, ConnectionAbortedError):
+                conn = None
+            if conn is not None and self.conn is None:
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.conn = conn
+                self.log(f"trigger input connected from {_peer_name(peer)}")
+            elif conn is not None:
+                conn.close()
+        if self.conn is not None and self.conn in readable:
+            try:
+                data = self.conn.recv(4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.conn.close()
+                self.conn = None
+                self.log("trigger input disconnected")
+                return
+            for byte in data:
+                level = bytes([byte])
+                if level in (TRIGGER_HIGH, TRIGGER_LOW):
+                    self.device.set_trigger_input(level == TRIGGER_HIGH, self.clock.now())
+                else:
+                    self.log(f"trigger input: ignored byte 0x{byte:02X} (send '1' or '0')")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+
+
 class _Server:
     def __init__(
         self,
@@ -135,15 +200,30 @@ class _Server:
         )
         self.output_overrun = _Overrun("output overrun (the host is not reading the replies)", log)
         self._logged_faults = 0
+        self.trigger: TriggerPort | None = None
+
+    def open_trigger_port(self, ready: Callable[[str], None] | None) -> None:
+        if ready is not None:
+            self.trigger = TriggerPort(self.device, self.clock, self.log)
+            ready(self.trigger.address)
 
     def wait(self, fds: list[Any], deadline: float | None = None) -> list[Any]:
-        """Wait for input, the next device event or ``deadline``, whichever comes first."""
+        """Wait for input, the next device event or ``deadline``, whichever comes first; serves the
+        trigger input's side channel (if open) on the way."""
         now = self.clock.now()
         nxt = self.device.next_event_time()
         timeout = _POLL_S if nxt is None else min(_POLL_S, max(0.0, nxt - now))
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - now))
-        return select.select(fds, [], [], timeout)[0]
+        trigger = self.trigger
+        readable = select.select(fds + (trigger.fds() if trigger else []), [], [], timeout)[0]
+        if trigger is not None:
+            trigger.serve(readable)
+        return readable
+
+    def close_trigger_port(self) -> None:
+        if self.trigger is not None:
+            self.trigger.close()
 
     def take_input(self, data: bytes) -> None:
         """Feed what fits in the input backlog; drop (and count) the rest, as a full UART does."""
@@ -207,15 +287,18 @@ def serve_pty(
     log: Callable[[str], None] = lambda _: None,
     status: StatusFile | None = None,
     input_backlog_bytes: int = INPUT_BACKLOG_BYTES,
+    trigger_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve on a pseudo-terminal until ``stop`` is set. A pty has one client by nature.
 
     The master is non-blocking: a client that stops reading loses replies (counted in the log)
     instead of stalling the simulator, as a real unit's transmitter never waits for the host.
+    ``trigger_ready``: open the trigger input's side channel (``TriggerPort``) and pass its address.
     """
     master, slave, path = open_pty(link)
     os.set_blocking(master, False)
     server = _Server(device, clock or SystemClock(), log, status, input_backlog_bytes)
+    server.open_trigger_port(trigger_ready)
     ready(path)
 
     def recv() -> bytes:
@@ -244,6 +327,7 @@ def serve_pty(
     finally:
         server.input_overrun.end()
         server.output_overrun.end()
+        server.close_trigger_port()
         os.close(master)
         os.close(slave)
         if link is not None and link.is_symlink():
@@ -330,8 +414,11 @@ def serve_tcp(
     allow_remote: bool = False,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
     input_backlog_bytes: int = INPUT_BACKLOG_BYTES,
+    trigger_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve on TCP until ``stop`` is set: one host at a time, like the device's one serial cable.
+
+    ``trigger_ready``: open the trigger input's side channel (``TriggerPort``) and pass its address.
 
     * Loopback addresses only, unless ``allow_remote`` (then a warning is logged); see
       ``listen_address``.
@@ -364,6 +451,7 @@ def serve_tcp(
         bound_host, bound_port = listener.getsockname()[:2]
         if warning:
             log(warning)
+        server.open_trigger_port(trigger_ready)
         ready(f"{bound_host}:{bound_port}")
         try:
             while not stop.is_set():
@@ -393,5 +481,6 @@ def serve_tcp(
                     let_go(f"sent nothing for {idle_timeout_s:g} s: disconnected so another host can connect")
                 server.deliver(client.send if client is not None else None)
         finally:
+            server.close_trigger_port()
             if client is not None:
                 let_go("disconnected: the simulator is stopping")

@@ -112,7 +112,10 @@ CASES: dict[str, Callable[[], Verdict]] = {
     "device.stimulus-unset": lambda: check(
         _with_stimulus(_paired(3), "monophasic"), device=BISTIM, thresholds=[mt(50, stimulator=BISTIM.model)]
     ),
-    "timing.external-trigger": lambda: check(rtms(10, 40, timed_by="external_trigger")),
+    "timing.external-trigger": lambda: check(
+        rtms(1, 40, timed_by="external_trigger", trigger="external"), device=RAPID2, thresholds=[mt()]
+    ),
+    "timing.rts-burst": lambda: check(rtms(20, 40, timed_by="external_trigger", trigger="rts"), device=RAPID2),
     "device.model": lambda: check(
         rtms(10, 40, requires={"models": ["magventure-magpro"]}), device=RAPID2, thresholds=[mt()]
     ),

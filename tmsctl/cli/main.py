@@ -487,14 +487,21 @@ def sim_serve(
             err.print(line, highlight=False)
 
         status = StatusFile(status_file) if status_file else None
+
+        def trigger_ready(address: str) -> None:
+            err.print(f"trigger input: {address} (send '1' to raise it, '0' to lower it; docs/simulators.md)",
+                      highlight=False)
+
         if pty:
-            serve_pty(instance.device, stop=stop, ready=ready, clock=clock, link=link, log=log, status=status)
+            serve_pty(instance.device, stop=stop, ready=ready, clock=clock, link=link, log=log, status=status,
+                      trigger_ready=trigger_ready)
         else:
             try:
                 serve_tcp(
                     instance.device, host=host, port=port, stop=stop, ready=ready, clock=clock, log=log,
                     status=status, allow_remote=allow_remote,
                     idle_timeout_s=IDLE_TIMEOUT_S if idle_timeout is None else idle_timeout,
+                    trigger_ready=trigger_ready,
                 )
             except OSError as exc:
                 raise ConnectionFailed(f"cannot listen on {host}:{port}: {exc}") from exc

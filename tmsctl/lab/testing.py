@@ -8,7 +8,7 @@ handed out in order, and leaving the block with anything unconsumed fails the te
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -147,9 +147,13 @@ def attached_simulator(
 
 
 @contextmanager
-def serving(device: Any, attachment: str = "pty", clock: Clock | None = None) -> Iterator[str]:
+def serving(
+    device: Any, attachment: str = "pty", clock: Clock | None = None,
+    trigger_port: Callable[[str], None] | None = None,
+) -> Iterator[str]:
     """Serve a simulated ``device`` on a pseudo-terminal (or TCP on loopback) in a thread; yields its
-    address (a /dev/pts path, or HOST:PORT) and stops the server on leaving."""
+    address (a /dev/pts path, or HOST:PORT) and stops the server on leaving. ``trigger_port``: open
+    the trigger input's side channel and pass its HOST:PORT (docs/simulators.md)."""
     import threading
 
     from tmsctl.core.clock import SystemClock
@@ -165,9 +169,11 @@ def serving(device: Any, attachment: str = "pty", clock: Clock | None = None) ->
         ready.set()
 
     if attachment == "pty":
-        serve = lambda: serve_pty(device, stop=stop, ready=on_ready, clock=clock)  # noqa: E731
+        serve = lambda: serve_pty(device, stop=stop, ready=on_ready, clock=clock, trigger_ready=trigger_port)  # noqa: E731
     else:
-        serve = lambda: serve_tcp(device, host="127.0.0.1", port=0, stop=stop, ready=on_ready, clock=clock)  # noqa: E731
+        serve = lambda: serve_tcp(  # noqa: E731
+            device, host="127.0.0.1", port=0, stop=stop, ready=on_ready, clock=clock, trigger_ready=trigger_port
+        )
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:

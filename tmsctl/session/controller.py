@@ -13,6 +13,7 @@ drive it through these two calls, on whatever clock they were given.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -73,6 +74,9 @@ TRAIN_END_GRACE_S = 2.0  # a train still running this long after its scheduled e
 # The watch read before a device-timed train's last pulse starts this long after the pulse before
 # it was due at the latest: it must report "running" after that pulse and before the last one.
 LAST_PULSE_WATCH_DELAY_S = 0.0005
+# An RTS edge of a host-timed burst later than this (the status read after the edge before took
+# longer than the gap) is not fired: the burst stops, faulted, rather than go off its schedule.
+RTS_EDGE_LATE_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -95,14 +99,18 @@ class _TriggerWatch:
     __slots__ = (
         "acknowledged_at",
         "device_timed_after_first",
+        "edges_seen_fired",
+        "first_running_seen_at",
         "last_watch_at",
         "last_watch_done",
         "normal_end",
         "offsets",
+        "ready_before",
         "reported_before",
         "running_seen_at",
         "sent_at",
         "stopped_by",
+        "unanswered",
     )
 
     def __init__(
@@ -114,6 +122,10 @@ class _TriggerWatch:
         self.offsets = offsets
         self.sent_at = sent_at
         self.acknowledged_at: float | None = None
+        self.unanswered = False  # a trigger edge: nothing on the line answers it (RTS)
+        self.ready_before = False  # the device reported itself charged after the previous trigger
+        self.edges_seen_fired: int | None = None  # RTS edges the status after each showed fired
+        self.first_running_seen_at: float | None = None
         self.running_seen_at: float | None = None
         self.stopped_by: float | None = None
         self.normal_end = False
@@ -125,6 +137,16 @@ class _TriggerWatch:
         if len(self.offsets) >= 2:
             self.last_watch_at = at + self.offsets[-2] + LAST_PULSE_WATCH_DELAY_S
 
+    def running_seen(self, sent_at: float) -> None:
+        """A status read sent at ``sent_at`` reported the device-timed train running."""
+        self.running_seen_at = sent_at
+        if self.first_running_seen_at is None:
+            self.first_running_seen_at = sent_at
+            if self.acknowledged_at is None and len(self.offsets) >= 2:
+                # Unanswered (RTS): the train began by this read at the latest, so its last-but-one
+                # pulse was due by this much later; the watch read goes then.
+                self.last_watch_at = sent_at + self.offsets[-2] + LAST_PULSE_WATCH_DELAY_S
+
     @property
     def last_due_earliest(self) -> float:
         return self.sent_at + self.offsets[-1]
@@ -133,6 +155,8 @@ class _TriggerWatch:
     def last_due_latest(self) -> float:
         """The latest the last pulse can be due."""
         first = self.acknowledged_at if self.acknowledged_at is not None else self.sent_at
+        if self.acknowledged_at is None and self.first_running_seen_at is not None:
+            first = self.first_running_seen_at
         return first + self.offsets[-1]
 
     def evidence(self, reported_now: int | None) -> TriggerEvidence:
@@ -141,6 +165,8 @@ class _TriggerWatch:
             self.offsets, self.sent_at, self.acknowledged_at, self.running_seen_at, self.stopped_by, self.normal_end,
             device_count=count, device_count_final=self.stopped_by is not None,
             device_timed_after_first=self.device_timed_after_first,
+            first_running_seen_at=self.first_running_seen_at,
+            edges_seen_fired=self.edges_seen_fired,
         )
 
 
@@ -174,6 +200,7 @@ class Controller:
         self.last_delivery: Delivery | None = None  # the latest trigger's outcome, with its dose
         self._watch: _TriggerWatch | None = None
         self._single_pulse_mode_confirmed = False  # this connection has not yet seen the unit leave train mode
+        self._ready_since_trigger = False  # a status read since the last trigger found the unit charged
         self.disarm_unconfirmed = False  # a disarm the device never confirmed: it may still be armed
         self.rate = RateLimiter()
         self.energy = self._energy_budget()
@@ -216,8 +243,9 @@ class Controller:
         return EnergyBudget(model.capacity_j, model.drain_w, lambda pct: per_pulse(min(pct, 100)))
 
     # -- fault handling ----------------------------------------------------------------------------
-    def _device_call(self, what: str, call: Callable[[], T]) -> T:
-        """Run one driver call; on failure disarm, latch FAULT and re-raise."""
+    def _device_call(self, what: str, call: Callable[[], T], *, contact: bool = True) -> T:
+        """Run one driver call; on failure disarm, latch FAULT and re-raise. ``contact=False``: the
+        call reaches the device without an answer from it (an RTS edge), so it keeps nothing alive."""
         try:
             result = call()
         except IntensityMismatch as exc:
@@ -229,7 +257,8 @@ class Controller:
         except Exception as exc:  # an unexpected bug must still end disarmed and latched
             self._fault("internal_error", f"{what}: {type(exc).__name__}: {exc}")
             raise
-        self._last_contact = self.clock.now()
+        if contact:
+            self._last_contact = self.clock.now()
         return result
 
     def _fault(self, code: str, detail: str) -> None:
@@ -516,7 +545,12 @@ class Controller:
         return status
 
     # -- firing ----------------------------------------------------------------------------------------
-    def fire_guards(self, now: float, pulses: int, intensity_pct_mso: int) -> list[str]:
+    def fire_guards(
+        self, now: float, pulses: int, intensity_pct_mso: int, *, rate_hz: float | None = None,
+        host_rate: bool = True,
+    ) -> list[str]:
+        """Why a trigger may not go out now. ``host_rate=False``: the pulses' rate is not the host's
+        to keep (a trigger box times them; the device enforces its own)."""
         reasons = []
         if self.state is not State.ARMED:
             reasons.append(f"the controller is {self.state.value}, not armed")
@@ -530,9 +564,9 @@ class Controller:
         if self.coil_temperature_c is not None and self.coil_temperature_c >= self.limits.coil_stop_limit_c:
             reasons.append(f"coil at {self.coil_temperature_c:.1f} °C")
         for why in (
-            self.rate.why_not(now),
+            self.rate.why_not(now) if host_rate else None,
             # no intensity yet: already refused above, and the energy table has no entry for it
-            self.energy.why_not(now, pulses, intensity_pct_mso, self._train_rate_hz())
+            self.energy.why_not(now, pulses, intensity_pct_mso, rate_hz if rate_hz is not None else self._train_rate_hz())
             if self.energy and self.intensity_pct_mso is not None else None,
             self.pulse_cap.why_not(pulses) if self.pulse_cap else None,
         ):
@@ -540,51 +574,70 @@ class Controller:
                 reasons.append(why)
         return reasons
 
-    def fire(self, *, trigger_source: str = "serial") -> Delivery:
-        """One trigger: a single pulse, or the configured train. Returns what is being delivered."""
+    def fire(self, *, trigger_source: str = "serial", burst_offsets_s: tuple[float, ...] = (0.0,)) -> Delivery:
+        """One trigger: a single pulse, or the configured train. Returns what is being delivered.
+
+        ``burst_offsets_s`` (RTS only, in single-pulse mode): a burst of edges the host times itself,
+        one pulse each, at these offsets from now; the call returns after the last edge. An edge has
+        no acknowledgement: what it delivered is settled by the status read that follows it."""
         now = self.clock.now()
         is_train = self.train is not None
+        rts = trigger_source == "rts"
+        burst = tuple(burst_offsets_s)
+        if not burst or burst[0] != 0.0 or any(b <= a for a, b in itertools.pairwise(burst)):
+            raise InvalidArgument(f"a burst's pulse offsets start at 0 and rise, got {burst!r}")
+        if len(burst) > 1 and (not rts or is_train or self.pair is not None):
+            raise InvalidArgument(
+                "a host-timed burst is fired through the RTS line in single-pulse mode, one edge per pulse",
+                hint="configure single pulses and fire with trigger_source='rts'",
+            )
         pair = None if is_train else self.pair
-        pulses = self.train[1] if self.train else (2 if pair else 1)
+        pulses = self.train[1] if self.train else (2 if pair else len(burst))
         intensity = self.intensity_pct_mso if self.intensity_pct_mso is not None else -1
         strongest = max(intensity, pair.second_pct_mso) if pair else intensity  # what recharge and energy follow
-        reasons = self.fire_guards(now, pulses, intensity)
+        span = burst[-1]
+        rate_hz = self._train_rate_hz() if is_train else ((len(burst) - 1) / span if span > 0 else None)
+        reasons = self.fire_guards(now, pulses, intensity, rate_hz=rate_hz)
+        if rts and not is_train and intensity >= 0:
+            reasons.extend(self._edge_spacing_guard(burst, strongest))
         if reasons:
             raise GuardRejected("fire", reasons)
         self.fsm.fire("fire")
         fired_at = self.clock.now()  # the trigger leaves now; the reply comes a few ms later
-        duration = self.train_timing if self.train else (pair.isi_ms / 1000 if pair else 0.0)
-        offsets = self.train_offsets if is_train else ((0.0, pair.isi_ms / 1000) if pair else (0.0,))
+        duration = self.train_timing if self.train else (pair.isi_ms / 1000 if pair else span)
+        offsets = self.train_offsets if is_train else ((0.0, pair.isi_ms / 1000) if pair else burst)
         # The trigger is on its way from here on: whatever the reply, its pulses count against every
         # limit, and a lost reply leaves them uncertain (settled by _end_trigger), never unrecorded.
         self.delivery = Delivery(pulses, intensity, fired_at, fired_at + duration, trigger_source, is_train)
-        self._watch = _TriggerWatch(
+        watch = self._watch = _TriggerWatch(
             offsets, fired_at, self._pulses_reported(), device_timed_after_first=pair is not None
         )
+        watch.ready_before = self._ready_since_trigger
+        self._ready_since_trigger = False
         limits = self.driver.limits
         if is_train:
             assert self.train is not None
             gap = limits.min_inter_train_interval_s(intensity, self.train[0], pulses)
             # the next trigger also respects the single-pulse rate, whatever it will fire
             self.rate.record(now, fired_at + duration + gap, limits.min_single_pulse_interval_s(intensity))
+        elif rts:
+            self.rate.record(now, fired_at + span, self._trigger_input_interval_s(strongest))
         else:
             self.rate.record(now, fired_at, limits.min_single_pulse_interval_s(strongest))
         if self.energy:
-            self.energy.record(fired_at, pulses, strongest, self._train_rate_hz())
+            self.energy.record(fired_at, pulses, strongest, rate_hz)
         if self.pulse_cap:
             self.pulse_cap.record(pulses)
         self._call_on_trigger(self.delivery, sent=False)
-        if trigger_source == "rts":
-            rts = capability(self.driver, self.capabilities, Capability.RTS_TRIGGER, RtsTriggering)
-            result = self._device_call("RTS trigger", rts.trigger_via_rts)
-        else:
-            result = self._device_call("fire", self.driver.fire)
+        if rts:
+            return self._fire_edges(burst, fired_at, strongest)
+        result = self._device_call("fire", self.driver.fire)
         acknowledged_at = self.clock.now()
-        # an RTS edge has no reply to say it was unconfirmed; a status reply says so itself (DuoMAG)
+        # a status reply says itself whether the device could confirm anything (DuoMAG)
         confirmed = self.confirmed_replies and (result.confirmed if isinstance(result, DeviceStatus) else True)
-        self._watch.acknowledged(acknowledged_at)
+        watch.acknowledged(acknowledged_at)
         self.delivery = Delivery(
-            pulses, intensity, fired_at, self._watch.last_due_latest, trigger_source, is_train, confirmed
+            pulses, intensity, fired_at, watch.last_due_latest, trigger_source, is_train, confirmed
         )
         started = self.delivery
         self._call_on_trigger(started, sent=True)
@@ -599,6 +652,121 @@ class Controller:
             self.on_trigger(delivery, sent)
         except Exception:  # a marker must never stop a trigger that is on its way
             pass
+
+    def _fire_edges(self, burst: tuple[float, ...], fired_at: float, intensity_pct_mso: int) -> Delivery:
+        """RTS: one edge per offset, on the clock. Nothing answers an edge, so the device's status
+        is read after each one (the keep-alive read, ~11 ms on a Rapid² v9+): a unit found recharging
+        that was charged at the edge fired it (tmsctl.session.dose). Charged at the edge means seen charged by
+        a read since the trigger before, or: the edge before is known to have fired and this edge
+        came at least the device's rated repetition interval later (its frequency table; a premise,
+        as a device-timed train's pulse times are). A device-timed train fired by an edge is watched
+        like any train, from the read that follows (due at once)."""
+        watch, delivery = self._watch, self.delivery
+        assert watch is not None and delivery is not None
+        rts = capability(self.driver, self.capabilities, Capability.RTS_TRIGGER, RtsTriggering)
+        watch.unanswered = True
+        if delivery.is_train:
+            self._device_call("RTS trigger", rts.trigger_via_rts, contact=False)
+            self._call_on_trigger(delivery, sent=True)
+            self.delivery = replace(delivery, confirmed=False)
+            self._next_keepalive = self.clock.now()  # the first read tells whether the train runs
+            return self.delivery
+        interval = self._trigger_input_interval_s(intensity_pct_mso)
+        charged = watch.ready_before
+        watch.edges_seen_fired = 0
+        for k, offset in enumerate(burst):
+            late = self.clock.now() - (fired_at + offset)
+            if late > RTS_EDGE_LATE_S:
+                # The read after the edge before took longer than the gap (a slow reply, a slow link):
+                # stop rather than fire off the schedule.
+                self._fault("rts_edge_late", f"RTS edge {k + 1} of {len(burst)} would be {late * 1000:.1f} ms late")
+                raise DeviceStateError(
+                    f"the status read after an RTS edge took too long for the next edge ({late * 1000:.1f} ms late); "
+                    f"{self._after_fault}",
+                    hint="this link or device cannot confirm pulses this close; space them further apart",
+                )
+            self.clock.sleep_until(fired_at + offset)
+            self._device_call("RTS trigger", rts.trigger_via_rts, contact=False)
+            if k == 0:
+                self._call_on_trigger(delivery, sent=True)  # the markers that wait for the trigger to leave
+            status = self._device_call("status read after an RTS edge", self.driver.keepalive)
+            assert isinstance(status, DeviceStatus)
+            self.status = status
+            self._check_status(status)  # the unit disarmed itself or lost its coil: a fault, said now
+            fired = charged and status.armed and not status.ready
+            watch.edges_seen_fired += fired
+            following = burst[k + 1] - offset if k + 1 < len(burst) else math.inf
+            charged = status.ready or (fired and following >= interval - 1e-9)
+            self._ready_since_trigger = status.ready  # read after this edge: what the next one finds
+        self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
+        self._finish_delivery()
+        return replace(delivery, confirmed=False)
+
+    # -- a trigger box outside tmsctl ----------------------------------------------------------------
+    def expect_external(self, offsets: tuple[float, ...], *, counted_already: int = 0) -> Delivery:
+        """The armed unit waits for a trigger box outside tmsctl to fire ``len(offsets)`` pulses (their
+        planned timing, for the record). Nothing is sent: the delivery is open, and what it delivered
+        is what the device reports (``Capability.PULSE_REPORTS``: exact). ``counted_already``: pulses
+        the device reported beyond the delivery before this one, which belong to this one."""
+        if Capability.PULSE_REPORTS not in self.capabilities:
+            raise InvalidArgument(
+                f"{self.driver.display_name} does not report its pulses: tmsctl cannot count what a trigger box fires",
+                hint="use a stimulator that reports every pulse (a MagPro), or trigger through RTS",
+            )
+        now = self.clock.now()
+        pulses = len(offsets)
+        intensity = self.intensity_pct_mso if self.intensity_pct_mso is not None else -1
+        reasons = self.fire_guards(now, pulses, intensity, host_rate=False)
+        if self.train is not None or self.pair is not None:
+            reasons.append("the device is set for a train or a pair; a trigger box fires single pulses")
+        if reasons:
+            raise GuardRejected("wait for the trigger box", reasons)
+        self.fsm.fire("fire")
+        reported = self._pulses_reported()
+        assert reported is not None
+        self.delivery = Delivery(pulses, intensity, now, now + offsets[-1], "external_ttl", False, confirmed=False)
+        watch = self._watch = _TriggerWatch(offsets, now, reported - counted_already)
+        watch.unanswered = True
+        if self.energy:
+            self.energy.record(now, pulses, intensity, None)
+        if self.pulse_cap:
+            self.pulse_cap.record(pulses)
+        return self.delivery
+
+    def external_count(self) -> int:
+        """Pulses the device has reported since the open external delivery began (as of the last exchange)."""
+        watch = self._watch
+        reported = self._pulses_reported()
+        if watch is None or watch.reported_before is None or reported is None:
+            return 0
+        return reported - watch.reported_before
+
+    def end_external(self) -> Delivery | None:
+        """The external delivery is over (its pulses counted, or the box went quiet): settled from the
+        device's count. The unit stays armed for the next one."""
+        if self.delivery is None or self._watch is None or self.delivery.trigger_source != "external_ttl":
+            return None
+        self._finish_delivery()
+        return self.last_delivery
+
+    def _trigger_input_interval_s(self, intensity_pct_mso: int) -> float:
+        """Shortest interval between pulses fired through the trigger input: the device's rated
+        repetition rate at this output (its frequency table; a 200²'s recharge). Enhanced power
+        keeps its own single-pulse interval."""
+        limits = self.driver.limits
+        if intensity_pct_mso > limits.max_intensity_pct_mso:
+            return limits.min_single_pulse_interval_s(intensity_pct_mso)
+        return 1.0 / limits.max_frequency_hz(intensity_pct_mso)
+
+    def _edge_spacing_guard(self, burst: tuple[float, ...], intensity_pct_mso: int) -> list[str]:
+        shortest = min((b - a for a, b in itertools.pairwise(burst)), default=math.inf)
+        minimum = self._trigger_input_interval_s(intensity_pct_mso)
+        if shortest < minimum - 1e-9:
+            return [
+                f"edges {shortest * 1000:.1f} ms apart; the {self.driver.display_name} repeats at most every "
+                f"{minimum * 1000:.1f} ms at {intensity_pct_mso} %"
+            ]
+        return []
 
     def _train_rate_hz(self) -> float | None:
         """The configured train's mean pulse rate (theta bursts: pulses over the train's span)."""
@@ -694,7 +862,7 @@ class Controller:
             self.refresh_status()
         if self.delivery is not None and self.delivery.is_train:
             self._check_train_end()
-        elif self.delivery is not None and now >= self.delivery.expected_end:
+        elif self.delivery is not None and now >= self.delivery.expected_end and not (watch and watch.unanswered):
             self._finish_delivery()  # a pair: the device fired its second pulse by now, on its own timer
         return self.next_deadline()
 
@@ -703,6 +871,8 @@ class Controller:
         status = self._device_call("wait until charged", self.driver.wait_ready)
         assert isinstance(status, DeviceStatus)
         self.status = status
+        if self.delivery is None and status.ready:
+            self._ready_since_trigger = True
         return status
 
     def verify_before_trigger(self) -> DeviceStatus:
@@ -726,6 +896,8 @@ class Controller:
         self._check_status(status)
         if self.delivery is not None and self.delivery.is_train:
             self._watch_train(status, sent_at)
+        if self.delivery is None and status.ready:
+            self._ready_since_trigger = True
         self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
         return status
 
@@ -735,7 +907,7 @@ class Controller:
         watch = self._watch
         assert watch is not None and self.delivery is not None
         if status.train_running:
-            watch.running_seen_at = sent_at
+            watch.running_seen(sent_at)
             return
         if not raise_early_stop:
             self._stopped(self.clock.now())

@@ -13,6 +13,14 @@ A trigger commands pulses; whether each went out is *known* only from evidence:
   that skips only its very last pulse and then reports a normal end cannot be told apart; no
   status it sends would show it;
 * a pulse counter the device reports (the MagPro's di/dt message after every stimulus): exact.
+* a trigger edge (RTS quick-fire, a TTL) has no acknowledgement: nothing on the line says the unit
+  fired. A device-timed train it starts is known begun from the first status read that reports it
+  running (sent after the edge). A single pulse is known out when a status read sent after its edge
+  (and before the next) finds the unit recharging while it was charged at the edge: seen charged
+  by a read since the trigger before, or the edge before is known fired and this one came at least
+  the device's rated repetition interval later (its frequency table: the premise, as a train's
+  pulse times are). Only a discharge takes a charged unit back to recharging, and the edge was the
+  only trigger. A read that finds the unit charged again leaves the pulse uncertain.
 * a pair the device times itself (a BiStim²: output B fires one ISI after A, read back as set
   just before the trigger): once the first pulse is acknowledged and the host sent nothing that
   could stop the unit before the second was due at the latest, the second went out. As with a
@@ -95,6 +103,10 @@ class TriggerEvidence:
     # The device fires every pulse after the first on its own timer (a paired pulse), and ``normal_end``
     # says the host left it alone until the last was due at the latest.
     device_timed_after_first: bool = False
+    # Unacknowledged triggers (RTS): the send time of the first status read that reported the train
+    # running (the train began by then), and whether the unit was seen recharging after the edges.
+    first_running_seen_at: float | None = None
+    edges_seen_fired: int | None = None  # single-pulse edges the status after each showed fired
 
 
 def reconcile(evidence: TriggerEvidence) -> DoseCount:
@@ -110,6 +122,11 @@ def reconcile(evidence: TriggerEvidence) -> DoseCount:
         return DoseCount(n, counted, n - counted, f"the device reported {counted} pulse(s) so far")
     acked = evidence.acknowledged_at
     running = evidence.running_seen_at
+    if evidence.edges_seen_fired is not None:
+        return _edges(evidence, evidence.edges_seen_fired)
+    if acked is None and evidence.first_running_seen_at is not None:
+        # No acknowledgement, but the device reported the train running: it began by that read.
+        return _unacknowledged_train(evidence, evidence.first_running_seen_at)
     if evidence.device_timed_after_first and evidence.normal_end and acked is not None:
         return DoseCount(
             n, n, 0, "acknowledged trigger; the device fires the second pulse of the pair itself, and nothing "
@@ -148,3 +165,37 @@ def reconcile(evidence: TriggerEvidence) -> DoseCount:
         parts.append("device reported the train running")
     parts.append("device confirmed stopped" if stopped is not None else "stop not confirmed")
     return DoseCount(n, known, could - known, "; ".join(parts))
+
+
+def _unacknowledged_train(evidence: TriggerEvidence, began_by: float) -> DoseCount:
+    """A device-timed train fired by an edge: its pulse k went out by ``began_by + offset[k]``."""
+    offsets = evidence.pulse_offsets_s
+    n = len(offsets)
+    running = evidence.running_seen_at
+    assert running is not None
+    if evidence.normal_end and (n == 1 or running >= began_by + offsets[-2]):
+        return DoseCount(
+            n, n, 0, "trigger edge, no acknowledgement; the device reported the train running after its "
+            "last-but-one pulse and ended it after its last",
+        )
+    known = max(1, sum(1 for off in offsets if began_by + off <= running))
+    stopped = evidence.stopped_by
+    could = n if stopped is None else sum(1 for off in offsets if evidence.sent_at + off <= stopped)
+    could = max(could, known)
+    return DoseCount(
+        n, known, could - known,
+        "trigger edge, no acknowledgement; device reported the train running; "
+        + ("device confirmed stopped" if stopped is not None else "stop not confirmed"),
+    )
+
+
+def _edges(evidence: TriggerEvidence, seen_fired: int) -> DoseCount:
+    """Single-pulse trigger edges, each followed by a status read: those it showed fired are known."""
+    offsets = evidence.pulse_offsets_s
+    n = len(offsets)
+    known = min(seen_fired, n)
+    stopped = evidence.stopped_by
+    could = n if stopped is None else sum(1 for off in offsets if evidence.sent_at + off <= stopped)
+    could = max(could, known)
+    text = f"{n} trigger edge(s), no acknowledgement; the status after {known} showed the unit recharging from it"
+    return DoseCount(n, known, could - known, text)

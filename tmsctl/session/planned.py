@@ -51,6 +51,15 @@ class SessionRequest:
     stimulator_serial: str | None = None  # use only thresholds measured on this unit
 
 
+def trigger_source_of(protocol: Protocol, requested: str) -> str:
+    """What fires the pulses: an externally timed protocol's ``trigger`` decides (``rts``: tmsctl times
+    each edge; ``external``: a box outside tmsctl); for a protocol the stimulator times, the request's
+    choice (a serial command or an RTS edge per train)."""
+    if protocol.timed_by == "external_trigger":
+        return "rts" if protocol.trigger == "rts" else "external_ttl"
+    return requested
+
+
 @dataclass
 class PlannedSession:
     request: SessionRequest
@@ -539,7 +548,8 @@ def run_planned(
             log=RecordsDeliveryLog(records, session_id, clock, origin, req.operator, audit=host.audit),
             start_index=planned.start_index, pulses_already_delivered=planned.pulses_already_delivered,
             pulses_already_uncertain=planned.pulses_already_uncertain,
-            trigger_source=req.trigger_source, on_progress=on_progress,
+            trigger_source=trigger_source_of(planned.protocol, req.trigger_source), on_progress=on_progress,
+            externally_timed=planned.protocol.timed_by == "external_trigger",
         )
         if on_runner:
             on_runner(runner)

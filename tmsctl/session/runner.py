@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from tmsctl.core.errors import DeviceStateError, GuardRejected, InvalidArgument, TmsError
 from tmsctl.drivers.base import Capability
-from tmsctl.protocols.schedule import Schedule, ScheduledTrain
+from tmsctl.protocols.schedule import Schedule, ScheduledTrain, host_bursts
 from tmsctl.records.errors import RecordsUnavailable
 from tmsctl.session.controller import UNCONFIRMED_DISARM_WORDS, Controller, Delivery
 from tmsctl.session.dose import DoseCount
@@ -35,6 +35,9 @@ FRESH_STATUS_LEAD_S = 0.05  # read status this long before each trigger (an exch
 INTENT_LEAD_S = 0.1  # commit a train's intent this long before it fires (an fsync takes a few ms)
 RECORDS_RETRY_S = 5.0  # while the records are unreachable, ask again this often (disarmed meanwhile)
 RECORDS_WAIT_LIMIT_S = 600.0  # and give up after this long: the session then ends, resumable
+EXTERNAL_POLL_S = 0.05  # a trigger box fires: ask the device this often (its pulse reports come with the answers)
+EXTERNAL_START_TIMEOUT_S = 120.0  # the box must start this soon after tmsctl armed for it
+EXTERNAL_SLACK_S = 5.0  # and may fall this far behind the protocol's timing before tmsctl stops it
 
 
 class RunOutcome(StrEnum):
@@ -104,6 +107,7 @@ class SessionRunner:
         pulses_already_uncertain: int = 0,
         trigger_source: str = "serial",
         on_progress: Callable[[Progress], None] | None = None,
+        externally_timed: bool = False,
     ) -> None:
         if not schedule.intensity_resolved:
             raise InvalidArgument(
@@ -116,6 +120,9 @@ class SessionRunner:
         self.log = log or DeliveryLog()
         self.start_index = start_index
         self.trigger_source = trigger_source
+        # timed_by: external_trigger: every pulse is its own trigger (RTS edges, a trigger box), so the
+        # unit is kept in single-pulse mode whatever the pattern; a device timer is never used.
+        self.externally_timed = externally_timed or trigger_source == "external_ttl"
         self.on_progress = on_progress
         self.progress = Progress(
             len(schedule.trains), schedule.total_pulses, start_index, pulses_already_delivered,
@@ -181,7 +188,9 @@ class SessionRunner:
         session_start = self.clock.now() + START_LEAD_S - first.onset_s
         self.progress.session_start = session_start
         try:
-            for i, train in enumerate(trains):
+            if self.trigger_source == "external_ttl":
+                self._deliver_from_trigger_box(trains)
+            for i, train in enumerate(trains if self.trigger_source != "external_ttl" else ()):
                 nxt = trains[i + 1] if i + 1 < len(trains) else None
                 session_start = self._deliver(train, session_start, nxt)
             self.controller.finish()
@@ -283,9 +292,16 @@ class SessionRunner:
             c.arm()
         # A pair is one trigger: the device fires its second pulse itself.
         host_timed = train.n_pulses > 1 and c.train is None and train.kind != "paired_pulse"
-        offsets = train.pulse_offsets_s if host_timed else (0.0,)
-        # Every driver says how long its trigger takes to reach the unit (a Magstim's 3 bytes at 9600 baud: 3.1 ms).
-        lead = c.driver.trigger_lead_s if self.trigger_source == "serial" else 0.0
+        rts = self.trigger_source == "rts"
+        # RTS edges closer than an exchange allows go out as one burst the controller times itself.
+        bursts = host_bursts(train.pulse_offsets_s) if host_timed and rts else None
+        offsets = (
+            tuple(burst[0] for burst in bursts) if bursts is not None
+            else train.pulse_offsets_s if host_timed else (0.0,)
+        )
+        # Every driver says how long its trigger takes to reach the unit (a Magstim's 3 bytes at 9600
+        # baud: 3.1 ms); an RTS edge reaches it at once.
+        lead = 0.0 if rts else c.driver.trigger_lead_s
         open_train = _OpenTrain(train, onset, c.last_delivery)
         for k, offset in enumerate(offsets):
             fire_at = onset + offset - lead
@@ -310,19 +326,21 @@ class SessionRunner:
             c.verify_before_trigger()
             self.clock.sleep_until(fire_at)
             open_train.triggering(c.last_delivery)
+            burst = (0.0,) if bursts is None else tuple(round(b - offset, 9) for b in bursts[k])
             try:
-                delivery = c.fire(trigger_source=self.trigger_source)
+                delivery = c.fire(trigger_source=self.trigger_source, burst_offsets_s=burst)
             except GuardRejected:
                 open_train.not_fired()  # refused before anything was sent: nothing can have gone out
                 raise
-            error = (delivery.started_at + (lead if self.trigger_source == "serial" else 0.0)) - (onset + offset)
+            error = (delivery.started_at + lead) - (onset + offset)
             if k == 0:
                 self.progress.onset_errors_s.append(error)
                 open_train.onset_error_s = error
             open_train.settled(c.last_delivery)
             # The device acknowledged the trigger: its first pulse is out. The rest of a device-timed
             # train is known only as the device reports it; until then the record keeps it uncertain.
-            self.log.fired(train, open_train.known_so_far + (0 if c.delivery is None else 1))
+            # (An RTS edge is acknowledged by nothing: its train's first pulse is known only from a status.)
+            self.log.fired(train, open_train.known_so_far + (0 if c.delivery is None or rts else 1))
         while c.delivery is not None:  # a device-timed train: wait for its end
             self._wait(min(c.next_deadline(), self.clock.now() + 0.5))
         open_train.settled(c.last_delivery)
@@ -339,6 +357,55 @@ class SessionRunner:
         if long_gap and c.state in ENERGISED:
             c.disarm()
         return session_start
+
+    def _deliver_from_trigger_box(self, trains: tuple[ScheduledTrain, ...]) -> None:
+        """``trigger: external``: a box outside tmsctl times every pulse. tmsctl sets the unit up, arms
+        it, and counts each train's pulses as the device reports them (exact), train after train in
+        order; it disarms when the protocol's last pulse is counted, or when the box is late beyond
+        the protocol's own timing by ``EXTERNAL_SLACK_S`` (``EXTERNAL_START_TIMEOUT_S`` for the first)."""
+        c = self.controller
+        carried = 0  # pulses the device reported beyond the train just counted: the next train's
+        first_seen_at: float | None = None  # when the box's first pulse was counted
+        origin = trains[0].onset_s
+        for train in trains:
+            self._prepare(train)
+            if c.state is not State.ARMED:
+                c.arm()
+            open_train = _OpenTrain(train, self.clock.now(), c.last_delivery)
+            self.log.begin(train, train.onset_s, self.trigger_source)
+            self._open = open_train
+            open_train.triggering(c.last_delivery)
+            c.expect_external(train.pulse_offsets_s, counted_already=carried)
+            begun = False
+            while c.external_count() < train.n_pulses:
+                now = self.clock.now()
+                if first_seen_at is None:
+                    deadline = open_train.onset + EXTERNAL_START_TIMEOUT_S
+                else:
+                    deadline = first_seen_at + train.end_s - origin + EXTERNAL_SLACK_S
+                if now >= deadline:
+                    raise TriggerBoxTimeout(
+                        f"train {train.number}: the trigger box fired {c.external_count()} of its {train.n_pulses} "
+                        f"pulses by {now - open_train.onset:.1f} s after tmsctl armed for it"
+                    )
+                self._wait(min(deadline, now + EXTERNAL_POLL_S))
+                c.refresh_status()  # an exchange: the device's pulse reports come with its answers
+                if not begun and c.external_count() > 0:
+                    begun = True
+                    first_seen_at = first_seen_at or self.clock.now()
+                    self.log.fired(train, min(c.external_count(), train.n_pulses))
+            carried = c.external_count() - train.n_pulses
+            c.end_external()
+            open_train.settled(c.last_delivery)
+            self._finish_open_train()
+            self._publish()
+        if carried:
+            c.disarm()
+            raise TriggerBoxTimeout(
+                f"the trigger box fired {carried} pulse(s) beyond the protocol's {self.schedule.total_pulses} before "
+                "tmsctl disarmed the unit",
+                hint="check the trigger box's program against the protocol; the extra pulses are on record here",
+            )
 
     def _wait_for_the_records(self, cause: RecordsUnavailable) -> float:
         """Disarm and wait until the records answer again (pause and abort requests still count);
@@ -370,6 +437,11 @@ class SessionRunner:
             train.kind == "train" and train.n_pulses > 1 and Capability.INTERNAL_TRAIN in c.capabilities
             and train.frequency_hz is not None
         )
+        if self.externally_timed:
+            c.configure_single_pulse()  # a device call only when the unit may not be in it
+            if c.intensity_pct_mso != intensity:
+                c.set_intensity(intensity)
+            return
         if train.kind == "theta_burst" and Capability.THETA_BURST in c.capabilities:
             self._prepare_theta_burst(train, intensity)
             return
@@ -476,6 +548,12 @@ class _OpenTrain:
         evidence = "; ".join(dict.fromkeys(d.evidence for d in self._doses if d.evidence))
         n = self.train.n_pulses
         return DoseCount(n, min(delivered, n), min(uncertain, n - min(delivered, n)), evidence)
+
+
+class TriggerBoxTimeout(DeviceStateError):
+    """The trigger box outside tmsctl did not fire the protocol's pulses in time (or fired more)."""
+
+    hint = "check the trigger box and its cable; the record holds every pulse the device reported"
 
 
 class _Stop(Exception):
