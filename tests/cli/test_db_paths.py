@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 import tmsctl.records
-from tmsctl.cli.main import EXIT_NOT_FOUND, EXIT_RECORDS, EXIT_REFUSED, app
+from tmsctl.cli.common import EXIT_NOT_FOUND, EXIT_RECORDS, EXIT_REFUSED
+from tmsctl.cli.main import app
 
 runner = CliRunner()
 

@@ -13,7 +13,8 @@ import serial
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_NOT_FOUND, EXIT_REFUSED, app
+from tmsctl.cli.common import EXIT_NOT_FOUND, EXIT_REFUSED
+from tmsctl.cli.main import app
 
 runner = CliRunner()
 

@@ -12,6 +12,7 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
+from tmsctl.cli import common
 from tmsctl.cli import main as cli
 from tmsctl.cli.main import app
 
@@ -62,7 +63,7 @@ def test_the_readme_table_lists_every_code_the_cli_defines() -> None:
 
 def test_0_done(protocol: Path, db: Path) -> None:
     result = _run(protocol, db, "--yes")
-    assert result.exit_code == cli.EXIT_OK == 0, result.output
+    assert result.exit_code == common.EXIT_OK == 0, result.output
 
 
 def test_1_internal_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,7 +74,7 @@ def test_1_internal_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     monkeypatch.setattr("sys.argv", ["tmsctl", "info", "--device", "sim://rapid2"])
     with pytest.raises(SystemExit) as exited:
         cli.main()  # the console script's entry point, as a technician runs it
-    assert exited.value.code == cli.EXIT_INTERNAL == 1
+    assert exited.value.code == common.EXIT_INTERNAL == 1
     said = capsys.readouterr().err
     assert "this is a bug in tmsctl" in said and "Traceback" not in said
 
@@ -81,20 +82,20 @@ def test_1_internal_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
 @pytest.mark.parametrize("subject", ["S 017", "", "S1'; DROP TABLE sessions; --", "jane.doe@example.org"])
 def test_2_an_unusable_subject_id_is_a_usage_error(protocol: Path, db: Path, subject: str) -> None:
     result = _run(protocol, db, "--yes", subject=subject)
-    assert result.exit_code == cli.EXIT_USAGE == 2, result.output
+    assert result.exit_code == common.EXIT_USAGE == 2, result.output
     assert "--subject" in result.output
     assert json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout) == []
 
 
 def test_2_an_unknown_option_is_a_usage_error(protocol: Path, db: Path) -> None:
-    assert _run(protocol, db, "--bogus").exit_code == cli.EXIT_USAGE
+    assert _run(protocol, db, "--bogus").exit_code == common.EXIT_USAGE
 
 
 def test_3_refused_by_the_rules(protocol: Path, db: Path) -> None:
     too_fast = protocol.with_name("too-fast.yaml")
     too_fast.write_text(TWO_TRAINS.replace("frequency_hz: 10", "frequency_hz: 60"))
     result = _run(too_fast, db, "--yes")
-    assert result.exit_code == cli.EXIT_REFUSED == 3, result.output
+    assert result.exit_code == common.EXIT_REFUSED == 3, result.output
 
 
 def test_3_a_resume_of_an_ended_session_is_refused_before_connecting(protocol: Path, db: Path) -> None:
@@ -102,19 +103,19 @@ def test_3_a_resume_of_an_ended_session_is_refused_before_connecting(protocol: P
     session_id = _last_session(db)
     result = runner.invoke(app, ["resume", session_id, "--db", str(db), "--yes", "--no-live",
                                  "--device", "magstim-rapid2:///dev/no-such-port"])
-    assert result.exit_code == cli.EXIT_REFUSED, result.output
+    assert result.exit_code == common.EXIT_REFUSED, result.output
     assert "completed" in result.stderr and "no-such-port" not in result.output
 
 
 def test_4_refused_by_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WRONG_UNLOCK", "WRNG-13572468-5AA5")  # a code for another unit
     result = runner.invoke(app, ["info", "--device", "magstim-rapid2+sim://rapid2?unlock=env:WRONG_UNLOCK"])
-    assert result.exit_code == cli.EXIT_DEVICE_REFUSED == 4, result.output
+    assert result.exit_code == common.EXIT_DEVICE_REFUSED == 4, result.output
 
 
 def test_5_device_fault(protocol: Path, db: Path) -> None:
     result = _run(protocol, db, "--yes", device="sim://rapid2?fault=stall@4.5s")
-    assert result.exit_code == cli.EXIT_FAULT == 5, result.output
+    assert result.exit_code == common.EXIT_FAULT == 5, result.output
 
 
 @pytest.mark.parametrize(
@@ -131,24 +132,24 @@ def test_6_not_found(db: Path, args: list[str]) -> None:
     if args[0] != "info":
         args = [*args, "--db", str(db)]
     result = runner.invoke(app, args)
-    assert result.exit_code == cli.EXIT_NOT_FOUND == 6, result.output
+    assert result.exit_code == common.EXIT_NOT_FOUND == 6, result.output
     assert "Traceback" not in result.output
 
 
 def test_7_incomplete(protocol: Path, db: Path) -> None:
     # The coil comes off mid-train: that train's outcome is not fully known and is never repeated.
     faulted = _run(protocol, db, "--yes", device="sim://rapid2?fault=coil_unplugged@4.5s")
-    assert faulted.exit_code == cli.EXIT_FAULT, faulted.output
+    assert faulted.exit_code == common.EXIT_FAULT, faulted.output
     result = runner.invoke(app, ["resume", _last_session(db), "--db", str(db), "--yes", "--no-live",
                                  "--virtual-time", "--device", "sim://rapid2"])
-    assert result.exit_code == cli.EXIT_INCOMPLETE == 7, result.output
+    assert result.exit_code == common.EXIT_INCOMPLETE == 7, result.output
 
 
 def test_8_the_records_database_cannot_be_used(tmp_path: Path) -> None:
     damaged = tmp_path / "damaged.db"
     damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
     result = runner.invoke(app, ["sessions", "--db", str(damaged)])
-    assert result.exit_code == cli.EXIT_RECORDS == 8, result.output
+    assert result.exit_code == common.EXIT_RECORDS == 8, result.output
     assert "Traceback" not in result.output
 
 
@@ -157,11 +158,11 @@ def test_130_a_declined_confirmation(protocol: Path, db: Path) -> None:
         "run", str(protocol), "--device", "sim://rapid2", "--subject", "S001", "--mt", "50", "--virtual-time",
         "--db", str(db), "--no-live", "--allow-unapproved", "exit-code test",
     ], input="n\n")
-    assert result.exit_code == cli.EXIT_ABORTED == 130, result.output
+    assert result.exit_code == common.EXIT_ABORTED == 130, result.output
     assert "nothing was armed" in result.stderr
     assert json.loads(runner.invoke(app, ["sessions", "--db", str(db), "--json"]).stdout) == []
 
 
 def test_130_a_declined_set_up_check(db: Path) -> None:
     result = runner.invoke(app, ["fire", "--device", "sim://rapid2", "--power", "30", "--db", str(db)], input="\n")
-    assert result.exit_code == cli.EXIT_ABORTED, result.output
+    assert result.exit_code == common.EXIT_ABORTED, result.output

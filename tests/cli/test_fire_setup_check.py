@@ -9,7 +9,8 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_FAULT, EXIT_USAGE, app
+from tmsctl.cli.common import EXIT_FAULT, EXIT_USAGE
+from tmsctl.cli.main import app
 from tmsctl.core.clock import VirtualClock
 from tmsctl.core.errors import InvalidArgument
 from tmsctl.records import DeliveryState, Records, SessionStatus

@@ -18,7 +18,8 @@ import pytest
 from cli_helpers import rtms_protocol
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_FAULT, EXIT_REFUSED, app
+from tmsctl.cli.common import EXIT_FAULT, EXIT_REFUSED
+from tmsctl.cli.main import app
 from tmsctl.records import Records
 
 runner = CliRunner()

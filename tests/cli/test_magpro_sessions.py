@@ -11,7 +11,8 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_REFUSED, app
+from tmsctl.cli.common import EXIT_REFUSED
+from tmsctl.cli.main import app
 from tmsctl.core.clock import VirtualClock
 from tmsctl.simulators import registry as sims
 

@@ -12,7 +12,8 @@ from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
 from tmsctl.cli import mt as cli_mt
-from tmsctl.cli.main import EXIT_ABORTED, EXIT_FAULT, EXIT_REFUSED, app
+from tmsctl.cli.common import EXIT_ABORTED, EXIT_FAULT, EXIT_REFUSED
+from tmsctl.cli.main import app
 from tmsctl.clinic.threshold import NOT_SEEN, SEEN, MlPest, run_procedure
 from tmsctl.core.clock import VirtualClock
 from tmsctl.records import Records

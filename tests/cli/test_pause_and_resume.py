@@ -19,7 +19,8 @@ import pytest
 from cli_helpers import initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_ABORTED, EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
+from tmsctl.cli.common import EXIT_ABORTED, EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED
+from tmsctl.cli.main import app
 
 pexpect = pytest.importorskip("pexpect")
 runner = CliRunner()

@@ -11,7 +11,8 @@ import pytest
 from cli_helpers import SHORT_CLI, initialise_db
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED, app
+from tmsctl.cli.common import EXIT_FAULT, EXIT_NOT_FOUND, EXIT_REFUSED
+from tmsctl.cli.main import app
 
 runner = CliRunner()
 

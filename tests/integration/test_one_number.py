@@ -12,7 +12,8 @@ import pytest
 from test_lsl_sink import FakeOutlet
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_FAULT, app
+from tmsctl.cli.common import EXIT_FAULT
+from tmsctl.cli.main import app
 from tmsctl.core.clock import VirtualClock
 from tmsctl.lab import api
 from tmsctl.lab.bids_nibs import read_tsv

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_RECORDS, app
+from tmsctl.cli.common import EXIT_RECORDS
+from tmsctl.cli.main import app
 from tmsctl.core.clock import VirtualClock
 from tmsctl.records import Records, RecordsError
 from tmsctl.records import database as records_module

@@ -40,19 +40,21 @@ def test_tmsctl_db_expands_the_home_directory() -> None:
     assert default_db_path({"TMSCTL_DB": "~/lab/t.db"}) == Path("~/lab/t.db").expanduser()
 
 
-def test_xdg_data_home_is_used_when_absolute() -> None:
-    env = {"XDG_DATA_HOME": "/data/u", "HOME": "/home/u"}
-    assert default_db_path(env) == Path("/data/u/tmsctl/tmsctl.db")
+def test_xdg_data_home_is_used_when_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "/data/u")
+    assert default_db_path({}) == Path("/data/u/tmsctl/tmsctl.db")
 
 
-def test_relative_xdg_data_home_is_ignored_as_the_spec_requires() -> None:
-    assert default_db_path({"XDG_DATA_HOME": "rel/dir", "HOME": "/home/u"}) == Path(
-        "/home/u/.local/share/tmsctl/tmsctl.db"
-    )
+def test_relative_xdg_data_home_is_ignored_as_the_spec_requires(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "rel/dir")
+    monkeypatch.setenv("HOME", "/home/u")
+    assert default_db_path({}) == Path("/home/u/.local/share/tmsctl/tmsctl.db")
 
 
-def test_home_fallback() -> None:
-    assert default_db_path({"HOME": "/home/u"}) == Path("/home/u/.local/share/tmsctl/tmsctl.db")
+def test_home_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("HOME", "/home/u")
+    assert default_db_path({}) == Path("/home/u/.local/share/tmsctl/tmsctl.db")
 
 
 def test_an_explicit_path_wins_over_the_environment(tmp_path: Path, clock: VirtualClock) -> None:
@@ -62,9 +64,11 @@ def test_an_explicit_path_wins_over_the_environment(tmp_path: Path, clock: Virtu
     assert not (tmp_path / "env.db").exists()
 
 
-def test_without_a_path_the_environment_decides(tmp_path: Path, clock: VirtualClock) -> None:
-    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
-    with Records(clock=clock, env=env) as store:
+def test_without_a_path_the_environment_decides(
+    tmp_path: Path, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    with Records(clock=clock, env={}) as store:
         assert store.path == tmp_path / "xdg" / "tmsctl" / "tmsctl.db"
     assert store.path.exists()
 

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tmsctl.cli.main import EXIT_REFUSED, app
+from tmsctl.cli.common import EXIT_REFUSED
+from tmsctl.cli.main import app
 from tmsctl.core.clock import SystemClock
 from tmsctl.core.errors import SafetyViolation
 from tmsctl.simulators import registry as sims

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tmsctl.cli.main import out, reported
+from tmsctl.cli.common import out, reported
 from tmsctl.core.errors import InvalidArgument
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tmsctl.cli.main import out, reported
+from tmsctl.cli.common import out, reported
 
 if TYPE_CHECKING:
     from tmsctl.core.clock import Clock

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tmsctl.cli.main import out, reported
+from tmsctl.cli.common import out, reported
 
 app = typer.Typer(add_completion=False, help="Export recorded sessions (BIDS-NIBS) and MEP measurements (BIDS-EMG).", no_args_is_help=True)
 

@@ -21,43 +21,28 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 import typer.main
-from rich.console import Console
 from typer import _click as click  # typer vendors its own click; its classes are these
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tmsctl import __version__
 from tmsctl.cli import plain_values as cli_plain_values
-from tmsctl.core.errors import (
-    ConnectionFailed,
-    DeviceRefused,
-    DeviceStateError,
-    DeviceUnavailable,
-    FaultLatched,
-    InvalidArgument,
-    ProtocolError,
-    ProtocolFileError,
-    SafetyViolation,
-    TmsError,
-    TransportTimeout,
+from tmsctl.cli import run as run_commands
+from tmsctl.cli.common import (  # re-exported: the exit codes are published here too (README)
+    EXIT_ABORTED,
+    DeviceOption,
+    confirm_or_stop,
+    err,
+    fail,
+    out,
+    reported,
+    sigterm_as_interrupt,
 )
-
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_DEVICE_REFUSED = 4
-EXIT_FAULT = 5
-EXIT_NOT_FOUND = 6
-EXIT_INCOMPLETE = 7  # the schedule ran to its end, but not every train is known delivered in full
-EXIT_RECORDS = 8  # the records database cannot be used: damaged, locked, unwritable
-EXIT_ABORTED = 130  # stopped by the operator: Ctrl-C, SIGTERM, or a confirmation answered no
+from tmsctl.core.errors import ConnectionFailed, InvalidArgument, TmsError
 
 # Command groups that live in their own modules, imported only when used: `tmsctl --help` and
 # `tmsctl fire` should not wait for the protocol models or the report renderer to load.
@@ -140,76 +125,6 @@ app = typer.Typer(
 )
 sim_app = typer.Typer(help="Simulated stimulators for tests and rehearsals.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
-
-out = Console()
-err = Console(stderr=True)
-
-
-def exit_code_for(exc: BaseException) -> int:
-    from tmsctl.records.errors import RecordRefused, RecordsError
-
-    if isinstance(exc, KeyboardInterrupt):
-        return EXIT_ABORTED
-    if isinstance(exc, TmsError) and isinstance(exc, LookupError):
-        return EXIT_NOT_FOUND  # a file, session, subject or threshold id that is not there
-    if isinstance(exc, ProtocolFileError | SafetyViolation | InvalidArgument | RecordRefused):
-        return EXIT_REFUSED
-    if isinstance(exc, RecordsError):
-        # An invalid value (a subject id) is refused by the records' rules; anything else is the file itself.
-        return EXIT_REFUSED if isinstance(exc, ValueError) else EXIT_RECORDS
-    if isinstance(exc, DeviceRefused):
-        return EXIT_DEVICE_REFUSED
-    if isinstance(exc, DeviceUnavailable):
-        return EXIT_NOT_FOUND
-    if isinstance(exc, ConnectionFailed | TransportTimeout | ProtocolError | DeviceStateError | FaultLatched):
-        return EXIT_FAULT
-    if isinstance(exc, TmsError):
-        return EXIT_FAULT
-    return EXIT_INTERNAL
-
-
-def fail(exc: BaseException) -> NoReturn:
-    """Print one readable line (plus the hint) and exit with the code for this kind of error."""
-    code = exit_code_for(exc)
-    if isinstance(exc, TmsError):
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        if exc.hint:
-            err.print(f"[yellow]what to do:[/] {exc.hint}", highlight=False, soft_wrap=True)
-    elif isinstance(exc, KeyboardInterrupt):
-        err.print("[yellow]aborted by the operator[/]")
-    else:
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
-        err.print("this is a bug in tmsctl; the device was left disarmed where possible. Please report it.")
-    raise typer.Exit(code)
-
-
-def confirm_or_stop(question: str) -> None:
-    """Ask before anything is armed; "no" stops the command as the operator's decision (exit 130)."""
-    if not typer.confirm(question, default=False):
-        err.print("[yellow]not confirmed[/]: nothing was armed or recorded", highlight=False)
-        raise typer.Exit(EXIT_ABORTED)
-
-
-@contextmanager
-def reported() -> Iterator[None]:
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except (TmsError, KeyboardInterrupt) as exc:
-        fail(exc)
-
-
-DeviceOption = Annotated[
-    str,
-    typer.Option(
-        "--device",
-        "-d",
-        help="Device URL, e.g. magstim-rapid2:///dev/ttyUSB0, magstim-bistim+socket://127.0.0.1:7777 or sim://rapid2",
-        envvar="TMSCTL_DEVICE",
-    ),
-]
-
 
 @app.callback(invoke_without_command=True)
 def _main(
@@ -345,7 +260,7 @@ def fire(
             confirm_or_stop(f"Fire ONE pulse at {power} % of maximum output on {device}?")
         records = Records(db) if db is not None else Records()
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 result = run_setup_check(
                     device, power, records, subject_id=subject, operator=operator,
                     log_dir=log_dir or (Path(records.path).parent / "logs"),
@@ -367,23 +282,6 @@ def fire(
                 highlight=False,
             )
         out.print(f"recorded as session {result.session_id} (protocol setup-check, subject {subject})", highlight=False)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C, so the same disarm path runs for both."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @sim_app.command("list")
@@ -533,7 +431,9 @@ def served_device_lines(profile: SimulatorProfile, address: str, *, tcp: bool) -
     return lines
 
 
-from tmsctl.cli import run as _cli_run  # noqa: E402,F401  (registers run, sessions, session)
+# `run`, `resume`, `sessions` and `session` live in their own module, listed after the commands above
+app.registered_commands.extend(run_commands.app.registered_commands)
+app.registered_groups.extend(run_commands.app.registered_groups)
 
 
 def main() -> None:

@@ -62,8 +62,8 @@ def io_curve(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Measure an input–output curve (MEPs at 90–150 % rMT), fit a Boltzmann sigmoid and record it."""
+    from tmsctl.cli.common import EXIT_REFUSED, err, exit_code_for, out, reported, sigterm_as_interrupt
     from tmsctl.cli.db import open_records
-    from tmsctl.cli.main import EXIT_REFUSED, _sigterm_as_interrupt, err, exit_code_for, out, reported
     from tmsctl.cli.mt import _emg_responder, _simulated_subject, muscle_config
     from tmsctl.clinic.iocurve import (
         IoCurvePlan,
@@ -125,7 +125,7 @@ def io_curve(
                           soft_wrap=True)
 
             try:
-                with _sigterm_as_interrupt():
+                with sigterm_as_interrupt():
                     outcome = run_io_curve(request, responder, records, rng=rng, on_fired=fired, on_rejected=rejected)
             except IoCurveStopped as exc:
                 err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
@@ -214,8 +214,8 @@ def hotspot(
     """Give N pulses at each grid site (the coil moved when prompted, disarmed meanwhile) and record the
     site with the largest mean MEP. Enter at the prompt confirms the coil is there; X,Y (mm) also
     records where it really is (e.g. as a neuronavigation system shows it)."""
+    from tmsctl.cli.common import err, exit_code_for, out, reported, sigterm_as_interrupt
     from tmsctl.cli.db import open_records
-    from tmsctl.cli.main import _sigterm_as_interrupt, err, exit_code_for, out, reported
     from tmsctl.cli.mt import _emg_responder, _simulated_subject, muscle_config
     from tmsctl.clinic.hotspot import HotspotRequest, HotspotStopped, Site, grid_sites, run_hotspot
     from tmsctl.clinic.mt_session import HuntSettings, parse_coil
@@ -286,7 +286,7 @@ def hotspot(
                           soft_wrap=True)
 
             try:
-                with _sigterm_as_interrupt():
+                with sigterm_as_interrupt():
                     outcome = run_hotspot(request, responder, records, move=move, rng=rng, on_fired=fired,
                                           on_rejected=rejected)
             except HotspotStopped as exc:

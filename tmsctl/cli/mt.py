@@ -109,15 +109,15 @@ def mt(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Hunt a motor threshold (ML-PEST or 5 of 10) and record it for this subject, stimulator and coil."""
-    from tmsctl.cli.db import open_records
-    from tmsctl.cli.main import (
+    from tmsctl.cli.common import (
         EXIT_REFUSED,
-        _sigterm_as_interrupt,
         confirm_or_stop,
         err,
         exit_code_for,
         reported,
+        sigterm_as_interrupt,
     )
+    from tmsctl.cli.db import open_records
     from tmsctl.clinic.mt_session import (
         HuntSettings,
         HuntStopped,
@@ -198,7 +198,7 @@ def mt(
             view = _HuntView(simulated)
             respond = responder if responder is not None else view.respond
             try:
-                with _sigterm_as_interrupt():
+                with sigterm_as_interrupt():
                     outcome = run_mt(
                         request, respond, records, rng=_jitter_rng(simulated_subject),
                         on_connected=view.connected, on_fired=view.fired,
@@ -234,7 +234,7 @@ def mt(
 
 
 def _say_stopped_hunt_kept(recorded: Any | None, record_error: Any | None, pulses: int) -> None:
-    from tmsctl.cli.main import err
+    from tmsctl.cli.common import err
 
     if recorded is not None:
         err.print(f"the {pulses} pulse{'s' if pulses != 1 else ''} given are kept on record as stopped hunt "
@@ -291,7 +291,7 @@ class _HuntView:
     """What the technician sees during a hunt; answers the MEP question (or lets the simulation)."""
 
     def __init__(self, simulated: Any | None) -> None:
-        from tmsctl.cli.main import out
+        from tmsctl.cli.common import out
 
         self.out = out
         self.simulated = simulated
@@ -325,7 +325,7 @@ class _HuntView:
         self.out.print(f"           MEP {trial.response.describe()}: {mark}{estimate}", highlight=False)
 
     def bad_entry(self, pending: Any, exc: Any) -> None:
-        from tmsctl.cli.main import err
+        from tmsctl.cli.common import err
 
         line = f"  [red]not accepted:[/] {exc.message}"
         if exc.hint:
@@ -334,13 +334,13 @@ class _HuntView:
         err.print(f"  (pulse {pending.index} at {pending.intensity_pct_mso} %MSO: enter its MEP again)", highlight=False)
 
     def rejected(self, entry: Any) -> None:
-        from tmsctl.cli.main import err
+        from tmsctl.cli.common import err
 
         err.print(f"           [yellow]trial rejected[/]: {entry.measurement.detail}; the pulse is given again",
                   highlight=False, soft_wrap=True)
 
     def notice(self, text: str) -> None:
-        from tmsctl.cli.main import err
+        from tmsctl.cli.common import err
 
         err.print(f"[yellow]{text}[/]", highlight=False, soft_wrap=True)
 
@@ -363,7 +363,7 @@ class _HuntView:
 
 
 def _report(outcome: Any, request: Any, simulated: Any | None) -> None:
-    from tmsctl.cli.main import out
+    from tmsctl.cli.common import out
     from tmsctl.protocols.thresholds import exact_pct_mso, round_half_up
     from tmsctl.session.planned import coil_key
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tmsctl.cli.main import out, reported
+from tmsctl.cli.common import out, reported
 
 app = typer.Typer(
     help="A site's records as a whole: check them, copy them to another database.", no_args_is_help=True,

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tmsctl.cli.main import out, reported
+from tmsctl.cli.common import out, reported
 from tmsctl.core.errors import InvalidArgument
 
 # A group with no subcommands whose callback takes SESSION: interspersed options so that

@@ -23,25 +23,27 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tmsctl.cli.db import open_records
-from tmsctl.cli.main import (
+from tmsctl.cli.common import (
     EXIT_ABORTED,
     EXIT_FAULT,
     EXIT_INCOMPLETE,
     DeviceOption,
-    _sigterm_as_interrupt,
-    app,
     confirm_or_stop,
     err,
     fail,
     out,
     reported,
+    sigterm_as_interrupt,
 )
+from tmsctl.cli.db import open_records
 from tmsctl.core.errors import InvalidArgument, ProtocolFileNotFound, TmsError
 from tmsctl.session.dose import DoseCount
 
 if TYPE_CHECKING:  # the runner pulls in the protocol models; `tmsctl --help` should not wait for them
     from tmsctl.session.runner import Progress, SessionRunner
+
+# The commands of this module, mounted on the top-level `tmsctl` app by tmsctl.cli.main.
+app = typer.Typer()
 
 DbOption = Annotated[
     str | None, typer.Option("--db", help="Records database: a file, or a postgresql:// URL (default: $TMSCTL_DB or the user data directory).")
@@ -461,7 +463,7 @@ def _after_pause(session_id: str, db: str | Path | None, operator: str) -> str:
         return "leave"
     question = "[bold]r[/] resume now · [bold]e[/] end the session (Ctrl-C too) · [bold]Enter[/] leave it paused: "
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             out.print(question, end="")
             answer = _read_line_interruptibly().strip().lower()
     except EOFError:

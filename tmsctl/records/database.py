@@ -53,18 +53,17 @@ WAL_CHECKPOINT_PAGES = 100  # SQLite's default is 1000
 
 
 def default_db_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$TMSCTL_DB``, else ``$XDG_DATA_HOME/tmsctl/tmsctl.db``, else ``~/.local/share/tmsctl/tmsctl.db``."""
+    """``$TMSCTL_DB`` (from ``env``, default the process environment), else ``tmsctl.db`` in this
+    platform's user data directory, as platformdirs names it: ``$XDG_DATA_HOME/tmsctl`` or
+    ``~/.local/share/tmsctl`` on Linux (a relative ``$XDG_DATA_HOME`` is ignored, as the XDG spec
+    requires), ``~/Library/Application Support/tmsctl`` on macOS, ``%LOCALAPPDATA%\\tmsctl`` on Windows."""
+    import platformdirs
+
     env = os.environ if env is None else env
     explicit = env.get("TMSCTL_DB", "").strip()
     if explicit:
         return Path(explicit).expanduser()
-    xdg = env.get("XDG_DATA_HOME", "").strip()
-    # The XDG spec says relative values are invalid and must be ignored.
-    if xdg and os.path.isabs(xdg):
-        base = Path(xdg)
-    else:
-        base = Path(env.get("HOME") or Path.home()) / ".local" / "share"
-    return base / "tmsctl" / "tmsctl.db"
+    return Path(platformdirs.user_data_dir("tmsctl", appauthor=False)) / "tmsctl.db"
 
 
 # -- the database ---------------------------------------------------------------------------------
