@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import SHORT_CLI
+
 from tmsctl.records import Records, SessionPlan
 
 # Runs the console script's main() with the given arguments, then writes the loaded modules.
