@@ -13,6 +13,11 @@ records-scale benchmark's database, ``bench_records_scale.build_clinic_database`
 commands and the store's own open run at 0.05x and 1x that clinic, so a cost that grows with the
 clinic's history shows as a difference between the rows.
 
+Protocol facts: ``session show`` keeps what it shows of a session's protocol per protocol text
+(``tmsctl.lab.protocol_facts``), as a person's cache folder keeps it from one show to the next. The
+processes keep it in a temporary ``XDG_CACHE_HOME`` (filled by the warm-up); one more row shows a
+first show of a protocol, with an empty cache every time.
+
 Bytecode: an installed tmsctl runs from compiled bytecode (pip compiles it on install; an editable
 install writes it on first use). Shells where ``PYTHONDONTWRITEBYTECODE`` is set would instead
 compile every tmsctl module on every run, which no technician's machine does; so by default the
@@ -63,9 +68,10 @@ def tmsctl_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "tmsctl"]
 
 
-def child_environment(pycache: Path | None) -> dict[str, str]:
+def child_environment(pycache: Path | None, cache: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     env["COLUMNS"] = "120"
+    env["XDG_CACHE_HOME"] = str(cache)  # the protocol facts `session show` keeps: this run's own
     if pycache is None:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     else:
@@ -117,6 +123,16 @@ def timed(command: list[str], env: dict[str, str], repeat: int) -> list[Sample]:
     return [whole_process(command, env) for _ in range(repeat)]
 
 
+def timed_with_an_empty_cache(command: list[str], env: dict[str, str], repeat: int, work: Path) -> list[Sample]:
+    """Each run as the first after an install or upgrade: the protocol's facts are derived again."""
+    samples = []
+    for run in range(repeat + 1):
+        cache = work / f"empty-cache-{run}"
+        samples.append(whole_process(command, {**env, "XDG_CACHE_HOME": str(cache)}))
+        shutil.rmtree(cache, ignore_errors=True)
+    return samples[1:]  # the first was the warm-up
+
+
 def clinic_database(directory: Path, scale: float) -> Path:
     """The records-scale benchmark's clinic at ``scale``, built in ``directory`` unless it is there."""
     path = directory / f"clinic-{scale:g}x.db"
@@ -162,7 +178,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tmsctl-startup-") as tmp:
         work = Path(tmp)
         pycache = None if options.no_bytecode_cache else work / "pycache"
-        env = child_environment(pycache)
+        env = child_environment(pycache, work / "cache")
         tmsctl = tmsctl_command()
         print(f"{' '.join(tmsctl)}; {options.repeat} runs each after a warm-up; bytecode "
               + ("compiled on every run" if pycache is None else "cached (as installed)")
@@ -194,6 +210,9 @@ def main() -> None:
             print_row(f"tmsctl session show {session_id} --db DB ({size})",
                       timed([*tmsctl, "session", "show", session_id, "--db", str(db)], env, options.repeat),
                       RECORDS_COMMAND_TARGET_MS)
+            print_row("  the same, the first show of its protocol (facts derived, then kept)",
+                      timed_with_an_empty_cache([*tmsctl, "session", "show", session_id, "--db", str(db)], env,
+                                                options.repeat, work), None)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Group
-from rich.live import Live
-from rich.panel import Panel
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -40,6 +36,8 @@ from tmsctl.core.errors import InvalidArgument, ProtocolFileNotFound, TmsError
 from tmsctl.session.dose import DoseCount
 
 if TYPE_CHECKING:  # the runner pulls in the protocol models; `tmsctl --help` should not wait for them
+    from rich.panel import Panel
+
     from tmsctl.session.runner import Progress, SessionRunner
 
 # The commands of this module, mounted on the top-level `tmsctl` app by tmsctl.cli.main.
@@ -67,6 +65,10 @@ class LivePanel:
         self.runner: SessionRunner | None = None
 
     def __rich__(self) -> Panel:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.progress_bar import ProgressBar
+
         p = self.progress
         schedule = self.planned.schedule
         clock = self.planned.clock
@@ -357,6 +359,8 @@ def _run_session(
                         _log_coil_temperatures(r.controller)
 
                 if live:
+                    from rich.live import Live  # only a run draws it: `sessions` need not load it
+
                     with Live(panel, console=out, refresh_per_second=8, transient=False):
                         session_id, result = run_planned(
                             planned, records, listeners=listeners, on_progress=on_progress, on_runner=on_runner)

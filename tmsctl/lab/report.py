@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tmsctl import __version__
+from tmsctl.lab.protocol_facts import protocol_facts
 from tmsctl.session.dose import DoseCount
 
 COLOURS = {"completed": "#2e7d32", "stopped": "#ef6c00", "in_progress": "#c62828", "planned": "#cfd8dc",
@@ -339,16 +340,12 @@ def session_report(records: Any, session_id: str, *, audit_log: str | Path | Non
                                     if getattr(a.kind, "value", a.kind) in ("start", "resume")))
     title, prescribed, target, train_s = "", "", "", 0.0
     parameters: tuple[tuple[str, str], ...] = ()
-    try:
-        from tmsctl.protocols.loader import load_protocol_text
-
-        protocol = load_protocol_text(s.protocol_text, path=f"<session {s.session_id}>")
-    except Exception:  # an old or hand-edited record: the report still says what was delivered
-        protocol = None
-    if protocol is not None:
-        title, parameters, prescribed = protocol.title, protocol_parameters(protocol), protocol.intensity.describe()
-        target = target_text(protocol)
-        train_s = float(protocol.pattern.plan().train_duration_s)
+    # None for an old or hand-edited record: the report still says what was delivered. Read from the
+    # cache of facts derived from validated protocols where this text's are there (start-up, issue 19).
+    facts = protocol_facts(s.protocol_text, label=f"<session {s.session_id}>")
+    if facts is not None:
+        title, parameters, prescribed = facts.title, facts.parameters, facts.prescribed_intensity
+        target, train_s = facts.target, facts.train_duration_s
     point = detail.resume_point
     return SessionReport(
         s.session_id, s.subject_id, s.protocol_id, s.device_model, s.simulated, s.status.value, s.started_at,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -161,6 +160,8 @@ def normalize_session_id(text: str) -> str:
 
 def new_session_id() -> str:
     """A short random id a human can read out and type: ``XXXX-XXXX`` in Crockford base32."""
+    import secrets  # only a new session needs it: listing and showing them do not load it
+
     chars = "".join(secrets.choice(SESSION_ID_ALPHABET) for _ in range(8))
     return f"{chars[:4]}-{chars[4:]}"
 

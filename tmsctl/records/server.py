@@ -58,7 +58,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -288,6 +287,8 @@ class ServerConnection:
                 "records on a PostgreSQL server need the psycopg package, which is not installed",
                 hint="pip install 'tmsctl[postgresql]'",
             ) from exc
+
+        import socket  # only a server connection needs it
 
         name = f"tmsctl pid {os.getpid()} on {socket.gethostname()}"[:63]
         try:
