@@ -138,7 +138,11 @@ def test_a_folder_that_cannot_be_written_only_costs_time(tmp_path: Path) -> None
     assert protocol_facts(text, label="<v>", cache=blocked / "cache") == derive_facts(text, label="<v>")
 
 
-def test_the_default_folder_follows_xdg(tmp_path: Path) -> None:
-    assert facts_module.cache_folder({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "tmsctl" / "protocol-facts"
-    assert facts_module.cache_folder({"XDG_CACHE_HOME": "relative", "HOME": str(tmp_path)}) == (
-        tmp_path / ".cache" / "tmsctl" / "protocol-facts")
+def test_the_default_folder_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert facts_module.cache_folder() == tmp_path / "tmsctl" / "protocol-facts"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert facts_module.cache_folder() == tmp_path / ".cache" / "tmsctl" / "protocol-facts"
+
+

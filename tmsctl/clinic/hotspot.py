@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tmsctl.clinic.mt_session import MtHunt
+from tmsctl.clinic.stopped import MeasurementStopped
 from tmsctl.clinic.threshold import MepResponse
 from tmsctl.core.clock import ParticipantSlot
-from tmsctl.core.errors import InvalidArgument, TmsError
+from tmsctl.core.errors import InvalidArgument
 from tmsctl.session.fsm import ENERGISED
 
 __all__ = [
@@ -238,15 +239,11 @@ class HotspotOutcome:
     recorded: Any | None = None
 
 
-class HotspotStopped(TmsError):
+class HotspotStopped(MeasurementStopped):
     """The search stopped before every site was measured; disarmed and released; what was given is on record."""
 
-    def __init__(self, stopped: Any, recorded: Any | None) -> None:
-        super().__init__(stopped.message.replace("threshold hunt", "hotspot search").replace(
-            "no threshold was recorded", "no site was chosen"), hint=stopped.hint)
-        self.cause = stopped.cause
-        self.pulses_delivered = stopped.pulses_delivered
-        self.recorded = recorded
+    measurement = "hotspot search"
+    nothing_kept = "no site was chosen"
 
 
 def _result_dict(request: HotspotRequest, result: HotspotResult) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tmsctl.clinic.stopped import MeasurementStopped
 from tmsctl.clinic.threshold import MepResponse, round_half_up
 from tmsctl.core.errors import InvalidArgument, TmsError
 
@@ -445,15 +446,11 @@ class IoCurveOutcome:
         }
 
 
-class IoCurveStopped(TmsError):
+class IoCurveStopped(MeasurementStopped):
     """The curve stopped before its plan's end; disarmed and released; what was given is on record."""
 
-    def __init__(self, stopped: Any, recorded: Any | None) -> None:
-        super().__init__(stopped.message.replace("threshold hunt", "input–output curve").replace(
-            "no threshold was recorded", "no curve was fitted"), hint=stopped.hint)
-        self.cause = stopped.cause
-        self.pulses_delivered = stopped.pulses_delivered
-        self.recorded = recorded
+    measurement = "input–output curve"
+    nothing_kept = "no curve was fitted"
 
 
 def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = None, *,

@@ -6,8 +6,8 @@ with the protocol models, which costs a person ~0.1 s of start-up (pydantic and 
 on every command. Yet a clinic runs the same few protocol texts thousands of times.
 
 So the facts derived from a *validated* protocol (or the finding that the text does not validate)
-are kept in a small file per text in the user's cache folder, ``$XDG_CACHE_HOME/tmsctl/`` (else
-``~/.cache/tmsctl/``), and read back without building the models. Nothing unvalidated is shown as
+are kept in a small file per text in the user's cache folder (``cache_folder``: ``$XDG_CACHE_HOME/tmsctl/`` or
+``~/.cache/tmsctl/`` on Linux), and read back without building the models. Nothing unvalidated is shown as
 validated:
 
 * an entry is written only from the result of ``load_protocol_text`` on exactly that text, and
@@ -84,13 +84,13 @@ def protocol_facts(text: str, *, label: str, cache: Path | None = None) -> Proto
     return facts
 
 
-def cache_folder(env: dict[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/tmsctl/protocol-facts``, else ``~/.cache/tmsctl/protocol-facts``."""
-    environ = os.environ if env is None else env
-    xdg = environ.get("XDG_CACHE_HOME", "").strip()
-    # The XDG spec says relative values are invalid and must be ignored.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path(environ.get("HOME") or Path.home()) / ".cache"
-    return base / "tmsctl" / FOLDER
+def cache_folder() -> Path:
+    """``protocol-facts`` in this platform's user cache directory, as platformdirs names it (the same
+    library names the records' data directory): ``$XDG_CACHE_HOME/tmsctl`` or ``~/.cache/tmsctl`` on
+    Linux, where a relative ``$XDG_CACHE_HOME`` is ignored as the XDG spec requires."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("tmsctl", appauthor=False)) / FOLDER
 
 
 def code_files() -> list[str]:
