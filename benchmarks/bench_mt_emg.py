@@ -77,7 +77,8 @@ def hunt_one(method: str, seed: int) -> tuple[float | None, int, float, float]:
         subject = SimulatedSubject.sample(seed)
         emg = SimulatedEmg(subject, sim.device.truth, seed=seed, start_s=clock.now())
         start = 50
-        budget = {"max_trials": ML_PEST_PULSES, "max_pulses": ML_PEST_PULSES} if method == "ml-pest" else {}
+        budget = ({"max_trials": ML_PEST_PULSES, "max_pulses": ML_PEST_PULSES}
+                  if method in ("ml-pest", "ml-amplitude") else {})
         procedure = make_procedure(method, start_pct_mso=start, **budget)
         responder = EmgResponder(SimulatedEmgSource(emg, clock))
         window = (responder.muscle.window_start_ms, responder.muscle.window_end_ms)
@@ -104,10 +105,10 @@ def quantiles(values: list[float]) -> str:
             f"p75 {q[14]:.2f}  p95 {q[18]:.2f}  max {max(values):.2f}")
 
 
-def run(method: str, subjects: int) -> tuple[float, dict[str, object]]:
+def run(method: str, subjects: int, first_seed: int = 0) -> tuple[float, dict[str, object]]:
     errors, own_errors, pulses, ok = [], [], [], 0
     unconverged = 0
-    for seed in range(subjects):
+    for seed in range(first_seed, first_seed + subjects):
         value, n, recorded, own = hunt_one(method, seed)
         pulses.append(n)
         if value is None:
@@ -120,7 +121,7 @@ def run(method: str, subjects: int) -> tuple[float, dict[str, object]]:
     fraction = ok / subjects
     within_2 = sum(abs(e) <= TOLERANCE_PCT_MSO for e in errors) / subjects
     own_ok = sum(abs(e) <= TOLERANCE_PCT_MSO and n <= MAX_PULSES for e, n in zip(own_errors, pulses, strict=False))
-    print(f"\n{method}: {subjects} subjects")
+    print(f"\n{method}: {subjects} subjects (seeds {first_seed}–{first_seed + subjects - 1})")
     print(f"  error (MT − recorded threshold), %MSO: {quantiles(errors)}")
     print(f"  |error|, %MSO:                         {quantiles([abs(e) for e in errors])}")
     print(f"  error against the noise-free MEP's threshold (the subject's parameter): {quantiles(own_errors)}")
@@ -167,11 +168,13 @@ def procedure_bounds(subjects: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subjects", type=int, default=200)
-    parser.add_argument("--methods", default="ml-pest,5of10")
+    parser.add_argument("--methods", default="ml-amplitude,ml-pest,5of10")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="another population of the same distribution (e.g. 200 for seeds 200–399)")
     parser.add_argument("--oracle", action="store_true", help="also print the procedures' bounds without EMG")
     args = parser.parse_args(argv)
     for method in args.methods.split(","):
-        run(method, args.subjects)
+        run(method, args.subjects, args.first_seed)
     if args.oracle:
         procedure_bounds(args.subjects)
     return 0

@@ -270,7 +270,7 @@ def test_declining_the_confirmation_fires_nothing(simulator, tmp_path: Path) -> 
         (("--device", "magstim-rapid2:///dev/ttyUSB0", "--stimulator-serial", "77", "--virtual-time"),
          "virtual time runs only in-process simulators"),
         (("--device", "sim://rapid2", "--coil", "figure-8"), "coil family 'figure-8' is not known"),
-        (("--device", "sim://rapid2", "--method", "staircase"), "choose one of: ml-pest, 5of10"),
+        (("--device", "sim://rapid2", "--method", "staircase"), "choose one of: ml-pest, 5of10, ml-amplitude"),
         (("--device", "sim://rapid2", "--reference", "MSO"), "rMT or aMT"),
         (("--device", "sim://rapid2", "--start", "130"), "start intensity 130 %MSO"),
         (("--device", "sim://rapid2", "--simulated-threshold", "40"), "needs --simulated-subject"),
@@ -367,6 +367,21 @@ def test_a_simulated_subject_measured_from_its_own_emg(simulator, tmp_path: Path
     assert len(record.trial_log) == len(sim.device.pulses)
     assert [e["intensity_pct_mso"] for e in record.trial_log] == [p.intensity_pct for p in sim.device.pulses]
     assert all(e["mep"]["detail"] for e in record.trial_log)
+
+
+def test_the_amplitude_method_from_a_simulated_subjects_emg_is_recorded_with_its_name(simulator, tmp_path: Path) -> None:
+    db = initialise_db(tmp_path / "r.db")
+    sim = simulator("rapid2")
+    result = mt("--device", f"sim://{sim.name}", "--subject", "S046", "--coil", "figure8", "--method", "ml-amplitude",
+                "--trials", "25", "--simulated-subject", "11", "--emg", "sim", "--yes", db=db)
+    assert result.exit_code == 0, result.output
+    (record,) = thresholds(db, "S046")
+    assert record.method.startswith("ml-amplitude")
+    assert "amplitude fit" in flat(result.output)
+    # the truth invariant: the simulator's own count and power per pulse against the record
+    assert len(record.trial_log) == len(sim.device.pulses) >= 25
+    assert [e["intensity_pct_mso"] for e in record.trial_log] == [p.intensity_pct for p in sim.device.pulses]
+    assert all(e["mep"]["amplitude_uv"] is not None or e["mep"]["rejection"] for e in record.trial_log)
 
 
 def test_emg_sim_with_a_bare_simulator_url_and_virtual_time(tmp_path: Path) -> None:

@@ -49,7 +49,9 @@ def mt(
         ),
     ],
     method: Annotated[
-        str, typer.Option("--method", help="ml-pest (about 20 pulses) or 5of10 (IFCN relative frequency).")
+        str, typer.Option("--method", help="ml-pest (about 20 pulses), ml-amplitude (ML-PEST's pulses, the "
+                             "threshold fitted to the measured MEP amplitudes; needs amplitudes, e.g. --emg) or "
+                             "5of10 (IFCN relative frequency).")
     ] = "ml-pest",
     reference: Annotated[
         str, typer.Option("--reference", help="rMT (at rest, MEP ≥ 50 µV) or aMT (slight contraction, ≥ 200 µV).")
@@ -72,7 +74,7 @@ def mt(
         ),
     ] = None,
     trials: Annotated[
-        int | None, typer.Option("--trials", help="ML-PEST: pulses per hunt (default 20); 5of10: the cap (200).")
+        int | None, typer.Option("--trials", help="ML-PEST, ml-amplitude: pulses per hunt (default 20); 5of10: the cap (200).")
     ] = None,
     iti: Annotated[float, typer.Option("--iti", help="Seconds between pulses (mean).")] = 5.0,
     iti_jitter: Annotated[float, typer.Option("--iti-jitter", help="± seconds of random jitter on --iti.")] = 1.0,
@@ -108,7 +110,7 @@ def mt(
     ] = "15-50",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Hunt a motor threshold (ML-PEST or 5 of 10) and record it for this subject, stimulator and coil."""
+    """Hunt a motor threshold (ML-PEST, ml-amplitude or 5 of 10) and record it for this subject, stimulator and coil."""
     from tmsctl.cli.common import (
         EXIT_REFUSED,
         confirm_or_stop,

@@ -47,6 +47,7 @@ from pydantic import ValidationError
 from tmsctl.clinic.threshold import (
     CountsRejectedPulses,
     MepResponse,
+    MlAmplitude,
     MlPest,
     MuscleState,
     RelativeFrequency,
@@ -87,7 +88,7 @@ __all__ = [
 ]
 
 # Method names as the CLI takes them.
-METHODS = ("ml-pest", "5of10")
+METHODS = ("ml-pest", "5of10", "ml-amplitude")
 REFERENCES = ("rMT", "aMT")
 DEFAULT_START_PCT_MSO = 50
 SIMULATOR_SERIAL_PREFIX = SIMULATOR_IDENTITY_PREFIX  # a threshold measured on a simulator names it so
@@ -584,16 +585,19 @@ def make_procedure(
     max_pulses: int | None = None,
 ) -> ThresholdProcedure:
     """``ml-pest`` (20 pulses unless ``max_trials``; ``max_pulses`` caps the pulses given, rejected
-    ones included) or ``5of10`` (IFCN relative frequency)."""
+    ones included), ``ml-amplitude`` (the same, the threshold fitted to the MEP amplitudes:
+    :class:`~tmsctl.clinic.threshold.MlAmplitude`) or ``5of10`` (IFCN relative frequency)."""
     state = muscle_state_for(reference)
     extra: dict[str, Any] = {} if max_trials is None else {"max_trials": max_trials}
     if method not in METHODS:
         raise InvalidArgument(f"unknown threshold method {method!r}", hint=f"choose one of: {', '.join(METHODS)}")
-    kind = MlPest if method == "ml-pest" else RelativeFrequency
+    kind: type[MlPest | RelativeFrequency] = {
+        "ml-pest": MlPest, "ml-amplitude": MlAmplitude, "5of10": RelativeFrequency,
+    }[method]
     if max_pulses is not None:
-        if kind is not MlPest:
+        if kind is RelativeFrequency:
             raise InvalidArgument(
-                "a pulse cap applies to ML-PEST only",
+                "a pulse cap applies to ML-PEST and ml-amplitude only",
                 hint="5 of 10 ends by its own rule; give it a trial cap with max_trials",
             )
         extra["max_pulses"] = max_pulses

@@ -29,12 +29,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tmsctl.core.errors import InvalidArgument, TmsError
 
@@ -43,9 +43,11 @@ __all__ = [
     "MAX_PLAUSIBLE_MEP_UV",
     "NOT_SEEN",
     "SEEN",
+    "AmplitudeFit",
     "CountsRejectedPulses",
     "MepCriterion",
     "MepResponse",
+    "MlAmplitude",
     "MlPest",
     "MuscleState",
     "RelativeFrequency",
@@ -53,6 +55,7 @@ __all__ = [
     "ThresholdProcedureError",
     "ThresholdResult",
     "Trial",
+    "fit_amplitude_threshold",
     "parse_mep_entry",
     "round_half_up",
     "run_procedure",
@@ -376,6 +379,7 @@ class _Procedure:
                 f"response must be a MepResponse, got {response!r}", hint="use parse_mep_entry(text)"
             )
         responded = response.meets(self.criterion_uv)
+        self._observe(intensity, response)
         estimate = self._update(intensity, responded)
         trial = Trial(
             index=len(self._trials) + 1,
@@ -412,6 +416,10 @@ class _Procedure:
 
     def _after_trial(self) -> None:
         """A procedure's own stop rule on the trial count, checked after each recorded trial."""
+
+    def _observe(self, intensity_pct_mso: int, response: MepResponse) -> None:
+        """What a procedure keeps of the response itself (not only whether it met the criterion),
+        before :meth:`_update`; the binary procedures keep nothing more."""
 
     # Implemented by each procedure.
     def _update(self, intensity_pct_mso: int, responded: bool) -> float | None:
@@ -620,6 +628,203 @@ class MlPest(_Procedure):
 
     def _value_pct_mso(self) -> float | None:
         return self.estimate_pct_mso
+
+
+# --------------------------------------------------------------------------------------------
+# ML from MEP amplitudes (censored log-amplitude regression near threshold)
+# --------------------------------------------------------------------------------------------
+
+# The model's bounds (D): the foot of a recruitment curve rises by a factor e every 0.5–50 %MSO,
+# and the trial-to-trial scatter of a log amplitude lies within 0.05–5 log units. They only keep the
+# optimiser away from degenerate fits (a slope of zero or infinity); no fit we have seen reaches them.
+ML_AMPLITUDE_SLOPE_BOUNDS = (0.02, 2.0)  # d ln(MEP)/dx, per %MSO
+ML_AMPLITUDE_LOG_SD_BOUNDS = (0.05, 5.0)
+# The fit needs this many amplitudes measured between the floor and the ceiling (D): with fewer the
+# slope rests on one or two values, and the binary estimate (ML-PEST's) places the pulses instead.
+ML_AMPLITUDE_MIN_MEASURED = 4
+# Default floor and ceiling as multiples of the criterion (D): at rest 25 µV and 1 mV. Below the
+# floor a recorded peak-to-peak is mostly the EMG's own noise (a few µV RMS give 15–20 µV peak to
+# peak in a 35 ms window); above the ceiling the recruitment curve bends towards its plateau and is
+# no longer exponential. Both are used as censoring bounds: "below 25 µV", "above 1 mV".
+ML_AMPLITUDE_FLOOR_FRACTION = 0.5
+ML_AMPLITUDE_CEILING_FACTOR = 20.0
+
+
+@dataclass(frozen=True)
+class AmplitudeFit:
+    """The censored log-amplitude model fitted to a hunt's MEPs (see :class:`MlAmplitude`)."""
+
+    threshold_pct_mso: float
+    slope_per_pct_mso: float  # d ln(MEP)/dx at threshold
+    log_sd: float  # SD of ln(MEP) about the line
+    measured: int  # amplitudes between the floor and the ceiling (the rest are censored)
+    censored: int
+
+    @property
+    def spread_pct_mso(self) -> float:
+        """The scatter expressed on the intensity axis, log_sd / slope: P(MEP ≥ criterion | x) =
+        Φ((x − threshold) / spread)."""
+        return self.log_sd / self.slope_per_pct_mso
+
+    def describe(self) -> str:
+        return (f"amplitude fit: threshold {self.threshold_pct_mso:.2f} %MSO, MEP ×e per "
+                f"{1 / self.slope_per_pct_mso:.2g} %MSO, spread {self.spread_pct_mso:.2g} %MSO, "
+                f"{self.measured} amplitudes measured, {self.censored} censored")
+
+
+def fit_amplitude_threshold(
+    observations: Sequence[tuple[float, str, float]], *, criterion_uv: float, start_pct_mso: float
+) -> AmplitudeFit | None:
+    """Maximum-likelihood fit of ln(MEP) = ln(criterion) + β·(x − T) + ε, ε ~ N(0, s²), to
+    observations ``(x, kind, log_bound)``: kind "at" (the log amplitude itself), "below" or
+    "above" (censored: the log amplitude is below / at least the bound). None when the data
+    do not determine it (no MEP on one side of the criterion, or the optimiser fails).
+
+    T is the IFCN threshold by construction: P(MEP ≥ criterion | x) = Φ(β·(x − T)/s) is ½ at T.
+    """
+    log_criterion = math.log(criterion_uv)
+    above = sum(1 for _, kind, bound in observations if kind != "below" and bound >= log_criterion)
+    below = sum(1 for _, kind, bound in observations if kind != "above" and bound < log_criterion)
+    measured = sum(1 for _, kind, _ in observations if kind == "at")
+    if not above or not below or measured < ML_AMPLITUDE_MIN_MEASURED:
+        return None
+    try:
+        import numpy as np
+        from scipy.optimize import minimize
+        from scipy.special import log_ndtr
+    except ImportError:  # pragma: no cover - scipy comes with the clinic extras
+        raise InvalidArgument(
+            "the ml-amplitude threshold method needs scipy", hint="pip install 'tmsctl[clinic]', or use --method ml-pest"
+        ) from None
+    x = np.array([o[0] for o in observations], dtype=float)
+    kinds = [o[1] for o in observations]
+    y = np.array([o[2] for o in observations], dtype=float)
+    at = np.array([k == "at" for k in kinds])
+    low = np.array([k == "below" for k in kinds])
+    high = np.array([k == "above" for k in kinds])
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+
+    def negative_log_likelihood(theta: Any) -> float:
+        threshold, log_slope, log_sd = theta
+        slope, sd = math.exp(log_slope), math.exp(log_sd)
+        z = (y - (log_criterion + slope * (x - threshold))) / sd
+        total = float(np.sum(0.5 * z[at] ** 2 + half_log_2pi + log_sd))
+        total -= float(np.sum(log_ndtr(z[high] * -1.0))) + float(np.sum(log_ndtr(z[low])))
+        return total
+
+    slope_bounds = tuple(math.log(b) for b in ML_AMPLITUDE_SLOPE_BOUNDS)
+    sd_bounds = tuple(math.log(b) for b in ML_AMPLITUDE_LOG_SD_BOUNDS)
+    best = None
+    for slope0 in (0.1, 0.3):
+        solution = minimize(
+            negative_log_likelihood, np.array([start_pct_mso, math.log(slope0), math.log(0.8)]),
+            method="L-BFGS-B",
+            bounds=[(float(x.min()) - 20.0, float(x.max()) + 20.0), slope_bounds, sd_bounds],
+        )
+        if np.all(np.isfinite(solution.x)) and (best is None or solution.fun < best.fun):
+            best = solution
+    if best is None:
+        return None
+    threshold, log_slope, log_sd = (float(v) for v in best.x)
+    return AmplitudeFit(threshold, math.exp(log_slope), math.exp(log_sd), measured, len(observations) - measured)
+
+
+class MlAmplitude(MlPest):
+    """Maximum-likelihood threshold from the MEP *amplitudes* (not only whether each reached the criterion).
+
+    ML-PEST keeps one bit of every pulse — MEP ≥ 50 µV or not — so even with every pulse at the
+    threshold its error SD is 1.25·σ/√n (σ the intensity-axis spread of the response curve).
+    The amplitude says more: near threshold the recruitment curve's foot is exponential in the
+    intensity, and a trial-to-trial shift η of excitability on the intensity axis (Goetz et al. 2014,
+    Brain Stimul 7:541, the "two variability sources" model; also the model behind Wang, Peterchev
+    & Goetz 2023, J Neural Eng 20:056002) moves ln(MEP) by β·η. So, near threshold,
+
+        ln MEP = ln(criterion) + β·(x − T) + ε,   ε ~ N(0, s²)
+
+    and P(MEP ≥ criterion | x) = Φ((x − T)/(s/β)): T *is* the IFCN threshold (50 % of pulses give a
+    criterion MEP), the value this procedure reports. T, β and s are fitted to each hunt's own
+    MEPs by maximum likelihood — nothing about the subject is given. Amplitudes below
+    ``floor_uv`` (the EMG's noise, not the MEP) or above ``ceiling_uv`` (where the curve bends
+    towards its plateau) enter as censored values, "below the floor" / "above the ceiling" (a Tobit
+    model; Tobin 1958); a technician's seen / not seen enters as "at least / below the criterion".
+    A hunt typed as seen / not seen alone has no measured amplitude and so is ML-PEST throughout.
+
+    Pulses: each goes to the current estimate rounded half up (as ML-PEST), the binary ML-PEST
+    estimate until the amplitudes determine the fit (an MEP on each side of the criterion and
+    ``ML_AMPLITUDE_MIN_MEASURED`` measured amplitudes). Stop rules: ML-PEST's fixed count
+    (``max_trials``) and pulse budget (``max_pulses``); no interval rule. The result's
+    ``stop_reason`` carries the fit (slope, spread, censored count); a hunt whose amplitudes
+    never determine the fit reports the binary estimate and says so.
+    """
+
+    method = "ml-amplitude"
+
+    def __init__(
+        self,
+        *,
+        start_pct_mso: int,
+        min_pct_mso: int = 1,
+        max_pct_mso: int = 100,
+        muscle_state: MuscleState | str = MuscleState.REST,
+        criterion_uv: float | None = None,
+        max_trials: int = ML_PEST_DEFAULT_TRIALS,
+        max_pulses: int | None = None,
+        floor_uv: float | None = None,
+        ceiling_uv: float | None = None,
+    ) -> None:
+        super().__init__(
+            start_pct_mso=start_pct_mso, min_pct_mso=min_pct_mso, max_pct_mso=max_pct_mso,
+            muscle_state=muscle_state, criterion_uv=criterion_uv, max_trials=max_trials, max_pulses=max_pulses,
+        )
+        floor = ML_AMPLITUDE_FLOOR_FRACTION * self.criterion_uv if floor_uv is None else floor_uv
+        ceiling = ML_AMPLITUDE_CEILING_FACTOR * self.criterion_uv if ceiling_uv is None else ceiling_uv
+        for name, value in (("floor_uv", floor), ("ceiling_uv", ceiling)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise InvalidArgument(f"{name} must be a positive amplitude in µV, got {value!r}")
+        if not floor < self.criterion_uv < ceiling:
+            raise InvalidArgument(
+                f"the amplitude floor {floor:g} µV and ceiling {ceiling:g} µV must lie either side of the "
+                f"criterion {self.criterion_uv:g} µV",
+                hint="e.g. a floor of half the criterion and a ceiling of twenty times it",
+            )
+        self.floor_uv = float(floor)
+        self.ceiling_uv = float(ceiling)
+        self._observations: list[tuple[float, str, float]] = []
+        self._fit: AmplitudeFit | None = None
+
+    @property
+    def fit(self) -> AmplitudeFit | None:
+        """The amplitude fit after the last pulse (None while the amplitudes do not determine it)."""
+        return self._fit
+
+    def _observe(self, intensity_pct_mso: int, response: MepResponse) -> None:
+        x = float(intensity_pct_mso)
+        if response.amplitude_uv is None:
+            kind = "above" if response.seen else "below"
+            self._observations.append((x, kind, math.log(self.criterion_uv)))
+        elif response.amplitude_uv < self.floor_uv:
+            self._observations.append((x, "below", math.log(self.floor_uv)))
+        elif response.amplitude_uv > self.ceiling_uv:
+            self._observations.append((x, "above", math.log(self.ceiling_uv)))
+        else:
+            self._observations.append((x, "at", math.log(response.amplitude_uv)))
+
+    def _update(self, intensity_pct_mso: int, responded: bool) -> float:
+        binary = super()._update(intensity_pct_mso, responded)  # the binary likelihood and its estimate
+        start = binary if self._fit is None else self._fit.threshold_pct_mso
+        self._fit = fit_amplitude_threshold(self._observations, criterion_uv=self.criterion_uv, start_pct_mso=start)
+        if self._fit is None:
+            return binary
+        # Exact halves as ML-PEST: the fitted value on the 0.2 %MSO grid is not needed; a Fraction
+        # of the float keeps round_half_up exact for it.
+        self._estimate = Fraction(self._fit.threshold_pct_mso)
+        self._planned_pct_mso = min(max(round_half_up(self._estimate), self.min_pct_mso), self.max_pct_mso)
+        return self._fit.threshold_pct_mso
+
+    def _finish(self, reason: str, *, converged: bool) -> None:
+        words = self._fit.describe() if self._fit is not None else (
+            "the amplitudes did not determine the fit: the binary (ML-PEST) estimate")
+        super()._finish(f"{reason}; {words}", converged=converged)
 
 
 # --------------------------------------------------------------------------------------------
