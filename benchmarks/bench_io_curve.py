@@ -30,7 +30,14 @@ import statistics
 import sys
 
 from tmsctl.clinic.emg import SimulatedEmgSource
-from tmsctl.clinic.iocurve import FIT_SCALES, FitFailed, IoCurvePlan, IoCurveProcedure, fit_boltzmann
+from tmsctl.clinic.iocurve import (
+    FIT_SCALES,
+    FitFailed,
+    IoCurvePlan,
+    IoCurveProcedure,
+    UpperRange,
+    fit_boltzmann,
+)
 from tmsctl.clinic.mt_session import MtHunt
 from tmsctl.clinic.responder import EmgResponder
 from tmsctl.core.clock import VirtualClock
@@ -41,7 +48,7 @@ from tmsctl.simulators.emg import SimulatedEmg
 from tmsctl.simulators.subject import SimulatedSubject
 
 
-def curve_one(seed: int, pulses: int) -> dict[str, object]:
+def curve_one(seed: int, pulses: int, upper: UpperRange | None) -> dict[str, object]:
     clock = VirtualClock()
     name = f"bench-io-{seed}"
     sim = sims.create("rapid2", clock=clock, name=name)
@@ -50,17 +57,20 @@ def curve_one(seed: int, pulses: int) -> dict[str, object]:
         emg = SimulatedEmg(subject, sim.device.truth, seed=seed, start_s=clock.now())
         plan = IoCurvePlan(round(subject.threshold_pct_mso), pulses_per_level=pulses)
         rng = random.Random(f"io-{seed}")
-        procedure = IoCurveProcedure(plan.sequence(rng), max_pct_mso=100)
+        procedure = IoCurveProcedure(plan.sequence(rng), max_pct_mso=100, plan=plan, upper=upper)
         hunt = MtHunt(Controller(open_driver(f"sim://{name}", clock), clock), procedure,
                       EmgResponder(SimulatedEmgSource(emg, clock)), rng=rng)
         hunt.run()
         truth = sim.device.truth()
         assert len(truth) == hunt.pulses_delivered
         assert [p.intensity_pct for p in truth] == [e["intensity_pct_mso"] for e in hunt.log_so_far()]
+        assert max(p.intensity_pct for p in truth) <= procedure.cap_pct_mso <= 100
         curve = subject.curve
         true_s50 = curve.threshold_pct_mso + curve._half_criterion_offset_pct_mso
         row: dict[str, object] = {"true_s50": true_s50, "top": max(plan.intensities_pct_mso),
-                                  "pulses": hunt.pulses_delivered}
+                                  "pulses": hunt.pulses_delivered, "top_given": max(procedure.sequence),
+                                  "levels_added": len(procedure.extension_levels_pct_rmt),
+                                  "outcome": procedure.extension_outcome or ""}
         for scale in FIT_SCALES:
             try:
                 fit = fit_boltzmann(procedure.points(), scale=scale)
@@ -101,14 +111,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subjects", type=int, default=100)
     parser.add_argument("--pulses", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="another population of the same distribution (e.g. 100 for seeds 100–199)")
+    parser.add_argument("--no-extend", action="store_true", help="the plan's 90–150 %% rMT only (no upper range)")
+    parser.add_argument("--scales", default=",".join(FIT_SCALES))
     args = parser.parse_args(argv)
-    rows = [curve_one(seed, args.pulses) for seed in range(args.subjects)]
+    upper = None if args.no_extend else UpperRange()
+    rows = [curve_one(seed, args.pulses, upper) for seed in range(args.first_seed, args.first_seed + args.subjects)]
     inside = [r for r in rows if r["true_s50"] <= r["top"]]
-    print(f"I/O curve, {args.subjects} subjects, {args.pulses} pulses per intensity, 90–150 % rMT "
-          f"(pulses delivered: median {statistics.median(r['pulses'] for r in rows):g})")
-    for scale in FIT_SCALES:
+    pulses = [float(r["pulses"]) for r in rows]
+    print(f"I/O curve, {args.subjects} subjects (seeds {args.first_seed}–{args.first_seed + args.subjects - 1}), "
+          f"{args.pulses} pulses per intensity, 90–150 % rMT"
+          + ("" if upper is None else f", upper range: +{upper.step_pct_rmt:g} % rMT steps to "
+             f"{upper.cap_pct_rmt:g} % rMT or 100 %MSO until the fit reaches {upper.plateau_fraction:.0%} of MEPmax"))
+    print(f"  pulses delivered: median {statistics.median(pulses):g}, max {max(pulses):g}")
+    if upper is not None:
+        added = [int(r["levels_added"]) for r in rows]
+        print(f"  levels added: {', '.join(f'{n}: {added.count(n)} subjects' for n in sorted(set(added)))}; "
+              f"plateau not shown by the cap: {sum('no plateau' in str(r['outcome']) for r in rows)} subjects")
+        print(f"  true S50 above the top intensity given: {sum(r['true_s50'] > r['top_given'] for r in rows)} "
+              f"subjects (above the plan's 150 % rMT: {sum(r['true_s50'] > r['top'] for r in rows)})")
+    for scale in args.scales.split(","):
         report(rows, scale, "all subjects")
-        report(inside, scale, "true S50 within the sampled range")
+        report(inside, scale, "true S50 within the plan's 90–150 % rMT")
     return 0
 
 

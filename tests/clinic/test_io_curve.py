@@ -10,12 +10,16 @@ import pytest
 from tmsctl.clinic.iocurve import (
     FitFailed,
     IoCurvePlan,
+    IoCurveProcedure,
     IoCurveRequest,
     IoCurveStopped,
+    UpperRange,
     fit_boltzmann,
+    plateau_shown,
     run_io_curve,
 )
 from tmsctl.clinic.mt_session import HuntSettings, parse_coil
+from tmsctl.clinic.threshold import MepResponse
 from tmsctl.core.errors import InvalidArgument
 from tmsctl.records import Records
 from tmsctl.records.meps import MepRecords
@@ -134,4 +138,90 @@ def test_a_curve_whose_emg_stops_stops_disarmed_and_keeps_its_pulses(emg_bench, 
     truth = bench.sim.device.truth()
     assert len(truth) == stored.pulses_delivered == len(stored.trial_log) > 0
     assert [p.intensity_pct for p in truth] == [e["intensity_pct_mso"] for e in stored.trial_log]
+    assert not bench.sim.device.armed and not bench.sim.device.remote
+
+
+# -- the adaptive upper range ------------------------------------------------------------------------
+
+
+def _drive(procedure: IoCurveProcedure, amplitude_at) -> None:
+    while not procedure.done:
+        x = procedure.next_intensity()
+        procedure.record(x, MepResponse.of_amplitude(amplitude_at(x)))
+
+
+def _noisy_boltzmann(s50: float, k: float, seed: int):
+    rng = random.Random(seed)
+    return lambda x: boltzmann(x, s50=s50, k=k) * math.exp(rng.gauss(0.0, 0.2))
+
+
+def test_a_curve_without_a_plateau_is_extended_in_steps_until_the_plateau_shows() -> None:
+    plan = IoCurvePlan(30.0)  # 27–45 %MSO; this curve's S50 is at 60 %MSO
+    procedure = IoCurveProcedure(plan.sequence(random.Random(1)), max_pct_mso=100, plan=plan, upper=UpperRange())
+    assert procedure.max_pct_mso == procedure.cap_pct_mso == 60  # 200 % rMT: the controller's intensity cap
+    _drive(procedure, _noisy_boltzmann(52.0, 0.4, seed=2))
+    added = procedure.extension_intensities_pct_mso
+    assert procedure.extension_levels_pct_rmt[:2] == [160.0, 170.0]
+    assert added[:2] == [48, 51] and added == sorted(added) and max(added) <= 60
+    assert procedure.extension_outcome is not None and procedure.extension_outcome.startswith("plateau at")
+    assert len(procedure.trials) == plan.total_pulses + 10 * len(added) <= procedure.max_trials
+    shown, _ = plateau_shown(procedure.points(), max(added), fraction=0.9)
+    assert shown
+    record = procedure.extension_record()
+    assert record is not None and record["intensities_added_pct_mso"] == added and record["cap_pct_mso"] == 60
+    assert "controller refused any intensity above 60 %MSO" in record["safety"]
+    fit = fit_boltzmann(procedure.points())
+    assert fit.s50_pct_mso.value == pytest.approx(52.0, abs=2.0)
+
+
+def test_the_upper_range_stops_at_its_cap_and_says_the_plateau_was_not_shown() -> None:
+    plan = IoCurvePlan(30.0)
+    procedure = IoCurveProcedure(plan.sequence(random.Random(1)), max_pct_mso=100, plan=plan,
+                                 upper=UpperRange(cap_pct_rmt=170.0))
+    _drive(procedure, _noisy_boltzmann(80.0, 0.3, seed=3))  # far above anything the cap allows
+    assert procedure.extension_intensities_pct_mso == [48, 51]
+    assert max(x for x, _ in procedure.points()) == 51 == procedure.max_pct_mso
+    assert procedure.extension_outcome is not None and "no plateau by the cap 51 %MSO" in procedure.extension_outcome
+
+
+def test_the_cap_is_never_above_the_stimulators_maximum() -> None:
+    plan = IoCurvePlan(60.0, max_pct_mso=100)  # 54–90 %MSO
+    procedure = IoCurveProcedure(plan.sequence(random.Random(1)), max_pct_mso=92, plan=plan,
+                                 upper=UpperRange(cap_pct_rmt=300.0))
+    assert procedure.cap_pct_mso == procedure.max_pct_mso == 92
+    _drive(procedure, _noisy_boltzmann(150.0, 0.3, seed=4))
+    assert procedure.extension_intensities_pct_mso == []  # 160 % rMT is 96 %MSO: above the stimulator
+    assert "no plateau by the cap 92 %MSO" in (procedure.extension_outcome or "")
+
+
+def test_a_curve_with_its_plateau_gets_nothing_added() -> None:
+    plan = IoCurvePlan(50.0)  # 45–75 %MSO around an S50 of 58
+    procedure = IoCurveProcedure(plan.sequence(random.Random(1)), max_pct_mso=100, plan=plan, upper=UpperRange())
+    _drive(procedure, _noisy_boltzmann(58.0, 0.4, seed=5))
+    assert procedure.extension_intensities_pct_mso == [] and len(procedure.trials) == plan.total_pulses
+    assert (procedure.extension_outcome or "").startswith("plateau at 75 %MSO")
+
+
+@pytest.mark.parametrize("kwargs", [{"step_pct_rmt": 0.0}, {"cap_pct_rmt": -5.0}, {"plateau_fraction": 1.0}])
+def test_a_bad_upper_range_is_refused(kwargs) -> None:
+    with pytest.raises(InvalidArgument):
+        UpperRange(**kwargs)
+
+
+def test_a_curve_run_on_the_simulator_extends_records_the_extension_and_keeps_the_truth(emg_bench, tmp_path) -> None:
+    subject = SimulatedSubject(RecruitmentCurve(threshold_pct_mso=30.0, slope_per_pct_mso=0.18), seed=8)
+    bench = emg_bench(seed=8, subject=subject)
+    true_s50 = 30.0 + subject.curve._half_criterion_offset_pct_mso  # 52.7: above the plan's 45 %MSO
+    with Records(tmp_path / "r.db") as records:
+        outcome = run_io_curve(request(bench, rmt_pct_mso=30.0), bench.responder(), records, rng=random.Random(5))
+        (stored,) = MepRecords(records).measurements("S1", kind="io_curve")
+    extension = stored.result["upper_range"]
+    assert extension["intensities_added_pct_mso"] and extension["intensities_added_pct_mso"][0] == 48
+    assert extension["cap_pct_mso"] == 60 and "plateau" in extension["outcome"]
+    truth = bench.sim.device.truth()
+    # the truth invariant: the simulator's own count and power per pulse against the record
+    assert len(truth) == outcome.pulses_delivered == stored.pulses_delivered == len(stored.trial_log)
+    assert [p.intensity_pct for p in truth] == [e["intensity_pct_mso"] for e in stored.trial_log]
+    assert max(p.intensity_pct for p in truth) == max(extension["intensities_added_pct_mso"]) <= 60
+    assert outcome.fit is not None and outcome.fit.s50_pct_mso.value == pytest.approx(true_s50, abs=3.0)
     assert not bench.sim.device.armed and not bench.sim.device.remote

@@ -44,6 +44,13 @@ def io_curve(
     levels: Annotated[str, typer.Option("--levels", help="Intensities, % rMT, comma separated.")] =
         "90,100,110,120,130,140,150",
     pulses: Annotated[int, typer.Option("--pulses", help="Pulses per intensity.")] = 10,
+    upper_step: Annotated[float, typer.Option(
+        "--upper-step", metavar="PCT_RMT",
+        help="When the curve shows no plateau at its top intensity, add a level this many % rMT above it, and "
+             "again, until it does or --upper-cap is reached (0: the planned levels only).")] = 10.0,
+    upper_cap: Annotated[float, typer.Option(
+        "--upper-cap", metavar="PCT_RMT",
+        help="The highest added level, % rMT; never above the stimulator's maximum or 100 %MSO.")] = 200.0,
     muscle: Annotated[str, typer.Option("--muscle", help="Target muscle (recorded).")] = "FDI",
     mep_window: Annotated[str, typer.Option("--mep-window", metavar="START-END", help="MEP window, ms.")] = "15-50",
     emg_channel: Annotated[str | None, typer.Option("--emg-channel", help="LSL channel label.")] = None,
@@ -61,7 +68,8 @@ def io_curve(
     virtual_time: Annotated[bool, typer.Option("--virtual-time", help="Simulators only: a virtual clock.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Measure an input–output curve (MEPs at 90–150 % rMT), fit a Boltzmann sigmoid and record it."""
+    """Measure an input–output curve (MEPs at 90–150 % rMT, higher while no plateau shows), fit a Boltzmann
+    sigmoid and record it."""
     from tmsctl.cli.common import EXIT_REFUSED, err, exit_code_for, out, reported, sigterm_as_interrupt
     from tmsctl.cli.db import open_records
     from tmsctl.cli.mt import _emg_responder, _simulated_subject, muscle_config
@@ -69,6 +77,7 @@ def io_curve(
         IoCurvePlan,
         IoCurveRequest,
         IoCurveStopped,
+        UpperRange,
         render_io_curve_html,
         run_io_curve,
     )
@@ -78,11 +87,12 @@ def io_curve(
 
     with reported():
         plan = IoCurvePlan(rmt, _levels(levels), pulses, max_pct_mso=130)
+        upper = None if upper_step == 0 else UpperRange(step_pct_rmt=upper_step, cap_pct_rmt=upper_cap)
         request = IoCurveRequest(
             device_url=device, subject_id=subject, coil=parse_coil(coil), rmt_pct_mso=rmt,
             levels_pct_rmt=plan.levels_pct_rmt, pulses_per_level=pulses, muscle=muscle, operator=operator,
             stimulator_serial=stimulator_serial, virtual_time=virtual_time,
-            settings=HuntSettings(inter_trial_interval_s=iti, inter_trial_jitter_s=iti_jitter),
+            settings=HuntSettings(inter_trial_interval_s=iti, inter_trial_jitter_s=iti_jitter), upper_range=upper,
         )
         url = parse(device)
         config = muscle_config(muscle, mep_window, "rMT")
@@ -97,8 +107,11 @@ def io_curve(
         elif emg == "sim":
             raise InvalidArgument("--emg sim needs --simulated-subject SEED", hint="e.g. --simulated-subject 7")
         if not yes:
+            more = "" if upper is None else (
+                f" (and {pulses} more at each {upper.step_pct_rmt:g} % rMT step above, up to {upper.cap_pct_rmt:g} % "
+                f"rMT or the stimulator's maximum, while the curve shows no plateau)")
             typer.confirm(f"Take remote control of {url.redacted} and give {plan.total_pulses} single pulses at "
-                          f"{min(plan.intensities_pct_mso)}–{max(plan.intensities_pct_mso)} %MSO to subject "
+                          f"{min(plan.intensities_pct_mso)}–{max(plan.intensities_pct_mso)} %MSO{more} to subject "
                           f"{subject}?", abort=True)
         records = open_records(db)
         with contextlib.ExitStack() as stack:
@@ -136,6 +149,10 @@ def io_curve(
                               f"#{exc.recorded.measurement_id}, stopped)", highlight=False)
                 raise typer.Exit(exit_code_for(exc.cause)) from None
         fit = outcome.fit
+        if outcome.upper_range is not None:
+            added = outcome.upper_range["intensities_added_pct_mso"]
+            out.print(f"upper range: {'added ' + ', '.join(f'{i} %MSO' for i in added) if added else 'nothing added'}"
+                      f" ({outcome.upper_range['outcome']})", highlight=False, soft_wrap=True)
         if html is not None:
             html.write_text(render_io_curve_html(outcome, subject_id=subject, muscle=muscle, note=request.note))
             out.print(f"curve plotted in {html}", highlight=False)

@@ -53,11 +53,18 @@ __all__ = [
     "FitFailed",
     "IoCurvePlan",
     "IoCurveProcedure",
+    "UpperRange",
     "fit_boltzmann",
+    "plateau_shown",
 ]
 
 DEFAULT_LEVELS_PCT_RMT = (90.0, 100.0, 110.0, 120.0, 130.0, 140.0, 150.0)
 DEFAULT_PULSES_PER_LEVEL = 10
+# The adaptive upper range (UpperRange), status D: steps of 10 % rMT as the plan's own, up to twice the
+# rMT (recruitment curves in the literature run to 150–200 % rMT or 100 %MSO), plateau at 90 % of MEPmax.
+DEFAULT_EXTENSION_STEP_PCT_RMT = 10.0
+DEFAULT_EXTENSION_CAP_PCT_RMT = 200.0
+DEFAULT_PLATEAU_FRACTION = 0.9
 # Below this no amplitude is meaningful on a log scale (an EMG noise floor is a few µV).
 _LOG_FLOOR_UV = 1.0
 
@@ -120,6 +127,57 @@ class IoCurvePlan:
 
 
 @dataclass(frozen=True)
+class UpperRange:
+    """The adaptive upper range: when the curve shows no plateau at its top intensity, one more
+    level ``step_pct_rmt`` above it (``pulses_per_level`` pulses), and again, until the plateau shows
+    or the next level would pass the cap.
+
+    The cap is the lowest of ``cap_pct_rmt`` of the rMT, the stimulator's own maximum and the hunts'
+    ceiling (``HUNT_MAX_PCT_MSO``, 100 %MSO: no enhanced-power pulses). Every added intensity is
+    checked as the planned ones are (whole %MSO, within the stimulator's maximum) before it joins
+    the plan, and the controller's intensity cap is set to the cap before the first pulse, so it
+    refuses anything above it whatever the procedure asks.
+
+    "The plateau shows": the two-source Boltzmann fit of every trial so far reaches at least
+    ``plateau_fraction`` of its rise (MEPmax) at the top intensity given, i.e. the top lies at least
+    ln(f/(1 − f))/k above the fitted S50 (2.2/k for 90 %). A curve that cannot be fitted yet shows
+    no plateau.
+    """
+
+    step_pct_rmt: float = DEFAULT_EXTENSION_STEP_PCT_RMT
+    cap_pct_rmt: float = DEFAULT_EXTENSION_CAP_PCT_RMT
+    plateau_fraction: float = DEFAULT_PLATEAU_FRACTION
+
+    def __post_init__(self) -> None:
+        for name, value, low, high in (("step_pct_rmt", self.step_pct_rmt, 0.0, 100.0),
+                                       ("cap_pct_rmt", self.cap_pct_rmt, 0.0, 300.0),
+                                       ("plateau_fraction", self.plateau_fraction, 0.5, 1.0)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low < value < high + (
+                    0 if name == "plateau_fraction" else 1e-9):
+                raise InvalidArgument(f"the upper range's {name} must lie within ({low:g}, {high:g}), got {value!r}",
+                                      hint="e.g. steps of 10 % rMT up to 200 % rMT, plateau at 90 % of MEPmax")
+
+    def cap_pct_mso(self, rmt_pct_mso: float, max_pct_mso: int) -> int:
+        """The highest intensity the curve may reach: never above the stimulator's (or the hunts') maximum."""
+        return min(int(max_pct_mso), math.floor(rmt_pct_mso * self.cap_pct_rmt / 100.0 + 1e-9))
+
+
+def plateau_shown(points: Sequence[tuple[float, float]], top_pct_mso: float, *, fraction: float,
+                  scale: str = "two-source") -> tuple[bool, str]:
+    """Whether the fitted curve reaches ``fraction`` of MEPmax at ``top_pct_mso`` (see :class:`UpperRange`),
+    with the words that say why."""
+    try:
+        fit = fit_boltzmann(points, scale=scale)
+    except FitFailed as exc:
+        return False, f"no fit yet ({exc.message})"
+    s50, k = fit.s50_pct_mso.value, fit.slope_per_pct_mso.value
+    reached = 1.0 / (1.0 + math.exp(min(k * (s50 - top_pct_mso), 700.0)))
+    words = (f"the fit reaches {100 * reached:.0f} % of MEPmax at {top_pct_mso:g} %MSO "
+             f"(S50 {s50:.1f} %MSO, slope {k:.3g}/%MSO)")
+    return reached >= fraction, words
+
+
+@dataclass(frozen=True)
 class _Trial:
     index: int
     intensity_pct_mso: int
@@ -145,16 +203,34 @@ class IoCurveProcedure:
 
     method = "io-curve"
 
-    def __init__(self, sequence: Sequence[int], *, max_pct_mso: int, criterion_uv: float = 50.0) -> None:
+    def __init__(self, sequence: Sequence[int], *, max_pct_mso: int, criterion_uv: float = 50.0,
+                 plan: IoCurvePlan | None = None, upper: UpperRange | None = None,
+                 fit_scale: str = "two-source") -> None:
         if not sequence:
             raise InvalidArgument("an input–output curve needs at least one planned pulse")
-        if max(sequence) > max_pct_mso:
-            raise InvalidArgument(f"the plan reaches {max(sequence)} %MSO, above {max_pct_mso} %MSO")
+        _check_intensities(sequence, max_pct_mso)
+        if upper is not None and plan is None:
+            raise InvalidArgument("an adaptive upper range extends a plan: give the plan")
         self.sequence = tuple(sequence)
-        self.max_pct_mso = max_pct_mso
-        self.max_trials = len(self.sequence)
         self.criterion_uv = criterion_uv
         self.trials: list[_Trial] = []
+        self.plan = plan
+        self.upper = upper
+        self.fit_scale = fit_scale
+        self.extension_levels_pct_rmt: list[float] = []
+        self.extension_intensities_pct_mso: list[int] = []
+        self.extension_outcome: str | None = None
+        self._candidates: list[tuple[float, int]] = []
+        self.cap_pct_mso = max(self.sequence)
+        if upper is not None and plan is not None:
+            self.cap_pct_mso = max(self.cap_pct_mso, upper.cap_pct_mso(plan.rmt_pct_mso, max_pct_mso))
+            self._candidates = _extension_levels(plan, upper, self.cap_pct_mso, max(self.sequence))
+            # every added intensity is checked as the planned ones were, before any pulse
+            _check_intensities([i for _, i in self._candidates], max_pct_mso)
+        # The controller's intensity cap (MtHunt sets it from this): the highest the curve may ever reach.
+        self.max_pct_mso = self.cap_pct_mso
+        per_level = plan.pulses_per_level if plan is not None else 0
+        self.max_trials = len(self.sequence) + per_level * len(self._candidates)
 
     @property
     def done(self) -> bool:
@@ -175,7 +251,41 @@ class IoCurveProcedure:
         trial = _Trial(len(self.trials) + 1, intensity_pct_mso, float(response.amplitude_uv),
                        response.amplitude_uv >= self.criterion_uv)
         self.trials.append(trial)
+        if self.upper is not None and len(self.trials) == len(self.sequence):
+            self._extend_or_end()
         return trial
+
+    def _extend_or_end(self) -> None:
+        """At the end of the plan so far: one more level above it when the curve shows no plateau."""
+        assert self.upper is not None and self.plan is not None
+        top = max(self.sequence)
+        shown, words = plateau_shown(self.points(), top, fraction=self.upper.plateau_fraction, scale=self.fit_scale)
+        if shown:
+            self.extension_outcome = f"plateau at {top} %MSO: {words}"
+            return
+        if not self._candidates:
+            self.extension_outcome = (f"no plateau by the cap {self.cap_pct_mso} %MSO (the lowest of "
+                                      f"{self.upper.cap_pct_rmt:g} % rMT and the stimulator's maximum): {words}")
+            return
+        level, intensity = self._candidates.pop(0)
+        self.extension_levels_pct_rmt.append(level)
+        self.extension_intensities_pct_mso.append(intensity)
+        self.sequence = self.sequence + (intensity,) * self.plan.pulses_per_level
+
+    def extension_record(self) -> dict[str, Any] | None:
+        """What the adaptive upper range did, for the record (None when it was off)."""
+        if self.upper is None:
+            return None
+        return {
+            "step_pct_rmt": self.upper.step_pct_rmt, "cap_pct_rmt": self.upper.cap_pct_rmt,
+            "cap_pct_mso": self.cap_pct_mso, "plateau_fraction": self.upper.plateau_fraction,
+            "levels_added_pct_rmt": list(self.extension_levels_pct_rmt),
+            "intensities_added_pct_mso": list(self.extension_intensities_pct_mso),
+            "outcome": self.extension_outcome or "stopped before the plan's end",
+            "safety": (f"every added intensity was checked as the planned ones (whole %MSO, within the "
+                       f"stimulator's maximum) and the controller refused any intensity above "
+                       f"{self.cap_pct_mso} %MSO"),
+        }
 
     def points(self) -> tuple[tuple[int, float], ...]:
         return tuple((t.intensity_pct_mso, t.amplitude_uv) for t in self.trials)
@@ -183,6 +293,30 @@ class IoCurveProcedure:
     def result(self) -> SeriesResult:
         return SeriesResult(self.method, tuple(self.trials), self.done,
                             "every planned pulse measured" if self.done else "stopped before the plan's end")
+
+
+def _check_intensities(intensities: Sequence[int], max_pct_mso: int) -> None:
+    """The checks every intensity of a curve passes before it is planned, added ones included."""
+    for intensity in intensities:
+        if isinstance(intensity, bool) or not isinstance(intensity, int) or intensity < 1:
+            raise InvalidArgument(f"a curve's intensities are whole %MSO ≥ 1, got {intensity!r}")
+        if intensity > max_pct_mso:
+            raise InvalidArgument(f"the plan reaches {intensity} %MSO, above {max_pct_mso} %MSO")
+
+
+def _extension_levels(plan: IoCurvePlan, upper: UpperRange, cap_pct_mso: int, top_pct_mso: int) -> list[tuple[float, int]]:
+    """The levels (% rMT, %MSO) the upper range may add, in order, none above the cap; a level that
+    rounds to an intensity already given is passed over."""
+    levels: list[tuple[float, int]] = []
+    level, highest = max(plan.levels_pct_rmt), top_pct_mso
+    while True:
+        level = round(level + upper.step_pct_rmt, 6)
+        intensity = round_half_up(plan.rmt_pct_mso * level / 100.0)
+        if intensity > cap_pct_mso:
+            return levels
+        if intensity > highest:
+            levels.append((level, intensity))
+            highest = intensity
 
 
 # -- the fit ---------------------------------------------------------------------------------------
@@ -423,6 +557,8 @@ class IoCurveRequest:
     settings: Any = None  # tmsctl.clinic.mt_session.HuntSettings
     scale: str = "two-source"
     note: str | None = None
+    # The adaptive upper range (None: the plan's levels only); see UpperRange.
+    upper_range: UpperRange | None = field(default_factory=UpperRange)
 
 
 @dataclass(frozen=True)
@@ -436,6 +572,7 @@ class IoCurveOutcome:
     device: Any  # DeviceInfo
     stimulator_serial: str
     recorded: Any | None = None
+    upper_range: dict[str, Any] | None = None  # IoCurveProcedure.extension_record()
 
     def result_dict(self) -> dict[str, Any]:
         return {
@@ -443,6 +580,7 @@ class IoCurveOutcome:
             "intensities_pct_mso": list(self.plan.intensities_pct_mso),
             "pulses_per_level": self.plan.pulses_per_level,
             "fit": None if self.fit is None else self.fit.as_dict(), "fit_error": self.fit_error,
+            "upper_range": self.upper_range,
         }
 
 
@@ -485,7 +623,8 @@ def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = No
         raise
     if on_connected:
         on_connected(info)
-    procedure = IoCurveProcedure(plan.sequence(rng), max_pct_mso=max_pct)
+    procedure = IoCurveProcedure(plan.sequence(rng), max_pct_mso=max_pct, plan=plan, upper=request.upper_range,
+                                 fit_scale=request.scale)
     hunt = MtHunt(controller, procedure, respond, rng=rng, settings=request.settings or HuntSettings(),
                   on_fired=on_fired, on_trial=on_trial, on_rejected=on_rejected, release=host.release)
 
@@ -495,7 +634,8 @@ def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = No
         from tmsctl.records.meps import MepMeasurementRecord, MepRecords
         from tmsctl.session.planned import coil_key
 
-        result = IoCurveOutcome(plan, procedure.points(), fit, fit_error, (), 0, info, serial).result_dict()
+        result = IoCurveOutcome(plan, procedure.points(), fit, fit_error, (), 0, info, serial,
+                                upper_range=procedure.extension_record()).result_dict()
         if request.note:
             result["note"] = request.note
         records.ensure_subject(request.subject_id)
@@ -520,7 +660,7 @@ def run_io_curve(request: IoCurveRequest, respond: Any, records: Any | None = No
         fit_error = exc.message
     recorded = keep("completed", fit, fit_error, None)
     return IoCurveOutcome(plan, procedure.points(), fit, fit_error, hunt.log_so_far(), hunt.pulses_delivered, info,
-                          serial, recorded)
+                          serial, recorded, upper_range=procedure.extension_record())
 
 
 # -- the HTML page -----------------------------------------------------------------------------------
@@ -577,6 +717,18 @@ def io_curve_svg(points: Sequence[tuple[float, float]], fit: BoltzmannFit | None
     return "\n".join(parts)
 
 
+def _upper_range_html(extension: dict[str, Any] | None) -> str:
+    import html
+
+    if not extension or not extension["intensities_added_pct_mso"]:
+        return ""
+    levels = ", ".join(f"{v:g}" for v in extension["levels_added_pct_rmt"])
+    intensities = ", ".join(map(str, extension["intensities_added_pct_mso"]))
+    return (f"<p>No plateau at the planned top: the upper range added {html.escape(levels)} % rMT = "
+            f"{html.escape(intensities)} %MSO (one level at a time, in steps of {extension['step_pct_rmt']:g} % rMT, "
+            f"cap {extension['cap_pct_mso']} %MSO): {html.escape(extension['outcome'])}.</p>")
+
+
 def render_io_curve_html(outcome: IoCurveOutcome, *, subject_id: str, muscle: str, note: str | None = None) -> str:
     import html
 
@@ -601,6 +753,7 @@ def render_io_curve_html(outcome: IoCurveOutcome, *, subject_id: str, muscle: st
         f"{', '.join(map(str, plan.intensities_pct_mso))} %MSO, {plan.pulses_per_level} pulses each in random order; "
         f"{outcome.pulses_delivered} pulses delivered, {len(outcome.points)} MEPs measured.</p>"
         + (f"<p>{e(note)}</p>" if note else "")
+        + _upper_range_html(outcome.upper_range)
         + f'<div class="chart">{io_curve_svg(outcome.points, fit)}</div>'
         + f"<p>Boltzmann fit ({fit.scale if fit else ''} scale): MEP = MEPmax / (1 + exp(k·(S50 − x))) + baseline</p>"
         + table + (f"<ul>{notes}</ul>" if notes else "")

@@ -597,7 +597,7 @@ def make_procedure(
     if max_pulses is not None:
         if kind is RelativeFrequency:
             raise InvalidArgument(
-                "a pulse cap applies to ML-PEST and ml-amplitude only",
+                "a pulse cap applies to ML-PEST only (ml-pest, and ml-amplitude, which places its pulses as ML-PEST)",
                 hint="5 of 10 ends by its own rule; give it a trial cap with max_trials",
             )
         extra["max_pulses"] = max_pulses

@@ -712,8 +712,8 @@ def fit_amplitude_threshold(
         total -= float(np.sum(log_ndtr(z[high] * -1.0))) + float(np.sum(log_ndtr(z[low])))
         return total
 
-    slope_bounds = tuple(math.log(b) for b in ML_AMPLITUDE_SLOPE_BOUNDS)
-    sd_bounds = tuple(math.log(b) for b in ML_AMPLITUDE_LOG_SD_BOUNDS)
+    slope_bounds = (math.log(ML_AMPLITUDE_SLOPE_BOUNDS[0]), math.log(ML_AMPLITUDE_SLOPE_BOUNDS[1]))
+    sd_bounds = (math.log(ML_AMPLITUDE_LOG_SD_BOUNDS[0]), math.log(ML_AMPLITUDE_LOG_SD_BOUNDS[1]))
     best = None
     for slope0 in (0.1, 0.3):
         solution = minimize(
