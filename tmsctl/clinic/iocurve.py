@@ -7,6 +7,16 @@ given by :class:`~tmsctl.clinic.mt_session.MtHunt` — the same delivery, keep-a
 rejection handling as a threshold hunt: a rejected trial (pre-activation, after-activity, a gap)
 is given again at the same intensity, and too many stop the curve, disarmed.
 
+The adaptive upper range (:class:`UpperRange`, on by default in :class:`IoCurveRequest`): a subject
+whose S50 lies above 150 % rMT shows no plateau in the planned levels, and a curve without its
+plateau gives S50 and the slope only by extrapolation. So after the planned pulses, while the fit
+reaches less than 90 % of its MEPmax at the top intensity given, one more level 10 % rMT above it
+(``pulses_per_level`` pulses, all at that level), up to a cap that is the lowest of 200 % rMT, the
+stimulator's maximum and 100 %MSO. Each added intensity passes the planned ones' checks before it
+is planned, the controller's intensity cap is the cap from the first pulse, and the record's
+``result["upper_range"]`` keeps what was added and why it ended (benchmarks/bench_io_curve.py: 88 %
+→ 95 % of subjects with S50 within 3 %MSO and the slope within 25 %).
+
 The fit (:func:`fit_boltzmann`): the Boltzmann sigmoid
 
     MEP(x) = MEPmax / (1 + exp(k·(S50 − x))) + baseline
