@@ -737,7 +737,7 @@ class MlAmplitude(MlPest):
     The amplitude says more: near threshold the recruitment curve's foot is exponential in the
     intensity, and a trial-to-trial shift η of excitability on the intensity axis (Goetz et al. 2014,
     Brain Stimul 7:541, the "two variability sources" model; also the model behind Wang, Peterchev
-    & Goetz 2023, J Neural Eng 20:056002) moves ln(MEP) by β·η. So, near threshold,
+    & Goetz 2023, J Neural Eng 20(5), doi:10.1088/1741-2552/acf1cc) moves ln(MEP) by β·η. So, near threshold,
 
         ln MEP = ln(criterion) + β·(x − T) + ε,   ε ~ N(0, s²)
 
