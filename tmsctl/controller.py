@@ -618,11 +618,14 @@ class Controller:
     # -- servicing ---------------------------------------------------------------------------------------
     def next_deadline(self) -> float:
         deadline = self._next_keepalive
+        delivery = self.delivery
+        if delivery is None:
+            return deadline  # between triggers (most calls): only the keep-alive
         watch = self._watch
         if watch is not None and not watch.last_watch_done:
             deadline = min(deadline, watch.last_watch_at)
-        if self.delivery is not None and self.delivery.expected_end > self.clock.now():
-            deadline = min(deadline, self.delivery.expected_end)
+        if delivery.expected_end > self.clock.now():
+            deadline = min(deadline, delivery.expected_end)
         return deadline
 
     def service(self, *, keep_clear_until: float | None = None) -> float:
@@ -645,8 +648,8 @@ class Controller:
         if keep_clear_until is not None and not due:
             window_start = keep_clear_until - self.limits.fire_lead_guard_s
             due = self._next_keepalive <= keep_clear_until and now >= window_start - 0.05
-        delivery, watch = self.delivery, self._watch
-        if delivery is not None and delivery.is_train and watch is not None:
+        delivery = self.delivery
+        if delivery is not None and delivery.is_train and (watch := self._watch) is not None:
             # Two reads the evidence needs: one between the last two pulses (the train still running
             # after all but the last), and one once the last pulse was due (the device ended it).
             if not watch.last_watch_done and now >= watch.last_watch_at:
@@ -655,13 +658,15 @@ class Controller:
             if now >= delivery.expected_end:
                 due = True
         if due:
-            if self._next_coil_read <= now and self.delivery is None and keep_clear_until is None:
+            if self._next_coil_read <= now and delivery is None and keep_clear_until is None:
                 self._read_coil(now)
             self.refresh_status()
-        if self.delivery is not None and self.delivery.is_train:
-            self._check_train_end()
-        elif self.delivery is not None and now >= self.delivery.expected_end:
-            self._finish_delivery()  # a pair: the device fired its second pulse by now, on its own timer
+            delivery = self.delivery  # a status read can end the trigger (a fault)
+        if delivery is not None:
+            if delivery.is_train:
+                self._check_train_end()
+            elif now >= delivery.expected_end:
+                self._finish_delivery()  # a pair: the device fired its second pulse by now, on its own timer
         return self.next_deadline()
 
     def wait_ready(self) -> DeviceStatus:
@@ -679,6 +684,7 @@ class Controller:
 
     def refresh_status(self, *, read_back_intensity: bool = False) -> DeviceStatus:
         """Read the device's status now (it also serves as a keep-alive) and act on what it says."""
+        delivery = self.delivery  # a device-timed train's: the status is evidence of its pulses
         sent_at = self.clock.now()
         if read_back_intensity:
             status = self._device_call("read back the intensity", self.driver.verify_intensity)
@@ -686,13 +692,13 @@ class Controller:
             status = self._device_call("keep-alive (status read)", self.driver.keepalive)
         assert isinstance(status, DeviceStatus)
         self.status = status
-        if self.delivery is not None and self.delivery.is_train:
+        if delivery is not None and delivery.is_train:
             self._watch_train(status, sent_at, raise_early_stop=False)
         # A cause the device states (coil, its own disarm) is named before a stop it left unexplained.
         self._check_status(status)
-        if self.delivery is not None and self.delivery.is_train:
+        if delivery is not None and delivery.is_train:
             self._watch_train(status, sent_at)
-        self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
+        self._next_keepalive = self._last_contact + self.limits.keepalive_period_s  # contact: the reply just now
         return status
 
     def _watch_train(self, status: DeviceStatus, sent_at: float, *, raise_early_stop: bool = True) -> None:
