@@ -420,8 +420,9 @@ class MagstimSimulator(SimulatedDevice):
 
     def _discharge(self, now: float, power: int, source: str, output: str) -> None:
         self._drain(now)
-        self.energy_level_j += energy_j(power)
-        self._record_pulse(now, power, energy_j(power), source, output)
+        energy = energy_j(power)
+        self.energy_level_j += energy
+        self._record_pulse(now, power, energy, source, output)
         if self.coil.at(now) >= self.profile.coil_limit_c and self.is_energised:
             self.fault_log.append((now, "coil over temperature: disarmed"))
             self._disarm(now)
