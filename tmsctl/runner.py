@@ -162,6 +162,19 @@ class SessionRunner:
             self._publish()
             self.clock.wait(self._wake, min(until, nxt))
 
+    def _wait_for_train_end(self) -> None:
+        """Service the device until the controller has settled the device-timed train in progress,
+        checking for pause/abort requests: one service() per wake-up (a keep-alive, the watch read
+        before its last pulse, its end), and at least every 0.5 s for the progress display."""
+        c = self.controller
+        while True:
+            self._check_requests()
+            nxt = c.service()
+            if c.delivery is None:
+                return
+            self._publish()
+            self.clock.wait(self._wake, min(nxt, self.clock.now() + 0.5))
+
     def _check_requests(self) -> None:
         if self._abort.is_set():
             raise _Stop(RunOutcome.ABORTED)
@@ -322,8 +335,8 @@ class SessionRunner:
             # The device acknowledged the trigger: its first pulse is out. The rest of a device-timed
             # train is known only as the device reports it; until then the record keeps it uncertain.
             self.log.fired(train, open_train.known_so_far + (0 if c.delivery is None else 1))
-        while c.delivery is not None:  # a device-timed train: wait for its end
-            self._wait(min(c.next_deadline(), self.clock.now() + 0.5))
+        if c.delivery is not None:  # a device-timed train
+            self._wait_for_train_end()
         open_train.settled(c.last_delivery)
         self._finish_open_train()
         self._publish()
