@@ -146,7 +146,7 @@ class SessionRunner:
 
     # -- running -----------------------------------------------------------------------------------------
     def _publish(self) -> None:
-        self.progress.state = self.controller.state.value
+        self.progress.state = str(self.controller.state)  # a StrEnum's str is its value, without the enum property's cost
         self.progress.last_fault = self.controller.last_fault
         if self.on_progress:
             self.on_progress(self.progress)
