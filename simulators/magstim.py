@@ -190,6 +190,10 @@ class MagstimSimulator(SimulatedDevice):
             for cmd in c.COMMANDS_BY_MODEL[self.model]
             if cmd != c.REMOTE_ON and (length := c.host_frame_length(cmd, self.model, self.version)) is not None
         }
+        # The commands whose reply carries the Rapid² status byte; none on the other models. Decided
+        # here, not per command: Model.RAPID2 is an enum class-attribute load the interpreter cannot
+        # specialise (~70 ns), and _handle runs for every command.
+        self._rapid_status_replies = c._RAPID_STATUS_REPLIES if self.model is Model.RAPID2 else frozenset()
         self.check_fault_plan(faults)
 
     def _power_on_settings(self) -> None:
@@ -274,7 +278,7 @@ class MagstimSimulator(SimulatedDevice):
         status = status or before
         if self.remote and cmd != c.REMOTE_OFF:
             self._feed_keepalive(now)
-        rapid = self.rapid_status() if self.model is Model.RAPID2 and cmd in c._RAPID_STATUS_REPLIES else None
+        rapid = self.rapid_status() if cmd in self._rapid_status_replies else None
         if cmd == c.SET_CHARGE_DELAY:
             rapid = self.rapid_status()
             if self.version and self.version[0] >= 10:
@@ -442,7 +446,7 @@ class MagstimSimulator(SimulatedDevice):
 
     def _pulse(self, now: float, source: str) -> None:
         self._discharge(now, self.power_a, source, "A")
-        if self.model is Model.BISTIM and self.power_b > 0:
+        if self.power_b > 0 and self.model is Model.BISTIM:  # output B is 0 % on the other models
             # U: in BiStim timing the master (A) fires first and the slave (B) one ISI later.
             isi_s = self.isi_raw * (1e-4 if self.high_res else 1e-3)
             power_b = self.power_b
@@ -453,8 +457,9 @@ class MagstimSimulator(SimulatedDevice):
 
     def _discharge(self, now: float, power: int, source: str, output: str) -> None:
         self._drain(now)
-        self.energy_level_j += energy_j(power)
-        self._record_pulse(now, power, energy_j(power), source, output)
+        energy = energy_j(power)
+        self.energy_level_j += energy
+        self._record_pulse(now, power, energy, source, output)
         if self.coil.at(now) >= self.profile.coil_limit_c and self.is_energised:
             self.fault_log.append((now, "coil over temperature: disarmed"))
             self._disarm(now)

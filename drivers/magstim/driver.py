@@ -117,6 +117,9 @@ class MagstimDriver:
         self._reply_plans: dict[tuple[int, int, c.Version | None], tuple[Callable[[bytes], int], float]] = {}
         self._status_reply: c.Reply | None = None
         self._neutral_status: DeviceStatus | None = None
+        # A status query, not Q@: re-sending Q@ would silently take back remote control the unit
+        # dropped, hiding a missed keep-alive from us. Fixed per connection (a Rapid²'s by its version).
+        self._keepalive_query = c.encode_query(c.GET_PARAMETERS)
 
     # -- one exchange -----------------------------------------------------------------------------
     def _exchange(self, frame: bytes, *, what: str) -> c.Reply:
@@ -185,15 +188,10 @@ class MagstimDriver:
     def _remote_on_frame(self) -> bytes:
         return c.encode_remote_on()
 
-    def _keepalive_frame(self) -> bytes:
-        # A status query, not Q@: re-sending Q@ would silently take back remote control the unit
-        # dropped, hiding a missed keep-alive from us.
-        return c.encode_query(c.GET_PARAMETERS)
-
     def keepalive(self) -> DeviceStatus:
         """Refresh the unit's keep-alive deadline; raises RemoteControlLost if it already let go, and
         IntensityMismatch when the reply carries a power (J@, \\@) other than the one set."""
-        reply = self._exchange(self._keepalive_frame(), what="keep-alive")
+        reply = self._exchange(self._keepalive_query, what="keep-alive")
         status = self._status_of(reply)
         if not status.remote_control:
             raise RemoteControlLost(f"{self.display_name} is no longer under remote control (status {status.raw})")
@@ -212,17 +210,14 @@ class MagstimDriver:
         return c.encode_query(c.GET_PARAMETERS)
 
     def _check_power(self, payload: object) -> None:
-        if isinstance(payload, c.Parameters):
-            reported = payload.power_a_pct
-        elif isinstance(payload, c.RapidParameters):
-            reported = payload.power_pct
-        else:
-            return  # this reply carries no power (the V9 keep-alive, x@)
-        if self.power_pct is not None and reported != self.power_pct:
-            raise IntensityMismatch(self.display_name, reported, self.power_pct)
+        """The parameters reply of a 200² or BiStim² (J@) carries output A's power: the one set, or a fault."""
+        if not isinstance(payload, c.Parameters):
+            return
+        if self.power_pct is not None and payload.power_a_pct != self.power_pct:
+            raise IntensityMismatch(self.display_name, payload.power_a_pct, self.power_pct)
 
     def status(self) -> DeviceStatus:
-        return self._status_of(self._exchange(self._keepalive_frame(), what="status read"))
+        return self._status_of(self._exchange(self._keepalive_query, what="status read"))
 
     def release(self) -> None:
         """Disarm and hand control back to the unit's own panel."""
@@ -485,6 +480,7 @@ class Rapid2Driver(MagstimDriver):
     ) -> None:
         super().__init__(transport, limits, simulated=simulated)
         self._unlock_code = unlock_code
+        self._keepalive_query = c.encode_query(c.GET_RAPID_PARAMETERS)  # until connect() reads the version
         self.enhanced = False
         self.train: TrainSettings | None = None
 
@@ -493,6 +489,10 @@ class Rapid2Driver(MagstimDriver):
         payload = self._exchange(c.encode_query(c.GET_VERSION), what="read software version").payload
         assert isinstance(payload, c.SoftwareVersion)
         self.version = payload.version
+        # x@ on v9+ (the bulletins' recommendation), \@ before: both carry the Rapid² status.
+        self._keepalive_query = c.encode_query(
+            c.GET_SYSTEM_STATUS if c.uses_unlock_code(self.version) else c.GET_RAPID_PARAMETERS
+        )
         refine = getattr(self.limits, "for_version", None)
         if refine is not None:
             self.limits = refine(self.version)  # field widths and caps depend on the version
@@ -520,16 +520,18 @@ class Rapid2Driver(MagstimDriver):
             return c.encode_remote_on(self._unlock_code)
         return c.encode_remote_on()
 
-    def _keepalive_frame(self) -> bytes:
-        if c.uses_unlock_code(self.version):
-            return c.encode_query(c.GET_SYSTEM_STATUS)  # x@, the v9+ recommendation
-        return c.encode_query(c.GET_RAPID_PARAMETERS)
-
     def _power_ceiling(self) -> int:
         return 110 if self.enhanced else 100
 
     def _power_query_frame(self) -> bytes:
         return c.encode_query(c.GET_RAPID_PARAMETERS)
+
+    def _check_power(self, payload: object) -> None:
+        """The Rapid²'s parameters reply (\\@) carries its power: the one set, or a fault."""
+        if not isinstance(payload, c.RapidParameters):
+            return  # the v9+ keep-alive (x@) carries no power
+        if self.power_pct is not None and payload.power_pct != self.power_pct:
+            raise IntensityMismatch(self.display_name, payload.power_pct, self.power_pct)
 
     def _read_parameters(self) -> c.RapidParameters:
         payload = self._exchange(c.encode_query(c.GET_RAPID_PARAMETERS), what="read Rapid² parameters").payload

@@ -77,6 +77,11 @@ LAST_PULSE_WATCH_DELAY_S = 0.0005
 # An RTS edge of a host-timed burst later than this (the status read after the edge before took
 # longer than the gap) is not fired: the burst stops, faulted, rather than go off its schedule.
 RTS_EDGE_LATE_S = 0.0005
+# States tested on every service() and status read. Tuples, like ENERGISED: membership is tested by
+# identity first, where each State.X spelled out is a class-attribute load on the enum that the 3.11
+# interpreter cannot specialise (~70 ns): three of them were half the time of an idle service().
+NOT_SERVICED = (State.DISCONNECTED, State.FAULT, State.ESTOP)  # no device to keep alive
+EXPECTED_ARMED = (State.ARMED, State.STIMULATING)  # a status saying "disarmed" here is a fault
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,12 @@ class _TriggerWatch:
         )
 
 
+
+@dataclass(slots=True)
+class _DoseTotals:
+    delivered: int = 0
+    uncertain: int = 0
+
 class Controller:
     def __init__(
         self,
@@ -179,23 +190,25 @@ class Controller:
         listeners: tuple[Listener, ...] | list[Listener] = (),
         limits: RuntimeLimits = RUNTIME_LIMITS,
     ) -> None:
+        # At most 29 instance attributes (tests/controller/test_controller_layout.py): CPython keeps
+        # no more inline, and past that every attribute access here takes the slower dict path (the
+        # 10 Hz benchmark session lost 3 % to the 30th). What can be derived is a property instead.
         self.driver = driver
         self.clock = clock
         self.limits = limits
         self.dispatcher = Dispatcher(listeners)
         self.fsm = StateMachine(self._state_changed, self._audit_trigger)
         self.info: DeviceInfo | None = None
-        self.confirmed_replies = True
         self.status: DeviceStatus | None = None
         self.coil_temperature_c: float | None = None
         self.intensity_pct_mso: int | None = None
         self.train: tuple[float, int] | None = None  # (frequency_hz, pulses) configured on the device
-        self.train_timing = 0.0  # seconds from the first to the last pulse of the configured train
         self.train_offsets: tuple[float, ...] = (0.0,)  # each pulse of the configured train, from its first
         self.pair: PairSettings | None = None  # a paired pulse configured on the device: one trigger, two pulses
         self.last_fault: str | None = None
-        self.pulses_delivered = 0  # known delivered, over every trigger of this controller
-        self.pulses_uncertain = 0  # may have gone out (a trigger cut short or unanswered)
+        # Over every trigger of this controller: known delivered, and may have gone out (a trigger cut
+        # short or unanswered). One attribute for both: see pulses_delivered.
+        self._totals = _DoseTotals()
         self.delivery: Delivery | None = None
         self.last_delivery: Delivery | None = None  # the latest trigger's outcome, with its dose
         self._watch: _TriggerWatch | None = None
@@ -234,6 +247,17 @@ class Controller:
     @property
     def capabilities(self) -> frozenset[Capability]:
         return self.info.capabilities if self.info else frozenset()
+
+    @property
+    def confirmed_replies(self) -> bool:
+        """False for a device that does not answer commands (no CONFIRMED_REPLIES): every delivery
+        is then recorded as unconfirmed."""
+        return self.info is None or Capability.CONFIRMED_REPLIES in self.info.capabilities
+
+    @property
+    def train_timing(self) -> float:
+        """Seconds from the first to the last pulse of the configured train (0 in single-pulse mode)."""
+        return self.train_offsets[-1]
 
     def _energy_budget(self) -> EnergyBudget | None:
         model = self.driver.limits.energy_model()
@@ -329,11 +353,23 @@ class Controller:
         dose = reconcile(watch.evidence(self._pulses_reported()))
         final = replace(delivery, dose=dose)
         self.last_delivery = final
-        self.pulses_delivered += dose.delivered
-        self.pulses_uncertain += dose.uncertain
+        self._totals.delivered += dose.delivered
+        self._totals.uncertain += dose.uncertain
         if self.on_delivered:
             self.on_delivered(final)
         return final
+
+    @property
+    def pulses_delivered(self) -> int:
+        """Pulses known delivered over every trigger of this controller. The two totals share one
+        attribute: the controller stays within CPython's inline attributes
+        (tests/controller/test_controller_layout.py)."""
+        return self._totals.delivered
+
+    @property
+    def pulses_uncertain(self) -> int:
+        """Pulses that may have gone out (a trigger cut short or unanswered), over every trigger."""
+        return self._totals.uncertain
 
     # -- connection ----------------------------------------------------------------------------------
     def connect(self) -> DeviceInfo:
@@ -341,10 +377,7 @@ class Controller:
         info = self._device_call("connect", self.driver.connect)
         assert isinstance(info, DeviceInfo)
         self.info = info
-        # A device that does not answer commands (no CONFIRMED_REPLIES, or a driver that says so)
-        # gets every delivery recorded as unconfirmed.
         check_capabilities(self.driver, info.capabilities)
-        self.confirmed_replies = Capability.CONFIRMED_REPLIES in info.capabilities
         self.status = self._device_call("status", self.driver.status)
         if Capability.PAIRED_PULSE in info.capabilities and isinstance(self.driver, PairedPulseDriver):
             self.pair = self.driver.pair  # left on by the panel or a previous host: a trigger fires two pulses
@@ -400,7 +433,6 @@ class Controller:
         self._device_call(f"set train {pulses} @ {frequency_hz:g} Hz", lambda: timer.set_train(frequency_hz, pulses))
         self.train = (frequency_hz, pulses)
         self._single_pulse_mode_confirmed = False
-        self.train_timing = (pulses - 1) / frequency_hz  # first to last pulse
         self.train_offsets = tuple(k / frequency_hz for k in range(pulses))
         self._emit(TrainConfigured, frequency_hz=frequency_hz, n_pulses=pulses)
 
@@ -424,7 +456,6 @@ class Controller:
             ),
         )
         self.train = (burst_rate_hz, pulses_per_burst * bursts)
-        self.train_timing = ((bursts - 1) / burst_rate_hz + (pulses_per_burst - 1) / burst_frequency_hz)
         self.train_offsets = tuple(
             b / burst_rate_hz + p / burst_frequency_hz for b in range(bursts) for p in range(pulses_per_burst)
         )
@@ -820,11 +851,14 @@ class Controller:
     # -- servicing ---------------------------------------------------------------------------------------
     def next_deadline(self) -> float:
         deadline = self._next_keepalive
+        delivery = self.delivery
+        if delivery is None:
+            return deadline  # between triggers (most calls): only the keep-alive
         watch = self._watch
         if watch is not None and not watch.last_watch_done:
             deadline = min(deadline, watch.last_watch_at)
-        if self.delivery is not None and self.delivery.expected_end > self.clock.now():
-            deadline = min(deadline, self.delivery.expected_end)
+        if delivery.expected_end > self.clock.now():
+            deadline = min(deadline, delivery.expected_end)
         return deadline
 
     def service(self, *, keep_clear_until: float | None = None) -> float:
@@ -834,7 +868,7 @@ class Controller:
         window before it (it would delay the trigger), so one due then goes out early instead.
         """
         state = self.fsm.state
-        if state is State.DISCONNECTED or state is State.FAULT or state is State.ESTOP:
+        if state in NOT_SERVICED:
             return math.inf
         now = self.clock.now()
         if state in ENERGISED and now - self._last_contact > 1.0:
@@ -857,13 +891,15 @@ class Controller:
             if now >= delivery.expected_end:
                 due = True
         if due:
-            if self._next_coil_read <= now and self.delivery is None and keep_clear_until is None:
+            if self._next_coil_read <= now and delivery is None and keep_clear_until is None:
                 self._read_coil(now)
             self.refresh_status()
-        if self.delivery is not None and self.delivery.is_train:
-            self._check_train_end()
-        elif self.delivery is not None and now >= self.delivery.expected_end and not (watch and watch.unanswered):
-            self._finish_delivery()  # a pair: the device fired its second pulse by now, on its own timer
+            delivery = self.delivery  # a status read can end the trigger (a fault)
+        if delivery is not None:
+            if delivery.is_train:
+                self._check_train_end()
+            elif now >= delivery.expected_end and not (watch is not None and watch.unanswered):
+                self._finish_delivery()  # a pair: the device fired its second pulse by now, on its own timer
         return self.next_deadline()
 
     def wait_ready(self) -> DeviceStatus:
@@ -883,6 +919,7 @@ class Controller:
 
     def refresh_status(self, *, read_back_intensity: bool = False) -> DeviceStatus:
         """Read the device's status now (it also serves as a keep-alive) and act on what it says."""
+        delivery = self.delivery  # a device-timed train's: the status is evidence of its pulses
         sent_at = self.clock.now()
         if read_back_intensity:
             status = self._device_call("read back the intensity", self.driver.verify_intensity)
@@ -890,15 +927,15 @@ class Controller:
             status = self._device_call("keep-alive (status read)", self.driver.keepalive)
         assert isinstance(status, DeviceStatus)
         self.status = status
-        if self.delivery is not None and self.delivery.is_train:
+        if delivery is not None and delivery.is_train:
             self._watch_train(status, sent_at, raise_early_stop=False)
         # A cause the device states (coil, its own disarm) is named before a stop it left unexplained.
         self._check_status(status)
-        if self.delivery is not None and self.delivery.is_train:
+        if delivery is not None and delivery.is_train:
             self._watch_train(status, sent_at)
         if self.delivery is None and status.ready:
             self._ready_since_trigger = True
-        self._next_keepalive = self.clock.now() + self.limits.keepalive_period_s
+        self._next_keepalive = self._last_contact + self.limits.keepalive_period_s  # contact: the reply just now
         return status
 
     def _watch_train(self, status: DeviceStatus, sent_at: float, *, raise_early_stop: bool = True) -> None:
@@ -936,7 +973,7 @@ class Controller:
 
     def _check_status(self, status: DeviceStatus) -> None:
         state = self.fsm.state
-        if (state is State.ARMED or state is State.STIMULATING) and not status.armed:
+        if state in EXPECTED_ARMED and not status.armed:
             self._fault("device_disarmed", f"the device disarmed itself (status {status.raw})")
             raise DeviceStateError(f"{self.driver.display_name} disarmed itself (status {status.raw})")
         if not status.coil_present and state in ENERGISED:

@@ -154,7 +154,7 @@ class SessionRunner:
 
     # -- running -----------------------------------------------------------------------------------------
     def _publish(self) -> None:
-        self.progress.state = self.controller.state.value
+        self.progress.state = str(self.controller.state)  # a StrEnum's str is its value, without the enum property's cost
         self.progress.last_fault = self.controller.last_fault
         if self.on_progress:
             self.on_progress(self.progress)
@@ -169,6 +169,19 @@ class SessionRunner:
                 return
             self._publish()
             self.clock.wait(self._wake, min(until, nxt))
+
+    def _wait_for_train_end(self) -> None:
+        """Service the device until the controller has settled the device-timed train in progress,
+        checking for pause/abort requests: one service() per wake-up (a keep-alive, the watch read
+        before its last pulse, its end), and at least every 0.5 s for the progress display."""
+        c = self.controller
+        while True:
+            self._check_requests()
+            nxt = c.service()
+            if c.delivery is None:
+                return
+            self._publish()
+            self.clock.wait(self._wake, min(nxt, self.clock.now() + 0.5))
 
     def _check_requests(self) -> None:
         if self._abort.is_set():
@@ -341,8 +354,8 @@ class SessionRunner:
             # train is known only as the device reports it; until then the record keeps it uncertain.
             # (An RTS edge is acknowledged by nothing: its train's first pulse is known only from a status.)
             self.log.fired(train, open_train.known_so_far + (0 if c.delivery is None or rts else 1))
-        while c.delivery is not None:  # a device-timed train: wait for its end
-            self._wait(min(c.next_deadline(), self.clock.now() + 0.5))
+        if c.delivery is not None:  # a device-timed train
+            self._wait_for_train_end()
         open_train.settled(c.last_delivery)
         self._finish_open_train()
         self._publish()
