@@ -157,16 +157,7 @@ LOOPBACK_SCRIPT = textwrap.dedent(
 )
 
 
-def _pylsl_problem() -> str | None:
-    probe = subprocess.run([sys.executable, "-c", "import pylsl; pylsl.library_version()"],
-                           capture_output=True, text=True, timeout=60)
-    return None if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["?"])[-1]
-
-
-def test_an_lsl_inlet_on_loopback_receives_one_marker_per_pulse(tmp_path: Path) -> None:
-    problem = _pylsl_problem()
-    if problem is not None:
-        pytest.skip(f"pylsl cannot load liblsl here ({problem}); install tmsctl[lsl] on glibc >= 2.35")
+def test_an_lsl_inlet_on_loopback_receives_one_marker_per_pulse(tmp_path: Path, real_lsl: None) -> None:
     config = tmp_path / "lsl_api.cfg"
     config.write_text("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n")
     script = tmp_path / "loopback.py"
@@ -255,10 +246,7 @@ pattern: {kind: rtms, frequency_hz: 10, pulses_per_train: 10, inter_train_interv
 """
 
 
-def test_an_lsl_inlet_receives_train_start_within_10_ms_of_the_trains_first_pulse(tmp_path: Path) -> None:
-    problem = _pylsl_problem()
-    if problem is not None:
-        pytest.skip(f"pylsl cannot load liblsl here ({problem}); install tmsctl[lsl] on glibc >= 2.35")
+def test_an_lsl_inlet_receives_train_start_within_10_ms_of_the_trains_first_pulse(tmp_path: Path, real_lsl: None) -> None:
     config = tmp_path / "lsl_api.cfg"
     config.write_text("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n")
     script = tmp_path / "session_loopback.py"
@@ -322,10 +310,7 @@ CLI_LOOPBACK_SCRIPT = textwrap.dedent(
 )
 
 
-def test_tmsctl_run_lsl_publishes_the_sessions_markers(tmp_path: Path) -> None:
-    problem = _pylsl_problem()
-    if problem is not None:
-        pytest.skip(f"pylsl cannot load liblsl here ({problem}); install tmsctl[lsl] on glibc >= 2.35")
+def test_tmsctl_run_lsl_publishes_the_sessions_markers(tmp_path: Path, real_lsl: None) -> None:
     config = tmp_path / "lsl_api.cfg"
     config.write_text("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n")
     script = tmp_path / "cli_loopback.py"

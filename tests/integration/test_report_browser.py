@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +16,6 @@ from test_report import PROTOCOL, run_session
 from tmsctl.core.clock import VirtualClock
 from tmsctl.lab.report import Chart, render_session_html, session_charts, session_report
 from tmsctl.records import Records
-
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 # Measured by the browser after layout: every element of every chart inside its chart's box, the page
 # no wider than the window. The result is written into the page, which --dump-dom prints.
@@ -102,15 +99,13 @@ def test_faults_are_drawn_at_their_time_on_the_session_axis_and_bars_end_inside_
     assert drawn == pytest.approx([f.offset_s / 60 for f in placed], abs=0.01)  # minutes, to a pixel
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install -y chromium)")
-def test_the_report_lays_out_in_a_real_browser_with_nothing_clipped(tmp_path, protocol) -> None:
+def test_the_report_lays_out_in_a_real_browser_with_nothing_clipped(tmp_path, protocol, chromium) -> None:
     report = _faulted_then_resumed(tmp_path, protocol)
     page = render_session_html(report).replace("</body>", LAYOUT_CHECK + "</body>")
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
-    assert CHROMIUM is not None
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,2000",
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,2000",
          "--virtual-time-budget=5000", "--dump-dom", path.as_uri()],
         capture_output=True, text=True, timeout=120,
     )

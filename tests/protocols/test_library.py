@@ -143,7 +143,7 @@ def test_theta_burst_protocols_run_on_a_burst_capable_stimulator(protocol_id: st
 
 # --- on the Magstim specs (tmsctl.drivers.magstim.spec) --------------------------------------
 
-spec = pytest.importorskip("tmsctl.drivers.magstim.spec")
+from tmsctl.drivers.magstim import spec  # noqa: E402  (the section on the specs)
 
 
 def on_spec(protocol_id: str, device):
